@@ -1,0 +1,25 @@
+# The two commands a fresh machine needs are `make demo` and `make test`; both set up first.
+SHELL := /bin/bash
+VENV := .venv
+PYTEST_ARGS ?=
+
+.PHONY: setup vllm-env demo test bench clean
+
+setup:
+	@bash .ci/setup.sh
+
+vllm-env:
+	@bash .ci/vllm-env.sh
+
+demo: setup
+	$(VENV)/bin/shop-r1 demo
+
+test: setup vllm-env
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
+
+bench: setup
+	$(VENV)/bin/pip install -q -e ".[bench]"
+	$(VENV)/bin/python bench/observe.py
+
+clean:
+	rm -rf $(VENV) .venv-vllm .pytest_cache

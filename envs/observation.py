@@ -1,0 +1,105 @@
+"""What a shopper sees after each step, and what a step returns.
+
+Plain frozen dataclasses: they cross from the browser layer into the simulator, the trace writer
+and the training code, and must stay cheap to build and trivial to serialise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+ElementKind = Literal["clickable", "input", "select"]
+
+
+@dataclass(frozen=True)
+class Element:
+    """One interactable element of the reduced page.
+
+    ``selector`` finds the live element again: the reducer stamps ``data-sr1-name`` on the DOM
+    node, so the executor acts on exactly what the policy saw.
+    """
+
+    name: str
+    kind: ElementKind
+    text: str = ""
+    selector: str = ""
+    tag: str = ""
+    in_viewport: bool = True
+    disabled: bool = False
+    # For selects: the option labels; for inputs: the input type ("search", "text", ...).
+    options: tuple[str, ...] = ()
+    input_type: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PageStats:
+    raw_bytes: int = 0
+    simplified_bytes: int = 0
+    raw_tokens: int = 0
+    simplified_tokens: int = 0
+    ms: float = 0.0
+    truncated: bool = False
+    dropped_elements: int = 0
+
+
+@dataclass(frozen=True)
+class Observation:
+    url: str
+    title: str
+    simplified_html: str
+    elements: tuple[Element, ...]
+    stats: PageStats = field(default_factory=PageStats)
+    timings: dict[str, float] = field(default_factory=dict)
+    blocked_requests: int = 0
+    blocked_urls: tuple[str, ...] = ()
+    screenshot: bytes | None = None
+    raw_html: str | None = None
+
+    def element(self, name: str) -> Element | None:
+        for el in self.elements:
+            if el.name == name:
+                return el
+        return None
+
+    @property
+    def names(self) -> list[str]:
+        return [el.name for el in self.elements]
+
+
+ErrorCode = Literal[
+    "invalid_action",
+    "unknown_name",
+    "wrong_kind",
+    "not_visible",
+    "disabled",
+    "navigation_timeout",
+    "page_crashed",
+    "blocked_origin",
+    "purchase_blocked",
+    "internal",
+]
+
+
+@dataclass(frozen=True)
+class ActionError:
+    """A structured failure of one action; never raised, always returned in a StepResult."""
+
+    code: ErrorCode
+    message: str
+    name: str | None = None
+    suggestions: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    observation: Observation | None
+    error: ActionError | None = None
+    done: bool = False
+    info: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""Who shops: the persona model, the seed library and the sampler."""

@@ -1,0 +1,1 @@
+"""From traces to policies: datasets, rationale synthesis, SFT, GRPO, evaluation."""
