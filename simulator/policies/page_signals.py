@@ -1,0 +1,140 @@
+"""Generic reading of a reduced page: what a shopper can do here, from names and text alone.
+
+Shop-agnostic on purpose: the scripted shopper and the run report both need to tell a search
+box, a product link or an add-to-cart button apart on storefronts they have never seen, so the
+rules look at element kinds, names and visible text (in any shop's wording), never at one
+shop's markup.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from envs.observation import Element, Observation
+
+ADD_TO_CART = re.compile(r"add[\s_]*(?:to[\s_]*)?(?:cart|basket|bag|trolley)", re.I)
+BUY_NOW = re.compile(r"buy[\s_]*(?:it[\s_]*)?now", re.I)
+CART_LINK = re.compile(r"(?:^|[\s_.])(?:cart|basket|bag|trolley)(?:$|[\s_.])", re.I)
+CHECKOUT = re.compile(r"check[\s_-]*out|proceed[\s_]*to", re.I)
+PLACE_ORDER = re.compile(
+    r"place[\s_]*(?:your[\s_]*)?order|complete[\s_]*(?:the[\s_]*)?purchase|pay[\s_]*now|"
+    r"submit[\s_]*payment|confirm[\s_]*(?:order|purchase)", re.I)
+CONFIRMATION = re.compile(r"order[\s_]*(?:confirmed|placed|number|received)|thank[\s_]*you[\s_]*for[\s_]*your[\s_]*order", re.I)
+SEARCH = re.compile(r"search|query|(?:^|[._])(?:q|k|kw|keywords?)(?:$|[._])", re.I)
+REFINEMENT = re.compile(r"refine|filter|facet|brand|categor|rating|price[\s_]*band|stars?", re.I)
+SORT_LOW_HIGH = re.compile(r"low[\s_]*(?:to|-)[\s_]*high|price[\s_]*(?:ascending|asc)", re.I)
+OPTION_GROUP = re.compile(r"option|size|colou?r|style|variant|flavou?r|capacity|pattern", re.I)
+PRICE = re.compile(r"[$€£]\s?(\d{1,3}(?:,\d{3})*(?:\.\d{1,2})?)")
+
+_STOP = set(
+    "i im i'm a an the and or for of to in on with want need looking some that is are be it my me "
+    "would like please buy get find which who whose also than lower less price dollars dollar under "
+    "between about around from this these those has have having can".split()
+)
+
+
+def tokens(text: str) -> set[str]:
+    """Lower-cased content words (3+ chars or digits), stop words removed."""
+    words = re.findall(r"[a-z0-9]+", text.lower().replace("_", " "))
+    return {w for w in words if w not in _STOP and (len(w) > 2 or w.isdigit())}
+
+
+def query_from_intent(intent: str, rng: random.Random | None = None) -> str:
+    """Turn "i want a noise cancelling usb microphone, and price lower than 40 dollars" into a
+    short query, the way people type: the head of the request, without filler or the budget."""
+    text = re.split(r",?\s*(?:and\s+)?price\s+(?:lower|less)", intent, flags=re.I)[0]
+    words = [w for w in re.findall(r"[A-Za-z0-9][A-Za-z0-9'&-]*", text) if w.lower() not in _STOP]
+    limit = 4 if rng is None else rng.choice((3, 4, 4, 5))
+    return " ".join(words[:limit]).lower() or intent.strip()[:40]
+
+
+def _label(el: Element) -> str:
+    return f"{el.name.replace('_', ' ').replace('.', ' ')} {el.text}"
+
+
+@dataclass
+class PageSignals:
+    search_input: Element | None = None
+    add_to_cart: Element | None = None
+    buy_now: Element | None = None
+    cart_link: Element | None = None
+    checkout: Element | None = None
+    place_order: Element | None = None
+    sort_low_to_high: Element | None = None
+    is_confirmation: bool = False
+    products: list[Element] = field(default_factory=list)
+    refinements: list[Element] = field(default_factory=list)
+    form_inputs: list[Element] = field(default_factory=list)
+    option_groups: dict[str, list[Element]] = field(default_factory=dict)
+
+
+def read_signals(obs: Observation) -> PageSignals:
+    sig = PageSignals()
+    inputs = [el for el in obs.elements if el.kind == "input" and not el.disabled]
+    clickables = [el for el in obs.elements if el.kind == "clickable" and not el.disabled]
+    searchy = [el for el in inputs if el.input_type == "search" or SEARCH.search(_label(el))]
+    sig.search_input = searchy[0] if searchy else None
+    sig.form_inputs = [el for el in inputs if el is not sig.search_input
+                       and el.input_type not in ("hidden", "submit", "button", "checkbox", "radio")]
+    for el in clickables:
+        label = _label(el)
+        if sig.place_order is None and PLACE_ORDER.search(label):
+            sig.place_order = el
+        elif sig.add_to_cart is None and ADD_TO_CART.search(label):
+            sig.add_to_cart = el
+        elif sig.buy_now is None and BUY_NOW.search(label):
+            sig.buy_now = el
+        elif sig.checkout is None and CHECKOUT.search(label):
+            sig.checkout = el
+        elif sig.cart_link is None and CART_LINK.search(label) and not ADD_TO_CART.search(label):
+            sig.cart_link = el
+        elif sig.sort_low_to_high is None and SORT_LOW_HIGH.search(label):
+            sig.sort_low_to_high = el
+    sig.is_confirmation = bool(CONFIRMATION.search(obs.title) or CONFIRMATION.search(obs.simplified_html[:4000]))
+    special = {id(x) for x in (sig.place_order, sig.add_to_cart, sig.buy_now, sig.checkout, sig.cart_link,
+                                sig.sort_low_to_high) if x is not None}
+    groups: dict[str, list[Element]] = defaultdict(list)
+    for el in clickables:
+        if id(el) in special:
+            continue
+        parent, _, _leaf = el.name.rpartition(".")
+        words = len(el.text.split())
+        if parent and OPTION_GROUP.search(parent.rsplit(".", 1)[-1]) and words <= 4:
+            groups[parent].append(el)
+        elif REFINEMENT.search(parent) and words <= 6:
+            sig.refinements.append(el)
+        elif el.tag in ("a", "") and words >= 3:
+            sig.products.append(el)
+    sig.option_groups = {k: v for k, v in groups.items() if len(v) >= 2}
+    return sig
+
+
+def price_near(obs: Observation, name: str) -> float | None:
+    """The first price shown in the element's neighbourhood of the simplified HTML.
+
+    Works on the reduced text rather than the DOM: the policy sees the same text, and results
+    lists keep each item's price right after its title in document order.
+    """
+    html = obs.simplified_html
+    pos = html.find(f'name="{name}"')
+    if pos < 0:
+        return None
+    window = html[pos: pos + 1500]
+    m = PRICE.search(window)
+    if not m:
+        return None
+    try:
+        return float(m.group(1).replace(",", ""))
+    except ValueError:
+        return None
+
+
+def main_price(obs: Observation) -> float | None:
+    """The product page's own price: the first price after the page's main heading."""
+    html = obs.simplified_html
+    start = html.find("<h1")
+    m = PRICE.search(html, start if start >= 0 else 0)
+    return float(m.group(1).replace(",", "")) if m else None
