@@ -1,0 +1,339 @@
+"""The session runner: N simulated shoppers, C at a time, one browser, one trace.
+
+Design points that users rely on:
+- one Chromium process, one isolated context per shopper (cheap: ~30 MB per context);
+- policy calls are batched across shoppers (``PolicyBatcher``) so a local model decodes for
+  several shoppers at once and an HTTP backend overlaps requests;
+- every step is appended to ``trace.jsonl`` and flushed as it happens, so Ctrl-C or a crash
+  loses nothing already recorded;
+- a shopper's failure (policy errors after retries, browser crash, timeout) ends that session
+  with a recorded reason; the others go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from envs.actions import Click, Terminate, TypeAndSubmit
+from envs.browser import BrowserPool, SessionOptions
+from envs.observation import Observation, StepResult
+from simulator.batching import PolicyBatcher
+from simulator.policies.base import HistoryItem, Policy, PolicyRequest, PolicyResponse
+from simulator.policies.page_signals import ADD_TO_CART, PLACE_ORDER
+from simulator.safety import allowed_origins, redact_text
+from simulator.trace import TraceWriter
+
+log = logging.getLogger(__name__)
+
+SESSION_HEADER = "X-Shop-R1-Session"
+
+
+class RunConfig(BaseModel):
+    """Everything that shapes a run; recorded verbatim in run.json."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    shop_url: str
+    shoppers: int = Field(4, ge=1, le=10_000)
+    concurrency: int = Field(4, ge=1, le=512)
+    max_steps: int = Field(15, ge=1, le=500)
+    seed: int = 0
+    out_dir: Path
+    policy: str = "scripted"
+    model: str | None = None
+    allow_purchase: bool = False
+    extra_origins: list[str] = Field(default_factory=list)
+    step_timeout_s: float = Field(120.0, gt=0)
+    session_timeout_s: float = Field(900.0, gt=0)
+    max_policy_errors: int = Field(3, ge=1)
+    max_batch: int = Field(8, ge=1)
+    headless: bool = True
+    browser_path: str | None = None
+    screenshots: bool = False
+
+    @field_validator("shop_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError(f"shop URL must start with http:// or https://, got {v!r}")
+        return v
+
+
+@dataclass
+class SessionEnd:
+    session_id: str
+    persona_id: str | None
+    steps: int
+    outcome: str
+    reason: str
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    run_dir: Path
+    sessions: list[SessionEnd] = field(default_factory=list)
+    steps: int = 0
+    wall_s: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def outcomes(self) -> Counter[str]:
+        return Counter(s.outcome for s in self.sessions)
+
+
+class RunObserver:
+    """Hooks for a live view; the runner itself prints nothing."""
+
+    def on_start(self, total: int) -> None: ...
+    def on_step(self, session_id: str, step: int, action: dict[str, Any] | None, error: str | None) -> None: ...
+    def on_session_end(self, end: SessionEnd) -> None: ...
+
+
+def _persona_id(persona: Any) -> str | None:
+    if persona is None:
+        return None
+    if isinstance(persona, dict):
+        return persona.get("persona_id")
+    return getattr(persona, "persona_id", None)
+
+
+def _persona_json(persona: Any) -> dict[str, Any] | None:
+    if persona is None:
+        return None
+    if hasattr(persona, "model_dump"):
+        return persona.model_dump(mode="json")
+    return dict(persona)
+
+
+class _Session:
+    """One shopper's loop; owns its browser context and writes its own steps."""
+
+    def __init__(self, runner: "Runner", index: int, persona: Any):
+        self.r = runner
+        self.persona = persona
+        self.session_id = f"{runner.run_id}-{index:04d}"
+        self.steps = 0
+        self.added_to_cart = False
+        self.purchased = False
+
+    def _record(self, step: int, obs: Observation, resp: PolicyResponse, action_json: dict[str, Any] | None,
+                result: StepResult | None, policy_s: float, step_ms: float, outcome: str | None = None,
+                reason: str = "") -> None:
+        parse_error = None
+        if resp.action is None:
+            code, _, msg = (resp.error or "policy_error: no action").partition(":")
+            parse_error = {"code": code.strip(), "message": msg.strip() or code.strip()}
+        record: dict[str, Any] = {
+            "session_id": self.session_id,
+            "step": step,
+            "persona_id": _persona_id(self.persona),
+            "url": obs.url,
+            "title": obs.title,
+            "simplified_html": obs.simplified_html,
+            "elements": [{"name": e.name, "kind": e.kind, "text": e.text} for e in obs.elements],
+            "action": action_json,
+            "rationale": resp.rationale,
+            "raw_output": resp.raw_text,
+            "parse_error": parse_error,
+            "exec_error": result.error.to_json() if result is not None and result.error is not None else None,
+            "timings": {"policy_s": round(policy_s, 4), "step_ms": round(step_ms, 1), **obs.timings},
+            "tokens": {"prompt": resp.prompt_tokens, "completion": resp.completion_tokens},
+            "blocked_requests": obs.blocked_requests,
+            "done": outcome is not None,
+            "outcome": outcome,
+            "end_reason": reason or None,
+        }
+        self.r.writer.write_step(record)
+
+    def _redacted(self, action: Click | TypeAndSubmit | Terminate, obs: Observation) -> dict[str, Any]:
+        data = action.to_json()
+        if isinstance(action, TypeAndSubmit):
+            data["text"] = redact_text(action.text, obs.element(action.name), action.name)
+        return data
+
+    def _outcome_on_terminate(self) -> str:
+        if self.purchased:
+            return "purchased"
+        return "added_to_cart" if self.added_to_cart else "abandoned"
+
+    async def run(self) -> SessionEnd:
+        r = self.r
+        cfg = r.config
+        session = await r.pool.new_session(
+            self.session_id,
+            allowed_origins=r.origins,
+            extra_headers={SESSION_HEADER: self.session_id},
+            options=SessionOptions(allow_purchase=cfg.allow_purchase, screenshot=cfg.screenshots),
+        )
+        history: list[HistoryItem] = []
+        outcome, reason = "max_steps", f"reached the step budget ({cfg.max_steps})"
+        policy_errors = 0
+        obs: Observation | None = None
+        try:
+            obs = await session.reset(cfg.shop_url)
+            for step in range(cfg.max_steps):
+                self.steps = step + 1
+                req = PolicyRequest(session_id=self.session_id, observation=obs, history=tuple(history),
+                                    persona=self.persona, step=step)
+                t0 = time.perf_counter()
+                try:
+                    resp = await asyncio.wait_for(r.batcher.submit(req), cfg.step_timeout_s)
+                except asyncio.TimeoutError:
+                    resp = PolicyResponse(action=None, error=f"timeout: policy took over {cfg.step_timeout_s:.0f} s")
+                policy_s = time.perf_counter() - t0
+                last = step == cfg.max_steps - 1
+                if resp.action is None:
+                    policy_errors += 1
+                    fatal = policy_errors >= cfg.max_policy_errors
+                    end = ("policy_error", f"{policy_errors} policy errors in a row; last: {resp.error}") if fatal else (
+                        ("max_steps", reason) if last else (None, ""))
+                    self._record(step, obs, resp, None, None, policy_s, 0.0, end[0], end[1])
+                    r.observer.on_step(self.session_id, step, None, resp.error)
+                    r.result.steps += 1
+                    if end[0] is not None:
+                        outcome, reason = end
+                        break
+                    continue
+                policy_errors = 0
+                action = resp.action
+                action_json = self._redacted(action, obs)
+                t1 = time.perf_counter()
+                result = await session.step(action)
+                step_ms = (time.perf_counter() - t1) * 1000
+                if result.error is None and isinstance(action, Click):
+                    el = obs.element(action.name)
+                    label = f"{action.name} {el.text if el else ''}"
+                    if ADD_TO_CART.search(label.replace("_", " ")):
+                        self.added_to_cart = True
+                    if PLACE_ORDER.search(label.replace("_", " ")):
+                        self.purchased = True
+                end: tuple[str | None, str] = (None, "")
+                if isinstance(action, Terminate):
+                    end = (self._outcome_on_terminate(), resp.rationale or "the shopper chose to stop")
+                elif result.done:
+                    code = result.error.code if result.error else "done"
+                    end = ("browser_error" if code == "page_crashed" else self._outcome_on_terminate(),
+                           result.error.message if result.error else "session done")
+                elif last:
+                    end = ("max_steps", reason)
+                self._record(step, obs, resp, action_json, result, policy_s, step_ms, end[0], end[1])
+                r.observer.on_step(self.session_id, step, action_json,
+                                   result.error.code if result.error else None)
+                r.result.steps += 1
+                history.append(HistoryItem(url=obs.url, simplified_html=obs.simplified_html,
+                                           action=action_json, rationale=resp.rationale))
+                if end[0] is not None:
+                    outcome, reason = end
+                    break
+                if result.observation is not None:
+                    obs = result.observation
+        except asyncio.CancelledError:
+            outcome, reason = "interrupted", "the run was stopped"
+            self._end_event(outcome, reason, obs)
+            raise
+        except Exception as exc:  # browser or internal failure: this session only
+            log.warning("session %s failed: %s", self.session_id, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+            outcome, reason = "browser_error", f"{type(exc).__name__}: {exc}"
+            self._end_event(outcome, reason, obs)
+        finally:
+            try:
+                await asyncio.shield(session.close())
+            except Exception:  # a dead context cannot be closed; nothing to keep
+                pass
+        return SessionEnd(self.session_id, _persona_id(self.persona), self.steps, outcome, reason)
+
+    def _end_event(self, outcome: str, reason: str, obs: Observation | None) -> None:
+        """An end marker for sessions that stop between steps (crash, Ctrl-C)."""
+        self.r.writer.write_event({
+            "session_id": self.session_id,
+            "step": self.steps,
+            "persona_id": _persona_id(self.persona),
+            "event": "session_end",
+            "url": obs.url if obs else None,
+            "done": True,
+            "outcome": outcome,
+            "end_reason": reason,
+        })
+
+
+class Runner:
+    def __init__(self, config: RunConfig, policy: Policy, personas: Sequence[Any],
+                 observer: RunObserver | None = None, run_id: str | None = None):
+        if len(personas) < config.shoppers:
+            raise ValueError(f"{config.shoppers} shoppers need as many personas, got {len(personas)}")
+        self.config = config
+        self.policy = policy
+        self.personas = list(personas)[: config.shoppers]
+        self.observer = observer or RunObserver()
+        self.run_id = run_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        self.origins = allowed_origins(config.shop_url, config.extra_origins)
+        self.result = RunResult(self.run_id, Path(config.out_dir))
+
+    async def run(self) -> RunResult:
+        cfg = self.config
+        t0 = time.perf_counter()
+        run_config = {**cfg.model_dump(mode="json"), "policy_info": self.policy.describe()}
+        personas_json = [_persona_json(p) for p in self.personas]
+        with TraceWriter(cfg.out_dir, run_id=self.run_id, config=run_config, seed=cfg.seed,
+                         personas=personas_json) as writer:
+            self.writer = writer
+            async with BrowserPool(browser_path=cfg.browser_path, headless=cfg.headless) as pool, \
+                    PolicyBatcher(self.policy, max_batch=cfg.max_batch) as batcher:
+                self.pool, self.batcher = pool, batcher
+                self.observer.on_start(cfg.shoppers)
+                sem = asyncio.Semaphore(cfg.concurrency)
+
+                async def one(i: int, persona: Any) -> None:
+                    async with sem:
+                        try:
+                            end = await asyncio.wait_for(_Session(self, i, persona).run(), cfg.session_timeout_s)
+                        except asyncio.TimeoutError:
+                            end = SessionEnd(f"{self.run_id}-{i:04d}", _persona_id(persona), 0, "timeout",
+                                             f"session exceeded {cfg.session_timeout_s:.0f} s")
+                            writer.write_event({"session_id": end.session_id, "step": 0, "event": "session_end",
+                                                "persona_id": end.persona_id, "done": True,
+                                                "outcome": "timeout", "end_reason": end.reason})
+                        self.result.sessions.append(end)
+                        self.observer.on_session_end(end)
+
+                tasks = [asyncio.create_task(one(i, p)) for i, p in enumerate(self.personas)]
+                try:
+                    await asyncio.gather(*tasks)
+                except asyncio.CancelledError:
+                    self.result.interrupted = True
+                    for t in tasks:
+                        t.cancel()
+                    await asyncio.gather(*tasks, return_exceptions=True)
+                finally:
+                    self.result.wall_s = time.perf_counter() - t0
+                    writer.finish(self.summary())
+        await self.policy.close()
+        return self.result
+
+    def summary(self) -> dict[str, Any]:
+        res = self.result
+        return {
+            "sessions": len(res.sessions),
+            "steps": res.steps,
+            "outcomes": dict(res.outcomes),
+            "wall_s": round(res.wall_s, 2),
+            "steps_per_s": round(res.steps / res.wall_s, 3) if res.wall_s else 0.0,
+            "interrupted": res.interrupted,
+            "batch_sizes": Counter(self.batcher.batch_sizes) if hasattr(self, "batcher") else {},
+        }
+
+
+async def run_simulation(config: RunConfig, policy: Policy, personas: Sequence[Any],
+                         observer: RunObserver | None = None) -> RunResult:
+    return await Runner(config, policy, personas, observer).run()
