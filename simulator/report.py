@@ -1,0 +1,539 @@
+"""Run reports: what the simulated shoppers did, summarised from the trace alone.
+
+Everything here is computed GENERICALLY from trace records (URLs, titles, element tables,
+actions, outcomes), never from knowledge of one storefront, so the same report works for the
+bundled shop, a real site and imported real logs. The heuristics are deliberately simple and
+written down (see ``STAGE_RULES``) so a number in the report can always be explained.
+
+``summarize`` -> ``RunSummary`` (plain data, JSON-able, stored in run.json);
+``render_console`` prints it with rich; ``write_html`` writes a self-contained report.html with
+the same tables and SVG charts (base64 ``<img>``: no external files, and any text inside a
+chart cannot run as markup).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import logging
+import os
+import re
+import statistics
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from string import Template
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from simulator.trace import (
+    OUTCOMES,
+    RunInfo,
+    TraceReadResult,
+    TraceStep,
+    load_run_info,
+    read_trace,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rich.console import Console
+
+log = logging.getLogger(__name__)
+
+# --------------------------------------------------------------------------------------------
+# Funnel heuristics
+# --------------------------------------------------------------------------------------------
+
+_SEP = r"[\s_.\-/]*"
+PRODUCT_URL_RE = re.compile(r"/(products?|dp|items?|itm)(/|$|[-_.?])", re.I)
+ADD_TO_CART_RE = re.compile(rf"add{_SEP}(\w+{_SEP})?(to{_SEP})?(the{_SEP})?(cart|basket|bag|trolley)", re.I)
+CHECKOUT_RE = re.compile(r"check\s*-?\s*out", re.I)
+PLACE_ORDER_RE = re.compile(
+    rf"place{_SEP}(your{_SEP})?order|(complete|submit|confirm){_SEP}(your{_SEP})?(purchase|order|payment)"
+    rf"|pay{_SEP}now|buy{_SEP}and{_SEP}pay",
+    re.I,
+)
+# A listing page shows one add-to-cart control per item; a product page one or two.
+MAX_CART_CONTROLS_ON_PRODUCT_PAGE = 2
+
+FUNNEL_STAGES: tuple[str, ...] = ("searched", "viewed_product", "added_to_cart", "reached_checkout", "purchased")
+STAGE_LABELS: dict[str, str] = {
+    "searched": "Searched",
+    "viewed_product": "Viewed a product",
+    "added_to_cart": "Added to cart",
+    "reached_checkout": "Reached checkout",
+    "purchased": "Purchased",
+}
+STAGE_RULES: dict[str, str] = {
+    "searched": "a type_and_submit action that executed without error",
+    "viewed_product": (
+        "a page whose URL path has /product, /dp/, /item or /itm/, or whose element table has "
+        f"1-{MAX_CART_CONTROLS_ON_PRODUCT_PAGE} add-to-cart controls"
+    ),
+    "added_to_cart": (
+        "a click without error on an element whose name or text matches add…(cart|basket|bag), "
+        "or the outcome added_to_cart"
+    ),
+    "reached_checkout": "a page whose URL or title contains 'checkout', or a successful click on a checkout control",
+    "purchased": "the outcome purchased, or a click without error on a place-order control",
+}
+DEFAULT_SEGMENT_FIELDS: tuple[str, ...] = ("age_band", "income")
+# A persona library may name a field differently (OPeRA calls the age band ``age``).
+SEGMENT_FIELD_FALLBACKS: dict[str, tuple[str, ...]] = {"age_band": ("age",)}
+
+
+def _label_of(step: TraceStep, name: str) -> str:
+    """The element's name and visible text, for matching controls by their words."""
+    el = step.element(name)
+    return f"{name} {el.text}" if el is not None else name
+
+
+def _executed(step: TraceStep) -> bool:
+    return step.action is not None and step.exec_error is None
+
+
+def is_product_page(step: TraceStep) -> bool:
+    """Whether the page of this step looks like a product page (see ``STAGE_RULES``)."""
+    if PRODUCT_URL_RE.search(urlsplit(step.url).path or ""):
+        return True
+    cart_controls = sum(
+        1 for el in step.elements
+        if el.kind == "clickable" and ADD_TO_CART_RE.search(f"{el.name} {el.text}")
+    )
+    return 1 <= cart_controls <= MAX_CART_CONTROLS_ON_PRODUCT_PAGE
+
+
+def session_stages(steps: Sequence[TraceStep]) -> set[str]:
+    """The funnel stages one session reached (a set of ``FUNNEL_STAGES`` names)."""
+    reached: set[str] = set()
+    for s in steps:
+        if is_product_page(s):
+            reached.add("viewed_product")
+        if CHECKOUT_RE.search(s.url) or CHECKOUT_RE.search(s.title):
+            reached.add("reached_checkout")
+        if s.outcome == "purchased":
+            reached.add("purchased")
+        if s.outcome == "added_to_cart":
+            reached.add("added_to_cart")
+        if not _executed(s):
+            continue
+        action = s.action or {}
+        if action["type"] == "type_and_submit":
+            reached.add("searched")
+        elif action["type"] == "click":
+            label = _label_of(s, action["name"])
+            if ADD_TO_CART_RE.search(label):
+                reached.add("added_to_cart")
+            if PLACE_ORDER_RE.search(label):
+                reached.add("purchased")
+            elif CHECKOUT_RE.search(label):
+                reached.add("reached_checkout")
+    return reached
+
+
+def session_outcome(steps: Sequence[TraceStep]) -> str:
+    """The outcome of the session's last step, or ``unfinished`` (crash: no final step)."""
+    for s in reversed(steps):
+        if s.done and s.outcome:
+            return s.outcome
+    return "unfinished"
+
+
+# --------------------------------------------------------------------------------------------
+# Summary data
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FunnelStage:
+    stage: str
+    label: str
+    sessions: int
+    rate: float  # share of all sessions
+
+
+@dataclass(frozen=True)
+class SegmentRow:
+    value: str
+    sessions: int
+    purchased: int
+    added_to_cart: int
+    purchase_rate: float
+    cart_rate: float
+    mean_steps: float
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    n: int = 0
+    mean_s: float | None = None
+    p50_s: float | None = None
+    p90_s: float | None = None
+
+
+@dataclass
+class RunSummary:
+    """Everything the report shows; ``to_json`` is what goes into run.json's ``summary``."""
+
+    run_id: str | None
+    sessions: int
+    steps: int
+    events: int
+    outcomes: dict[str, int]
+    mean_steps_per_session: float
+    funnel: list[FunnelStage]
+    abandonment_steps: dict[int, int]
+    segments: dict[str, list[SegmentRow]]
+    parse_errors: dict[str, int]
+    exec_errors: dict[str, int]
+    policy_latency: LatencyStats
+    tokens: dict[str, int]
+    problems: list[str] = field(default_factory=list)
+    started_at: str | None = None
+    ended_at: str | None = None
+    policy: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["abandonment_steps"] = {str(k): v for k, v in self.abandonment_steps.items()}
+        return data
+
+    @property
+    def mean_policy_latency_s(self) -> float | None:
+        return self.policy_latency.mean_s
+
+
+def _rate(n: int, d: int) -> float:
+    return n / d if d else 0.0
+
+
+def _percentile(sorted_values: Sequence[float], q: float) -> float:
+    idx = min(len(sorted_values) - 1, max(0, round(q * (len(sorted_values) - 1))))
+    return sorted_values[idx]
+
+
+def _persona_field(persona: dict[str, Any] | None, name: str) -> str:
+    if persona is None:
+        return "unknown"
+    for key in (name, *SEGMENT_FIELD_FALLBACKS.get(name, ())):
+        value = persona.get(key)
+        if value not in (None, ""):
+            return str(value)
+    return "unknown"
+
+
+def _segment_fields(run_info: RunInfo | None, requested: Sequence[str] | None) -> list[str]:
+    """Requested fields, or the defaults that at least one persona of the run carries."""
+    if run_info is None or not run_info.personas:
+        return []
+    if requested is not None:
+        return list(requested)
+    present = []
+    for name in DEFAULT_SEGMENT_FIELDS:
+        keys = (name, *SEGMENT_FIELD_FALLBACKS.get(name, ()))
+        if any(any(p.get(k) not in (None, "") for k in keys) for p in run_info.personas):
+            present.append(name)
+    return present
+
+
+def summarize(
+    trace: TraceReadResult | str | os.PathLike[str],
+    run_info: RunInfo | None = None,
+    *,
+    segment_by: Sequence[str] | None = None,
+) -> RunSummary:
+    """Summarise a trace (a ``TraceReadResult`` or a run dir / trace path).
+
+    With a path and no ``run_info``, ``run.json`` next to the trace is used when present.
+    ``segment_by`` names persona fields to break rates down by (default: ``age_band`` and
+    ``income`` where the run's personas have them).
+    """
+    if not isinstance(trace, TraceReadResult):
+        path = Path(trace)
+        trace = read_trace(path)
+        if run_info is None:
+            run_dir = path if path.is_dir() else path.parent
+            if (run_dir / "run.json").is_file():
+                run_info = load_run_info(run_dir)
+
+    sessions = trace.sessions
+    n_sessions = len(sessions)
+    outcomes: Counter[str] = Counter({o: 0 for o in OUTCOMES})
+    stage_counts: Counter[str] = Counter()
+    abandonment: Counter[int] = Counter()
+    per_session: dict[str, tuple[str, set[str], int, str | None]] = {}
+    for sid, steps in sessions.items():
+        outcome = session_outcome(steps)
+        stages = session_stages(steps)
+        outcomes[outcome] += 1
+        stage_counts.update(stages)
+        if "purchased" not in stages:
+            abandonment[steps[-1].step] += 1
+        per_session[sid] = (outcome, stages, len(steps), steps[0].persona_id)
+
+    parse_errors = Counter(s.parse_error.code for s in trace.steps if s.parse_error is not None)
+    exec_errors = Counter(s.exec_error.code for s in trace.steps if s.exec_error is not None)
+    latencies = sorted(s.timings["policy_s"] for s in trace.steps if "policy_s" in s.timings)
+    latency = LatencyStats(
+        n=len(latencies),
+        mean_s=statistics.fmean(latencies) if latencies else None,
+        p50_s=_percentile(latencies, 0.5) if latencies else None,
+        p90_s=_percentile(latencies, 0.9) if latencies else None,
+    )
+
+    segments: dict[str, list[SegmentRow]] = {}
+    for name in _segment_fields(run_info, segment_by):
+        groups: dict[str, list[tuple[str, set[str], int, str | None]]] = {}
+        for rec in per_session.values():
+            value = _persona_field(run_info.persona(rec[3]) if run_info else None, name)
+            groups.setdefault(value, []).append(rec)
+        rows = []
+        for value, recs in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+            bought = sum(1 for r in recs if "purchased" in r[1])
+            carted = sum(1 for r in recs if "added_to_cart" in r[1])
+            rows.append(SegmentRow(
+                value=value, sessions=len(recs), purchased=bought, added_to_cart=carted,
+                purchase_rate=_rate(bought, len(recs)), cart_rate=_rate(carted, len(recs)),
+                mean_steps=statistics.fmean(r[2] for r in recs),
+            ))
+        segments[name] = rows
+
+    if not outcomes.get("unfinished"):
+        outcomes.pop("unfinished", None)
+    return RunSummary(
+        run_id=(run_info.run_id if run_info else None) or (trace.run_ids[0] if trace.run_ids else None),
+        sessions=n_sessions,
+        steps=len(trace.steps),
+        events=len(trace.events),
+        outcomes=dict(outcomes),
+        mean_steps_per_session=_rate(len(trace.steps), n_sessions),
+        funnel=[FunnelStage(st, STAGE_LABELS[st], stage_counts[st], _rate(stage_counts[st], n_sessions))
+                for st in FUNNEL_STAGES],
+        abandonment_steps=dict(sorted(abandonment.items())),
+        segments=segments,
+        parse_errors=dict(parse_errors.most_common()),
+        exec_errors=dict(exec_errors.most_common()),
+        policy_latency=latency,
+        tokens={"prompt": sum(s.tokens.prompt for s in trace.steps),
+                "completion": sum(s.tokens.completion for s in trace.steps)},
+        problems=[str(p) for p in trace.problems],
+        started_at=run_info.started_at if run_info else None,
+        ended_at=run_info.ended_at if run_info else None,
+        policy=str(run_info.config.get("policy")) if run_info and run_info.config.get("policy") else None,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Tables (shared by the console and the HTML rendering)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Table:
+    title: str
+    columns: tuple[str, ...]
+    rows: list[tuple[str, ...]]
+    numeric: tuple[bool, ...]
+
+
+def _fmt_s(v: float | None) -> str:
+    return "–" if v is None else f"{v:.2f} s"
+
+
+def _tables(summary: RunSummary) -> list[_Table]:
+    n = summary.sessions
+    tables = [
+        _Table("Run", ("what", "value"), [
+            ("run", summary.run_id or "–"),
+            ("policy", summary.policy or "–"),
+            ("started", summary.started_at or "–"),
+            ("ended", summary.ended_at or "– (not finished)"),
+            ("sessions", str(summary.sessions)),
+            ("steps", str(summary.steps)),
+            ("mean steps / session", f"{summary.mean_steps_per_session:.2f}"),
+            ("context events", str(summary.events)),
+            ("policy latency mean / p50 / p90",
+             f"{_fmt_s(summary.policy_latency.mean_s)} / {_fmt_s(summary.policy_latency.p50_s)} / "
+             f"{_fmt_s(summary.policy_latency.p90_s)}"),
+            ("tokens prompt / completion", f"{summary.tokens['prompt']} / {summary.tokens['completion']}"),
+        ], (False, False)),
+        _Table("Funnel", ("stage", "sessions", "% of sessions"),
+               [(f.label, str(f.sessions), f"{100 * f.rate:.1f}%") for f in summary.funnel],
+               (False, True, True)),
+        _Table("Outcomes", ("outcome", "sessions", "% of sessions"),
+               [(o, str(c), f"{100 * _rate(c, n):.1f}%") for o, c in summary.outcomes.items() if c],
+               (False, True, True)),
+        _Table("Abandonment (non-purchasing sessions: last step index)", ("step", "sessions"),
+               [(str(k), str(v)) for k, v in summary.abandonment_steps.items()], (True, True)),
+    ]
+    for name, rows in summary.segments.items():
+        tables.append(_Table(
+            f"By persona {name}", (name, "sessions", "added to cart", "purchased", "mean steps"),
+            [(r.value, str(r.sessions), f"{100 * r.cart_rate:.1f}%", f"{100 * r.purchase_rate:.1f}%",
+              f"{r.mean_steps:.2f}") for r in rows],
+            (False, True, True, True, True)))
+    errors = [("parse", c, k) for c, k in summary.parse_errors.items()]
+    errors += [("exec", c, k) for c, k in summary.exec_errors.items()]
+    tables.append(_Table("Errors by code", ("source", "code", "steps"),
+                         [(src, code, str(k)) for src, code, k in errors], (False, False, True)))
+    if summary.problems:
+        tables.append(_Table("Trace problems (lines skipped)", ("problem",),
+                             [(p,) for p in summary.problems], (False,)))
+    return tables
+
+
+def render_console(summary: RunSummary, console: Console | None = None) -> None:
+    """Print the report as rich tables."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = console or Console()
+    for t in _tables(summary):
+        table = Table(title=t.title, title_justify="left", show_edge=False)
+        for col, numeric in zip(t.columns, t.numeric):
+            table.add_column(col, justify="right" if numeric else "left")
+        for row in t.rows or [tuple("–" for _ in t.columns)]:
+            table.add_row(*(Text(cell) for cell in row))  # Text: persona data is never markup
+        console.print(table)
+        console.print()
+
+
+# --------------------------------------------------------------------------------------------
+# HTML
+# --------------------------------------------------------------------------------------------
+
+
+def _svg_img(draw, alt: str, size: tuple[float, float] = (6.0, 3.0)) -> str:
+    """Render a matplotlib drawing to an inline base64 SVG ``<img>``.
+
+    Uses a bare ``Figure`` (no pyplot global state) so it is safe off the main thread.
+    """
+    import matplotlib
+    from matplotlib.backends.backend_svg import FigureCanvasSVG
+    from matplotlib.figure import Figure
+
+    with matplotlib.rc_context({"svg.hashsalt": "shop-r1", "svg.fonttype": "path"}):
+        fig = Figure(figsize=size, layout="constrained")
+        FigureCanvasSVG(fig)
+        draw(fig.add_subplot())
+        buf = io.BytesIO()
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return f'<img class="chart" alt="{html.escape(alt)}" src="data:image/svg+xml;base64,{data}">'
+
+
+def _charts(summary: RunSummary) -> list[str]:
+    from matplotlib.ticker import MaxNLocator
+
+    def funnel(ax) -> None:
+        labels = [f.label for f in summary.funnel][::-1]
+        values = [f.sessions for f in summary.funnel][::-1]
+        bars = ax.barh(labels, values, color="#4c78a8")
+        ax.bar_label(bars, padding=3)
+        ax.set_xlabel("sessions")
+        ax.set_title("Funnel")
+        ax.set_xlim(0, max([summary.sessions, 1]) * 1.15)
+
+    def outcomes(ax) -> None:
+        items = [(o, c) for o, c in summary.outcomes.items() if c] or [("none", 0)]
+        bars = ax.bar([o for o, _ in items], [c for _, c in items], color="#f58518")
+        ax.bar_label(bars, padding=2)
+        ax.set_ylabel("sessions")
+        ax.set_title("Outcomes")
+        ax.tick_params(axis="x", labelrotation=30)
+        ax.set_ylim(0, max(c for _, c in items) * 1.2 + 0.5)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+
+    def abandonment(ax) -> None:
+        steps = list(summary.abandonment_steps)
+        ax.bar(steps, [summary.abandonment_steps[s] for s in steps], color="#e45756", width=0.8)
+        ax.set_xlabel("last step index of non-purchasing sessions")
+        ax.set_ylabel("sessions")
+        ax.set_title("Abandonment")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+
+    return [
+        _svg_img(funnel, "funnel: sessions reaching each stage"),
+        _svg_img(outcomes, "session outcomes"),
+        _svg_img(abandonment, "abandonment step histogram"),
+    ]
+
+
+def _html_table(t: _Table) -> str:
+    e = html.escape
+    head = "".join(f"<th>{e(c)}</th>" for c in t.columns)
+    body = "".join(
+        "<tr>" + "".join(
+            f'<td class="num">{e(v)}</td>' if num else f"<td>{e(v)}</td>" for v, num in zip(row, t.numeric)
+        ) + "</tr>"
+        for row in t.rows
+    ) or f'<tr><td colspan="{len(t.columns)}" class="empty">none</td></tr>'
+    return f"<section><h2>{e(t.title)}</h2><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></section>"
+
+
+def _template() -> Template:
+    text = resources.files("simulator").joinpath("templates/report.html").read_text(encoding="utf-8")
+    return Template(text)
+
+
+def render_html(summary: RunSummary) -> str:
+    """The whole report as one HTML string (all text escaped, charts inline)."""
+    rules = "".join(
+        f"<li><b>{html.escape(STAGE_LABELS[k])}</b>: {html.escape(v)}</li>" for k, v in STAGE_RULES.items()
+    )
+    return _template().substitute(
+        title=html.escape(f"shop-r1 run {summary.run_id or ''}".strip()),
+        generated=html.escape(datetime.now(timezone.utc).isoformat(timespec="seconds")),
+        charts="\n".join(_charts(summary)),
+        tables="\n".join(_html_table(t) for t in _tables(summary)),
+        rules=rules,
+    )
+
+
+def write_html(summary: RunSummary, path: str | os.PathLike[str]) -> Path:
+    """Write a self-contained ``report.html`` (a directory gets ``report.html`` inside it)."""
+    out = Path(path)
+    if out.is_dir():
+        out = out / "report.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(render_html(summary), encoding="utf-8")
+    os.replace(tmp, out)
+    log.info("report written to %s", out)
+    return out
+
+
+def build_report(
+    run_dir: str | os.PathLike[str],
+    console: Console | None = None,
+    *,
+    segment_by: Sequence[str] | None = None,
+    strict: bool = False,
+) -> RunSummary:
+    """Read a run directory, write ``report.html`` there, optionally print it; returns the summary.
+
+    Reads leniently by default (``strict=False``): a report of a damaged trace is still useful,
+    and the skipped lines are listed in it.
+    """
+    run_dir = Path(run_dir)
+    trace = read_trace(run_dir, strict=strict)
+    info = load_run_info(run_dir) if (run_dir / "run.json").is_file() else None
+    summary = summarize(trace, info, segment_by=segment_by)
+    write_html(summary, run_dir / "report.html")
+    if console is not None:
+        render_console(summary, console)
+    return summary
+
+
+__all__ = [
+    "ADD_TO_CART_RE", "CHECKOUT_RE", "DEFAULT_SEGMENT_FIELDS", "FUNNEL_STAGES", "PLACE_ORDER_RE",
+    "PRODUCT_URL_RE", "STAGE_LABELS", "STAGE_RULES", "FunnelStage", "LatencyStats", "RunSummary",
+    "SegmentRow", "build_report", "is_product_page", "render_console", "render_html",
+    "session_outcome", "session_stages", "summarize", "write_html",
+]
