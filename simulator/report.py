@@ -135,14 +135,6 @@ def session_stages(steps: Sequence[TraceStep]) -> set[str]:
     return reached
 
 
-def session_outcome(steps: Sequence[TraceStep]) -> str:
-    """The outcome of the session's last step, or ``unfinished`` (crash: no final step)."""
-    for s in reversed(steps):
-        if s.done and s.outcome:
-            return s.outcome
-    return "unfinished"
-
-
 # --------------------------------------------------------------------------------------------
 # Summary data
 # --------------------------------------------------------------------------------------------
@@ -260,20 +252,31 @@ def summarize(
             if (run_dir / "run.json").is_file():
                 run_info = load_run_info(run_dir)
 
-    sessions = trace.sessions
-    n_sessions = len(sessions)
+    # Sessions known only from a session_end event (timed out before deciding) count too.
+    session_ids = trace.session_ids
+    n_sessions = len(session_ids)
     outcomes: Counter[str] = Counter({o: 0 for o in OUTCOMES})
     stage_counts: Counter[str] = Counter()
     abandonment: Counter[int] = Counter()
     per_session: dict[str, tuple[str, set[str], int, str | None]] = {}
-    for sid, steps in sessions.items():
-        outcome = session_outcome(steps)
+    for sid in session_ids:
+        steps = trace.sessions.get(sid, [])
+        end = trace.session_end(sid)
+        outcome = trace.outcome(sid)
         stages = session_stages(steps)
+        if outcome == "purchased":
+            stages.add("purchased")
         outcomes[outcome] += 1
         stage_counts.update(stages)
         if "purchased" not in stages:
-            abandonment[steps[-1].step] += 1
-        per_session[sid] = (outcome, stages, len(steps), steps[0].persona_id)
+            # The step index the session ended at: its last decision, or later when an end
+            # event says it stopped while deciding the next one.
+            last = steps[-1].step if steps else 0
+            if end is not None and end.step is not None:
+                last = max(last, end.step)
+            abandonment[last] += 1
+        persona_id = steps[0].persona_id if steps else (end.persona_id if end is not None else None)
+        per_session[sid] = (outcome, stages, len(steps), persona_id)
 
     parse_errors = Counter(s.parse_error.code for s in trace.steps if s.parse_error is not None)
     exec_errors = Counter(s.exec_error.code for s in trace.steps if s.exec_error is not None)
@@ -323,8 +326,19 @@ def summarize(
         problems=[str(p) for p in trace.problems],
         started_at=run_info.started_at if run_info else None,
         ended_at=run_info.ended_at if run_info else None,
-        policy=str(run_info.config.get("policy")) if run_info and run_info.config.get("policy") else None,
+        policy=_policy_name(run_info),
     )
+
+
+def _policy_name(run_info: RunInfo | None) -> str | None:
+    if run_info is None:
+        return None
+    cfg = run_info.config
+    name = cfg.get("policy") or (cfg.get("policy_info") or {}).get("policy")
+    model = cfg.get("model")
+    if not name:
+        return None
+    return f"{name} ({model})" if model else str(name)
 
 
 # --------------------------------------------------------------------------------------------
@@ -535,5 +549,5 @@ __all__ = [
     "ADD_TO_CART_RE", "CHECKOUT_RE", "DEFAULT_SEGMENT_FIELDS", "FUNNEL_STAGES", "PLACE_ORDER_RE",
     "PRODUCT_URL_RE", "STAGE_LABELS", "STAGE_RULES", "FunnelStage", "LatencyStats", "RunSummary",
     "SegmentRow", "build_report", "is_product_page", "render_console", "render_html",
-    "session_outcome", "session_stages", "summarize", "write_html",
+    "session_stages", "summarize", "write_html",
 ]

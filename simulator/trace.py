@@ -74,7 +74,6 @@ Outcome = Literal[
 OUTCOMES: tuple[str, ...] = Outcome.__args__  # type: ignore[attr-defined]
 
 _VERSION_RE = re.compile(r"^(?P<schema>[a-z0-9_.\-]+)/(?P<major>\d+)(?:\.(?P<minor>\d+))?$")
-_CODE_RE = r"^[A-Za-z][A-Za-z0-9_.\-]*$"
 
 
 class TraceFormatError(ValueError):
@@ -127,7 +126,7 @@ class _Strict(BaseModel):
 class ParseErrorInfo(_Strict):
     """Why the policy's text gave no executable action (bad JSON, unknown type, ...)."""
 
-    code: str = Field(pattern=_CODE_RE)
+    code: str = Field(min_length=1)
     message: str
 
     @classmethod
@@ -142,7 +141,7 @@ class ParseErrorInfo(_Strict):
 class ExecErrorInfo(_Strict):
     """``envs.observation.ActionError.to_json()``: why the browser could not execute it."""
 
-    code: str = Field(pattern=_CODE_RE)
+    code: str = Field(min_length=1)
     message: str
     name: str | None = None
     suggestions: list[str] = Field(default_factory=list)
@@ -270,7 +269,10 @@ class TraceStep(_Strict):
 class TraceEvent(_Strict):
     """Context-only happening (imported logs: scroll, navigate, tab_activate): not a decision.
 
-    ``step`` is the index of the step the event happened before (None: after the last one).
+    ``step`` is the index of the step the event happened before (None: unknown). The event
+    ``session_end`` (with ``done``, ``outcome``, ``end_reason``) closes a session that stopped
+    between decisions -- a timeout, a browser crash, Ctrl-C -- where no step could carry the
+    outcome.
     """
 
     kind: Literal["event"] = "event"
@@ -280,10 +282,13 @@ class TraceEvent(_Strict):
     step: int | None = Field(default=None, ge=0)
     persona_id: str | None = None
     event: str = Field(min_length=1)
-    url: str = ""
-    title: str = ""
+    url: str | None = None
+    title: str | None = None
     data: dict[str, Any] = Field(default_factory=dict)
     ts: str = Field(default_factory=_now_iso)
+    done: bool = False
+    outcome: Outcome | None = None
+    end_reason: str | None = None
 
     @field_validator("schema_version")
     @classmethod
@@ -294,6 +299,14 @@ class TraceEvent(_Strict):
     @classmethod
     def _valid_ts(cls, v: str) -> str:
         return _check_iso(v)
+
+    @model_validator(mode="after")
+    def _outcome_only_when_done(self) -> TraceEvent:
+        if self.done and self.outcome is None:
+            raise ValueError("an event with done=true must carry an outcome")
+        if self.outcome is not None and not self.done:
+            raise ValueError(f"outcome {self.outcome!r} given on an event with done=false")
+        return self
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -530,17 +543,23 @@ class TraceWriter:
         *,
         step: int | None = None,
         persona_id: str | None = None,
-        url: str = "",
-        title: str = "",
+        url: str | None = None,
+        title: str | None = None,
         data: Mapping[str, Any] | None = None,
         ts: str | None = None,
+        outcome: str | None = None,
+        end_reason: str | None = None,
     ) -> TraceEvent:
-        """Append a context-only event; pass either a record or the fields as arguments."""
+        """Append an event; pass either a record or the fields as arguments.
+
+        Giving ``outcome`` marks the event as the session's end (``done=true``).
+        """
         if isinstance(session_id, (Mapping, BaseModel)):
             raw = self._complete(session_id)
         else:
             raw = {"run_id": self.run_id, "session_id": session_id, "event": event, "step": step,
-                   "persona_id": persona_id, "url": url, "title": title, "data": dict(data or {})}
+                   "persona_id": persona_id, "url": url, "title": title, "data": dict(data or {}),
+                   "done": outcome is not None, "outcome": outcome, "end_reason": end_reason}
             if ts is not None:
                 raw["ts"] = ts
         raw["kind"] = "event"
@@ -549,6 +568,8 @@ class TraceWriter:
         with self._lock:
             self._events += 1
             self._sessions.add(ev.session_id)
+            if ev.outcome is not None:
+                self._outcomes[ev.outcome] += 1
         return ev
 
     def _append(self, data: dict[str, Any]) -> None:
@@ -646,6 +667,27 @@ class TraceReadResult:
 
     def events_for(self, session_id: str) -> list[TraceEvent]:
         return [e for e in self.events if e.session_id == session_id]
+
+    @property
+    def session_ids(self) -> list[str]:
+        """Sessions with steps, then sessions known only from a ``session_end`` event (a
+        shopper that timed out or crashed before its first decision), in file order."""
+        ids = dict.fromkeys(self.sessions)
+        ids.update(dict.fromkeys(e.session_id for e in self.events if e.done))
+        return list(ids)
+
+    def session_end(self, session_id: str) -> TraceStep | TraceEvent | None:
+        """The record that ended the session: its done step, else its last done event."""
+        for s in reversed(self.sessions.get(session_id, [])):
+            if s.done:
+                return s
+        ends = [e for e in self.events if e.session_id == session_id and e.done]
+        return ends[-1] if ends else None
+
+    def outcome(self, session_id: str) -> str:
+        """The session's outcome, or ``"unfinished"`` when nothing ended it (a killed run)."""
+        end = self.session_end(session_id)
+        return end.outcome if end is not None and end.outcome else "unfinished"
 
 
 def _resolve_trace_path(source: str | os.PathLike[str]) -> Path:

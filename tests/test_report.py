@@ -72,43 +72,51 @@ def run_dir(tmp_path: Path) -> Path:
         # E: crashed mid-session: no final step; checkout reached by title only.
         _s(w, "E", 0, "/x", CHECKOUT, Click(name="elsewhere"), "older", title="Secure Checkout")
         w.write_event("E", "scroll", step=1)
+        # F: one decision, then the policy hung: a session_end event carries the outcome.
+        _s(w, "F", 0, "/", HOME, Click(name="search_button"), "older")
+        w.write_event({"session_id": "F", "step": 1, "persona_id": "older", "event": "session_end",
+                       "url": None, "done": True, "outcome": "timeout", "end_reason": "session exceeded 900 s"})
+        # G: the browser died before the first decision: known only from its end event.
+        w.write_event("G", "session_end", step=0, persona_id="young-rich", outcome="browser_error",
+                      end_reason="TargetClosedError")
     return run
 
 
 def test_summary_of_a_hand_built_trace(run_dir: Path) -> None:
     summary = summarize(read_trace(run_dir), load_run_info(run_dir))
     assert summary.run_id == "report-run" and summary.policy == "scripted"
-    assert (summary.sessions, summary.steps, summary.events) == (5, 14, 1)
-    assert summary.mean_steps_per_session == pytest.approx(14 / 5)
+    assert (summary.sessions, summary.steps, summary.events) == (7, 15, 3)
+    assert summary.mean_steps_per_session == pytest.approx(15 / 7)
     assert {k: v for k, v in summary.outcomes.items() if v} == {
-        "purchased": 1, "abandoned": 1, "max_steps": 1, "policy_error": 1, "unfinished": 1}
+        "purchased": 1, "abandoned": 1, "max_steps": 1, "policy_error": 1, "timeout": 1,
+        "browser_error": 1, "unfinished": 1}
     funnel = {f.stage: f.sessions for f in summary.funnel}
     assert funnel == {"searched": 2, "viewed_product": 3, "added_to_cart": 1,
                       "reached_checkout": 2, "purchased": 1}
     assert [f.stage for f in summary.funnel] == ["searched", "viewed_product", "added_to_cart",
                                                  "reached_checkout", "purchased"]
-    assert summary.funnel[1].rate == pytest.approx(3 / 5)
-    # Non-purchasing sessions B, C, D, E ended at steps 2, 2, 1, 0.
-    assert summary.abandonment_steps == {0: 1, 1: 1, 2: 2}
+    assert summary.funnel[1].rate == pytest.approx(3 / 7)
+    # Non-purchasing sessions B, C, D, E, F, G ended at steps 2, 2, 1, 0, 1 (its end event), 0.
+    assert summary.abandonment_steps == {0: 2, 1: 2, 2: 2}
     assert summary.parse_errors == {"no_json": 2}
     assert summary.exec_errors == {"unknown_name": 1, "not_visible": 1}
-    assert summary.policy_latency.n == 14
-    assert summary.mean_policy_latency_s == pytest.approx((13 * 1.0 + 3.0) / 14)
+    assert summary.policy_latency.n == 15
+    assert summary.mean_policy_latency_s == pytest.approx((14 * 1.0 + 3.0) / 15)
     assert summary.policy_latency.p90_s == 1.0
-    assert summary.tokens == {"prompt": 1400, "completion": 140}
+    assert summary.tokens == {"prompt": 1500, "completion": 150}
 
     ages = {r.value: r for r in summary.segments["age_band"]}  # OPeRA's `age` stands in for age_band
     assert set(ages) == {"25-34 years old", "55-64", "unknown"}
-    assert (ages["25-34 years old"].sessions, ages["25-34 years old"].purchased) == (2, 1)
-    assert ages["25-34 years old"].purchase_rate == 0.5
-    assert ages["55-64"].sessions == 2 and ages["55-64"].mean_steps == pytest.approx(2.0)
+    assert (ages["25-34 years old"].sessions, ages["25-34 years old"].purchased) == (3, 1)
+    assert ages["25-34 years old"].purchase_rate == pytest.approx(1 / 3)
+    assert ages["55-64"].sessions == 3 and ages["55-64"].mean_steps == pytest.approx(5 / 3)
     assert ages["unknown"].sessions == 1  # persona "ghost" is not in run.json
     incomes = {r.value: r for r in summary.segments["income"]}
-    assert incomes["$100,000+"].cart_rate == 1.0 and incomes["<script>alert(1)</script>"].cart_rate == 0.0
+    assert incomes["$100,000+"].cart_rate == 0.5 and incomes["<script>alert(1)</script>"].cart_rate == 0.0
 
     chosen = summarize(run_dir, segment_by=["id"])  # a path: run.json is found next to the trace
     assert list(chosen.segments) == ["id"] and len(chosen.segments["id"]) == 4
-    assert chosen.to_json()["abandonment_steps"] == {"0": 1, "1": 1, "2": 2}
+    assert chosen.to_json()["abandonment_steps"] == {"0": 2, "1": 2, "2": 2}
 
 
 def test_zero_step_run_summarises_to_zeros(tmp_path: Path) -> None:
@@ -129,7 +137,7 @@ def test_html_report_is_self_contained_and_escaped(run_dir: Path, tmp_path: Path
     for title in ("Funnel", "Outcomes", "Abandonment", "By persona age_band", "By persona income",
                   "Errors by code"):
         assert f"<h2>{title}" in text, title
-    assert "<td>Reached checkout</td><td class=\"num\">2</td><td class=\"num\">40.0%</td>" in text
+    assert "<td>Reached checkout</td><td class=\"num\">2</td><td class=\"num\">28.6%</td>" in text
     assert "<td>exec</td><td>unknown_name</td><td class=\"num\">1</td>" in text
     images = re.findall(r'<img class="chart" alt="[^"]*" src="data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)">', text)
     assert len(images) == 3
@@ -144,13 +152,13 @@ def test_build_report_writes_into_the_run_dir_and_prints(run_dir: Path) -> None:
     console = Console(record=True, width=140, color_system=None)
     summary = build_report(run_dir, console)
     assert (run_dir / "report.html").is_file()
-    assert summary.sessions == 5
+    assert summary.sessions == 7
     printed = console.export_text()
     assert "Funnel" in printed and "Outcomes" in printed and "Errors by code" in printed
     cells = r"[\s│]+"
-    assert re.search(rf"Purchased{cells}1{cells}20\.0%", printed)
-    assert re.search(rf"Viewed a product{cells}3{cells}60\.0%", printed)
-    assert re.search(rf"unfinished{cells}1{cells}20\.0%", printed)
+    assert re.search(rf"Purchased{cells}1{cells}14\.3%", printed)
+    assert re.search(rf"Viewed a product{cells}3{cells}42\.9%", printed)
+    assert re.search(rf"timeout{cells}1{cells}14\.3%", printed)
     assert "report-run" in printed
     assert "[bold]$50,000-$74,999" in printed  # persona text is shown literally, not as markup
 
@@ -159,7 +167,7 @@ def test_render_console_lists_trace_problems(run_dir: Path) -> None:
     with (run_dir / "trace.jsonl").open("a") as fh:
         fh.write('{"schema_version": "shop-r1.trace/1", "run_id": "rep')  # crash mid-write
     summary = summarize(read_trace(run_dir), load_run_info(run_dir))
-    assert len(summary.problems) == 1 and ":16: truncated last line" in summary.problems[0]
+    assert len(summary.problems) == 1 and ":19: truncated last line" in summary.problems[0]
     console = Console(record=True, width=200, color_system=None)
     render_console(summary, console)
     assert "truncated last line" in console.export_text()

@@ -338,3 +338,21 @@ def test_trace_step_model_is_strict(tmp_path: Path) -> None:
         TraceStep.model_validate({"run_id": "r", "session_id": "s", "step": 0, "url": "u", "ts": "yesterday"})
     with pytest.raises(FileNotFoundError, match="no trace at"):
         read_trace(tmp_path / "nowhere")
+
+
+def test_session_end_event_closes_a_session_without_a_final_step(tmp_path: Path) -> None:
+    with TraceWriter(tmp_path, "r") as w:
+        w.write_step(_step("s", 0))
+        # The shape the runner writes when a session stops between decisions.
+        w.write_event({"session_id": "s", "step": 1, "persona_id": "p1", "event": "session_end",
+                       "url": None, "done": True, "outcome": "interrupted", "end_reason": "the run was stopped"})
+        w.write_event("t", "session_end", step=0, outcome="browser_error", end_reason="TargetClosedError")
+        w.write_step(_step("u", 0))
+        with pytest.raises(ValueError, match="outcome"):
+            w.write_event({"session_id": "s", "event": "session_end", "done": True})
+    result = read_trace(tmp_path)
+    assert result.session_ids == ["s", "u", "t"]
+    assert result.outcome("s") == "interrupted" and result.session_end("s").end_reason == "the run was stopped"
+    assert result.outcome("t") == "browser_error" and "t" not in result.sessions
+    assert result.outcome("u") == "unfinished" and result.session_end("u") is None
+    assert load_run_info(tmp_path).summary["outcomes"] == {"interrupted": 1, "browser_error": 1}
