@@ -1,0 +1,546 @@
+"""From traces to training and evaluation datasets (HF ``datasets``, saved as Parquet).
+
+Two views of the same recorded sessions, both rendered by :mod:`simulator.prompt` (the one owner
+of the prompt format), so a model is trained on exactly the text it reads when it shops:
+
+* **SFT** (:func:`build_sft_dataset`): one row per session, a multi-turn chat -- system, then
+  per step a user turn (the page) and an assistant turn (``format_answer(rationale, action)``).
+  Columns: ``messages``, ``session_id``, ``persona_id``, ``n_steps``.
+* **RL / evaluation** (:func:`build_rl_dataset`): one row per step with an executable recorded
+  action: ``prompt`` (``build_messages``: system + one user turn holding every previous page and
+  action before the current page, the paper's setting), ``label`` (the action's JSON),
+  ``label_type``, ``rationale`` (recorded; may be empty), ``names`` (the page's element names),
+  ``session_id``, ``persona_id``, ``step``. Extra columns carry the page itself (``url``,
+  ``title``, ``simplified_html``, ``elements`` with kinds and texts) and the shopper
+  (``persona``, JSON text), so that evaluation can hand any policy -- also ones that read the
+  observation rather than the prompt, like the scripted shopper -- the same page the recording
+  saw.
+
+Which steps become examples (the same rule for both views):
+
+* no action (the policy's answer could not be parsed): never a target, and not in the history
+  either (the simulator did not add it to the history it showed the policy);
+* an action the browser could not execute (``exec_error``): not a target -- a model should not
+  learn actions that fail -- but it stays in the RL history, because the shopper did take it;
+* an action whose element is not on the recorded page (when the page lists its elements): not a
+  target (an unusable label), kept in the history.
+
+Personas: when the trace's ``run.json`` lists the session's persona, prompts include it (persona
+block and goal), as the simulator's policies saw it. ``with_persona=False`` leaves it out (the
+paper's plain Shop-R1 setting).
+
+SFT token budget: a session whose chat exceeds ``max_tokens`` (counted with the project's one
+tokenizer, :func:`envs.tokens.count_tokens`, plus :data:`TEMPLATE_OVERHEAD` tokens per message
+for the chat template) is cut into consecutive windows of whole steps, each a row of its own with
+the system prompt and the same ``session_id`` (splits group by session, so windows never leak).
+Cutting into windows rather than keeping only the beginning keeps the late steps -- checkout,
+``terminate`` -- in the data; a long session would otherwise never teach the model to stop.
+Each page is first cut to ``max_page_tokens`` like the prompt budget cuts a current page. A single
+step that alone exceeds the budget is dropped and counted (``skipped["sft_step_over_budget"]``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import ValidationError
+
+from envs.observation import Element, Observation
+from simulator.policies.base import HistoryItem
+from simulator.trace import (
+    RunInfo,
+    TraceFormatError,
+    TraceProblem,
+    TraceReadResult,
+    TraceStep,
+    load_run_info,
+    read_trace,
+)
+from training.splits import SPLITS, SplitBy, SplitName, assign_groups, group_key
+
+if TYPE_CHECKING:  # pragma: no cover - typing only; datasets is imported lazily
+    import datasets
+
+    from personas.model import Persona
+
+log = logging.getLogger(__name__)
+
+DATASET_SCHEMA = "shop-r1.dataset/1"
+MANIFEST_FILE = "manifest.json"
+KINDS: tuple[str, ...] = ("sft", "rl")
+DatasetKind = Literal["sft", "rl"]
+
+#: Default context budget of one RL prompt (tokens), the simulator's own default.
+RL_TOKEN_BUDGET = 6000
+#: Default budget of one SFT row (tokens, whole chat).
+SFT_MAX_TOKENS = 4096
+#: Default cap on one page inside an SFT chat (tokens).
+SFT_MAX_PAGE_TOKENS = 3000
+#: Tokens a chat template adds per message (role markers, separators); ChatML adds ~5.
+TEMPLATE_OVERHEAD = 8
+
+MissingRationale = Literal["error", "skip"]
+
+TokenCounter = Callable[[str], int]
+
+
+class DatasetBuildError(ValueError):
+    """Traces that cannot become a dataset; the message names the trace and session/step."""
+
+
+# --------------------------------------------------------------------------------------------
+# Loading traces
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadedTrace:
+    """One trace file with its run info (when there is a ``run.json`` beside it)."""
+
+    source: Path
+    result: TraceReadResult
+    run_info: RunInfo | None = None
+    personas: dict[str, Any] = field(default_factory=dict)  # persona_id -> Persona (or None)
+
+    @property
+    def problems(self) -> list[TraceProblem]:
+        return self.result.problems
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "path": str(self.result.path),
+            "sha256": _sha256(self.result.path),
+            "run_ids": self.result.run_ids,
+            "sessions": len(self.result.sessions),
+            "steps": len(self.result.steps),
+            "problems": len(self.result.problems),
+        }
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _persona_from(data: Mapping[str, Any] | None, where: str) -> Persona | None:
+    if not data:
+        return None
+    from personas.model import Persona
+
+    try:
+        return Persona.model_validate(dict(data))
+    except ValidationError as exc:
+        log.warning("%s: persona %r is not a valid persona (%s); prompts leave it out",
+                    where, data.get("persona_id"), exc.errors()[0].get("msg"))
+        return None
+
+
+def load_trace(source: str | os.PathLike[str]) -> LoadedTrace:
+    """Read a trace (run directory or ``.jsonl``) leniently: bad lines become problems.
+
+    Unlike ``read_trace``'s default, a bad line in the middle does not abort: it is recorded with
+    ``file:line`` (``LoadedTrace.problems``), logged, and skipped, so one corrupt record does not
+    cost a whole dataset. An unknown schema major version still raises.
+    """
+    path = Path(source)
+    result = read_trace(path, strict=False)
+    run_dir = path if path.is_dir() else path.parent
+    info: RunInfo | None = None
+    if (run_dir / "run.json").is_file():
+        try:
+            info = load_run_info(run_dir)
+        except TraceFormatError as exc:
+            log.warning("%s; personas are left out of the prompts", exc)
+    loaded = LoadedTrace(source=path, result=result, run_info=info)
+    if info is not None:
+        for sid, steps in result.sessions.items():
+            pid = steps[0].persona_id if steps else None
+            if pid is not None and pid not in loaded.personas:
+                loaded.personas[pid] = _persona_from(info.persona(pid), f"{run_dir / 'run.json'}")
+    for problem in result.problems:
+        log.warning("skipped: %s", problem)
+    return loaded
+
+
+TraceInput = LoadedTrace | str | os.PathLike[str]
+
+
+def load_traces(traces: TraceInput | Iterable[TraceInput]) -> list[LoadedTrace]:
+    """Load one or many traces (paths or already loaded)."""
+    if isinstance(traces, (LoadedTrace, str, os.PathLike)):
+        traces = [traces]
+    return [t if isinstance(t, LoadedTrace) else load_trace(t) for t in traces]
+
+
+# --------------------------------------------------------------------------------------------
+# Step classification
+# --------------------------------------------------------------------------------------------
+
+
+def target_skip_reason(step: TraceStep) -> str | None:
+    """Why a step is not a training target (None: it is one). See the module doc."""
+    if step.action is None:
+        return "no_action"
+    if step.exec_error is not None:
+        return "exec_error"
+    name = step.action.get("name")
+    if name is not None and step.elements and step.element(name) is None:
+        return "label_not_on_page"
+    return None
+
+
+def observation_of(step: TraceStep) -> Observation:
+    """The recorded page as an ``Observation`` (what a policy is given to act on)."""
+    return Observation(
+        url=step.url,
+        title=step.title,
+        simplified_html=step.simplified_html,
+        elements=tuple(Element(name=e.name, kind=e.kind, text=e.text) for e in step.elements),
+    )
+
+
+def history_item(step: TraceStep) -> HistoryItem:
+    return HistoryItem(url=step.url, simplified_html=step.simplified_html, action=step.action,
+                       rationale=step.rationale)
+
+
+def _persona_json(persona: Any) -> str:
+    if persona is None:
+        return ""
+    return json.dumps(persona.model_dump(mode="json"), ensure_ascii=False, sort_keys=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Features (explicit, so empty splits keep their schema)
+# --------------------------------------------------------------------------------------------
+
+
+def sft_features():
+    from datasets import Features, List, Value
+
+    s = Value("string")
+    return Features({
+        "messages": List({"role": s, "content": Value("large_string")}),
+        "session_id": s, "persona_id": s, "n_steps": Value("int64"),
+    })
+
+
+def rl_features():
+    from datasets import Features, List, Value
+
+    s = Value("string")
+    return Features({
+        "prompt": List({"role": s, "content": Value("large_string")}),
+        "label": s, "label_type": s, "rationale": s, "names": List(s),
+        "session_id": s, "persona_id": s, "step": Value("int64"),
+        "url": s, "title": s, "simplified_html": Value("large_string"),
+        "elements": List({"name": s, "kind": s, "text": s}), "persona": s,
+    })
+
+
+def _to_dataset(rows: Sequence[Mapping[str, Any]], features) -> datasets.Dataset:
+    import datasets
+
+    if not rows:
+        return datasets.Dataset.from_dict({name: [] for name in features}, features=features)
+    return datasets.Dataset.from_list([dict(r) for r in rows], features=features)
+
+
+# --------------------------------------------------------------------------------------------
+# Row builders
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BuildStats:
+    """What a build kept and skipped, by reason (goes into the manifest)."""
+
+    sessions: int = 0
+    steps: int = 0
+    rows: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"sessions": self.sessions, "steps": self.steps, "rows": self.rows,
+                "skipped": dict(sorted(self.skipped.items()))}
+
+
+def _sessions(loaded: list[LoadedTrace]) -> Iterable[tuple[LoadedTrace, str, list[TraceStep]]]:
+    for trace in loaded:
+        for sid, steps in trace.result.sessions.items():
+            yield trace, sid, steps
+
+
+def _persona_for(trace: LoadedTrace, steps: Sequence[TraceStep], with_persona: bool) -> Any:
+    if not with_persona or not steps or steps[0].persona_id is None:
+        return None
+    return trace.personas.get(steps[0].persona_id)
+
+
+def rl_rows(
+    traces: TraceInput | Iterable[TraceInput],
+    *,
+    token_budget: int = RL_TOKEN_BUDGET,
+    with_persona: bool = True,
+    count_tokens: TokenCounter | None = None,
+    stats: BuildStats | None = None,
+) -> list[dict[str, Any]]:
+    """RL rows as plain dicts (see :func:`build_rl_dataset`)."""
+    from simulator.prompt import build_messages
+
+    stats = stats if stats is not None else BuildStats()
+    rows: list[dict[str, Any]] = []
+    for trace, sid, steps in _sessions(load_traces(traces)):
+        stats.sessions += 1
+        persona = _persona_for(trace, steps, with_persona)
+        persona_text = _persona_json(persona)
+        history: list[HistoryItem] = []
+        for step in steps:
+            stats.steps += 1
+            reason = target_skip_reason(step)
+            if reason == "no_action":
+                stats.skipped[reason] += 1
+                continue
+            if reason is not None:
+                stats.skipped[reason] += 1
+                history.append(history_item(step))
+                continue
+            assert step.action is not None
+            obs = observation_of(step)
+            prompt = build_messages(obs, history, persona, token_budget=token_budget, count_tokens=count_tokens)
+            rows.append({
+                "prompt": prompt,
+                "label": json.dumps(step.action, ensure_ascii=False, sort_keys=True),
+                "label_type": step.action["type"],
+                "rationale": step.rationale,
+                "names": [e.name for e in step.elements],
+                "session_id": sid,
+                "persona_id": step.persona_id,
+                "step": step.step,
+                "url": step.url,
+                "title": step.title,
+                "simplified_html": step.simplified_html,
+                "elements": [{"name": e.name, "kind": e.kind, "text": e.text} for e in step.elements],
+                "persona": persona_text,
+            })
+            history.append(history_item(step))
+    stats.rows = len(rows)
+    return rows
+
+
+def _chat_tokens(messages: Sequence[Mapping[str, str]], count: TokenCounter) -> int:
+    return sum(count(m["content"]) + TEMPLATE_OVERHEAD for m in messages)
+
+
+def sft_rows(
+    traces: TraceInput | Iterable[TraceInput],
+    *,
+    max_tokens: int = SFT_MAX_TOKENS,
+    max_page_tokens: int = SFT_MAX_PAGE_TOKENS,
+    with_persona: bool = True,
+    missing_rationale: MissingRationale = "error",
+    count_tokens: TokenCounter | None = None,
+    stats: BuildStats | None = None,
+) -> list[dict[str, Any]]:
+    """SFT rows as plain dicts (see :func:`build_sft_dataset`)."""
+    from simulator.prompt import build_chat_session
+
+    if missing_rationale not in ("error", "skip"):
+        raise ValueError(f"missing_rationale must be 'error' or 'skip', got {missing_rationale!r}")
+    if count_tokens is None:
+        from envs.tokens import count_tokens as default_count
+
+        count_tokens = default_count
+    stats = stats if stats is not None else BuildStats()
+    rows: list[dict[str, Any]] = []
+    lacking: list[str] = []
+    for trace, sid, steps in _sessions(load_traces(traces)):
+        stats.sessions += 1
+        persona = _persona_for(trace, steps, with_persona)
+        targets: list[TraceStep] = []
+        for step in steps:
+            stats.steps += 1
+            reason = target_skip_reason(step)
+            if reason is None and not step.rationale.strip():
+                reason = "no_rationale"
+                if missing_rationale == "error":
+                    lacking.append(f"{trace.result.path}: session {sid} step {step.step}")
+            if reason is not None:
+                stats.skipped[reason] += 1
+                continue
+            targets.append(step)
+        if lacking and missing_rationale == "error":
+            continue
+
+        def chat(window: Sequence[TraceStep]) -> list[dict[str, str]]:
+            return build_chat_session(window, persona, max_page_tokens=max_page_tokens, count_tokens=count_tokens)
+
+        window: list[TraceStep] = []
+        for step in targets:
+            candidate = window + [step]
+            if _chat_tokens(chat(candidate), count_tokens) <= max_tokens:
+                window = candidate
+                continue
+            if window:
+                rows.append(_sft_row(chat(window), sid, window))
+            if _chat_tokens(chat([step]), count_tokens) <= max_tokens:
+                window = [step]
+            else:
+                stats.skipped["sft_step_over_budget"] += 1
+                log.warning("%s: session %s step %d alone exceeds the SFT budget of %d tokens; dropped",
+                            trace.result.path, sid, step.step, max_tokens)
+                window = []
+        if window:
+            rows.append(_sft_row(chat(window), sid, window))
+    if lacking:
+        shown = "\n  ".join(lacking[:10])
+        more = f"\n  ... and {len(lacking) - 10} more" if len(lacking) > 10 else ""
+        raise DatasetBuildError(
+            f"{len(lacking)} step(s) have an action but no rationale, which SFT targets need:\n  {shown}{more}\n"
+            "Synthesise them first (`shop-r1 data rationales TRACE --out DIR --teacher ...`) or leave those "
+            "steps out (missing_rationale='skip' / --missing-rationale skip)."
+        )
+    stats.rows = len(rows)
+    return rows
+
+
+def _sft_row(messages: list[dict[str, str]], sid: str, window: Sequence[TraceStep]) -> dict[str, Any]:
+    return {"messages": messages, "session_id": sid, "persona_id": window[0].persona_id, "n_steps": len(window)}
+
+
+def build_rl_dataset(traces: TraceInput | Iterable[TraceInput], **kwargs: Any) -> datasets.Dataset:
+    """One row per step with an executable recorded action (module doc); kwargs: :func:`rl_rows`."""
+    return _to_dataset(rl_rows(traces, **kwargs), rl_features())
+
+
+def build_sft_dataset(traces: TraceInput | Iterable[TraceInput], **kwargs: Any) -> datasets.Dataset:
+    """One row per session (or per window of a long session) as a chat; kwargs: :func:`sft_rows`."""
+    return _to_dataset(sft_rows(traces, **kwargs), sft_features())
+
+
+# --------------------------------------------------------------------------------------------
+# Building a dataset folder
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BuildResult:
+    out_dir: Path
+    manifest: dict[str, Any]
+
+
+def build_dataset_dir(
+    traces: Sequence[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    *,
+    by: SplitBy = "session",
+    seed: int = 0,
+    val: float = 0.1,
+    test: float = 0.2,
+    token_budget: int = RL_TOKEN_BUDGET,
+    sft_max_tokens: int = SFT_MAX_TOKENS,
+    sft_max_page_tokens: int = SFT_MAX_PAGE_TOKENS,
+    with_persona: bool = True,
+    missing_rationale: MissingRationale = "error",
+    count_tokens: TokenCounter | None = None,
+) -> BuildResult:
+    """Write ``OUT/{sft,rl}/{train,validation,test}.parquet`` and ``OUT/manifest.json``.
+
+    Both datasets are split with one plan made over every session of the traces (see
+    :mod:`training.splits`), so a session's chat and its steps share a split.
+    """
+    if not traces:
+        raise DatasetBuildError("no traces given")
+    loaded = load_traces(traces)
+    rl_stats, sft_stats = BuildStats(), BuildStats()
+    rl = rl_rows(loaded, token_budget=token_budget, with_persona=with_persona, count_tokens=count_tokens,
+                 stats=rl_stats)
+    sft = sft_rows(loaded, max_tokens=sft_max_tokens, max_page_tokens=sft_max_page_tokens,
+                   with_persona=with_persona, missing_rationale=missing_rationale, count_tokens=count_tokens,
+                   stats=sft_stats)
+    all_keys = [group_key({"session_id": sid, "persona_id": steps[0].persona_id if steps else None}, by)
+                for _, sid, steps in _sessions(loaded)]
+    plan = assign_groups(all_keys, val=val, test=test, seed=seed)
+
+    from training.splits import split
+
+    out = Path(out_dir)
+    counts: dict[str, dict[str, int]] = {}
+    for kind, rows, features in (("sft", sft, sft_features()), ("rl", rl, rl_features())):
+        parts = split(rows, val=val, test=test, by=by, seed=seed, assignment=plan)
+        (out / kind).mkdir(parents=True, exist_ok=True)
+        counts[kind] = {}
+        for name in SPLITS:
+            _to_dataset(parts[name], features).to_parquet(str(out / kind / f"{name}.parquet"))
+            counts[kind][name] = len(parts[name])
+    problems = [str(p) for t in loaded for p in t.problems]
+    manifest = {
+        "schema": DATASET_SCHEMA,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "split": {"by": by, "seed": seed, "val": val, "test": test,
+                  "groups": dict(Counter(plan.values()))},
+        "settings": {"rl_token_budget": token_budget, "sft_max_tokens": sft_max_tokens,
+                     "sft_max_page_tokens": sft_max_page_tokens, "with_persona": with_persona,
+                     "missing_rationale": missing_rationale, "template_overhead": TEMPLATE_OVERHEAD},
+        "counts": counts,
+        "sources": [t.describe() for t in loaded],
+        "bad_rows": len(problems),
+        "problems": problems,
+        "rl": rl_stats.to_json(),
+        "sft": sft_stats.to_json(),
+    }
+    (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    log.info("dataset written to %s: %s", out, counts)
+    return BuildResult(out_dir=out, manifest=manifest)
+
+
+def load_split(path: str | os.PathLike[str], kind: DatasetKind = "rl", split: SplitName = "test") -> datasets.Dataset:
+    """Load one split: ``path`` is a dataset folder (``DIR/kind/split.parquet``) or a Parquet file."""
+    import datasets
+
+    p = Path(path)
+    if p.is_file():
+        file = p
+    else:
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+        file = p / kind / f"{split}.parquet"
+        if not file.is_file():
+            raise FileNotFoundError(
+                f"no {kind}/{split} split at {file}; build one with `shop-r1 data build TRACE --out {p}`"
+            )
+    features = rl_features() if kind == "rl" else sft_features()
+    ds = datasets.Dataset.from_parquet(str(file), keep_in_memory=True)
+    missing = [c for c in features if c not in ds.column_names]
+    required = ("prompt", "label", "label_type", "names", "session_id", "step") if kind == "rl" else ("messages",)
+    if any(c in missing for c in required):
+        raise ValueError(f"{file}: not a {kind} split (missing columns: {', '.join(c for c in required if c in missing)})")
+    return ds
+
+
+def load_manifest(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    path = Path(out_dir) / MANIFEST_FILE
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+__all__ = [
+    "BuildResult", "BuildStats", "DATASET_SCHEMA", "DatasetBuildError", "LoadedTrace", "MANIFEST_FILE",
+    "RL_TOKEN_BUDGET", "SFT_MAX_PAGE_TOKENS", "SFT_MAX_TOKENS", "TEMPLATE_OVERHEAD", "build_dataset_dir",
+    "build_rl_dataset", "build_sft_dataset", "history_item", "load_manifest", "load_split", "load_trace",
+    "load_traces", "observation_of", "rl_features", "rl_rows", "sft_features", "sft_rows",
+    "target_skip_reason",
+]
