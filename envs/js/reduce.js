@@ -1,0 +1,453 @@
+// The page reducer's in-page half: one pass over the live DOM that decides visibility, finds
+// every interactable, derives a hierarchical readable name for each, and emits a simplified tree.
+//
+// Evaluated by envs/reducer.py with page.evaluate(<this file>, opts). Everything that needs the
+// live layout (computed styles, client rects, labels) happens here, in the page, because one
+// evaluate is far cheaper than shipping the raw DOM to Python. Token budgeting happens in Python,
+// which owns the tokenizer; to make that possible each emitted node carries its distance (px)
+// from the viewport and whether it is actionable.
+//
+// Output tree node: [tag, attrs, children, dist, flags] where children are strings or nodes,
+// dist = px outside the viewport (0 = visible region), flags & 1 = actionable element.
+//
+// Names: scope segments from the element's ancestors (override selectors, landmarks, labelled
+// regions, sections led by a heading, items of repeated lists titled by their heading) + a token
+// for the control itself (its label, text, title, placeholder...). No per-site rules; a numeric
+// suffix _2, _3 only breaks real ties, in document order, so names are stable across reloads.
+(opts) => {
+  const t0 = performance.now();
+  opts = opts || {};
+  const overrides = opts.overrides || {};
+  const keepRaw = !!opts.keepRaw;
+  const MAX_SCOPES = 3;
+  const vw = window.innerWidth, vh = window.innerHeight;
+
+  const SKIP = new Set(['script', 'style', 'noscript', 'template', 'svg', 'canvas', 'iframe', 'frame',
+    'frameset', 'link', 'meta', 'head', 'object', 'embed', 'video', 'audio', 'map', 'source',
+    'track', 'picture', 'title', 'base', 'param', 'math']);
+  const INLINE = new Set(['span', 'b', 'i', 'strong', 'em', 'small', 'font', 'abbr', 'sup', 'sub',
+    'u', 's', 'del', 'ins', 'mark', 'cite', 'q', 'time', 'bdi', 'bdo', 'code', 'kbd', 'var', 'big',
+    'strike', 'tt', 'data', 'wbr', 'nobr']);
+  const KEEP = new Set(['h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'ul', 'ol', 'li', 'dl', 'dt', 'dd', 'table',
+    'thead', 'tbody', 'tfoot', 'tr', 'td', 'th', 'caption', 'form', 'label', 'p', 'fieldset', 'legend']);
+  const HEADINGS = new Set(['h1', 'h2', 'h3', 'h4', 'h5', 'h6']);
+  const ROLES = new Set(['button', 'link', 'tab', 'menuitem', 'menuitemcheckbox', 'menuitemradio',
+    'checkbox', 'radio', 'option', 'switch', 'textbox', 'searchbox', 'combobox', 'slider', 'spinbutton',
+    'treeitem']);
+  const TEXT_INPUTS = new Set(['text', 'search', 'email', 'number', 'password', 'tel', 'url', 'date',
+    'datetime-local', 'month', 'week', 'time', '']);
+  const NATIVE = new Set(['a', 'button', 'input', 'select', 'textarea', 'summary', 'option']);
+
+  // ---- text helpers -------------------------------------------------------------------------
+  const ws = (s) => (s || '').replace(/[\s\u00a0\u200b]+/g, ' ').trim();
+  const slug = (s, maxWords, maxChars) => {
+    let t = (s || '').normalize('NFKD').replace(/[\u0300-\u036f]/g, '').toLowerCase()
+      .replace(/['\u2019]/g, '').replace(/&/g, ' and ').replace(/[^a-z0-9]+/g, '_').replace(/^_+|_+$/g, '');
+    if (!t) return '';
+    let words = t.split('_').slice(0, maxWords || 5);
+    let out = '';
+    for (const w of words) {
+      const next = out ? out + '_' + w : w;
+      if (next.length > (maxChars || 40) && out) break;
+      out = next.slice(0, maxChars || 40);
+    }
+    return out;
+  };
+  // An id or name attribute is used only when it reads as words ("search-form"), never when it is
+  // generated ("s0-50-12", "gh-ac"): opaque tokens make names unstable across page versions.
+  const readable = (id) => {
+    if (!id || /\d/.test(id) || id.length > 40) return '';
+    const parts = id.replace(/([a-z])([A-Z])/g, '$1_$2').split(/[-_\s.:]+/).filter(Boolean);
+    if (!parts.length || !parts.some((p) => p.length >= 4)) return '';
+    if (parts.filter((p) => p.length <= 2).length * 2 >= parts.length) return '';
+    return slug(parts.join(' '), 4, 32);
+  };
+  const attr = (el, a) => { const v = el.getAttribute(a); return v == null ? '' : ws(v); };
+  const byIds = (ids) => ws((ids || '').split(/\s+/).map((id) => {
+    const e = id && document.getElementById(id); return e ? e.textContent : '';
+  }).join(' '));
+
+  // ---- visibility ---------------------------------------------------------------------------
+  const visible = (el) => {
+    if (el.hidden || el.getAttribute('aria-hidden') === 'true') return false;
+    if (el.checkVisibility) return el.checkVisibility({ checkOpacity: true, checkVisibilityCSS: true });
+    const st = getComputedStyle(el);
+    return st.display !== 'none' && st.visibility !== 'hidden' && st.opacity !== '0';
+  };
+  const distOf = (r) => {
+    if (r.bottom < 0) return Math.round(-r.bottom);
+    if (r.top > vh) return Math.round(r.top - vh);
+    return 0;
+  };
+  const inViewport = (r) => r.bottom > 0 && r.top < vh && r.right > 0 && r.left < vw && r.width * r.height > 0;
+
+  // ---- override hook ------------------------------------------------------------------------
+  const overrideOf = new Map();
+  for (const [sel, prefix] of Object.entries(overrides)) {
+    let hits;
+    try { hits = document.querySelectorAll(sel); } catch (e) {
+      return { error: `invalid override selector ${JSON.stringify(sel)}: ${e.message}` };
+    }
+    for (const h of hits) overrideOf.set(h, prefix);
+  }
+
+  // ---- interactables ------------------------------------------------------------------------
+  const labelTextOf = (el) => {
+    if (el.labels && el.labels.length) return ws(Array.from(el.labels).map((l) => l.textContent).join(' '));
+    return '';
+  };
+  const isSearchy = (el) => /search|query|(^|[^a-z])q($|[^a-z])|keyword/i.test(
+    [el.type, el.name, el.id, el.placeholder, attr(el, 'aria-label'), attr(el, 'role')].join(' '));
+
+  function interactableKind(el, tag) {
+    const role = (el.getAttribute('role') || '').toLowerCase();
+    if (tag === 'input') {
+      const type = (el.type || 'text').toLowerCase();
+      if (type === 'hidden') return null;
+      if (role === 'presentation' || role === 'none') {
+        // e.g. a decorative checkbox inside a link: the link is the control
+        if (el.closest('a[href],button,label')) return null;
+      }
+      return TEXT_INPUTS.has(type) ? 'input' : 'clickable';
+    }
+    if (tag === 'textarea') return 'input';
+    if (tag === 'select') return 'select';
+    if (tag === 'a') return (el.hasAttribute('href') || el.hasAttribute('onclick') || role) ? 'clickable' : null;
+    if (tag === 'button' || tag === 'summary') return 'clickable';
+    if (el.isContentEditable && !(el.parentElement && el.parentElement.isContentEditable)) return 'input';
+    if (role === 'textbox' || role === 'searchbox' || role === 'combobox') return 'input';
+    if (ROLES.has(role)) return 'clickable';
+    if (el.hasAttribute('onclick')) return 'clickable';
+    if (tag === 'label' && el.control && /^(radio|checkbox)$/.test(el.control.type) && !visible(el.control)) {
+      return 'clickable'; // a styled option whose real radio is visually hidden: the label is clicked
+    }
+    const ti = el.getAttribute('tabindex');
+    if (ti !== null && parseInt(ti, 10) >= 0 && ws(el.textContent).length > 0 && el.children.length <= 3) return 'clickable';
+    // A cursor:pointer leaf whose parent is not a pointer region: a script-driven control.
+    if (el.childElementCount <= 3 && getComputedStyle(el).cursor === 'pointer' &&
+        !(el.parentElement && getComputedStyle(el.parentElement).cursor === 'pointer')) {
+      const t = ws(el.textContent);
+      if (t.length > 0 && t.length < 120 && !el.querySelector('a,button,input,select,textarea')) return 'clickable';
+    }
+    return null;
+  }
+
+  // The words the control is known by, best source first.
+  function controlLabel(el, tag, text) {
+    const aria = attr(el, 'aria-label') || byIds(el.getAttribute('aria-labelledby'));
+    if (aria) return aria;
+    if (tag === 'input' || tag === 'select' || tag === 'textarea') {
+      const type = (el.type || '').toLowerCase();
+      if ((type === 'submit' || type === 'button' || type === 'reset') && el.value) return ws(el.value);
+      const lab = labelTextOf(el);
+      if (lab) return lab;
+      if (type === 'image' && el.alt) return ws(el.alt);
+      const other = attr(el, 'title') || attr(el, 'placeholder');
+      if (other) return other;
+      if ((type === 'radio' || type === 'checkbox') && el.value && el.value !== 'on') return ws(el.value);
+      return readable(el.getAttribute('name')) || readable(el.id) || '';
+    }
+    return text || attr(el, 'title') || readable(el.id) || '';
+  }
+
+  // ---- scopes -------------------------------------------------------------------------------
+  function leadingHeading(el) {
+    let c = el.firstElementChild;
+    for (let depth = 0; c && depth < 2; depth++) {
+      if (HEADINGS.has(c.localName)) return c;
+      if (c.previousSibling && c.previousSibling.nodeType === 3 && ws(c.previousSibling.textContent)) return null;
+      c = c.firstElementChild;
+    }
+    return null;
+  }
+  function sectionHeading(el) {
+    if (el.childElementCount < 2) return '';
+    const h = leadingHeading(el);
+    const text = h ? ws(h.textContent) : '';
+    if (text && text.split(' ').length <= 4 && text.length <= 32 && !h.querySelector('a,button')) return slug(text, 3, 24);
+    return '';
+  }
+  function ownSegment(el, tag, inItem) {
+    if (overrideOf.has(el)) return overrideOf.get(el);
+    const role = (el.getAttribute('role') || '').toLowerCase();
+    const label = attr(el, 'aria-label') || byIds(el.getAttribute('aria-labelledby'));
+    if (tag === 'header' && !el.closest('article,section,main') || role === 'banner') return 'header';
+    if (tag === 'footer' && !el.closest('article,section') || role === 'contentinfo') return 'footer';
+    if (tag === 'nav' || role === 'navigation') return slug(label, 3, 24) || 'nav';
+    if (tag === 'aside' || role === 'complementary') return slug(label, 3, 24) || 'sidebar';
+    if (tag === 'dialog' || role === 'dialog' || role === 'alertdialog') return slug(label, 3, 24) || 'dialog';
+    if (role === 'search') return 'search_bar';
+    if (tag === 'form') {
+      const inputs = el.querySelectorAll('input:not([type=hidden]),select,textarea');
+      const searchy = Array.from(inputs).some((i) => i.type === 'search' || isSearchy(i));
+      if (searchy && inputs.length <= 4) return 'search_bar';
+      return slug(label, 3, 24) || readable(el.getAttribute('name')) || readable(el.id) || '';
+    }
+    if (tag === 'fieldset') {
+      const lg = el.querySelector(':scope > legend');
+      return slug(label || (lg ? lg.textContent : ''), 3, 24);
+    }
+    if (label && (tag === 'section' || tag === 'article' || tag === 'ul' || tag === 'ol' || tag === 'table' ||
+        ['region', 'group', 'radiogroup', 'tablist', 'list', 'menu', 'menubar', 'toolbar', 'listbox', 'tree'].includes(role))) {
+      return slug(label, 3, 24);
+    }
+    // A short heading leading a container names a section ("Brand", "Size"); a long one is a
+    // title (products), and a heading that is itself a link is an item's title, not a section.
+    if (tag !== 'body' && tag !== 'main') return sectionHeading(el);
+    return '';
+  }
+
+  // ---- the walk -----------------------------------------------------------------------------
+  const records = [];          // one per interactable, in document order
+  let nodeCount = 0;
+  const sigOf = (el) => el.localName + '.' + ((el.getAttribute('class') || '').trim().split(/\s+/)[0] || '');
+
+  // Text of a control's subtree (visible text, image alts when no text); headings seen inside are
+  // reported to the innermost list item, whose title they may be.
+  function collectText(el, ctx, out) {
+    for (let c = el.firstChild; c; c = c.nextSibling) {
+      if (c.nodeType === 3) { out.push(c.textContent); continue; }
+      if (c.nodeType !== 1) continue;
+      const tag = c.localName;
+      if (SKIP.has(tag) || !visible(c)) continue;
+      if (tag === 'img') { if (c.alt) out.alts.push(c.alt); continue; }
+      if (tag === 'br') { out.push(' '); continue; }
+      if (HEADINGS.has(tag) && ctx.item) ctx.item.headings.push(ws(c.textContent));
+      collectText(c, ctx, out);
+    }
+  }
+
+  function register(el, tag, kind, ctx, text) {
+    const r = el.getBoundingClientRect();
+    const type = tag === 'input' ? (el.type || 'text').toLowerCase() : '';
+    const rec = {
+      el, tag, kind, text, scopes: ctx.scopes, item: ctx.item,
+      label: controlLabel(el, tag, text), name: '',
+      inViewport: inViewport(r), dist: distOf(r),
+      disabled: !!el.disabled || el.getAttribute('aria-disabled') === 'true',
+      options: tag === 'select' ? Array.from(el.options).map((o) => ws(o.textContent)) : [],
+      inputType: tag === 'input' ? type : (tag === 'textarea' ? 'textarea' : ''),
+      href: tag === 'a' ? (el.getAttribute('href') || '') : '',
+      override: overrideOf.get(el) || '',
+    };
+    records.push(rec);
+    if (ctx.item) ctx.item.controls.push(rec);
+    return rec;
+  }
+
+  function walkChildren(el, ctx) {
+    const out = [];
+    // Repeated siblings (same tag + first class) may be the items of a result list.
+    const kids = el.children;
+    let groups = null;
+    if (kids.length >= 3) {
+      const counts = new Map();
+      for (const k of kids) { const s = sigOf(k); counts.set(s, (counts.get(s) || 0) + 1); }
+      for (const [s, n] of counts) if (n >= 3) { (groups = groups || new Map()).set(s, []); }
+    }
+    let listScope = null;
+    if (groups) {
+      listScope = { seg: '', pending: 'results', el };
+      ctx = Object.assign({}, ctx, { scopes: ctx.scopes.concat([listScope]) });
+    }
+    for (let c = el.firstChild; c; c = c.nextSibling) {
+      if (c.nodeType === 3) {
+        const t = ws(c.textContent);
+        if (t) out.push(t);
+        continue;
+      }
+      if (c.nodeType !== 1) continue;
+      let childCtx = ctx;
+      if (groups && groups.has(sigOf(c)) && !NATIVE.has(c.localName) && !sectionHeading(c)) {
+        const item = { seg: '', headings: [], controls: [], alts: [], el: c, isItem: true };
+        groups.get(sigOf(c)).push(item);
+        childCtx = Object.assign({}, ctx, { scopes: ctx.scopes.concat([item]), item });
+      }
+      const res = walk(c, childCtx);
+      for (const r of res) out.push(r);
+    }
+    if (groups) {
+      let anyItems = false;
+      for (const items of groups.values()) {
+        // A result card holds a few controls; a page region with dozens is a section, not an item.
+        const titled = items.filter((it) => it.controls.length >= 1 && it.controls.length <= 8 &&
+          (it.headings.length > 0 || it.alts.length > 0 || it.controls.length >= 2));
+        const withControls = items.filter((it) => it.controls.length >= 1).length;
+        if (titled.length < 3 || titled.length * 2 < withControls) continue;
+        anyItems = true;
+        for (const it of titled) {
+          let title = it.headings.reduce((a, b) => (b.length > a.length ? b : a), '');
+          if (!title) title = it.controls.map((r) => r.text).reduce((a, b) => (b.length > a.length ? b : a), '');
+          if (!title) title = it.alts[0] || '';
+          it.title = title;
+          it.seg = slug(title, 6, 40);
+          it.active = !!it.seg;
+        }
+      }
+      if (anyItems && !ctx.scopes.slice(0, -1).some((s) => s.el === el && s.seg)) listScope.seg = listScope.pending;
+    }
+    return out;
+  }
+
+  function walk(el, ctx) {
+    const tag = el.localName;
+    if (SKIP.has(tag)) return [];
+    if (tag === 'br') return [];
+    if (tag === 'img') {
+      if (ctx.item && el.alt) ctx.item.alts.push(el.alt);
+      return [];
+    }
+    if (!visible(el)) return [];
+    nodeCount++;
+
+    if (HEADINGS.has(tag) && ctx.item) ctx.item.headings.push(ws(el.textContent));
+    const kind = interactableKind(el, tag);
+    if (kind) {
+      const leafy = NATIVE.has(tag) || tag === 'label' || !el.querySelector('a[href],button,input,select,textarea,[role=button],[role=link],[onclick]');
+      if (leafy) {
+        const parts = []; parts.alts = [];
+        if (tag !== 'select' && tag !== 'input' && tag !== 'textarea') collectText(el, ctx, parts);
+        let text = ws(parts.join(' '));
+        if (!text && parts.alts.length) text = ws(parts.alts.join(' '));
+        if (tag === 'input' && /^(submit|button|reset)$/.test(el.type)) text = ws(el.value);
+        const r = el.getBoundingClientRect();
+        if (r.width * r.height === 0 && !text && tag !== 'input') return [];
+        const rec = register(el, tag, kind, ctx, text);
+        return [emitControl(el, tag, rec)];
+      }
+      // A generic clickable wrapping other controls (a card with onclick): named, children kept.
+      const rec = register(el, tag, kind, ctx, ws(el.textContent).slice(0, 80));
+      const children = walkChildren(el, ctx);
+      const node = ['div', { name: rec }, children, rec.dist, 1];
+      return [node];
+    }
+
+    const seg = ownSegment(el, tag, !!ctx.item);
+    let childCtx = ctx;
+    if (seg) childCtx = Object.assign({}, childCtx, { scopes: ctx.scopes.concat([{ seg, el }]) });
+    // Layout tables (role=presentation) are structure only: their rows and cells are unwrapped.
+    let layoutTable = ctx.layoutTable;
+    if (tag === 'table') {
+      const role = (el.getAttribute('role') || '').toLowerCase();
+      layoutTable = role === 'presentation' || role === 'none';
+      childCtx = Object.assign({}, childCtx, { layoutTable });
+    }
+    const children = walkChildren(el, childCtx);
+    if (!children.length) return [];
+    if (layoutTable && /^(table|thead|tbody|tfoot|tr|td|th)$/.test(tag)) return children;
+    if (KEEP.has(tag) || (tag === 'div' || tag === 'p' || tag === 'section' || tag === 'article') && children.some((c) => typeof c === 'string')) {
+      if (INLINE.has(tag)) return children;
+      const r = el.getBoundingClientRect();
+      const outTag = KEEP.has(tag) ? tag : (tag === 'p' ? 'p' : 'div');
+      return [[outTag, null, children, distOf(r), 0]];
+    }
+    return children; // purely structural wrapper: unwrap
+  }
+
+  function emitControl(el, tag, rec) {
+    const a = { name: rec };
+    let children = [];
+    let outTag = NATIVE.has(tag) ? tag : (rec.kind === 'input' ? 'input' : 'button');
+    if (outTag === 'summary' || outTag === 'option') outTag = 'button';
+    if (tag === 'input') {
+      const type = rec.inputType;
+      a.type = type;
+      if (type === 'checkbox' || type === 'radio') {
+        if (el.checked) a.checked = '';
+      } else if (TEXT_INPUTS.has(type) || type === '') {
+        if (el.value) a.value = el.value.slice(0, 200);
+        if (el.placeholder) a.placeholder = ws(el.placeholder);
+      } else if (rec.text) {
+        a.value = rec.text;
+      }
+    } else if (tag === 'textarea') {
+      if (el.value) children = [el.value.slice(0, 500)];
+      if (el.placeholder) a.placeholder = ws(el.placeholder);
+    } else if (tag === 'select') {
+      children = Array.from(el.options).map((o) => ['option', o.selected ? { selected: '' } : null, [ws(o.textContent)], rec.dist, 0]);
+    } else if (rec.kind === 'input') {
+      if (rec.text) children = [rec.text];
+    } else {
+      if (rec.text) children = [rec.text];
+      else if (rec.label) a['aria-label'] = rec.label;
+    }
+    if (rec.disabled) a.disabled = '';
+    return [outTag, a, children, rec.dist, 1];
+  }
+
+  const body = document.body || document.documentElement;
+  // Raw size is taken before stamping, so it measures the page as served + scripted.
+  const rawSource = (document.doctype ? '<!DOCTYPE html>' : '') + document.documentElement.outerHTML;
+  const rawBytes = new TextEncoder().encode(rawSource).length;
+  const rawHtml = keepRaw ? rawSource : null;
+  const tree = ['body', null, walkChildren(body, { scopes: [], item: null }), 0, 0];
+
+  // ---- names --------------------------------------------------------------------------------
+  const FALLBACK = { a: 'link', button: 'button', select: 'select', textarea: 'text_input', summary: 'toggle' };
+  for (const rec of records) {
+    if (rec.override) { rec.name = rec.override; continue; }
+    let segs = rec.scopes.filter((s) => s.seg && (!s.isItem || s.active)).map((s) => s.seg);
+    // "results" then "results_pagination_page" reads as "results.pagination_page"
+    segs = segs.map((s, i) => (i > 0 && s.startsWith(segs[i - 1] + '_') ? s.slice(segs[i - 1].length + 1) : s));
+    segs = segs.filter((s, i) => i === 0 || s !== segs[i - 1]);
+    if (segs.length > MAX_SCOPES) segs = [segs[0]].concat(segs.slice(-(MAX_SCOPES - 1)));
+    let token = '';
+    const item = rec.item && rec.item.active ? rec.item : null;
+    if (item && rec.tag === 'a') {
+      const links = item.controls.filter((c) => c.tag === 'a');
+      const titleLink = links.find((c) => c.text && item.title && c.text.includes(item.title));
+      if (links.length === 1 || rec === titleLink || (titleLink && rec.href && rec.href === titleLink.href)) token = 'view_product';
+    }
+    // Counts in brackets ("Nike (12,513)") change between visits; they are not part of a name.
+    if (!token) token = slug(rec.label.replace(/\(\s*[\d.,+]+\s*\)/g, ' '), 5, 32);
+    if (!token && rec.kind === 'input') token = (rec.inputType === 'search' || isSearchy(rec.el)) ? 'search_input' : 'input';
+    if (!token) token = rec.tag === 'input' ? (rec.inputType || 'input') : (FALLBACK[rec.tag] || 'button');
+    if (segs.length && segs[segs.length - 1] === token && token !== 'view_product') segs.pop();
+    // "see all - Brand" under "brand" reads as "brand.see_all"
+    else if (segs.length && !rec.override) {
+      const last = segs[segs.length - 1];
+      const cut = ('_' + token + '_').replace('_' + last + '_', '_').replace(/^_+|_+$/g, '');
+      if (cut && cut !== token) token = cut;
+    }
+    rec.name = segs.concat([token]).join('.');
+  }
+  // Break real ties in document order: first keeps the name, later ones get _2, _3, ...
+  const taken = new Set(records.map((r) => r.name));
+  const seen = new Map();
+  for (const rec of records) {
+    const n = rec.name;
+    const k = (seen.get(n) || 0) + 1;
+    seen.set(n, k);
+    if (k === 1) continue;
+    let i = k, cand;
+    do { cand = `${n}_${i++}`; } while (taken.has(cand));
+    taken.add(cand);
+    rec.name = cand;
+  }
+
+  // ---- stamp (after all layout reads: attribute writes invalidate style) ---------------------
+  for (const old of document.querySelectorAll('[data-sr1-name]')) old.removeAttribute('data-sr1-name');
+  for (const rec of records) rec.el.setAttribute('data-sr1-name', rec.name);
+
+  // Replace record references in the tree by their names, depth-first.
+  const fix = (node) => {
+    if (typeof node === 'string') return;
+    if (node[1] && node[1].name && typeof node[1].name === 'object') node[1].name = node[1].name.name;
+    for (const c of node[2]) fix(c);
+  };
+  fix(tree);
+
+  return {
+    url: location.href,
+    title: document.title || '',
+    tree,
+    elements: records.map((r) => ({
+      name: r.name, kind: r.kind, text: r.text || r.label, tag: r.tag, in_viewport: r.inViewport,
+      disabled: r.disabled, options: r.options, input_type: r.inputType, dist: r.dist,
+    })),
+    raw_html: rawHtml,
+    raw_bytes: rawBytes,
+    nodes: nodeCount,
+    js_ms: performance.now() - t0,
+  };
+}

@@ -1,0 +1,456 @@
+"""The page reducer: a live page → the simplified HTML a shopper policy reads.
+
+The Shop-R1 context format (see docs/SHOP_R1_METHOD.md) is simplified HTML in which scripts,
+styles and purely visual content are gone and every interactable element carries a unique,
+hierarchical, readable ``name`` attribute (``header.search_bar.search_for_anything``,
+``results.air_jordan_stay_loyal_shoes_black.view_product``, ``color.black``). The policy answers
+with those names; the executor finds the live node again through ``[data-sr1-name="<name>"]``,
+which the reducer stamps on the DOM.
+
+Two halves:
+
+* ``envs/js/reduce.js`` runs inside the page (one ``page.evaluate``): it needs computed styles,
+  client rects and form labels, and one evaluate is much cheaper than shipping the raw DOM out.
+  It returns a small tree of kept nodes, each tagged with its distance from the viewport and
+  whether it is actionable, plus one record per interactable.
+* This module owns the token budget, because it owns the tokenizer (:mod:`envs.tokens`). When
+  the page is longer than ``ReducerOptions.token_budget`` it truncates in a fixed, logged order
+  (see :func:`_fit_budget`): far-away prose goes first, actionable elements of the visible
+  region go last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+from envs.observation import Element, Observation, PageStats
+from envs.tokens import count_tokens, count_tokens_batch
+
+if TYPE_CHECKING:  # playwright is imported lazily by observe_target
+    from playwright.async_api import Page
+
+log = logging.getLogger(__name__)
+
+#: What every element name looks like: dot-separated snake_case segments.
+NAME_RE = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)*$")
+
+# Long texts are cut to this many words in the "truncate long texts" phase (then halved).
+_LONG_TEXT_WORDS = 60
+_LONG_LABEL_WORDS = 24
+_BLOCK_TAGS = frozenset({"div", "p", "ul", "ol", "li", "dl", "dt", "dd", "h1", "h2", "h3", "h4", "h5", "h6",
+                         "form", "table", "thead", "tbody", "tfoot", "tr", "caption", "select", "fieldset",
+                         "legend", "textarea"})
+_VOID_TAGS = frozenset({"input"})
+
+
+# A 1x1 transparent GIF: the answer to every image request of a local page.
+_BLANK_GIF = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b")
+
+
+class ReducerError(RuntimeError):
+    """The page could not be reduced (bad options, a page that refused the script)."""
+
+
+class ObserveError(RuntimeError):
+    """``observe_target`` could not load its target; the message names the target."""
+
+
+@dataclass
+class ReducerOptions:
+    """How to reduce a page.
+
+    ``token_budget``: most SmolLM2 tokens the simplified HTML may take (see :func:`_fit_budget`).
+    ``overrides``: optional per-site hook, CSS selector → name (prefix). A matching container
+    contributes that segment to the names below it; a matching interactable gets that exact name.
+    ``keep_raw_html``: also return the page's serialized DOM (large; for traces and debugging).
+    ``count_raw_tokens``: tokenize the raw DOM for ``PageStats.raw_tokens``. Off by default:
+    it costs ~1 s on a 1 MB page, more than the observation itself; left off, ``raw_tokens`` is 0
+    ("not counted"), while ``raw_bytes`` is always filled.
+    """
+
+    token_budget: int = 8000
+    overrides: dict[str, str] | None = None
+    keep_raw_html: bool = False
+    count_raw_tokens: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.token_budget, int) or self.token_budget < 64:
+            raise ValueError(f"ReducerOptions.token_budget must be an int >= 64, got {self.token_budget!r}")
+        for selector, prefix in (self.overrides or {}).items():
+            if not isinstance(selector, str) or not selector.strip():
+                raise ValueError(f"ReducerOptions.overrides: empty CSS selector (for name {prefix!r})")
+            if not isinstance(prefix, str) or not NAME_RE.match(prefix):
+                raise ValueError(
+                    f"ReducerOptions.overrides[{selector!r}] = {prefix!r} is not a valid name "
+                    "(dot-separated snake_case: [a-z0-9_]+(.[a-z0-9_]+)*)"
+                )
+
+
+@dataclass(frozen=True)
+class ReducedPage:
+    """One reduced page: what the policy reads plus the elements it may act on."""
+
+    title: str
+    url: str
+    simplified_html: str
+    elements: tuple[Element, ...]
+    stats: PageStats
+    raw_html: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def element(self, name: str) -> Element | None:
+        return next((el for el in self.elements if el.name == name), None)
+
+    @property
+    def names(self) -> list[str]:
+        return [el.name for el in self.elements]
+
+    def to_observation(self, **extra: Any) -> Observation:
+        """The same page as an :class:`~envs.observation.Observation` (extra fields by keyword)."""
+        return Observation(url=self.url, title=self.title, simplified_html=self.simplified_html,
+                           elements=self.elements, stats=self.stats, raw_html=self.raw_html,
+                           timings={**self.timings, **extra.pop("timings", {})}, **extra)
+
+
+@lru_cache(maxsize=1)
+def _script() -> str:
+    return resources.files("envs").joinpath("js/reduce.js").read_text(encoding="utf-8")
+
+
+# ---- the tree returned by reduce.js ------------------------------------------------------------
+# node = [tag, attrs | None, children, dist_px, flags]; children are str or node; flags & 1 = actionable.
+
+def _render(node: list, out: list[str]) -> None:
+    tag, attrs, children, _dist, _flags = node
+    if node_is_empty(node):
+        return
+    if tag in _BLOCK_TAGS:
+        out.append("\n")
+    if attrs:
+        parts = [f'{k}="{html.escape(str(v), quote=True)}"' if v != "" else k for k, v in attrs.items()]
+        out.append(f"<{tag} {' '.join(parts)}>")
+    else:
+        out.append(f"<{tag}>")
+    if tag in _VOID_TAGS:
+        return
+    first = True
+    for child in children:
+        if child is None:
+            continue
+        if isinstance(child, str):
+            if not first and out and not out[-1].endswith((">", "\n")):
+                out.append(" ")
+            out.append(html.escape(child, quote=False))
+        else:
+            _render(child, out)
+        first = False
+    out.append(f"</{tag}>")
+
+
+def node_is_empty(node: list) -> bool:
+    """A non-actionable node left with no text and no kept children is dropped when rendered."""
+    if node[4] & 1:
+        return False
+    return all(c is None or (not isinstance(c, str) and node_is_empty(c)) for c in node[2])
+
+
+def render_tree(tree: list) -> str:
+    out: list[str] = []
+    for child in tree[2]:
+        if child is None:
+            continue
+        if isinstance(child, str):
+            out.append("\n" + html.escape(child, quote=False))
+        else:
+            _render(child, out)
+    return "".join(out).strip() + "\n"
+
+
+@dataclass
+class _Text:
+    """A text run of the tree, addressable for dropping or shortening."""
+
+    parent: list
+    index: int
+    dist: int
+    actionable: bool
+    tokens: int = 0
+
+
+def _texts(tree: list) -> list[_Text]:
+    found: list[_Text] = []
+
+    def visit(node: list, actionable: bool) -> None:
+        act = actionable or bool(node[4] & 1)
+        for i, child in enumerate(node[2]):
+            if isinstance(child, str):
+                found.append(_Text(node[2], i, node[3], act))
+            elif child is not None:
+                visit(child, act)
+
+    visit(tree, False)
+    return found
+
+
+def _controls(tree: list) -> list[tuple[list, int, list]]:
+    """(parent children list, index, node) for each actionable node, outermost only."""
+    found: list[tuple[list, int, list]] = []
+
+    def visit(node: list) -> None:
+        for i, child in enumerate(node[2]):
+            if child is None or isinstance(child, str):
+                continue
+            if child[4] & 1:
+                found.append((node[2], i, child))
+            else:
+                visit(child)
+
+    visit(tree)
+    return found
+
+
+def _shorten(text: str, words: int) -> str:
+    parts = text.split(" ")
+    return text if len(parts) <= words else " ".join(parts[:words]) + " …"
+
+
+def _fit_budget(tree: list, budget: int, url: str) -> tuple[str, int, bool, set[str]]:
+    """Render the tree within ``budget`` tokens. Returns (html, tokens, truncated, dropped names).
+
+    Truncation policy, applied in this order and only as far as needed:
+
+    1. drop non-actionable text outside the viewport, farthest first;
+    2. shorten long texts (prose to 60 words, control labels to 24, then both halved);
+    3. drop actionable elements outside the viewport, farthest first;
+    4. drop non-actionable text inside the viewport, last on the page first;
+    5. drop actionable elements of the visible region, last on the page first.
+
+    Each phase removes, by per-run token estimates, just enough to reach the budget, then the
+    result is re-rendered and counted exactly; the loop continues into the next phase if the
+    estimate fell short (wrappers that empty out vanish too, so estimates err on the safe side).
+    """
+    rendered = render_tree(tree)
+    total = count_tokens(rendered)
+    if total <= budget:
+        return rendered, total, False, set()
+    start = total
+    texts = _texts(tree)
+    for t, n in zip(texts, count_tokens_batch([t.parent[t.index] for t in texts])):
+        t.tokens = n + 1
+    dropped: set[str] = set()
+    actions: list[str] = []
+
+    def recount() -> int:
+        nonlocal rendered
+        rendered = render_tree(tree)
+        return count_tokens(rendered)
+
+    def drop_texts(candidates: list[_Text], label: str) -> None:
+        nonlocal total
+        n = 0
+        excess = total - budget
+        for t in candidates:
+            if excess <= 0:
+                break
+            if t.parent[t.index] is None:
+                continue
+            t.parent[t.index] = None
+            excess -= t.tokens
+            n += 1
+        if n:
+            actions.append(f"dropped {n} {label}")
+            total = recount()
+
+    # 1. far-away prose
+    drop_texts(sorted((t for t in texts if not t.actionable and t.dist > 0), key=lambda t: -t.dist),
+               "text runs outside the viewport")
+    # 2. long texts
+    for prose_words, label_words in ((_LONG_TEXT_WORDS, _LONG_LABEL_WORDS),
+                                     (_LONG_TEXT_WORDS // 2, _LONG_LABEL_WORDS // 2)):
+        if total <= budget:
+            break
+        n = 0
+        for t in texts:
+            s = t.parent[t.index]
+            if s is None:
+                continue
+            short = _shorten(s, label_words if t.actionable else prose_words)
+            if short != s:
+                t.parent[t.index] = short
+                n += 1
+        if n:
+            actions.append(f"shortened {n} long texts to {prose_words}/{label_words} words")
+            total = recount()
+
+    def drop_controls(candidates: list[tuple[list, int, list]], label: str) -> None:
+        nonlocal total
+        n = 0
+        while total > budget and candidates:
+            # drop in slices so that a huge page does not re-render once per element
+            step = max(1, len(candidates) // 8)
+            batch, candidates[:] = candidates[:step], candidates[step:]
+            for parent, index, node in batch:
+                if parent[index] is None:
+                    continue
+                parent[index] = None
+                dropped.update(_names_in(node))
+                n += 1
+            total = recount()
+        if n:
+            actions.append(f"dropped {n} {label}")
+
+    # 3. controls outside the viewport, farthest first
+    if total > budget:
+        drop_controls(sorted((c for c in _controls(tree) if c[2][3] > 0), key=lambda c: -c[2][3]),
+                      "actionable elements outside the viewport")
+    # 4. visible prose, bottom of the page first
+    if total > budget:
+        drop_texts([t for t in reversed(texts) if not t.actionable], "text runs in the viewport")
+    # 5. last resort: visible controls, bottom first
+    if total > budget:
+        drop_controls(list(reversed(_controls(tree))), "actionable elements in the viewport")
+    log.info("reduced page %s truncated from %d to %d tokens (budget %d): %s", url, start, total, budget,
+             "; ".join(actions) or "nothing to drop")
+    return rendered, total, True, dropped
+
+
+def _names_in(node: list) -> set[str]:
+    names: set[str] = set()
+    if node[1] and "name" in node[1] and node[4] & 1:
+        names.add(node[1]["name"])
+    for child in node[2]:
+        if child is not None and not isinstance(child, str):
+            names |= _names_in(child)
+    return names
+
+
+async def reduce_page(page: Page, options: ReducerOptions | None = None) -> ReducedPage:
+    """Reduce the page's current DOM; stamps ``data-sr1-name`` on every reported interactable."""
+    opts = options or ReducerOptions()
+    t0 = time.perf_counter()
+    try:
+        result: dict[str, Any] = await page.evaluate(
+            _script(), {"overrides": opts.overrides or {}, "keepRaw": opts.keep_raw_html or opts.count_raw_tokens})
+    except Exception as exc:  # playwright.Error; kept generic so this module imports without it
+        raise ReducerError(f"reducing {page.url} failed in the page: {exc}") from exc
+    if result.get("error"):
+        raise ReducerError(f"reducing {page.url}: {result['error']}")
+    t_js = time.perf_counter()
+    html_text, tokens, truncated, dropped = _fit_budget(result["tree"], opts.token_budget, result["url"])
+    elements = tuple(
+        Element(name=e["name"], kind=e["kind"], text=e["text"], selector=f'[data-sr1-name="{e["name"]}"]',
+                tag=e["tag"], in_viewport=bool(e["in_viewport"]), disabled=bool(e["disabled"]),
+                options=tuple(e["options"]), input_type=e["input_type"])
+        for e in result["elements"] if e["name"] not in dropped
+    )
+    t_end = time.perf_counter()
+    raw_html: str | None = result.get("raw_html")
+    raw_tokens = count_tokens(raw_html) if (opts.count_raw_tokens and raw_html) else 0
+    stats = PageStats(
+        raw_bytes=int(result["raw_bytes"]),
+        simplified_bytes=len(html_text.encode("utf-8")),
+        raw_tokens=raw_tokens,
+        simplified_tokens=tokens,
+        ms=round((t_end - t0) * 1000, 2),
+        truncated=truncated,
+        dropped_elements=len(dropped),
+    )
+    timings = {"js_ms": round(float(result["js_ms"]), 2), "evaluate_ms": round((t_js - t0) * 1000, 2),
+               "budget_ms": round((t_end - t_js) * 1000, 2)}
+    return ReducedPage(title=result["title"], url=result["url"], simplified_html=html_text, elements=elements,
+                       stats=stats, raw_html=raw_html if opts.keep_raw_html else None, timings=timings)
+
+
+# ---- one-shot observation of a URL or a local file ---------------------------------------------
+
+def resolve_target(target: str) -> tuple[str, bool]:
+    """(URL to open, is_local_file). Raises ObserveError naming the target when it is unusable."""
+    parsed = urlparse(target)
+    if parsed.scheme in ("http", "https"):
+        if not parsed.netloc:
+            raise ObserveError(f"{target}: URL has no host")
+        return target, False
+    if parsed.scheme == "file":
+        path = Path(parsed.path)
+    elif parsed.scheme and len(parsed.scheme) > 1:
+        raise ObserveError(f"{target}: unsupported scheme {parsed.scheme!r} (use http(s):// or a local .html file)")
+    else:
+        path = Path(target)
+    if not path.is_file():
+        raise ObserveError(f"{target}: no such file")
+    if path.suffix.lower() not in (".html", ".htm", ".xhtml"):
+        raise ObserveError(f"{target}: not an .html file")
+    return path.resolve().as_uri(), True
+
+
+async def observe_target(
+    target: str,
+    options: ReducerOptions | None = None,
+    browser_path: str | None = None,
+    *,
+    screenshot: str | Path | None = None,
+    viewport: tuple[int, int] = (1280, 800),
+    timeout_ms: int = 30_000,
+) -> ReducedPage:
+    """Open ``target`` (http(s) URL or local .html file) in a short-lived headless Chromium and reduce it.
+
+    A local file is loaded with every network request aborted except the file itself: recorded
+    pages reference trackers, ads and CDNs, and observing them must neither leak requests nor
+    depend on what those hosts answer today.
+    """
+    from playwright.async_api import Error as PlaywrightError
+    from playwright.async_api import async_playwright
+
+    from envs.chromium import LAUNCH_ARGS, find_chromium
+
+    url, local = resolve_target(target)
+    executable = find_chromium(browser_path)
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=executable, args=list(LAUNCH_ARGS), headless=True)
+        try:
+            context = await browser.new_context(viewport={"width": viewport[0], "height": viewport[1]},
+                                                service_workers="block")
+            if local:
+                async def route(r: Any) -> None:
+                    if r.request.url.split("#", 1)[0] == url:
+                        await r.continue_()
+                    elif r.request.resource_type == "image":
+                        # Answered locally, not aborted: recorded pages swap a failed image for
+                        # another in `onerror`, which loops forever and never fires `load`.
+                        await r.fulfill(status=200, content_type="image/gif", body=_BLANK_GIF)
+                    else:
+                        await r.abort("blockedbyclient")
+
+                await context.route("**/*", route)
+            page = await context.new_page()
+            try:
+                await page.goto(url, wait_until="domcontentloaded", timeout=timeout_ms)
+            except PlaywrightError as exc:
+                reason = str(exc).splitlines()[0]
+                raise ObserveError(f"{target}: could not load ({reason})") from exc
+            try:  # late scripts and layout; a page that never finishes loading is still observed
+                await page.wait_for_load_state("load", timeout=min(timeout_ms, 5_000))
+            except PlaywrightError:
+                log.warning("%s: no load event within 5 s; observing the page as it is", target)
+            reduced = await reduce_page(page, options)
+            if screenshot is not None:
+                await page.screenshot(path=str(screenshot), full_page=False)
+            return reduced
+        finally:
+            await browser.close()
+
+
+def observe(target: str, options: ReducerOptions | None = None, browser_path: str | None = None,
+            **kwargs: Any) -> ReducedPage:
+    """Synchronous wrapper of :func:`observe_target` for scripts and the CLI."""
+    return asyncio.run(observe_target(target, options, browser_path, **kwargs))
