@@ -32,7 +32,7 @@ PRICE = re.compile(r"[$€£]\s?(\d{1,3}(?:,\d{3})*(?:\.\d{1,2})?)")
 _STOP = set(
     "i im i'm a an the and or for of to in on with want need looking some that is are be it my me "
     "would like please buy get find which who whose also than lower less price dollars dollar under "
-    "between about around from this these those has have having can".split()
+    "between about around from this these those has have having can am its also".split()
 )
 
 
@@ -97,6 +97,8 @@ def read_signals(obs: Observation) -> PageSignals:
     special = {id(x) for x in (sig.place_order, sig.add_to_cart, sig.buy_now, sig.checkout, sig.cart_link,
                                 sig.sort_low_to_high) if x is not None}
     groups: dict[str, list[Element]] = defaultdict(list)
+    # Repeated structures (result lists) share one name pattern per item: "<list>.<item>.<control>".
+    patterns: dict[tuple[str, str], list[Element]] = defaultdict(list)
     for el in clickables:
         if id(el) in special:
             continue
@@ -106,9 +108,18 @@ def read_signals(obs: Observation) -> PageSignals:
             groups[parent].append(el)
         elif REFINEMENT.search(parent) and words <= 6:
             sig.refinements.append(el)
-        elif el.tag in ("a", "") and words >= 3:
-            sig.products.append(el)
+        else:
+            parts = el.name.split(".")
+            if len(parts) >= 3 and words >= 2:
+                patterns[(parts[0], parts[-1])].append(el)
     sig.option_groups = {k: v for k, v in groups.items() if len(v) >= 2}
+    repeated = [items for items in patterns.values() if len(items) >= 3]
+    if repeated:
+        # The list whose items carry the longest texts is the product list (titles are long).
+        sig.products = max(repeated, key=lambda items: sum(len(e.text.split()) for e in items) / len(items))
+    else:
+        sig.products = [el for el in clickables if id(el) not in special and el.tag in ("a", "")
+                        and len(el.text.split()) >= 4 and el not in sig.refinements]
     return sig
 
 

@@ -164,16 +164,21 @@ class ScriptedPolicy(Policy):
             if st.in_cart and sig.cart_link is not None:
                 return self._click(st, sig.cart_link, "I already added it, so let me look at my cart.")
             return self._on_product(st, obs, sig)
+        if sig.search_input is not None and st.searched == 0:
+            return self._search(st, sig.search_input)
         if sig.products:
             return self._on_results(st, obs, sig)
         if sig.search_input is not None and st.searched < 3:
-            st.searched += 1
-            return TypeAndSubmit(name=sig.search_input.name, text=st.query), st.rng.choice([
-                f"I'm looking for {st.query}, so I'll search for it.",
-                f"Let me search for {st.query} and see what comes up.",
-                f"I'll type '{st.query}' into the search box.",
-            ])
+            return self._search(st, sig.search_input)
         return Terminate(), "I can't find a way forward on this page, so I'll leave."
+
+    def _search(self, st: _State, box: Element) -> tuple[TypeAndSubmit, str]:
+        st.searched += 1
+        return TypeAndSubmit(name=box.name, text=st.query), st.rng.choice([
+            f"I'm looking for {st.query}, so I'll search for it.",
+            f"Let me search for {st.query} and see what comes up.",
+            f"I'll type '{st.query}' into the search box.",
+        ])
 
     def _click(self, st: _State, el: Element, rationale: str) -> tuple[Click, str]:
         st.last_click = el.name
@@ -241,7 +246,8 @@ class ScriptedPolicy(Policy):
             fit = 0.0 if st.budget is None or price is None else (0.3 if price <= st.budget else -0.5)
             scored.append((rel + fit + st.rng.random() * 0.15, el))
         scored.sort(key=lambda t: t[0], reverse=True)
-        if scored and scored[0][0] > 0.1 and len(st.viewed) <= st.patience:
+        # Zero-overlap results are only opened by the curious, and only after a refined search.
+        if scored and scored[0][0] > (0.1 if st.searched > 1 else 0.2) and len(st.viewed) <= st.patience:
             el = scored[0][1]
             st.rejected.add(el.name)  # do not open the same result twice
             return self._click(st, el, st.rng.choice([

@@ -1,0 +1,201 @@
+"""``shop-r1 simulate``, ``shop-r1 demo`` and ``shop-r1 report``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def _shop(shop_url: str | None, shop_seed: int, console: Console) -> Iterator[str]:
+    """The given shop URL, or the bundled shop served on 127.0.0.1 for the run's duration."""
+    if shop_url:
+        yield shop_url
+        return
+    from envs.shop.server import run_in_thread
+
+    with run_in_thread(seed=shop_seed, port=0) as shop:
+        console.print(f"[dim]bundled shop (seed {shop_seed}) at[/] {shop.url}")
+        yield shop.url
+
+
+def catalog_terms(shop_url: str) -> list[str]:
+    """Words from the shop's home page (categories, featured products), for matching intents.
+
+    Read from the live page rather than from any catalogue API, so this works for any shop.
+    """
+    import httpx
+    from lxml import html as lxml_html
+
+    try:
+        resp = httpx.get(shop_url, timeout=10.0, follow_redirects=True)
+        resp.raise_for_status()
+    except httpx.HTTPError as exc:
+        log.warning("could not read %s for catalogue terms (%s); intents are drawn unmatched", shop_url, exc)
+        return []
+    doc = lxml_html.fromstring(resp.text)
+    for bad in doc.xpath("//script|//style|//noscript"):
+        bad.drop_tree()
+    words = re.findall(r"[a-z][a-z0-9'-]{2,}", doc.text_content().lower())
+    return sorted(set(words))
+
+
+def _load_personas(personas_file: Path | None, mix: Path | None, n: int, seed: int, shop_url: str) -> list[Any]:
+    from personas.model import load_personas
+    from personas.sampler import sample
+
+    if personas_file is not None:
+        loaded = load_personas(personas_file)
+        if not loaded:
+            raise click.ClickException(f"{personas_file}: no personas in the file")
+        # Cycle through the given personas when more shoppers than personas are asked for.
+        return [loaded[i % len(loaded)].model_copy(update={"persona_id": f"{loaded[i % len(loaded)].persona_id}"
+                                                            + (f"#{i // len(loaded)}" if i >= len(loaded) else "")})
+                for i in range(n)]
+    return sample(n, seed=seed, mix=mix, catalog_terms=catalog_terms(shop_url))
+
+
+def _default_out(run_root: Path = Path("runs")) -> Path:
+    import time
+
+    return run_root / time.strftime("%Y%m%d-%H%M%S")
+
+
+def run_and_report(*, shop: str | None, shop_seed: int, shoppers: int, concurrency: int, policy: str,
+                   model: str | None, base_url: str | None, personas_file: Path | None, mix: Path | None,
+                   max_steps: int, seed: int, out: Path | None, allow_purchase: bool,
+                   allow_origin: tuple[str, ...], headed: bool, browser_path: str | None, constrained: bool,
+                   temperature: float | None, step_timeout: float, session_timeout: float,
+                   screenshots: bool, console: Console) -> int:
+    from simulator.live import LiveView
+    from simulator.policies.factory import PolicyConfigError, PolicySpec, open_policy
+    from simulator.report import build_report
+    from simulator.runner import RunConfig, Runner
+
+    out_dir = out or _default_out()
+    if (out_dir / "trace.jsonl").exists():
+        raise click.ClickException(f"{out_dir} already holds a trace; choose another --out")
+    with _shop(shop, shop_seed, console) as shop_url:
+        try:
+            spec = PolicySpec(name=policy, model=model, base_url=base_url, seed=seed, allow_purchase=allow_purchase,
+                              constrained=constrained, temperature=temperature, max_concurrency=concurrency)
+            config = RunConfig(shop_url=shop_url, shoppers=shoppers, concurrency=concurrency, max_steps=max_steps,
+                               seed=seed, out_dir=out_dir, policy=policy, model=model, allow_purchase=allow_purchase,
+                               extra_origins=list(allow_origin), headless=not headed, browser_path=browser_path,
+                               step_timeout_s=step_timeout, session_timeout_s=session_timeout,
+                               screenshots=screenshots)
+        except (PolicyConfigError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from exc
+        personas = _load_personas(personas_file, mix, shoppers, seed, shop_url)
+
+        async def main() -> Any:
+            async with open_policy(spec) as pol:
+                with LiveView(console) as view:
+                    return await Runner(config, pol, personas, observer=view).run()
+
+        interrupted = False
+        try:
+            result = asyncio.run(main())
+            interrupted = result.interrupted
+        except KeyboardInterrupt:
+            interrupted = True
+        except Exception as exc:  # a setup failure (browser, model): one clear line
+            log.debug("run failed", exc_info=True)
+            raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
+    if (out_dir / "trace.jsonl").exists():
+        build_report(out_dir, console=console)
+        console.print(f"trace: {out_dir / 'trace.jsonl'}   report: {out_dir / 'report.html'}")
+    if interrupted:
+        console.print("[yellow]interrupted: everything recorded so far is kept[/]")
+        return 130
+    return 0
+
+
+def _common_options(fn: Any) -> Any:
+    options = [
+        click.option("--shop", "shop", metavar="URL", default=None, help="Storefront start URL (default: the bundled shop on 127.0.0.1)."),
+        click.option("--shop-seed", default=0, show_default=True, help="Catalogue seed of the bundled shop."),
+        click.option("--shoppers", "-n", default=4, show_default=True, help="Number of simulated shoppers."),
+        click.option("--concurrency", "-c", default=4, show_default=True, help="Shoppers browsing at once."),
+        click.option("--policy", type=click.Choice(["scripted", "transformers", "vllm", "openai"]), default="scripted",
+                     show_default=True, help="Policy backend."),
+        click.option("--model", default=None, help="Model folder or 'default' (transformers/vllm), or a served model name (openai, vllm with --base-url)."),
+        click.option("--base-url", default=None, help="OpenAI-compatible endpoint (openai; vllm: an already running server)."),
+        click.option("--personas", "personas_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+                     help="Persona file (JSON list or JSONL); default: sampled from the bundled library."),
+        click.option("--mix", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+                     help="Demographic mix (JSON percentages per field) for sampling personas."),
+        click.option("--max-steps", default=15, show_default=True, help="Step budget per session."),
+        click.option("--seed", default=0, show_default=True, help="Seed for personas, intents and policy sampling."),
+        click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Run directory (default: runs/<time>)."),
+        click.option("--allow-purchase", is_flag=True, help="Let shoppers click controls that place an order or pay."),
+        click.option("--allow-origin", multiple=True, help="Extra origin shoppers may load from (repeatable)."),
+        click.option("--headed", is_flag=True, help="Show the browser windows."),
+        click.option("--browser-path", default=None, help="Chromium executable (else $SHOP_R1_CHROMIUM, Playwright's, /usr/bin/chromium)."),
+        click.option("--constrained/--no-constrained", default=True, show_default=True,
+                     help="Schema-constrained decoding: names restricted to the page's (transformers, vllm)."),
+        click.option("--temperature", type=float, default=None, help="Sampling temperature for model policies."),
+        click.option("--step-timeout", default=120.0, show_default=True, help="Seconds a policy call may take."),
+        click.option("--session-timeout", default=900.0, show_default=True, help="Seconds a whole session may take."),
+        click.option("--screenshots", is_flag=True, help="Keep a screenshot per observation (larger traces)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+@click.command()
+@_common_options
+def simulate(**kwargs: Any) -> None:
+    """Run N simulated shoppers, C at a time, against a storefront; write DIR/trace.jsonl,
+    DIR/run.json and DIR/report.html, and print the summary. Ctrl-C stops cleanly and keeps
+    everything recorded."""
+    console = Console()
+    sys.exit(run_and_report(console=console, **kwargs))
+
+
+@click.command()
+@click.option("--shoppers", "-n", default=3, show_default=True)
+@click.option("--max-steps", default=8, show_default=True)
+@click.option("--policy", type=click.Choice(["transformers", "scripted"]), default="transformers", show_default=True,
+              help="transformers = the embedded default model (SmolLM2-135M-Instruct, constrained decoding).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.option("--seed", default=0, show_default=True)
+def demo(shoppers: int, max_steps: int, policy: str, out: Path | None, seed: int) -> None:
+    """Simulated shoppers with the default model on the bundled shop, then the report."""
+    console = Console()
+    console.rule("[bold]shop-r1 demo")
+    console.print(f"{shoppers} shoppers, policy [bold]{policy}[/]"
+                  + (" (SmolLM2-135M-Instruct, constrained decoding)" if policy == "transformers" else ""))
+    sys.exit(run_and_report(
+        shop=None, shop_seed=0, shoppers=shoppers, concurrency=shoppers, policy=policy, model="default",
+        base_url=None, personas_file=None, mix=None, max_steps=max_steps, seed=seed,
+        out=out or _default_out(Path("runs") / "demo"), allow_purchase=False, allow_origin=(), headed=False,
+        browser_path=None, constrained=True, temperature=None, step_timeout=300.0, session_timeout=1800.0,
+        screenshots=False, console=console))
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--segment-by", multiple=True, help="Persona field to segment rates by (repeatable).")
+def report(run_dir: Path, segment_by: tuple[str, ...]) -> None:
+    """Rebuild DIR/report.html and print the summary of a run directory."""
+    from simulator.report import build_report
+    from simulator.trace import TraceFormatError
+
+    try:
+        build_report(run_dir, console=Console(), segment_by=list(segment_by) or None)
+    except (TraceFormatError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    Console().print(f"report: {run_dir / 'report.html'}")

@@ -1,0 +1,90 @@
+"""Build a policy backend from CLI-style options, importing only the backend asked for.
+
+One place maps ``--policy``/``--model`` to a backend so ``simulate``, ``replay`` and
+``evaluate`` accept the same options and errors read the same everywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from simulator.policies.base import Policy
+
+POLICY_NAMES = ("scripted", "transformers", "vllm", "openai")
+
+
+class PolicyConfigError(ValueError):
+    pass
+
+
+@dataclass
+class PolicySpec:
+    name: str = "scripted"
+    model: str | None = None  # folder, "default", or (vllm/openai) a served model name
+    base_url: str | None = None  # vllm/openai endpoint; vllm without it starts a server
+    seed: int = 0
+    allow_purchase: bool = False
+    constrained: bool = True
+    temperature: float | None = None
+    max_concurrency: int = 8
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.name not in POLICY_NAMES:
+            raise PolicyConfigError(f"unknown policy {self.name!r}; choose one of {', '.join(POLICY_NAMES)}")
+
+
+@contextlib.asynccontextmanager
+async def open_policy(spec: PolicySpec) -> AsyncIterator[Policy]:
+    """Yield a ready policy; servers it started are stopped on exit, also on error."""
+    if spec.name == "scripted":
+        from simulator.policies.scripted import ScriptedPolicy
+
+        policy: Policy = ScriptedPolicy(seed=spec.seed, allow_purchase=spec.allow_purchase)
+        yield policy
+        return
+    if spec.name == "transformers":
+        from simulator.models import resolve_model
+        from simulator.policies.transformers_policy import TransformersPolicy
+
+        kwargs: dict[str, Any] = {"constrained": spec.constrained, "seed": spec.seed, **spec.extra}
+        if spec.temperature is not None:
+            kwargs["temperature"] = spec.temperature
+        policy = TransformersPolicy(resolve_model(spec.model, show_status=True), **kwargs)
+        try:
+            yield policy
+        finally:
+            await policy.close()
+        return
+    if spec.name == "vllm":
+        from simulator.policies.http_policy import SamplingParams
+        from simulator.policies.vllm_policy import VLLMPolicy
+
+        sampling = SamplingParams(temperature=spec.temperature) if spec.temperature is not None else None
+        common = {"structured": spec.constrained, "max_concurrency": spec.max_concurrency, "sampling": sampling}
+        if spec.base_url:
+            if not spec.model:
+                raise PolicyConfigError("--policy vllm with --base-url needs --model (the served model name)")
+            policy = VLLMPolicy(spec.base_url, spec.model, **common)
+            try:
+                yield policy
+            finally:
+                await policy.close()
+            return
+        from simulator.models import resolve_model
+
+        async with VLLMPolicy.launch(resolve_model(spec.model, show_status=True), **common) as policy:
+            yield policy
+        return
+    from simulator.policies.openai_policy import OpenAIPolicy
+
+    if not spec.model:
+        raise PolicyConfigError("--policy openai needs --model (the endpoint's model name)")
+    policy = OpenAIPolicy(spec.model, base_url=spec.base_url, json_mode=True, max_concurrency=spec.max_concurrency)
+    try:
+        yield policy
+    finally:
+        await policy.close()
