@@ -101,6 +101,14 @@ def _default_counter() -> TokenCounter:
     return count_tokens
 
 
+@lru_cache(maxsize=8)
+def _memoized(counter: TokenCounter) -> TokenCounter:
+    """``counter`` with a cache of recent texts. Each step of a session re-renders every earlier
+    page; pages are kept as separate parts (see :func:`build_prompt`), so each page is counted
+    once per session instead of once per step (a 3k-token page takes ~20 ms to count here)."""
+    return lru_cache(maxsize=256)(counter)
+
+
 def approximate_tokens(text: str) -> int:
     """Roughly one token per word and per punctuation mark."""
     return len(re.findall(r"\w+|[^\w\s]", text))
@@ -116,18 +124,22 @@ def _action_json(action: Any) -> str:
     return json.dumps(action, ensure_ascii=False)
 
 
+def _page_parts(step: int, url: str, html: str) -> tuple[str, str]:
+    """The current page as (header line, HTML): counted apart, so the HTML's count is reused
+    when the same page comes back as history."""
+    return f"## Current page (step {step}) -- URL: {url or '(unknown)'}\n", f"{html.strip()}\n"
+
+
 def _page_block(step: int, url: str, html: str) -> str:
-    return f"## Current page (step {step}) -- URL: {url or '(unknown)'}\n{html.strip()}\n"
+    return "".join(_page_parts(step, url, html))
 
 
-def _history_full(step: int, item: Any) -> str:
-    lines = [f"### Step {step} -- URL: {_get(item, 'url') or '(unknown)'}",
-             str(_get(item, "simplified_html") or "").strip()]
+def _history_full_parts(step: int, item: Any) -> tuple[str, str, str]:
+    head = f"### Step {step} -- URL: {_get(item, 'url') or '(unknown)'}\n"
+    body = f"{str(_get(item, 'simplified_html') or '').strip()}\n"
     rationale = str(_get(item, "rationale") or "").strip()
-    if rationale:
-        lines.append(f"Rationale: {rationale}")
-    lines.append(f"Action: {_action_json(_get(item, 'action'))}")
-    return "\n".join(lines) + "\n"
+    tail = (f"Rationale: {rationale}\n" if rationale else "") + f"Action: {_action_json(_get(item, 'action'))}\n"
+    return head, body, tail
 
 
 def _history_collapsed(step: int, item: Any) -> str:
@@ -141,37 +153,70 @@ def _get(obj: Any, name: str, default: Any = None) -> Any:
     return getattr(obj, name, default)
 
 
+def _last_fitting(positions: Sequence[int], fits: Callable[[int], bool], guess: int) -> int:
+    """The largest index i with ``fits(positions[i])`` (-1 if none), for a monotone ``fits``.
+
+    Starts from ``guess`` and gallops outwards to bracket the answer, then bisects: when the
+    guess is good, only a few counts of about the budget's size are made, instead of a
+    bisection over the whole (possibly much longer) text.
+    """
+    n = len(positions)
+    if n == 0:
+        return -1
+    g = min(max(guess, 0), n - 1)
+    step = max(1, n // 64)
+    if fits(positions[g]):
+        lo, hi = g, n
+        probe = g + step
+        while probe < n and fits(positions[probe]):
+            lo, probe, step = probe, probe + step, step * 2
+        hi = min(probe, n)
+    else:
+        lo, hi = -1, g
+        probe = g - step
+        while probe >= 0 and not fits(positions[probe]):
+            hi, probe, step = probe, probe - step, step * 2
+        lo = max(probe, -1)
+    while hi - lo > 1:  # invariant: fits at lo (or lo == -1), not at hi (or hi == n)
+        mid = (lo + hi) // 2
+        if fits(positions[mid]):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
 def truncate_to_tokens(text: str, max_tokens: int, count_tokens: TokenCounter) -> str:
     """The longest prefix of ``text`` within ``max_tokens``, preferably ending at a line end.
 
-    Binary search over line ends first (a page of n lines costs about log2(n) counts), then over
-    the characters of the next line when that line is long (a page without line breaks).
+    Searches line ends first, starting where the text's own characters-per-token ratio says
+    the cut should be; then, when the next line is long (a page without line breaks), the
+    characters of that line.
     """
     if max_tokens <= 0:
         return ""
-    if count_tokens(text) <= max_tokens:
+    total = count_tokens(text)
+    if total <= max_tokens:
         return text
+
+    def fits(end: int) -> bool:
+        return count_tokens(text[:end]) <= max_tokens
+
+    estimate = len(text) * max_tokens / total
     ends = [m.end() for m in re.finditer(r"\n", text)]
-    lo, hi = 0, len(ends) - 1
-    best = 0
-    while lo <= hi:  # the last line end whose prefix fits
-        mid = (lo + hi) // 2
-        if count_tokens(text[: ends[mid]]) <= max_tokens:
-            best, lo = ends[mid], mid + 1
-        else:
-            hi = mid - 1
+    guess = next((i for i, e in enumerate(ends) if e > estimate), len(ends)) - 1
+    i = _last_fitting(ends, fits, guess)
+    best = ends[i] if i >= 0 else 0
     nxt = text.find("\n", best)
     line_end = len(text) if nxt == -1 else nxt
     if line_end - best > 200:  # a long next line: fill the rest of the budget from it
-        lo_c, hi_c = best, line_end
-        while lo_c < hi_c:
-            mid = (lo_c + hi_c + 1) // 2
-            if count_tokens(text[:mid]) <= max_tokens:
-                lo_c = mid
-            else:
-                hi_c = mid - 1
-        tag_end = text.rfind(">", best, lo_c)
-        return text[: tag_end + 1] if tag_end >= best + (lo_c - best) * 0.8 else text[:lo_c]
+        chars = range(best + 1, line_end + 1)
+        guess = int(min(max(estimate, best + 1), line_end)) - best - 1
+        j = _last_fitting(chars, fits, guess)
+        if j >= 0:
+            end = chars[j]
+            tag_end = text.rfind(">", best, end)
+            return text[: tag_end + 1] if tag_end >= best + (end - best) * 0.8 else text[:end]
     return text[:best]
 
 
@@ -222,7 +267,7 @@ def build_prompt(current: Observation | str, history: Sequence[HistoryItem] = ()
     budget that changes anything is logged at INFO. ``url`` names the page when ``current`` is
     bare HTML.
     """
-    count = count_tokens or _default_counter()
+    count = _memoized(count_tokens or _default_counter())
     if isinstance(current, Observation):
         page_html, page_url = current.simplified_html, url or current.url
     else:
@@ -242,9 +287,9 @@ def build_prompt(current: Observation | str, history: Sequence[HistoryItem] = ()
     left -= reserve
 
     # Every part is counted exactly as it is joined into the message.
-    page_block = _page_block(step_now, page_url, page_html)
-    page_tokens_full = count(page_html)
-    page_cost = count(page_block)
+    page_parts = _page_parts(step_now, page_url, page_html)
+    page_tokens_full = count(page_parts[1])
+    page_cost = count(page_parts[0]) + page_tokens_full
     truncated = False
     if page_cost > left - marker_cost:
         # The page alone does not fit: cut it (all history goes, hence the marker's room).
@@ -252,31 +297,31 @@ def build_prompt(current: Observation | str, history: Sequence[HistoryItem] = ()
         if room <= 0:
             logger.warning("prompt budget %d is smaller than the system prompt and framing (%d tokens); "
                            "the page is cut to nothing", token_budget, token_budget - left)
-        frame = count(_page_block(step_now, page_url, "")) + count(
+        frame = count(page_parts[0]) + count(
             "\n" + TRUNCATION_MARKER.format(kept=page_tokens_full, total=page_tokens_full))
         target = room - frame
         for _ in range(4):  # joins can merge or split a token or two: re-cut until it fits
-            cut = truncate_to_tokens(page_html, max(0, target), count)
+            cut = truncate_to_tokens(page_parts[1], max(0, target), count)
             html = f"{cut.rstrip()}\n" + TRUNCATION_MARKER.format(kept=count(cut), total=page_tokens_full)
-            page_block = _page_block(step_now, page_url, html)
-            page_cost = count(page_block)
+            page_parts = _page_parts(step_now, page_url, html)
+            page_cost = sum(count(p) for p in page_parts)
             if page_cost <= room or target <= 0:
                 break
             target -= page_cost - room
         truncated = True
     left -= page_cost
 
-    blocks: list[str] = []  # newest first
+    blocks: list[str] = []  # parts, newest first (reversed when joined)
     n_full = n_collapsed = n_dropped = 0
     mode = "full"
     for index in range(len(history) - 1, -1, -1):
         item = history[index]
         room = left - (marker_cost if index > 0 else 0)
         if mode == "full":
-            block = _history_full(index + 1, item)
-            cost = count(block)
+            full = _history_full_parts(index + 1, item)
+            cost = sum(count(p) for p in full)
             if cost <= room:
-                blocks.append(block)
+                blocks.extend(reversed(full))
                 left -= cost
                 n_full += 1
                 continue
@@ -298,7 +343,7 @@ def build_prompt(current: Observation | str, history: Sequence[HistoryItem] = ()
             parts.append(OMITTED_MARKER.format(n=n_dropped) + "\n")
         parts.extend(reversed(blocks))
         parts.append("\n")
-    parts.append(page_block)
+    parts.extend(page_parts)
     parts.append("\n" + ANSWER_REMINDER)
     user = "".join(parts)
     messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
@@ -366,7 +411,7 @@ def build_chat_session(steps: Sequence[Any], persona: Persona | None = None, *, 
     follows again. ``max_page_tokens`` cuts each page like the budget does for a current page.
     Raises ValueError naming the step when an action or rationale is not a valid answer.
     """
-    count = count_tokens or (_default_counter() if max_page_tokens is not None else None)
+    count = _memoized(count_tokens or _default_counter()) if max_page_tokens is not None else None
     messages = [{"role": "system", "content": system_prompt(persona, intent=intent)}]
     pending_result: str | None = None
     shown = 0

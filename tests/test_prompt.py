@@ -154,7 +154,7 @@ def test_budget_collapses_then_drops_the_oldest_history_and_keeps_the_page(caplo
 
 def test_page_alone_over_budget_is_cut_with_a_marker():
     obs = _observation(products=400)
-    page_tokens = count_tokens(obs.simplified_html)
+    page_tokens = count_tokens(obs.simplified_html.strip() + "\n")  # the page as rendered
     prompt = build_prompt(obs, _history(3), token_budget=2000)
     user = prompt.messages[1]["content"]
     assert prompt.report.page_truncated and prompt.report.history_dropped == 3
