@@ -66,12 +66,17 @@ TRUNCATION_MARKER = "<!-- page truncated here: it exceeds the context budget ({k
 OMITTED_MARKER = "[{n} earlier step(s) omitted to fit the context budget]"
 
 
-def system_prompt(persona: Persona | None = None, *, intent: str | None = None) -> str:
+def system_prompt(persona: Persona | Mapping[str, Any] | None = None, *, intent: str | None = None) -> str:
     """The system prompt, with the shopper's persona and goal when given.
 
     ``intent`` overrides ``persona.intent``; without either, no goal line is added (the
-    shopper browses as the persona would).
+    shopper browses as the persona would). A persona given as a dict (e.g. read back from a
+    trace) is validated into a :class:`~personas.model.Persona` first.
     """
+    if isinstance(persona, Mapping):
+        from personas.model import Persona as _Persona
+
+        persona = _Persona.model_validate(persona)
     goal = intent if intent is not None else getattr(persona, "intent", None)
     parts = [SYSTEM_PROMPT]
     if persona is not None:

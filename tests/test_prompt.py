@@ -81,6 +81,7 @@ def test_system_prompt_with_persona_and_goal():
     assert system_prompt(persona, intent="a kettle").endswith("Your goal: a kettle")
     assert "Your goal" not in system_prompt(persona.with_intent(None))
     assert system_prompt(None, intent="socks").endswith("Your goal: socks")
+    assert system_prompt(persona.model_dump()) == text  # a persona read back from a trace
 
 
 # -- one decision -----------------------------------------------------------------------------
