@@ -486,3 +486,12 @@ def test_price_bands_partition_prices() -> None:
     for p in CATALOG.products:
         hits = [k for k, (_l, lo, hi) in PRICE_BANDS.items() if p.price_cents >= lo and (hi is None or p.price_cents < hi)]
         assert len(hits) == 1, (p.price_cents, hits)
+
+
+def test_port_in_use_is_a_clear_error_and_stop_is_idempotent(fresh_shop) -> None:
+    with pytest.raises(OSError, match=rf"could not listen on 127\.0\.0\.1:{fresh_shop.port}"):
+        run_in_thread(port=fresh_shop.port)
+    fresh_shop.stop()
+    fresh_shop.stop()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(fresh_shop.url, timeout=2)

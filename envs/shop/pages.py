@@ -177,7 +177,7 @@ def product_image(product_id: str, category: str, color: str, size: int) -> str:
                                 f'<circle cx="100" cy="100" r="{20 + h % 20}" fill="{accent}"/>')
     return (f'<svg class="s-image" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 200 200" width="{size}" '
             f'height="{size}" aria-hidden="true" focusable="false"><rect width="200" height="200" fill="#f7f7f7"/>'
-            f'{body}</svg>')
+            f'<g stroke="#9a9a9a" stroke-width="2">{body}</g></svg>')
 
 
 def _image(p: Product, size: int) -> str:
@@ -403,7 +403,7 @@ def render_results(ctx: PageContext, view: ResultsPage) -> str:
             new = {k: v for k, v in params.items() if k != "page"}
             new["s"] = key
             sort_links.append(f'<li><a href="{e(_url("/s", new))}">{e(label)}</a></li>')
-    sort_nav = (f'<nav aria-label="Sort by" class="s-sort" style="float:right"><span>Sort by:</span>'
+    sort_nav = (f'<nav aria-label="Sort by" class="s-sort"><span>Sort by:</span>'
                 f'<ul style="display:inline-flex;gap:10px;list-style:none">{"".join(sort_links)}</ul></nav>')
 
     sections = "".join(_refinement_section(k, h, view, ctx) for k, h in ctx.layout.refinement_sections)
@@ -437,7 +437,8 @@ def render_results(ctx: PageContext, view: ResultsPage) -> str:
                  f'list-style:none">{"".join(parts)}</ul></nav>')
 
     main = (
-        f'<div class="s-result-info-bar" style="border-bottom:1px solid #ddd;padding:6px 0">'
+        f'<div class="s-result-info-bar" style="display:flex;justify-content:space-between;align-items:center;'
+        f'border-bottom:1px solid #ddd;padding:6px 0">'
         f'<h1 class="s-results-summary" style="font-size:14px;display:inline">{summary}</h1>{sort_nav}</div>'
         f'<div class="s-layout" style="display:flex;gap:18px">{aside}'
         f'<div class="s-results" style="flex:1"><h2 class="a-offscreen">Results</h2>{results}{pager}</div></div>'

@@ -8,6 +8,11 @@ really did, not what a page claimed.
 
 Forms are POST-redirect-GET (303), bad input gets a 4xx page that says what was wrong, and an
 unexpected error is logged and answered with a 500 page rather than a dropped connection.
+
+Routes: ``/`` home · ``/s?k=&i=&brand=&price=&rating=&s=&page=`` results (``q`` is accepted for
+``k``) · ``/dp/{id}`` product · ``/cart`` and POST ``/cart/add|update|remove`` · ``/checkout``
+(GET form, POST places the order) · ``/order/{id}`` confirmation · ``/help/{topic}`` ·
+``/api/state[?sid=]`` · ``/api/products/{id}`` · ``/static/*``.
 """
 
 from __future__ import annotations
@@ -24,12 +29,13 @@ import time
 import uuid
 import zlib
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from multidict import MultiMapping
 
 from envs.shop import pages
 from envs.shop.catalog import Catalog, Product, SearchRequest, build_catalog
@@ -245,9 +251,9 @@ class BadInput(web.HTTPBadRequest):
         super().__init__(text=message)
 
 
-def _first(values: Mapping[str, Any], name: str) -> str | None:
-    getall = getattr(values, "getall", None)
-    found = getall(name, []) if getall else ([values[name]] if name in values else [])
+def _first(values: MultiMapping[Any], name: str) -> str | None:
+    """The first value of a query or form field; repeated fields are not an error (browsers do it)."""
+    found = values.getall(name, [])
     if not found:
         return None
     value = found[0]
@@ -256,7 +262,7 @@ def _first(values: Mapping[str, Any], name: str) -> str | None:
     return value
 
 
-def _int_param(values: Mapping[str, Any], name: str, default: int, lo: int, hi: int | None, where: str) -> int:
+def _int_param(values: MultiMapping[Any], name: str, default: int, lo: int, hi: int | None, where: str) -> int:
     raw = _first(values, name)
     if raw is None or raw.strip() == "":
         return default
@@ -403,7 +409,7 @@ async def checkout_page(request: web.Request) -> web.Response:
     return _html(pages.render_checkout(_ctx(request), _shop(request).state.cart(request[SID_KEY])))
 
 
-def validate_address(form: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+def validate_address(form: MultiMapping[Any]) -> tuple[dict[str, str], dict[str, str]]:
     """(values, errors by field): every field required, no control characters, sane ZIP and email."""
     values: dict[str, str] = {}
     errors: dict[str, str] = {}
@@ -663,9 +669,3 @@ async def serve_forever(seed: int, port: int, layout: str, host: str,
     finally:
         await runner.cleanup()
 
-
-def iter_routes(app: web.Application) -> Iterator[str]:
-    """``METHOD path`` of every route (for ``--help``-style listings and tests)."""
-    for route in app.router.routes():
-        info = route.resource.get_info() if route.resource else {}
-        yield f"{route.method} {info.get('path') or info.get('formatter') or info.get('prefix', '')}"
