@@ -52,7 +52,21 @@ def query_from_intent(intent: str, rng: random.Random | None = None) -> str:
 
 
 def _label(el: Element) -> str:
-    return f"{el.name.replace('_', ' ').replace('.', ' ')} {el.text}"
+    """Visible text plus the name's last segment: ancestors' segments describe the container
+    (``add_to_cart.color.olive`` is a colour inside the add-to-cart form, not the button)."""
+    return f"{el.name.rsplit('.', 1)[-1].replace('_', ' ')} {el.text}"
+
+
+_PLACEHOLDER = re.compile(r"^\s*(?:-+|select|choose|pick|please select|select an? \w+|--.*--)\s*$", re.I)
+
+
+def _select_options(el: Element) -> list[Element]:
+    """A select's real choices as clickable pseudo-elements named ``<select>.<option>``, the way
+    the executor accepts them (placeholders such as "Select" are not choices)."""
+    from envs.executor import option_name
+
+    return [Element(name=option_name(el.name, label), kind="clickable", text=label, tag="option")
+            for label in el.options if label.strip() and not _PLACEHOLDER.match(label)]
 
 
 @dataclass
@@ -112,6 +126,12 @@ def read_signals(obs: Observation) -> PageSignals:
             parts = el.name.split(".")
             if len(parts) >= 3 and words >= 2:
                 patterns[(parts[0], parts[-1])].append(el)
+    for el in obs.elements:
+        if el.kind == "select" and not el.disabled and OPTION_GROUP.search(el.name.rsplit(".", 1)[-1]):
+            choices = _select_options(el)
+            # Only a select still on its placeholder needs a choice; one already set is left.
+            if choices and el.options and _PLACEHOLDER.match(el.options[0]):
+                groups[el.name] = choices
     sig.option_groups = {k: v for k, v in groups.items() if len(v) >= 2}
     repeated = [items for items in patterns.values() if len(items) >= 3]
     if repeated:
