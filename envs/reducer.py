@@ -32,6 +32,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 from envs.observation import Element, Observation, PageStats
 from envs.tokens import count_tokens, count_tokens_batch
@@ -421,9 +422,16 @@ async def observe_target(
             context = await browser.new_context(viewport={"width": viewport[0], "height": viewport[1]},
                                                 service_workers="block")
             if local:
+                body = Path(url2pathname(urlparse(url).path)).read_bytes()
+                try:  # recorded pages were served as UTF-8 by HTTP header; a bare file has no header
+                    body.decode("utf-8")
+                    content_type = "text/html; charset=utf-8"
+                except UnicodeDecodeError:
+                    content_type = "text/html"
+
                 async def route(r: Any) -> None:
                     if r.request.url.split("#", 1)[0] == url:
-                        await r.continue_()
+                        await r.fulfill(status=200, content_type=content_type, body=body)
                     elif r.request.resource_type == "image":
                         # Answered locally, not aborted: recorded pages swap a failed image for
                         # another in `onerror`, which loops forever and never fires `load`.

@@ -389,7 +389,8 @@
     let segs = rec.scopes.filter((s) => s.seg && (!s.isItem || s.active)).map((s) => s.seg);
     // "results" then "results_pagination_page" reads as "results.pagination_page"
     segs = segs.map((s, i) => (i > 0 && s.startsWith(segs[i - 1] + '_') ? s.slice(segs[i - 1].length + 1) : s));
-    segs = segs.filter((s, i) => i === 0 || s !== segs[i - 1]);
+    // nested scopes that say the same thing ("lebron_soldier_size_10_5" / "lebron_soldier_size") once
+    segs = segs.filter((s, i) => i === 0 || !((segs[i - 1] + '_').startsWith(s + '_') || (s + '_').startsWith(segs[i - 1] + '_')));
     if (segs.length > MAX_SCOPES) segs = [segs[0]].concat(segs.slice(-(MAX_SCOPES - 1)));
     let token = '';
     const item = rec.item && rec.item.active ? rec.item : null;
@@ -399,7 +400,10 @@
       if (links.length === 1 || rec === titleLink || (titleLink && rec.href && rec.href === titleLink.href)) token = 'view_product';
     }
     // Counts in brackets ("Nike (12,513)") change between visits; they are not part of a name.
-    if (!token) token = slug(rec.label.replace(/\(\s*[\d.,+]+\s*\)/g, ' '), 5, 32);
+    let label = rec.label.replace(/\(\s*[\d.,+]+\s*\)/g, ' ');
+    // "watch <item title>" inside the item titled so reads as "<item>.watch"
+    if (item && item.title && label.includes(item.title) && label.replace(item.title, '').trim()) label = label.replace(item.title, ' ');
+    if (!token) token = slug(label, 5, 32);
     if (!token && rec.kind === 'input') token = (rec.inputType === 'search' || isSearchy(rec.el)) ? 'search_input' : 'input';
     if (!token) token = rec.tag === 'input' ? (rec.inputType || 'input') : (FALLBACK[rec.tag] || 'button');
     if (segs.length && segs[segs.length - 1] === token && token !== 'view_product') segs.pop();
