@@ -508,8 +508,6 @@ def build_dataset_dir(
 
 def load_split(path: str | os.PathLike[str], kind: DatasetKind = "rl", split: SplitName = "test") -> datasets.Dataset:
     """Load one split: ``path`` is a dataset folder (``DIR/kind/split.parquet``) or a Parquet file."""
-    import datasets
-
     p = Path(path)
     if p.is_file():
         file = p
@@ -523,13 +521,21 @@ def load_split(path: str | os.PathLike[str], kind: DatasetKind = "rl", split: Sp
             raise FileNotFoundError(
                 f"no {kind}/{split} split at {file}; build one with `shop-r1 data build TRACE --out {p}`"
             )
-    features = rl_features() if kind == "rl" else sft_features()
-    ds = datasets.Dataset.from_parquet(str(file), keep_in_memory=True)
-    missing = [c for c in features if c not in ds.column_names]
+    ds = read_parquet(file)
     required = ("prompt", "label", "label_type", "names", "session_id", "step") if kind == "rl" else ("messages",)
-    if any(c in missing for c in required):
-        raise ValueError(f"{file}: not a {kind} split (missing columns: {', '.join(c for c in required if c in missing)})")
+    missing = [c for c in required if c not in ds.column_names]
+    if missing:
+        raise ValueError(f"{file}: not a {kind} split (missing columns: {', '.join(missing)})")
     return ds
+
+
+def read_parquet(path: str | os.PathLike[str]) -> datasets.Dataset:
+    """A Parquet file as an in-memory ``Dataset`` -- empty files included (``Dataset.from_parquet``
+    refuses a file without rows, and an empty validation split is legitimate)."""
+    import datasets
+    import pyarrow.parquet as pq
+
+    return datasets.Dataset(pq.read_table(str(path)))
 
 
 def load_manifest(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -540,7 +546,7 @@ def load_manifest(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
 __all__ = [
     "BuildResult", "BuildStats", "DATASET_SCHEMA", "DatasetBuildError", "LoadedTrace", "MANIFEST_FILE",
     "RL_TOKEN_BUDGET", "SFT_MAX_PAGE_TOKENS", "SFT_MAX_TOKENS", "TEMPLATE_OVERHEAD", "build_dataset_dir",
-    "build_rl_dataset", "build_sft_dataset", "history_item", "load_manifest", "load_split", "load_trace",
+    "build_rl_dataset", "build_sft_dataset", "history_item", "load_manifest", "load_split", "load_trace", "read_parquet",
     "load_traces", "observation_of", "rl_features", "rl_rows", "sft_features", "sft_rows",
     "target_skip_reason",
 ]
