@@ -1,0 +1,286 @@
+"""The transformers backend and its constrained decoding, on real models and real shop pages.
+
+Tiny random models make the constrained/unconstrained contrast sharp: random weights never write
+valid JSON on their own, so every valid answer under constraints is the grammar's doing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Sequence
+
+import pytest
+
+from envs.observation import Element, Observation
+from simulator.policies.base import PolicyRequest, PolicyResponse
+from simulator.policies.constrained import (
+    ConstrainedRows,
+    TokenTable,
+    action_grammar,
+    executable_names,
+    grammar_for_observation,
+)
+from simulator.policies.transformers_policy import TransformersPolicy
+from simulator.tiny_model import tiny_model_dir
+
+
+# -- fixtures -----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny() -> str:
+    return str(tiny_model_dir(seed=0))
+
+
+@pytest.fixture(scope="module")
+def tiny_tokenizer(tiny: str):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny)
+
+
+@pytest.fixture(scope="module")
+def smollm2_tokenizer():
+    """SmolLM2's real 49k BPE (the project's counting tokenizer), without the slow model conversion."""
+    from transformers import PreTrainedTokenizerFast
+
+    from envs.tokens import tokenizer_path
+
+    return PreTrainedTokenizerFast(tokenizer_file=str(tokenizer_path()), eos_token="<|im_end|>",
+                                   pad_token="<|im_end|>")
+
+
+async def _shop_pages(shop_url: str) -> list[Observation]:
+    """Three real pages of the bundled shop: home, search results, a product page."""
+    from envs.browser import BrowserPool
+
+    async with BrowserPool() as pool:
+        session = await pool.new_session("obs")
+        home = await session.reset(shop_url)
+        search = next(el.name for el in home.elements if el.kind == "input")
+        results = await session.step({"type": "type_and_submit", "name": search, "text": "running shoes"})
+        assert results.error is None and results.observation is not None
+        product_link = next(el.name for el in results.observation.elements if el.name.endswith("view_product"))
+        product = await session.step({"type": "click", "name": product_link})
+        assert product.error is None and product.observation is not None
+        return [home, results.observation, product.observation]
+
+
+@pytest.fixture(scope="module")
+def shop_pages(shop_url: str) -> list[Observation]:
+    pages = asyncio.run(_shop_pages(shop_url))
+    assert len({p.url for p in pages}) == 3
+    return pages
+
+
+def _hand_page() -> Observation:
+    els = (
+        Element("header.search", "input", input_type="search"),
+        Element("header.cart", "clickable", "Cart (0)"),
+        Element('weird."quoted"\\name', "clickable", "odd"),
+        Element("results.item_1.view_product", "clickable", "Trail running shoes"),
+        Element("results.item_2.view_product", "clickable", "Wireless earbuds", disabled=True),
+        Element("sort_by", "select", options=("Price: low to high", "Newest")),
+    )
+    html = "".join(f'<a name="{e.name}">{e.text}</a>' for e in els)
+    return Observation(url="http://127.0.0.1:1/search?q=shoes", title="Results", simplified_html=html, elements=els)
+
+
+def _assert_executable(resp: PolicyResponse, obs: Observation) -> None:
+    """The answer is strict JSON and an action this page can execute."""
+    assert resp.error is None, (resp.error, resp.raw_text)
+    assert resp.action is not None and resp.rationale.strip()
+    obj = json.loads(resp.raw_text)
+    assert set(obj) == {"rationale", "action"} and obj["action"] == resp.action.to_json()
+    clickable, inputs = executable_names(obs)
+    if resp.action.type == "click":
+        assert resp.action.name in clickable
+    elif resp.action.type == "type_and_submit":
+        assert resp.action.name in inputs and resp.action.text.strip()
+    assert resp.prompt_tokens > 0 and resp.completion_tokens > 0 and resp.latency_s > 0
+
+
+# -- the grammar --------------------------------------------------------------------------------
+def test_grammar_offers_only_what_the_page_supports() -> None:
+    no_inputs = action_grammar(["a", "b"], [])
+    assert [o.split('"')[0] for o in no_inputs.root[2].options] == ["click", "terminate"]
+    nothing = action_grammar([], [])
+    assert nothing.root[2].options == ('terminate"}}',)
+    page = _hand_page()
+    clickable, inputs = executable_names(page)
+    assert "results.item_2.view_product" not in clickable  # disabled
+    assert "sort_by" not in clickable  # a bare click on a select is a wrong_kind error
+    assert inputs == ["header.search"]
+    g = grammar_for_observation(page)
+    names = g.root[2].then[0][0].options
+    assert 'weird.\\"quoted\\"\\\\name"}}' in names  # JSON-escaped inside the string
+    assert g.max_tokens() > len('{"rationale": "", "action": {"type": "type_and_submit"}}')
+
+
+def _sample_with_random_logits(tokenizer, pages: Sequence[Observation], seed: int, vocab: int) -> list[str]:
+    """Drive ConstrainedRows with random logits (no model) and return the decoded texts."""
+    import torch
+
+    table = TokenTable(tokenizer, vocab_size=vocab)
+    grammars = [grammar_for_observation(p) for p in pages]
+    max_new = max(g.max_tokens() for g in grammars)
+    prompt = torch.zeros((len(pages), 3), dtype=torch.long)
+    rows = ConstrainedRows(table, grammars, prompt_len=3, max_new_tokens=max_new)
+    gen = torch.Generator().manual_seed(seed)
+    ids = prompt
+    finished = [False] * len(pages)
+    for _ in range(max_new):
+        scores = rows(ids, torch.randn((len(pages), vocab), generator=gen) * 3)
+        assert torch.isfinite(scores).any(dim=-1).all(), "a row was left with no allowed token"
+        probs = torch.softmax(scores, dim=-1)
+        nxt = torch.multinomial(probs, 1, generator=gen)
+        for r in range(len(pages)):
+            if finished[r]:
+                nxt[r, 0] = table.eos_ids[0]
+            finished[r] = finished[r] or nxt[r, 0].item() in table.eos_ids
+        ids = torch.cat([ids, nxt], dim=1)
+        if all(finished):
+            break
+    assert all(finished), "the grammar bound let a row run out of tokens"
+    return [tokenizer.decode([t for t in row if t not in table.eos_ids]) for row in ids[:, 3:].tolist()]
+
+
+@pytest.mark.parametrize("which", ["tiny_tokenizer", "smollm2_tokenizer"])
+def test_random_logits_always_spell_a_valid_answer(which: str, request: pytest.FixtureRequest) -> None:
+    from simulator.prompt import parse_output_for
+
+    tokenizer = request.getfixturevalue(which)
+    pages = [_hand_page()] * 6
+    texts = _sample_with_random_logits(tokenizer, pages, seed=11, vocab=len(tokenizer) + 5)
+    seen_types = set()
+    for text, page in zip(texts, pages):
+        parsed = parse_output_for(text, page)
+        assert parsed.error_code is None and parsed.strict, (parsed.error_text, text)
+        obj = json.loads(text)
+        assert obj["action"]["type"] in ("click", "type_and_submit", "terminate")
+        assert len(obj["rationale"]) <= 300
+        seen_types.add(obj["action"]["type"])
+    assert len(seen_types) >= 2  # the grammar does not collapse onto one action type
+
+
+# -- the policy on the tiny model --------------------------------------------------------------
+async def test_constrained_batch_of_three_on_real_shop_pages(tiny: str, shop_pages: list[Observation]) -> None:
+    policy = TransformersPolicy(tiny, constrained=True, temperature=1.0, top_p=1.0, seed=5, num_threads=1)
+    requests = [PolicyRequest(session_id=f"s{i}", observation=obs, step=i) for i, obs in enumerate(shop_pages)]
+    responses = await policy.act(requests)
+    assert len(responses) == 3
+    for resp, obs in zip(responses, shop_pages):
+        _assert_executable(resp, obs)
+        assert resp.extra["batch_size"] == 3 and resp.extra["constrained"] is True
+        assert resp.extra["strict_json"] is True
+    # one generate call for the batch: every row reports the batch's wall time
+    assert len({r.latency_s for r in responses}) == 1
+
+
+async def test_constrained_answers_stay_valid_across_seeds(tiny: str) -> None:
+    page = _hand_page()
+    policy = TransformersPolicy(tiny, constrained=True, temperature=1.3, top_p=1.0, seed=0, num_threads=1,
+                                batch_size=4)
+    requests = [PolicyRequest(session_id=f"s{i}", observation=page, step=i,
+                              messages=[{"role": "user", "content": page.simplified_html}]) for i in range(8)]
+    responses = await policy.act(requests)
+    assert [r.extra["batch_size"] for r in responses] == [4] * 8
+    for resp in responses:
+        _assert_executable(resp, page)
+
+
+async def test_unconstrained_random_model_fails_to_parse_without_raising(tiny: str) -> None:
+    page = _hand_page()
+    policy = TransformersPolicy(tiny, constrained=False, max_new_tokens=48, temperature=1.0, seed=1, num_threads=1)
+    requests = [PolicyRequest(session_id=f"s{i}", observation=page, step=0) for i in range(2)]
+    responses = await policy.act(requests)
+    for resp in responses:
+        assert resp.action is None
+        assert resp.error and resp.error.split(":")[0] in ("empty", "no_json", "invalid_json", "missing_rationale",
+                                                           "missing_action", "invalid_action", "unknown_name")
+        assert resp.extra["error_code"] == resp.error.split(":")[0]
+        assert 0 < resp.completion_tokens <= 48
+
+
+async def test_same_seed_repeats_and_seeds_differ(tiny: str) -> None:
+    page = _hand_page()
+    reqs = [PolicyRequest(session_id=f"s{i}", observation=page, step=0,
+                          messages=[{"role": "user", "content": "shop"}]) for i in range(3)]
+
+    async def texts(seed: int) -> list[str]:
+        policy = TransformersPolicy(tiny, constrained=True, temperature=1.0, seed=seed, num_threads=1)
+        return [r.raw_text for r in await policy.act(reqs)]
+
+    first, again, other = await texts(7), await texts(7), await texts(8)
+    assert first == again
+    assert first != other
+
+
+async def test_event_loop_keeps_running_during_generation(tiny: str) -> None:
+    page = _hand_page()
+    policy = TransformersPolicy(tiny, constrained=True, temperature=1.0, seed=2, num_threads=1)
+    policy.load()
+    ticks = 0
+    stop = asyncio.Event()
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not stop.is_set():
+            ticks += 1
+            await asyncio.sleep(0.005)
+
+    task = asyncio.create_task(ticker())
+    responses = await policy.act([PolicyRequest(session_id="s", observation=page) for _ in range(2)])
+    stop.set()
+    await task
+    assert all(r.action is not None for r in responses)
+    assert ticks >= 3, "generation blocked the event loop"
+
+
+async def test_oversized_prompt_is_an_error_response_not_an_exception(tiny: str) -> None:
+    page = _hand_page()
+    huge = " ".join(random.Random(0).choice(["shoes", "price", "4.5", "<div>", "cart"]) for _ in range(6000))
+    policy = TransformersPolicy(tiny, constrained=True, seed=3, num_threads=1)
+    responses = await policy.act([
+        PolicyRequest(session_id="big", observation=page, messages=[{"role": "user", "content": huge}]),
+        PolicyRequest(session_id="ok", observation=page),
+    ])
+    assert responses[0].action is None and responses[0].error.startswith("prompt_too_long")
+    assert responses[0].extra["error_code"] == "prompt_too_long"
+    _assert_executable(responses[1], page)
+
+
+def test_describe_and_bad_settings(tiny: str) -> None:
+    policy = TransformersPolicy(tiny, constrained=False)
+    info = policy.describe()
+    assert info["policy"] == "transformers" and info["model"] == tiny and info["constrained"] is False
+    with pytest.raises(ValueError, match="top_p"):
+        TransformersPolicy(tiny, top_p=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        TransformersPolicy(tiny, batch_size=0)
+    with pytest.raises(ValueError, match="dtype"):
+        TransformersPolicy(tiny, dtype="float7").load()
+
+
+# -- the embedded default model ----------------------------------------------------------------
+@pytest.mark.slow
+async def test_default_model_takes_an_executable_step_on_the_real_shop(shop_url: str) -> None:
+    """SmolLM2-135M (converted once, ~30 s) chooses an action that the real browser executes."""
+    from envs.browser import BrowserPool
+    from simulator.models import default_model_dir
+
+    model_dir = default_model_dir()
+    policy = TransformersPolicy(None, seed=0, num_threads=1)
+    assert policy.constrained is True and policy.model_dir == model_dir
+    assert policy.describe()["model_source"]["upstream"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    async with BrowserPool() as pool:
+        session = await pool.new_session("smollm2")
+        obs = await session.reset(shop_url)
+        [resp] = await policy.act([PolicyRequest(session_id="smollm2", observation=obs)])
+        _assert_executable(resp, obs)
+        result = await session.step(resp.action)
+        assert result.error is None, (resp.action, result.error)
+        if resp.action.type == "terminate":
+            assert result.done
+        else:
+            assert result.observation is not None
