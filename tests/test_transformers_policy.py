@@ -270,7 +270,8 @@ async def test_default_model_takes_an_executable_step_on_the_real_shop(shop_url:
     from simulator.models import default_model_dir
 
     model_dir = default_model_dir()
-    policy = TransformersPolicy(None, seed=0, num_threads=1)
+    # a 1,200-token prompt budget keeps CPU prefill short; the grammar still offers every name
+    policy = TransformersPolicy(None, seed=0, num_threads=1, token_budget=1200)
     assert policy.constrained is True and policy.model_dir == model_dir
     assert policy.describe()["model_source"]["upstream"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
     async with BrowserPool() as pool:
