@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import json
 import logging
 import re
 import time
@@ -121,6 +122,11 @@ class ReducedPage:
         return Observation(url=self.url, title=self.title, simplified_html=self.simplified_html,
                            elements=self.elements, stats=self.stats, raw_html=self.raw_html,
                            timings={**self.timings, **extra.pop("timings", {})}, **extra)
+
+
+# The reducer function's name on the page's window, and the call that uses it once installed.
+_GLOBAL = "__shopR1Reduce"
+_CALL = f"(arg) => window.{_GLOBAL} ? JSON.stringify(window.{_GLOBAL}(arg)) : null"
 
 
 @lru_cache(maxsize=1)
@@ -339,11 +345,18 @@ async def reduce_page(page: Page, options: ReducerOptions | None = None) -> Redu
     """Reduce the page's current DOM; stamps ``data-sr1-name`` on every reported interactable."""
     opts = options or ReducerOptions()
     t0 = time.perf_counter()
+    arg = {"overrides": opts.overrides or {}, "keepRaw": opts.keep_raw_html or opts.count_raw_tokens}
     try:
-        result: dict[str, Any] = await page.evaluate(
-            _script(), {"overrides": opts.overrides or {}, "keepRaw": opts.keep_raw_html or opts.count_raw_tokens})
+        # The reducer is installed once per document and then called by a short expression:
+        # re-sending and re-compiling ~20 KB of script on every step cost more than running it.
+        # It answers with a JSON string, which crosses CDP far faster than a nested value.
+        payload = await page.evaluate(_CALL, arg)
+        if payload is None:
+            payload = await page.evaluate(f"(arg) => {{ window.{_GLOBAL} = {_script().strip().rstrip(';')}\n; "
+                                          f"return JSON.stringify(window.{_GLOBAL}(arg)); }}", arg)
     except Exception as exc:  # playwright.Error; kept generic so this module imports without it
         raise ReducerError(f"reducing {page.url} failed in the page: {exc}") from exc
+    result: dict[str, Any] = json.loads(payload)
     if result.get("error"):
         raise ReducerError(f"reducing {page.url}: {result['error']}")
     t_js = time.perf_counter()
@@ -394,6 +407,52 @@ def resolve_target(target: str) -> tuple[str, bool]:
     return path.resolve().as_uri(), True
 
 
+async def open_target(browser: Any, target: str, *, viewport: tuple[int, int] = (1280, 800),
+                      timeout_ms: int = 30_000) -> Page:
+    """A new page of ``browser`` (a Playwright async Browser) showing ``target``.
+
+    A local file is loaded with every network request aborted except the file itself: recorded
+    pages reference trackers, ads and CDNs, and observing them must neither leak requests nor
+    depend on what those hosts answer today. Raises ObserveError naming the target.
+    """
+    from playwright.async_api import Error as PlaywrightError
+
+    url, local = resolve_target(target)
+    context = await browser.new_context(viewport={"width": viewport[0], "height": viewport[1]},
+                                        service_workers="block")
+    if local:
+        body = Path(url2pathname(urlparse(url).path)).read_bytes()
+        try:  # recorded pages were served as UTF-8 by HTTP header; a bare file has no header
+            body.decode("utf-8")
+            content_type = "text/html; charset=utf-8"
+        except UnicodeDecodeError:
+            content_type = "text/html"
+
+        async def route(r: Any) -> None:
+            if r.request.url.split("#", 1)[0] == url:
+                await r.fulfill(status=200, content_type=content_type, body=body)
+            elif r.request.resource_type == "image":
+                # Answered locally, not aborted: recorded pages swap a failed image for
+                # another in `onerror`, which loops forever and never fires `load`.
+                await r.fulfill(status=200, content_type="image/gif", body=_BLANK_GIF)
+            else:
+                await r.abort("blockedbyclient")
+
+        await context.route("**/*", route)
+    page = await context.new_page()
+    try:
+        await page.goto(url, wait_until="domcontentloaded", timeout=timeout_ms)
+    except PlaywrightError as exc:
+        await context.close()
+        reason = str(exc).splitlines()[0]
+        raise ObserveError(f"{target}: could not load ({reason})") from exc
+    try:  # late scripts and layout; a page that never finishes loading is still observed
+        await page.wait_for_load_state("load", timeout=min(timeout_ms, 5_000))
+    except PlaywrightError:
+        log.warning("%s: no load event within 5 s; observing the page as it is", target)
+    return page
+
+
 async def observe_target(
     target: str,
     options: ReducerOptions | None = None,
@@ -405,51 +464,18 @@ async def observe_target(
 ) -> ReducedPage:
     """Open ``target`` (http(s) URL or local .html file) in a short-lived headless Chromium and reduce it.
 
-    A local file is loaded with every network request aborted except the file itself: recorded
-    pages reference trackers, ads and CDNs, and observing them must neither leak requests nor
-    depend on what those hosts answer today.
+    Network rules for local files: see :func:`open_target`.
     """
-    from playwright.async_api import Error as PlaywrightError
     from playwright.async_api import async_playwright
 
     from envs.chromium import LAUNCH_ARGS, find_chromium
 
-    url, local = resolve_target(target)
+    resolve_target(target)  # fail on a bad target before starting a browser
     executable = find_chromium(browser_path)
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=executable, args=list(LAUNCH_ARGS), headless=True)
         try:
-            context = await browser.new_context(viewport={"width": viewport[0], "height": viewport[1]},
-                                                service_workers="block")
-            if local:
-                body = Path(url2pathname(urlparse(url).path)).read_bytes()
-                try:  # recorded pages were served as UTF-8 by HTTP header; a bare file has no header
-                    body.decode("utf-8")
-                    content_type = "text/html; charset=utf-8"
-                except UnicodeDecodeError:
-                    content_type = "text/html"
-
-                async def route(r: Any) -> None:
-                    if r.request.url.split("#", 1)[0] == url:
-                        await r.fulfill(status=200, content_type=content_type, body=body)
-                    elif r.request.resource_type == "image":
-                        # Answered locally, not aborted: recorded pages swap a failed image for
-                        # another in `onerror`, which loops forever and never fires `load`.
-                        await r.fulfill(status=200, content_type="image/gif", body=_BLANK_GIF)
-                    else:
-                        await r.abort("blockedbyclient")
-
-                await context.route("**/*", route)
-            page = await context.new_page()
-            try:
-                await page.goto(url, wait_until="domcontentloaded", timeout=timeout_ms)
-            except PlaywrightError as exc:
-                reason = str(exc).splitlines()[0]
-                raise ObserveError(f"{target}: could not load ({reason})") from exc
-            try:  # late scripts and layout; a page that never finishes loading is still observed
-                await page.wait_for_load_state("load", timeout=min(timeout_ms, 5_000))
-            except PlaywrightError:
-                log.warning("%s: no load event within 5 s; observing the page as it is", target)
+            page = await open_target(browser, target, viewport=viewport, timeout_ms=timeout_ms)
             reduced = await reduce_page(page, options)
             if screenshot is not None:
                 await page.screenshot(path=str(screenshot), full_page=False)
