@@ -4,8 +4,9 @@ For each page (the recorded eBay and WebShop pages in ../shared/data/pages, plus
 shop's home, results and product pages when ``envs.shop`` is available) it prints:
 
 * raw tokens (the serialized live DOM) vs our simplified tokens, and the ratio;
-* kept / total actionable controls: an independent in-page count of visible, accessibility-exposed
-  controls (links, buttons, inputs, selects, textareas, ARIA widget roles, [onclick]) and how
+* kept / total actionable controls: an independent in-page count of visible (non-empty box, as
+  Playwright requires to click), accessibility-exposed controls (links, buttons, inputs,
+  selects, textareas, ARIA widget roles, [onclick]) and how
   many of them carry a ``data-sr1-name`` stamp (on themselves or an enclosing named control);
 * ms per observation (median of ``--repeat`` runs of ``reduce_page``);
 * BrowserGym (browsergym-core) on the same page: the DOM snapshot + merged AXTree extraction
@@ -48,6 +49,8 @@ COUNT_ACTIONABLE_JS = """() => {
   for (const el of document.querySelectorAll(sel)) {
     if (!el.checkVisibility({ checkOpacity: true, checkVisibilityCSS: true })) continue;
     if (el.closest('[aria-hidden="true"]')) continue;
+    const r = el.getBoundingClientRect();
+    if (r.width * r.height === 0) continue;  // Playwright cannot click an empty box either
     const role = el.getAttribute('role');
     if ((role === 'presentation' || role === 'none') && el.closest('a[href],button,label')) continue;
     total++;
