@@ -189,6 +189,7 @@ def _load_rows(data_path: Path, split: str):
               help="Schema-constrained decoding. Off by default: the paper scores free generation, and "
                    "constraining names to the page would hide format and name errors the metrics measure.")
 @click.option("--temperature", type=float, default=0.0, show_default=True, help="0 = greedy (reproducible).")
+@click.option("--max-new-tokens", type=int, default=256, show_default=True, help="Answer length cap (transformers).")
 @click.option("--batch-size", type=int, default=8, show_default=True, help="Rows sent to the policy at once.")
 @click.option("--limit", type=int, default=None, help="Evaluate only the first N rows.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -196,7 +197,7 @@ def _load_rows(data_path: Path, split: str):
 @click.option("--predictions", "predictions_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write every row's label, prediction and raw output as JSONL.")
 def evaluate(model: str | None, data_path: Path, split: str, policy: str | None, base_url: str | None,
-             constrained: bool, temperature: float, batch_size: int, limit: int | None, seed: int,
+             constrained: bool, temperature: float, max_new_tokens: int, batch_size: int, limit: int | None, seed: int,
              as_json: bool, predictions_path: Path | None) -> None:
     """Score a policy on recorded steps: exact / type accuracy, type macro-F1, per type (Tables 2, 3)."""
     from simulator.policies.factory import PolicyConfigError, PolicySpec, open_policy
@@ -213,7 +214,8 @@ def evaluate(model: str | None, data_path: Path, split: str, policy: str | None,
         raise click.ClickException(str(exc)) from exc
     try:
         spec = PolicySpec(name=policy, model=model, base_url=base_url, seed=seed, constrained=constrained,
-                          temperature=None if policy == "scripted" else temperature)
+                          temperature=None if policy == "scripted" else temperature,
+                          extra={"max_new_tokens": max_new_tokens} if policy == "transformers" else {})
     except PolicyConfigError as exc:
         raise click.ClickException(str(exc)) from exc
 

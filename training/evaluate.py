@@ -1,0 +1,165 @@
+"""Evaluation: run any policy on recorded steps and score it as the paper does (Tables 2 and 3).
+
+Each RL row (see :mod:`training.data`) becomes one :class:`~simulator.policies.base.PolicyRequest`
+carrying the row's recorded context: ``messages`` is the row's ``prompt`` (every earlier page and
+action, then the current page -- exactly what a model-backed policy is trained on), and
+``observation``/``persona`` are the recorded page and shopper (what an observation-reading policy
+such as the scripted shopper needs). Requests go to the policy in batches, rows of one session in
+step order (a stateful policy sees a session unfold as it did).
+
+Scoring is :func:`simulator.metrics.compute_metrics` (the one owner of the metrics): exact action
+accuracy, action-type accuracy, action-type macro-F1 and the per-type table.
+
+What counts as a prediction: the *answer*, not its executability. A backend rejects an answer
+whose ``name`` is not on the page (``unknown_name``) or types into a link (``wrong_kind``); for
+the metrics the answer is re-read without those page checks, so a well-formed click on the wrong
+element still counts as a (type-correct, not exact) click, as in the paper. Answers that are not
+valid JSON actions at all count as unparsed: wrong everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from envs.observation import Element, Observation
+from simulator.metrics import MetricsReport, compute_metrics
+from simulator.policies.base import Policy, PolicyRequest, PolicyResponse
+from simulator.rewards import DEFAULT_CONFIG, RewardConfig, coerce_label
+
+log = logging.getLogger(__name__)
+
+REQUIRED_COLUMNS: tuple[str, ...] = ("prompt", "label", "session_id", "step")
+
+ProgressFn = Callable[[int, int], None]
+
+
+class EvaluationDataError(ValueError):
+    """A row that cannot be evaluated; the message names the row (index, session, step)."""
+
+
+def _where(index: int, row: Mapping[str, Any]) -> str:
+    return f"row {index} (session {row.get('session_id')!r} step {row.get('step')!r})"
+
+
+def _persona(text: Any) -> Any:
+    if not text:
+        return None
+    data = json.loads(text) if isinstance(text, str) else dict(text)
+    from personas.model import Persona
+
+    try:
+        return Persona.model_validate(data)
+    except ValueError:
+        return data  # a dict still carries intent and traits for policies that read fields
+
+
+def request_for_row(row: Mapping[str, Any], index: int = 0) -> PolicyRequest:
+    """The policy request for one RL row (see module doc); raises :class:`EvaluationDataError`."""
+    missing = [c for c in REQUIRED_COLUMNS if c not in row]
+    if missing:
+        raise EvaluationDataError(f"{_where(index, row)}: missing column(s) {', '.join(missing)}; "
+                                  "is this an RL split built by `shop-r1 data build`?")
+    elements_raw = row.get("elements")
+    if elements_raw:
+        elements = tuple(Element(name=e["name"], kind=e["kind"], text=e.get("text") or "") for e in elements_raw)
+    else:  # a dataset with names only: kinds unknown, every name is offered as clickable
+        elements = tuple(Element(name=n, kind="clickable") for n in row.get("names") or [])
+    obs = Observation(url=row.get("url") or "", title=row.get("title") or "",
+                      simplified_html=row.get("simplified_html") or "", elements=elements)
+    messages = [{"role": m["role"], "content": m["content"]} for m in row["prompt"]]
+    try:
+        persona = _persona(row.get("persona"))
+    except json.JSONDecodeError as exc:
+        raise EvaluationDataError(f"{_where(index, row)}: persona column is not JSON: {exc}") from None
+    return PolicyRequest(session_id=str(row["session_id"]), observation=obs, history=(), persona=persona,
+                         messages=messages, step=int(row["step"]))
+
+
+def prediction_of(response: PolicyResponse) -> Any:
+    """The action an answer states, judged without the page checks (see module doc)."""
+    if response.action is not None:
+        return response.action
+    if response.raw_text:
+        from simulator.prompt import parse_output
+
+        parsed = parse_output(response.raw_text)
+        return parsed.action
+    return None
+
+
+@dataclass
+class Evaluation:
+    """An evaluation's report plus the per-row predictions (for inspection and ``--json``)."""
+
+    report: MetricsReport
+    predictions: list[dict[str, Any]] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    def to_json(self, with_predictions: bool = False) -> dict[str, Any]:
+        data = {**self.report.to_json(), "wall_s": round(self.wall_s, 3)}
+        if with_predictions:
+            data["predictions"] = self.predictions
+        return data
+
+
+async def aevaluate(
+    policy: Policy,
+    rl_dataset_rows: Sequence[Mapping[str, Any]] | Any,
+    *,
+    batch_size: int = 8,
+    limit: int | None = None,
+    config: RewardConfig = DEFAULT_CONFIG,
+    progress: ProgressFn | None = None,
+) -> Evaluation:
+    """Run ``policy`` on every row (batched) and score the answers against the labels."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    rows = [dict(r) for r in rl_dataset_rows]
+    if limit is not None:
+        rows = rows[: max(0, limit)]
+    if not rows:
+        raise EvaluationDataError("no rows to evaluate (empty split?)")
+    order = sorted(range(len(rows)), key=lambda i: (str(rows[i].get("session_id")), int(rows[i].get("step", 0)), i))
+    labels = []
+    for i in order:
+        try:
+            labels.append(coerce_label(rows[i]["label"]))
+        except (KeyError, ValueError) as exc:
+            raise EvaluationDataError(f"{_where(i, rows[i])}: bad label: {exc}") from None
+    requests = [request_for_row(rows[i], i) for i in order]
+    t0 = time.perf_counter()
+    responses: list[PolicyResponse] = []
+    for start in range(0, len(requests), batch_size):
+        batch = requests[start:start + batch_size]
+        got = await policy.act(batch)
+        if len(got) != len(batch):
+            raise RuntimeError(f"policy {policy.name!r} returned {len(got)} responses for {len(batch)} requests")
+        responses.extend(got)
+        if progress is not None:
+            progress(len(responses), len(requests))
+    wall = time.perf_counter() - t0
+    predictions = [prediction_of(r) for r in responses]
+    report = compute_metrics(predictions, labels, config)
+    details = [
+        {"session_id": req.session_id, "step": req.step, "label": label.to_json(),
+         "prediction": pred.to_json() if pred is not None else None, "error": resp.error,
+         "raw_output": resp.raw_text}
+        for req, label, pred, resp in zip(requests, labels, predictions, responses)
+    ]
+    log.info("evaluated %d steps with %s in %.1f s: exact %.3f, type %.3f, type macro-F1 %.3f",
+             report.n_steps, policy.name, wall, report.exact_accuracy, report.type_accuracy, report.type_macro_f1)
+    return Evaluation(report=report, predictions=details, wall_s=wall)
+
+
+def evaluate(policy: Policy, rl_dataset_rows: Sequence[Mapping[str, Any]] | Any, **kwargs: Any) -> MetricsReport:
+    """Synchronous :func:`aevaluate` returning the metrics only (call from code without a loop)."""
+    return asyncio.run(aevaluate(policy, rl_dataset_rows, **kwargs)).report
+
+
+__all__ = ["Evaluation", "EvaluationDataError", "aevaluate", "evaluate", "prediction_of", "request_for_row"]
