@@ -1,0 +1,154 @@
+"""SFT on a real scripted-simulator trace with the tiny model: a few real TRL steps on CPU."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from pathlib import Path
+
+import pytest
+
+from envs.observation import Element, Observation
+
+
+def make_trace(base: Path) -> Path:
+    """A real trace: two scripted shoppers on the bundled shop in real Chromium (shared per pytest run)."""
+    from filelock import FileLock
+
+    run = base / "train-trace"
+    with FileLock(str(base / "train-trace.lock")):
+        if (run / "trace.jsonl").is_file() and (run / "run.json").is_file():
+            return run
+        from envs.shop.server import run_in_thread
+        from personas.library import load_library
+        from simulator.policies.scripted import ScriptedPolicy
+        from simulator.runner import RunConfig, run_simulation
+
+        personas = list(load_library().personas[:2])
+        with run_in_thread(seed=0, port=0) as shop:
+            cfg = RunConfig(shop_url=shop.url, shoppers=2, concurrency=2, max_steps=4, out_dir=run)
+            asyncio.run(run_simulation(cfg, ScriptedPolicy(seed=0), personas))
+    return run
+
+
+def observation_from_row(row: dict) -> Observation:
+    return Observation(url=row["url"], title=row["title"], simplified_html=row["simplified_html"],
+                       elements=tuple(Element(name=e["name"], kind=e["kind"], text=e["text"]) for e in row["elements"]))
+
+
+def act_with_checkpoint(folder: Path, row: dict):
+    """Reload a checkpoint in the simulator's transformers backend and act (constrained) on a real page."""
+    from simulator.policies.base import PolicyRequest
+    from simulator.policies.transformers_policy import TransformersPolicy
+
+    policy = TransformersPolicy(str(folder), device="cpu", constrained=True, temperature=0.0, batch_size=1,
+                                token_budget=400)
+    obs = observation_from_row(row)
+    [resp] = policy.act_sync([PolicyRequest(session_id="ckpt-test", observation=obs)])
+    return resp, obs
+
+
+@pytest.fixture(scope="module")
+def trace_dir(tmp_path_factory) -> Path:
+    return make_trace(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="module")
+def sft_parquet(trace_dir: Path, tmp_path_factory) -> Path:
+    from training.data import build_sft_dataset
+
+    ds = build_sft_dataset(trace_dir, max_tokens=1000, max_page_tokens=300, with_persona=False)
+    assert len(ds) >= 2
+    path = tmp_path_factory.mktemp("sft-data") / "sft.parquet"
+    ds.to_parquet(str(path))
+    return path
+
+
+def test_sft_trains_on_assistant_tokens_only_and_reloads(sft_parquet: Path, trace_dir: Path, tmp_path: Path):
+    import torch
+
+    from training.config import SFTSettings
+    from training.data import build_rl_dataset
+    from training.sft import build_sft_trainer
+    from training.trainer_common import TRAIN_RECORD_FILE, save_checkpoint
+
+    settings = SFTSettings(model="tiny", data=str(sft_parquet), out=str(tmp_path / "ckpt"), max_steps=2,
+                           max_length=1536, device="cpu")
+    trainer, source, model_dir = build_sft_trainer(settings)
+    tok = trainer.processing_class
+
+    # The collator's labels: exactly the assistant answers (+ their end-of-turn token), nothing else.
+    example = trainer.train_dataset[0]
+    batch = trainer.data_collator([example])
+    labels = batch["labels"][0]
+    ids = batch["input_ids"][0]
+    kept = ids[labels != -100].tolist()
+    assert 0 < len(kept) < len(ids)
+    expected = "".join(m["content"] + "<|im_end|>" for m in example["messages"] if m["role"] == "assistant")
+    assert tok.decode(kept) == expected
+    # and no system/user token is labelled
+    system_text = example["messages"][0]["content"]
+    assert system_text[:40] not in tok.decode(kept)
+
+    trainer.train()
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    assert trainer.state.global_step == 2 and len(losses) == 2
+    assert all(math.isfinite(x) and x > 0 for x in losses)
+
+    import time
+
+    result = save_checkpoint(trainer, settings, stage="sft", source=source, base_model=model_dir,
+                             started=time.perf_counter())
+    out = Path(settings.out)
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "chat_template.jinja", TRAIN_RECORD_FILE):
+        assert (out / name).is_file(), name
+    assert result.metrics["global_step"] == 2
+    import json
+
+    record = json.loads((out / TRAIN_RECORD_FILE).read_text())
+    assert record["stage"] == "sft" and record["settings"]["lr"] == 2e-5 and record["settings"]["epochs"] == 4
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg.get("tie_word_embeddings") is False  # untied embeddings kept (vLLM reload_weights needs them)
+
+    # The checkpoint's weights differ from the base model's: training really happened.
+    from safetensors.torch import load_file
+
+    before, after = load_file(str(model_dir / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+
+    rows = build_rl_dataset(trace_dir, token_budget=400, with_persona=False)
+    resp, obs = act_with_checkpoint(out, rows[0])
+    assert resp.action is not None, resp.error
+    if getattr(resp.action, "name", None) is not None:
+        assert resp.action.name in {e.name for e in obs.elements}
+
+
+def test_sft_rejects_data_that_truncation_empties(sft_parquet: Path, tmp_path: Path):
+    from training.config import SFTSettings
+    from training.sft import build_sft_trainer
+    from training.trainer_common import TrainingDataError
+
+    settings = SFTSettings(model="tiny", data=str(sft_parquet), out=str(tmp_path / "x"), max_steps=1,
+                           max_length=64, device="cpu")
+    with pytest.raises(TrainingDataError, match="truncation at max_length 64"):
+        build_sft_trainer(settings)
+
+
+def test_train_data_errors_name_the_problem(tmp_path: Path):
+    from training.trainer_common import TrainingDataError, load_training_data
+
+    with pytest.raises(TrainingDataError, match="no such file"):
+        load_training_data(tmp_path / "nope", "sft")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(TrainingDataError, match="not a dataset folder"):
+        load_training_data(tmp_path / "empty", "sft")
+
+
+def test_cli_help_states_paper_defaults():
+    from click.testing import CliRunner
+
+    from training.cli_train import train
+
+    out = CliRunner().invoke(train, ["sft", "--help"])
+    assert out.exit_code == 0, out.output
+    assert "4 (paper)" in out.output and "2e-05 (paper)" in out.output

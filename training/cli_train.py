@@ -1,0 +1,130 @@
+"""``shop-r1 train sft|grpo``: the two training stages from the command line.
+
+Defaults are the paper's (see :mod:`training.config`) and every one is overridable by a flag or
+a ``--config`` JSON/YAML file (flags win). Torch/TRL are imported only once a command runs, so
+``--help`` stays instant. Multi-GPU: ``accelerate launch --config_file
+training/configs/accelerate/<cfg>.yaml -m training.cli_train grpo ...`` (docs/training.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from training import config as C
+
+log = logging.getLogger(__name__)
+
+
+def _common(f: Any) -> Any:
+    options = [
+        click.option("--data", required=False, help="Dataset folder (shop-r1 data build), a .parquet file, or a trace."),
+        click.option("--model", default=None, help="'default' (SmolLM2-135M-Instruct), 'tiny', or a model folder. [default: default]"),
+        click.option("--out", required=False, type=click.Path(file_okay=False), help="Checkpoint folder to write."),
+        click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
+                     help="JSON/YAML file of settings (keys as the long flags, '-' or '_'); flags override it."),
+        click.option("--max-steps", type=int, default=None, help="Stop after this many optimizer steps. [default: sft: all epochs; grpo: 500 (paper)]"),
+        click.option("--batch-size", "per_device_batch_size", type=int, default=None, help="Per-device batch size. [default: sft 1, grpo 8]"),
+        click.option("--global-batch-size", type=int, default=None,
+                     help="Completions per optimizer step over all devices; sets gradient accumulation. "
+                          "[default: sft: none (1 step per batch); grpo: 64 (paper)]"),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="[default: auto]"),
+        click.option("--seed", type=int, default=None, help="[default: 0]"),
+        click.option("--split", default=None, help="Split of a dataset folder to train on. [default: train]"),
+        click.option("--report-to", default=None, help="none, tensorboard, wandb ... [default: none]"),
+        click.option("--save-steps", type=int, default=None, help="Also save every N steps."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _fail(exc: Exception) -> None:
+    raise click.ClickException(str(exc)) from exc
+
+
+def _summary(stage: str, result: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"shop-r1 train {stage}: {result.out_dir}", show_header=False)
+    for key in ("global_step", "final_loss", "train_runtime", "train_loss"):
+        if key in result.metrics:
+            value = result.metrics[key]
+            table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    last = next((h for h in reversed(result.history) if any(k.startswith("rewards/") for k in h)), None)
+    for key, value in (last or {}).items():
+        if key.startswith("rewards/") and key.endswith("/mean") or key in ("reward", "kl"):
+            table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    table.add_row("record", str(result.record_path))
+    Console(stderr=True).print(table)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def train() -> None:
+    """Train shopper policies: SFT on sessions, then GRPO with the Shop-R1 rewards."""
+
+
+@train.command()
+@_common
+@click.option("--epochs", type=float, default=None, help=f"[default: {C.PAPER_SFT_EPOCHS} (paper)]")
+@click.option("--lr", type=float, default=None, help=f"Learning rate. [default: {C.PAPER_SFT_LR} (paper)]")
+@click.option("--max-length", type=int, default=None, help="Tokens per chat (truncated beyond). [default: 4096]")
+@click.option("--chat-template", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A .jinja chat template with {% generation %} markers, for models whose template lacks them.")
+def sft(config_file: str | None, **flags: Any) -> None:
+    """Cold-start SFT on whole sessions (assistant-only loss). Paper defaults: 4 epochs, lr 2e-5."""
+    from training.sft import train_sft
+
+    try:
+        settings = C.load_settings(C.SFTSettings, config_file, **flags)
+        result = train_sft(settings)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        _fail(exc)
+    _summary("sft", result)
+
+
+@train.command()
+@_common
+@click.option("--reward", type=click.Choice(["hierarchical", "binary"]), default=None,
+              help="Action reward: Table 1's hierarchical reward or the exact-match baseline. [default: hierarchical]")
+@click.option("--alpha", type=float, default=None,
+              help=f"Self-certainty (rationale reward) weight; 0 = no rationale reward. [default: {C.PAPER_ALPHA} (paper)]")
+@click.option("--beta", type=float, default=None, help=f"KL weight. [default: {C.PAPER_BETA} (paper)]")
+@click.option("--num-generations", type=int, default=None,
+              help=f"Group size G (completions per prompt). [default: {C.DEFAULT_NUM_GENERATIONS}]")
+@click.option("--temperature", type=float, default=None, help=f"Sampling temperature. [default: {C.PAPER_TEMPERATURE} (paper)]")
+@click.option("--lr", type=float, default=None, help=f"Learning rate. [default: {C.PAPER_GRPO_LR} (paper)]")
+@click.option("--dars", type=float, default=None, help=f"Difficulty-aware reward scaling. [default: {C.PAPER_DARS:g} (paper)]")
+@click.option("--threshold", type=float, default=None, help=f"ROUGE-L threshold of the value terms. [default: {C.PAPER_THRESHOLD} (paper)]")
+@click.option("--no-format-reward", "format_reward", flag_value=False, default=None,
+              help="Ablation: the format term (+0.5) is 0.")
+@click.option("--max-completion-length", type=int, default=None, help="Tokens per answer. [default: 256]")
+@click.option("--max-prompt-tokens", type=int, default=None, help="Drop prompts longer than this (tokens).")
+@click.option("--self-certainty-mode", type=click.Choice(["auto", "generation", "forward"]), default=None,
+              help="generation: reuse the sampling logits; forward: one extra policy pass. [default: auto]")
+@click.option("--use-vllm", is_flag=True, default=None, help="Generate with vLLM (TRL use_vllm; needs vllm installed).")
+@click.option("--vllm-mode", type=click.Choice(["colocate", "server"]), default=None, help="[default: colocate]")
+@click.option("--log-completions", is_flag=True, default=None, help="Print sampled completions with their rewards.")
+def grpo(config_file: str | None, **flags: Any) -> None:
+    """GRPO with the Shop-R1 rewards: v(a) + alpha*s(r) - beta*KL.
+
+    Paper defaults: lr 1e-7, 500 steps, temperature 0.6, global batch 64, alpha 0.005,
+    beta 0.001, DARS 1000, threshold 0.75.
+    """
+    from training.grpo import train_grpo
+
+    try:
+        settings = C.load_settings(C.GRPOSettings, config_file, **flags)
+        result = train_grpo(settings)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        _fail(exc)
+    _summary("grpo", result)
+
+
+if __name__ == "__main__":  # `accelerate launch -m training.cli_train grpo ...`
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    sys.exit(train())

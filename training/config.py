@@ -1,0 +1,195 @@
+"""Trainer configurations with the Shop-R1 paper's defaults (arXiv 2507.17842 v2).
+
+Every constant the paper reports is a field here with the paper's value as its default, so a
+run that sets nothing reproduces the published set-up and every deviation is explicit (it is
+written into ``shop-r1-train.json`` next to the checkpoint). Values come from three layers, later
+ones winning: the defaults below, a JSON/YAML config file (``--config``), then command-line flags.
+
+Validation is strict (``extra="forbid"``): a misspelt key in a config file is an error that names
+the key and the file, not a silently ignored setting.
+
+Batch sizes follow TRL's units. ``global_batch_size`` counts *completions* per optimizer step
+(TRL's ``per_device_train_batch_size x gradient_accumulation_steps x world_size``); a GRPO group
+is ``num_generations`` completions of one prompt, so a global batch of 64 with groups of 8 holds
+8 prompts. The gradient-accumulation steps are derived from the global batch, the per-device
+batch and the world size, so the same config gives the same optimisation on 1 CPU or 8 GPUs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+RewardKind = Literal["hierarchical", "binary"]
+SelfCertaintyMode = Literal["auto", "generation", "forward"]
+
+#: The paper's values, one place (``--help`` texts and the tests read them from here).
+PAPER_SFT_EPOCHS = 4
+PAPER_SFT_LR = 2e-5
+PAPER_GRPO_LR = 1e-7
+PAPER_GRPO_STEPS = 500
+PAPER_TEMPERATURE = 0.6
+PAPER_GLOBAL_BATCH = 64
+PAPER_ALPHA = 0.005
+PAPER_BETA = 0.001
+PAPER_DARS = 1000.0
+PAPER_THRESHOLD = 0.75
+#: Not given by the paper; 8 is the usual GRPO group size and divides the global batch of 64.
+DEFAULT_NUM_GENERATIONS = 8
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message names the file and the key."""
+
+
+class _Base(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    model: str = Field("default", description="'default' (SmolLM2-135M-Instruct), 'tiny', or a model folder")
+    data: str = Field(..., description="dataset folder (shop-r1 data build), a .parquet file, or a trace")
+    out: str = Field(..., description="output folder of the checkpoint")
+    max_steps: int = Field(-1, ge=-1, description="-1: run the epochs; otherwise stop after this many optimizer steps")
+    per_device_batch_size: int = Field(1, ge=1)
+    global_batch_size: int | None = Field(None, ge=1)
+    world_size: int | None = Field(None, ge=1, description="processes; None: read WORLD_SIZE (accelerate sets it)")
+    seed: int = 0
+    logging_steps: int = Field(1, ge=1)
+    save_steps: int | None = Field(None, ge=1, description="intermediate checkpoints every N steps (None: only the final one)")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    bf16: bool | None = Field(None, description="None: bf16 on a CUDA GPU that supports it, fp32 elsewhere")
+    gradient_checkpointing: bool = False
+    split: str = Field("train", description="which split of a dataset folder to train on")
+    report_to: str = Field("none", description="TRL/transformers report_to (none, tensorboard, wandb, ...)")
+
+    def resolved_world_size(self) -> int:
+        if self.world_size is not None:
+            return self.world_size
+        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+
+    def gradient_accumulation_steps(self) -> int:
+        """Global batch / (per-device batch x world size); must divide exactly."""
+        if self.global_batch_size is None:
+            return 1
+        per_step = self.per_device_batch_size * self.resolved_world_size()
+        if self.global_batch_size % per_step:
+            raise ConfigError(
+                f"global_batch_size {self.global_batch_size} is not a multiple of per_device_batch_size "
+                f"{self.per_device_batch_size} x world_size {self.resolved_world_size()} = {per_step}"
+            )
+        return self.global_batch_size // per_step
+
+
+class SFTSettings(_Base):
+    """Cold-start SFT: whole sessions as chats, loss on the assistant turns only."""
+
+    epochs: float = Field(PAPER_SFT_EPOCHS, gt=0)
+    lr: float = Field(PAPER_SFT_LR, gt=0)
+    max_length: int | None = Field(4096, ge=16, description="tokens per chat; longer chats are truncated")
+    warmup_ratio: float = Field(0.0, ge=0, lt=1)
+    chat_template: str | None = Field(
+        None, description="a .jinja file with {% generation %} markers, for a model whose template lacks them"
+    )
+
+
+class GRPOSettings(_Base):
+    """GRPO with the Shop-R1 rewards (Eq. 4: v(a) + alpha * s(r) - beta * KL)."""
+
+    lr: float = Field(PAPER_GRPO_LR, gt=0)
+    max_steps: int = Field(PAPER_GRPO_STEPS, ge=1)
+    global_batch_size: int | None = Field(PAPER_GLOBAL_BATCH, ge=1)
+    per_device_batch_size: int = Field(DEFAULT_NUM_GENERATIONS, ge=1)
+    num_generations: int = Field(DEFAULT_NUM_GENERATIONS, ge=2, description="group size G")
+    temperature: float = Field(PAPER_TEMPERATURE, gt=0)
+    max_completion_length: int = Field(256, ge=8)
+    max_prompt_tokens: int | None = Field(None, ge=16, description="None: no truncation of prompts")
+    reward: RewardKind = "hierarchical"
+    alpha: float = Field(PAPER_ALPHA, ge=0, description="self-certainty weight; 0 = no rationale reward")
+    beta: float = Field(PAPER_BETA, ge=0, description="KL weight")
+    dars: float = Field(PAPER_DARS, ge=0)
+    threshold: float = Field(PAPER_THRESHOLD, ge=0, le=1)
+    format_reward: bool = Field(True, description="False: the no-format-reward ablation")
+    self_certainty_mode: SelfCertaintyMode = Field(
+        "auto", description="generation: reuse the sampling logits; forward: one extra policy pass; auto: "
+        "generation when generating with transformers, forward with vLLM")
+    loss_type: str = Field("grpo", description="TRL loss_type (the paper uses GRPO)")
+    use_vllm: bool = False
+    vllm_mode: Literal["colocate", "server"] = "colocate"
+    log_completions: bool = False
+
+    @model_validator(mode="after")
+    def _groups_fit(self) -> GRPOSettings:
+        if self.global_batch_size is not None and self.global_batch_size % self.num_generations:
+            raise ValueError(
+                f"global_batch_size {self.global_batch_size} must be a multiple of num_generations "
+                f"{self.num_generations} (each prompt's group of completions sits in one batch)"
+            )
+        return self
+
+    def reward_config(self) -> Any:
+        """The :class:`simulator.rewards.RewardConfig` these settings describe."""
+        from simulator.rewards import RewardConfig
+
+        return RewardConfig(dars=float(self.dars), similarity_threshold=float(self.threshold),
+                            alpha=float(self.alpha), beta=float(self.beta), use_format=self.format_reward)
+
+    def ablation(self) -> str:
+        """A short name of the variant, for logs and ``shop-r1-train.json``."""
+        if self.reward == "binary":
+            return "binary"
+        parts = [p for p, on in (("no_format", not self.format_reward), ("no_rationale", self.alpha == 0)) if on]
+        return "+".join(parts) or "full"
+
+
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A JSON or YAML mapping from ``path`` (by extension; ``.yml``/``.yaml`` need PyYAML)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc.strerror}") from exc
+    if p.suffix.lower() in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{p}:{mark.line + 1}" if mark is not None else str(p)
+            raise ConfigError(f"{where}: invalid YAML: {exc}") from exc
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{p}:{exc.lineno}: invalid JSON: {exc.msg}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: a config file must hold a mapping of settings, got {type(data).__name__}")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def load_settings(cls: type[_Base], config_file: str | os.PathLike[str] | None = None,
+                  **overrides: Any) -> Any:
+    """Defaults < ``config_file`` < ``overrides`` (``None`` overrides are ignored: flag not given)."""
+    values: dict[str, Any] = read_config_file(config_file) if config_file else {}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return cls.model_validate(values)
+    except ValidationError as exc:
+        where = f" (config file {config_file})" if config_file else ""
+        problems = "; ".join(
+            f"{'.'.join(str(x) for x in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"invalid {cls.__name__}{where}: {problems}") from exc
+
+
+__all__ = [
+    "ConfigError", "DEFAULT_NUM_GENERATIONS", "GRPOSettings", "PAPER_ALPHA", "PAPER_BETA", "PAPER_DARS",
+    "PAPER_GLOBAL_BATCH", "PAPER_GRPO_LR", "PAPER_GRPO_STEPS", "PAPER_SFT_EPOCHS", "PAPER_SFT_LR",
+    "PAPER_TEMPERATURE", "PAPER_THRESHOLD", "RewardKind", "SFTSettings", "SelfCertaintyMode", "load_settings",
+    "read_config_file",
+]

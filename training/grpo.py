@@ -1,0 +1,249 @@
+"""GRPO with the Shop-R1 rewards (the paper's second stage).
+
+Objective (Eq. 4): maximise E[v(a) + alpha * s(r) - beta * KL(pi || pi_ref)] with group-normalised
+advantages. How that maps onto TRL's ``GRPOTrainer``:
+
+* v(a), the hierarchical action reward of Table 1, is given as four reward functions --
+  ``format``, ``type``, ``attribute``, ``value`` -- each returning its component of
+  :func:`simulator.rewards.action_reward` against the row's recorded ``label``. Their sum (weights
+  1) is v(a) exactly, and TRL logs each one's mean (``rewards/format/mean`` ...), which is how a
+  person sees *what* the policy is learning (e.g. format saturates first, value last). The
+  ``binary`` variant is one function, :func:`simulator.rewards.binary_reward`.
+* s(r), the self-certainty of the rationale, is one more reward function with weight alpha
+  (:class:`training.self_certainty.SelfCertaintyReward`). alpha = 0 (the no-rationale-reward
+  ablation) drops it, and with it its cost.
+* beta is TRL's ``beta`` (KL to the reference model inside the loss).
+* Ablations: ``--no-format-reward`` (format term 0), ``--alpha 0``, ``--reward binary``.
+
+The trainer subclass exists for one reason: to let the self-certainty reward read the
+distributions the policy sampled from during generation instead of running the policy again
+(see :mod:`training.self_certainty` for the two modes and their measured costs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from functools import lru_cache
+from typing import Any
+
+from simulator.rewards import RewardConfig, action_reward, binary_reward
+from training.config import GRPOSettings
+from training.self_certainty import GenerationCertaintyRecorder, SelfCertaintyReward
+from training.trainer_common import (
+    TrainResult,
+    common_training_args,
+    load_training_data,
+    resolve_base_model,
+    save_checkpoint,
+    use_cuda,
+)
+
+log = logging.getLogger(__name__)
+
+#: Columns the trainer keeps from an RL dataset (the rest -- page HTML, elements -- is evaluation's).
+RL_COLUMNS: tuple[str, ...] = ("prompt", "label", "label_type", "names", "session_id", "step")
+
+
+# --------------------------------------------------------------------------------------------
+# Reward functions
+# --------------------------------------------------------------------------------------------
+
+
+def completion_text(completion: Any) -> str:
+    """The answer text of a TRL completion (a string, or a list of chat messages)."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, list) and completion and isinstance(completion[-1], dict):
+        return str(completion[-1].get("content", ""))
+    raise TypeError(f"unexpected completion type {type(completion).__name__}: {completion!r:.80}")
+
+
+@lru_cache(maxsize=4096)
+def _breakdown(text: str, label: str, config: RewardConfig) -> Any:
+    # The four component functions score the same (answer, label) pairs; compute each once.
+    return action_reward(text, label, config)
+
+
+class ActionComponentReward:
+    """One component of the hierarchical action reward, as a TRL reward function."""
+
+    def __init__(self, component: str, config: RewardConfig) -> None:
+        if component not in ("format", "type", "attribute", "value"):
+            raise ValueError(f"unknown reward component {component!r}")
+        self.component = component
+        self.config = config
+        self.__name__ = component
+
+    def __call__(self, completions: Sequence[Any], label: Sequence[str], **_: Any) -> list[float]:
+        return [float(getattr(_breakdown(completion_text(c), lab, self.config), self.component))
+                for c, lab in zip(completions, label, strict=True)]
+
+
+class BinaryActionReward:
+    """1 if the answer's action matches the recorded one exactly, else 0 (the paper's baseline)."""
+
+    __name__ = "binary"
+
+    def __init__(self, config: RewardConfig) -> None:
+        self.config = config
+
+    def __call__(self, completions: Sequence[Any], label: Sequence[str], **_: Any) -> list[float]:
+        return [binary_reward(completion_text(c), lab, self.config) for c, lab in zip(completions, label, strict=True)]
+
+
+def build_reward_funcs(settings: GRPOSettings, tokenizer: Any) -> tuple[list[Any], list[float], SelfCertaintyReward | None]:
+    """The reward functions, their weights, and the self-certainty function (None when alpha = 0)."""
+    config = settings.reward_config()
+    funcs: list[Any]
+    if settings.reward == "binary":
+        funcs = [BinaryActionReward(config)]
+    else:
+        funcs = [ActionComponentReward(c, config) for c in ("format", "type", "attribute", "value")]
+    weights = [1.0] * len(funcs)
+    sc: SelfCertaintyReward | None = None
+    if settings.alpha > 0:
+        mode = settings.self_certainty_mode
+        if mode == "auto":
+            mode = "forward" if settings.use_vllm else "generation"
+        if mode == "generation" and settings.use_vllm:
+            raise ValueError("self_certainty_mode 'generation' needs transformers generation; vLLM returns only the "
+                             "sampled tokens' logprobs. Use 'forward' (or 'auto') with --use-vllm")
+        sc = SelfCertaintyReward(tokenizer, mode=mode)
+        funcs.append(sc)
+        weights.append(settings.alpha)
+    return funcs, weights, sc
+
+
+# --------------------------------------------------------------------------------------------
+# The trainer
+# --------------------------------------------------------------------------------------------
+
+
+def _grpo_trainer_class() -> type:
+    """``ShopR1GRPOTrainer``, built on first use so importing this module does not import TRL."""
+    from transformers import LogitsProcessorList
+    from trl import GRPOTrainer
+
+    class ShopR1GRPOTrainer(GRPOTrainer):
+        """``GRPOTrainer`` that lends its generation's logits to the self-certainty reward.
+
+        With transformers generation, each ``generate`` call gets a
+        :class:`GenerationCertaintyRecorder` as logits processor; the self-certainty reward
+        (mode ``generation``) then reads the recorded per-token values instead of running the
+        policy again. With vLLM nothing is patched (the reward runs its own forward pass).
+        """
+
+        self_certainty_reward: SelfCertaintyReward | None = None
+
+        @contextlib.contextmanager
+        def _recording(self) -> Iterator[None]:
+            sc = self.self_certainty_reward
+            if sc is None or sc.mode != "generation" or self.use_vllm:
+                yield
+                return
+            recorder = sc.recorder or GenerationCertaintyRecorder()
+            sc.recorder = recorder
+            recorder.reset()
+            target = self.accelerator.unwrap_model(self.model)
+            original = target.generate
+
+            def generate(*args: Any, **kwargs: Any) -> Any:
+                processors = LogitsProcessorList(kwargs.pop("logits_processor", None) or [])
+                processors.append(recorder)
+                return original(*args, logits_processor=processors, **kwargs)
+
+            target.generate = generate  # instance attribute shadows the method for this call only
+            try:
+                yield
+            finally:
+                del target.generate
+
+        def _generate_single_turn(self, *args: Any, **kwargs: Any) -> Any:
+            with self._recording():
+                return super()._generate_single_turn(*args, **kwargs)
+
+    return ShopR1GRPOTrainer
+
+
+def grpo_config(settings: GRPOSettings, weights: list[float]) -> Any:
+    from trl import GRPOConfig
+
+    return GRPOConfig(
+        **common_training_args(settings),
+        learning_rate=settings.lr,
+        num_generations=settings.num_generations,
+        temperature=settings.temperature,
+        top_p=1.0,
+        top_k=0,
+        max_completion_length=settings.max_completion_length,
+        beta=settings.beta,
+        loss_type=settings.loss_type,
+        reward_weights=weights,
+        remove_unused_columns=False,
+        use_vllm=settings.use_vllm,
+        vllm_mode=settings.vllm_mode,
+        log_completions=settings.log_completions,
+        shuffle_dataset=True,
+    )
+
+
+def build_grpo_trainer(settings: GRPOSettings) -> tuple[Any, dict[str, Any], Any]:
+    """The configured trainer (not yet trained), the data source and the base model folder."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model_dir = resolve_base_model(settings.model)
+    dataset, source = load_training_data(settings.data, "rl", settings.split)
+    missing = [c for c in ("prompt", "label") if c not in dataset.column_names]
+    if missing:
+        raise ValueError(f"--data {settings.data}: RL rows need columns prompt and label (missing {missing})")
+    dataset = dataset.select_columns([c for c in RL_COLUMNS if c in dataset.column_names])
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if settings.max_prompt_tokens is not None:
+        too_long = [i for i, row in enumerate(dataset["prompt"]) if len(tokenizer.apply_chat_template(
+            row, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]) > settings.max_prompt_tokens]
+        if too_long:
+            log.warning("dropping %d of %d prompts longer than %d tokens", len(too_long), len(dataset),
+                        settings.max_prompt_tokens)
+            keep = sorted(set(range(len(dataset))) - set(too_long))
+            dataset = dataset.select(keep)
+            source["rows_trained"] = len(dataset)
+    cuda = use_cuda(settings.device)
+    dtype = torch.bfloat16 if (cuda and settings.bf16 is not False and torch.cuda.is_bf16_supported()) else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+    funcs, weights, sc = build_reward_funcs(settings, tokenizer)
+    trainer_cls = _grpo_trainer_class()
+    trainer = trainer_cls(model=model, reward_funcs=funcs, args=grpo_config(settings, weights),
+                          train_dataset=dataset, processing_class=tokenizer)
+    if sc is not None:
+        sc.bind(trainer)
+        trainer.self_certainty_reward = sc
+    return trainer, source, model_dir
+
+
+def train_grpo(settings: GRPOSettings) -> TrainResult:
+    """Run GRPO and save the checkpoint (model, tokenizer, ``shop-r1-train.json``) to ``settings.out``."""
+    started = time.perf_counter()
+    trainer, source, model_dir = build_grpo_trainer(settings)
+    log.info("GRPO (%s reward, variant %s) on %d steps from %s, %d step(s)", settings.reward, settings.ablation(),
+             len(trainer.train_dataset), settings.data, settings.max_steps)
+    trainer.train()
+    sc = trainer.self_certainty_reward
+    extra = {"variant": settings.ablation(),
+             "reward_functions": list(trainer.reward_func_names),
+             "reward_weights": [float(w) for w in trainer.reward_weights]}
+    if sc is not None:
+        extra["self_certainty"] = {"mode": sc.mode, "calls": sc.calls, "fallbacks": sc.fallbacks,
+                                   "reward_seconds": round(sc.seconds, 4),
+                                   "recorder_seconds": round(sc.recorder.seconds, 4) if sc.recorder else 0.0}
+    return save_checkpoint(trainer, settings, stage="grpo", source=source, base_model=model_dir,
+                           started=started, extra=extra)
+
+
+__all__ = ["ActionComponentReward", "BinaryActionReward", "RL_COLUMNS", "build_grpo_trainer", "build_reward_funcs",
+           "completion_text", "grpo_config", "train_grpo"]

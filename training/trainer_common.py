@@ -1,0 +1,193 @@
+"""What the SFT and GRPO trainers share: finding the data, the device arguments, the checkpoint.
+
+Kept apart from :mod:`training.sft` and :mod:`training.grpo` so that both trainers resolve a
+``--data`` argument, pick CPU/GPU precision and write their checkpoint folder the same way -- a
+checkpoint of either loads into ``TransformersPolicy`` and the vLLM server alike.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import platform
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:  # pragma: no cover
+    import datasets
+
+    from training.config import _Base
+
+log = logging.getLogger(__name__)
+
+#: Written next to the weights: the settings, the metrics and where the data came from.
+TRAIN_RECORD_FILE = "shop-r1-train.json"
+TRAIN_RECORD_SCHEMA = "shop-r1.train/1"
+
+
+class TrainingDataError(ValueError):
+    """``--data`` names nothing usable; the message says what was found and what to pass."""
+
+
+def load_training_data(spec: str | os.PathLike[str], kind: Literal["sft", "rl"], split: str = "train",
+                       **build_kwargs: Any) -> tuple[datasets.Dataset, dict[str, Any]]:
+    """The training rows for ``kind`` and a description of their source.
+
+    ``spec`` is a dataset folder written by ``shop-r1 data build`` (its ``kind/split.parquet`` is
+    read), a ``.parquet`` file, or a trace (run folder with ``trace.jsonl``, or a ``.jsonl``) that
+    is turned into rows on the fly with :mod:`training.data` (``build_kwargs`` go to the builder).
+    """
+    from training.data import build_rl_dataset, build_sft_dataset, load_split
+
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise TrainingDataError(f"--data {spec}: no such file or folder")
+    if path.is_file() and path.suffix == ".parquet":
+        _require_rows(path, kind)
+        ds, source = load_split(path, kind, split), {"parquet": str(path.resolve())}
+    elif path.is_dir() and (path / kind).is_dir():
+        _require_rows(path / kind / f"{split}.parquet", kind)
+        ds, source = load_split(path, kind, split), {"dataset": str(path.resolve()), "split": split}
+    elif (path.is_dir() and (path / "trace.jsonl").is_file()) or (path.is_file() and path.suffix == ".jsonl"):
+        builder = build_sft_dataset if kind == "sft" else build_rl_dataset
+        ds, source = builder(path, **build_kwargs), {"trace": str(path.resolve())}
+    else:
+        raise TrainingDataError(
+            f"--data {spec}: not a dataset folder (no {kind}/ inside), a .parquet file or a trace "
+            "(a run folder with trace.jsonl, or a .jsonl file); build a dataset with `shop-r1 data build`"
+        )
+    if len(ds) == 0:
+        raise TrainingDataError(f"--data {spec}: the {kind} rows of {split!r} are empty; nothing to train on")
+    source["rows"] = len(ds)
+    return ds, source
+
+
+def _require_rows(file: Path, kind: str) -> None:
+    """An empty Parquet file makes ``datasets`` fail with a riddle; say what is wrong instead."""
+    if not file.is_file():
+        return  # load_split names the missing file and how to build it
+    import pyarrow.parquet as pq
+
+    if pq.ParquetFile(str(file)).metadata.num_rows == 0:
+        raise TrainingDataError(f"{file}: the {kind} split has no rows; nothing to train on")
+
+
+def use_cuda(device: str) -> bool:
+    import torch
+
+    if device == "cpu":
+        return False
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda was asked for but torch sees no CUDA device")
+    return torch.cuda.is_available()
+
+
+def common_training_args(settings: _Base) -> dict[str, Any]:
+    """Keyword arguments shared by ``SFTConfig`` and ``GRPOConfig``.
+
+    On CPU: ``use_cpu=True, bf16=False`` (TRL's configs default to bf16, which CPUs run slowly or
+    not at all). On a CUDA GPU bf16 where supported, unless the settings say otherwise.
+    """
+    import torch
+
+    cuda = use_cuda(settings.device)
+    bf16 = settings.bf16 if settings.bf16 is not None else bool(cuda and torch.cuda.is_bf16_supported())
+    return {
+        "output_dir": str(settings.out),
+        "use_cpu": not cuda,
+        "bf16": bf16,
+        "fp16": False,
+        "activation_checkpointing": settings.gradient_checkpointing,  # transformers 5 name
+        "per_device_train_batch_size": settings.per_device_batch_size,
+        "gradient_accumulation_steps": settings.gradient_accumulation_steps(),
+        "max_steps": settings.max_steps,
+        "logging_steps": settings.logging_steps,
+        "save_strategy": "steps" if settings.save_steps else "no",
+        "save_steps": settings.save_steps or 500,
+        "seed": settings.seed,
+        "report_to": settings.report_to,
+        "disable_tqdm": True,
+    }
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced: the checkpoint folder and the logged history."""
+
+    out_dir: Path
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def record_path(self) -> Path:
+        return self.out_dir / TRAIN_RECORD_FILE
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def save_checkpoint(trainer: Any, settings: _Base, *, stage: str, source: Mapping[str, Any],
+                    base_model: Path, started: float, extra: Mapping[str, Any] | None = None) -> TrainResult:
+    """Save model + tokenizer as a standard HF folder and ``shop-r1-train.json`` beside them.
+
+    ``trainer.save_model`` writes the weights as they are (untied embeddings stay untied, which
+    vLLM's in-place ``reload_weights`` needs). Only the main process writes.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = Path(settings.out)
+    trainer.save_model(str(out))
+    history = [{k: _finite(v) for k, v in row.items()} for row in trainer.state.log_history]
+    train_rows = [h for h in history if "train_runtime" in h]
+    metrics = dict(train_rows[-1]) if train_rows else {}
+    losses = [h["loss"] for h in history if isinstance(h.get("loss"), (int, float))]
+    if losses:
+        metrics["final_loss"] = losses[-1]
+    metrics["global_step"] = trainer.state.global_step
+    seconds = time.perf_counter() - started
+    if trainer.accelerator.is_main_process:
+        trainer.processing_class.save_pretrained(str(out))
+        versions = {}
+        for pkg in ("torch", "transformers", "trl", "accelerate", "datasets"):
+            try:
+                versions[pkg] = version(pkg)
+            except PackageNotFoundError:
+                versions[pkg] = None
+        record = {
+            "schema": TRAIN_RECORD_SCHEMA,
+            "stage": stage,
+            "base_model": str(base_model),
+            "settings": settings.model_dump(mode="json"),
+            "data": dict(source),
+            "metrics": metrics,
+            "history": history,
+            "seconds": round(seconds, 2),
+            "world_size": trainer.accelerator.num_processes,
+            "device": str(trainer.accelerator.device),
+            "python": platform.python_version(),
+            "versions": versions,
+            **(dict(extra) if extra else {}),
+        }
+        (out / TRAIN_RECORD_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+        log.info("checkpoint written to %s (%d steps, %.1f s)", out, trainer.state.global_step, seconds)
+    return TrainResult(out_dir=out, metrics=metrics, history=history, seconds=seconds)
+
+
+def resolve_base_model(spec: str) -> Path:
+    """``--model``: ``default``, ``tiny[:SEED]`` or a folder (see :func:`simulator.models.resolve_model`)."""
+    from simulator.models import resolve_model
+
+    return resolve_model(spec, show_status=True)
+
+
+__all__ = ["TRAIN_RECORD_FILE", "TrainResult", "TrainingDataError", "common_training_args", "load_training_data",
+           "resolve_base_model", "save_checkpoint", "use_cuda"]
