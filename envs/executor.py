@@ -1,0 +1,587 @@
+"""Execute one Shop-R1 action (click / type_and_submit / terminate) on a live Playwright page.
+
+The policy names elements, it never sees selectors: the page reducer stamps
+``data-sr1-name="<name>"`` on every interactable it reports, so ``[data-sr1-name="..."]`` finds
+exactly the node the policy saw. Everything that can go wrong is returned as an
+:class:`~envs.observation.ActionError` (a bad name, a hidden button, a page that never finishes
+loading, a crashed renderer) and never raised: one confused shopper must not end a run of many.
+
+Choosing an option of a ``<select>`` (a size, a colour, a sort order). The reducer reports a
+select as one element (kind ``"select"``) with its option labels in ``Element.options``. A policy
+can pick an option in any of three ways, all equivalent:
+
+* ``click`` on ``<select name>.<option>``, where ``<option>`` is the label in any spelling that
+  reduces to the same letters and digits (``product.options.size.large``,
+  ``product.options.size.Large``, ``sort.price_low_to_high`` for "Price: low to high");
+* ``click`` on the name of an ``<option>`` element, if the reducer stamps names on options;
+* ``type_and_submit`` on the select's name with the option label as text (closest label wins).
+
+A bare ``click`` on a select is a ``wrong_kind`` error whose suggestions are its option names,
+which teaches a policy the accepted form. :func:`option_name` builds those names.
+
+Settling. After acting, the executor waits until the page is usable again: if a main-frame
+navigation started it waits for the new document's ``DOMContentLoaded`` (bounded by
+``action_timeout_ms``, else ``navigation_timeout``), then for a short quiet window without
+network requests (bounded by ``settle_max_ms``, never an error: some pages poll forever).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Frame, Page, Request
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
+
+from envs.actions import Click, Terminate, TypeAndSubmit, parse_action
+from envs.observation import ActionError, Element
+
+log = logging.getLogger(__name__)
+
+AnyAction = Click | TypeAndSubmit | Terminate
+
+# Text on buttons that commits money. Anchored loosely: "Place your order", "Complete purchase",
+# "Pay now", "Submit payment", "Confirm order", "Confirm purchase".
+PURCHASE_PATTERN = re.compile(
+    r"place (your )?order|complete purchase|pay now|submit payment|confirm (order|purchase)", re.I
+)
+
+# Input types that `fill` cannot type into: typing into them is a wrong_kind action.
+_UNFILLABLE_INPUT_TYPES = frozenset(
+    {"checkbox", "radio", "file", "button", "submit", "reset", "image", "hidden", "range"}
+)
+_CRASH_MARKERS = ("target crashed", "page crashed", "has been closed", "target closed", "browser has disconnected")
+
+
+def default_purchase_guard(element: Element) -> bool:
+    """True when clicking ``element`` would commit a purchase (matched on its text and name).
+
+    The live ``data-purchase="true"`` attribute is checked by the executor itself, because an
+    :class:`Element` does not carry attributes; a custom guard adds to it, it cannot remove it
+    (``allow_purchase=True`` is the one switch that lets purchases through).
+    """
+    readable_name = element.name.replace("_", " ").replace(".", " ")
+    return bool(PURCHASE_PATTERN.search(element.text) or PURCHASE_PATTERN.search(readable_name))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExecutorOptions:
+    """How the executor acts and how long it waits. ``SessionOptions`` extends this."""
+
+    allow_purchase: bool = False
+    purchase_guard: Callable[[Element], bool] = default_purchase_guard
+    action_timeout_ms: int = 10_000
+    """Budget for the whole action: finding, acting and waiting for a started navigation."""
+    interact_timeout_ms: int = 3_000
+    """How long a click/fill may wait for the element to become actionable (e.g. under an overlay)."""
+    settle_idle_ms: int = 100
+    """Quiet window: the page counts as settled after this long without in-flight requests."""
+    settle_max_ms: int = 3_000
+    """Cap on waiting for that quiet window after the document has loaded (not an error)."""
+
+    def __post_init__(self) -> None:
+        for field_name in ("action_timeout_ms", "interact_timeout_ms", "settle_idle_ms", "settle_max_ms"):
+            value = getattr(self, field_name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{type(self).__name__}.{field_name} must be a positive int (ms), got {value!r}")
+        if not callable(self.purchase_guard):
+            raise ValueError(f"{type(self).__name__}.purchase_guard must be callable, got {self.purchase_guard!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# small pure helpers
+
+
+@cache
+def load_js(name: str) -> str:
+    """Source of ``envs/js/<name>`` (package data), read once per process."""
+    return resources.files("envs").joinpath("js", name).read_text(encoding="utf-8")
+
+
+def name_selector(name: str) -> str:
+    """CSS selector of the live node the reducer stamped with ``name``."""
+    escaped = name.replace("\\", "\\\\").replace('"', '\\"')
+    return f'[data-sr1-name="{escaped}"]'
+
+
+def option_key(text: str) -> str:
+    """Letters and digits only, lower case: "X-Large" == "x_large" == "xlarge"."""
+    return re.sub(r"[^0-9a-z]+", "", text.lower())
+
+
+def option_name(select_name: str, label: str) -> str:
+    """The name a policy clicks to choose ``label`` in select ``select_name``."""
+    slug = re.sub(r"[^0-9a-z]+", "_", label.lower()).strip("_")
+    return f"{select_name}.{slug or 'option'}"
+
+
+def _tokens(name: str) -> set[str]:
+    return {t for t in re.split(r"[^0-9a-z]+", name.lower()) if t}
+
+
+def suggest_names(name: str, candidates: Sequence[str], n: int = 3) -> tuple[str, ...]:
+    """The ``n`` candidates closest to ``name``: the better of sequence similarity and token overlap.
+
+    Token overlap catches a right idea in the wrong order (``cart.add`` vs ``add_to_cart``);
+    difflib catches typos (``serch_input``).
+    """
+    target_tokens = _tokens(name)
+    scored: list[tuple[float, str]] = []
+    for cand in dict.fromkeys(candidates):
+        ratio = difflib.SequenceMatcher(None, name.lower(), cand.lower()).ratio()
+        cand_tokens = _tokens(cand)
+        union = target_tokens | cand_tokens
+        jaccard = len(target_tokens & cand_tokens) / len(union) if union else 0.0
+        scored.append((max(ratio, jaccard), cand))
+    scored.sort(key=lambda pair: (-pair[0], pair[1]))
+    return tuple(cand for _, cand in scored[:n])
+
+
+def _as_table(elements: Mapping[str, Element] | Sequence[Element]) -> dict[str, Element]:
+    if isinstance(elements, Mapping):
+        return dict(elements)
+    return {el.name: el for el in elements}
+
+
+def _is_crash(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return any(marker in text for marker in _CRASH_MARKERS)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# watching the page while an action runs
+
+
+class _PageWatch:
+    """Listens to one page during one action: navigations, in-flight requests, crash, close."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.inflight: set[Request] = set()
+        self.last_activity = time.monotonic()
+        self.nav_request: Request | None = None
+        self.nav_failed: str | None = None
+        self.nav_finished = False
+        self.committed = False
+        self.dom_ready = False
+        self.crashed = False
+        self.closed = False
+        # Set by the action when it should navigate (a link, a form submit): settling then waits
+        # a moment for the navigation request instead of trusting an early quiet network.
+        self.expect_navigation = False
+        self._handlers: list[tuple[str, Callable[..., Any]]] = [
+            ("request", self._on_request),
+            ("requestfinished", self._on_request_done),
+            ("requestfailed", self._on_request_failed),
+            ("framenavigated", self._on_framenavigated),
+            ("domcontentloaded", self._on_dom_ready),
+            ("crash", self._on_crash),
+            ("close", self._on_close),
+        ]
+
+    def __enter__(self) -> _PageWatch:
+        for event, handler in self._handlers:
+            self.page.on(event, handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for event, handler in self._handlers:
+            try:
+                self.page.remove_listener(event, handler)
+            except Exception:  # noqa: BLE001 - a closed page may have dropped its listeners
+                pass
+
+    # events ----------------------------------------------------------------------------------
+    def _on_request(self, request: Request) -> None:
+        self.inflight.add(request)
+        self.last_activity = time.monotonic()
+        if request.is_navigation_request() and request.frame == self.page.main_frame:
+            self.nav_request = request
+            self.nav_failed = None
+            self.nav_finished = False
+            self.committed = False
+            self.dom_ready = False
+
+    def _on_request_done(self, request: Request) -> None:
+        self.inflight.discard(request)
+        self.last_activity = time.monotonic()
+        if request is self.nav_request:
+            self.nav_finished = True
+
+    def _on_request_failed(self, request: Request) -> None:
+        self.inflight.discard(request)
+        self.last_activity = time.monotonic()
+        if request is self.nav_request:
+            self.nav_failed = request.failure or "failed"
+
+    def _on_framenavigated(self, frame: Frame) -> None:
+        if frame == self.page.main_frame and self.nav_request is not None:
+            self.committed = True
+
+    def _on_dom_ready(self, _page: Page) -> None:
+        if self.nav_request is not None:
+            self.dom_ready = True
+
+    def _on_crash(self, _page: Page) -> None:
+        self.crashed = True
+
+    def _on_close(self, _page: Page) -> None:
+        self.closed = True
+
+    # state -----------------------------------------------------------------------------------
+    @property
+    def navigating(self) -> bool:
+        """A main-frame navigation started and its document is not ready yet."""
+        if self.nav_request is None or self.nav_failed is not None or self.dom_ready:
+            return False
+        # A navigation answered without a document (download, 204) finishes without committing.
+        return not (self.nav_finished and not self.committed)
+
+    def dead(self) -> ActionError | None:
+        if self.crashed or self.page.is_closed() or self.closed:
+            what = "crashed" if self.crashed else "was closed"
+            return ActionError("page_crashed", f"the page {what} while the action ran")
+        return None
+
+
+async def _stop_loading(page: Page) -> None:
+    """Cancel a navigation that overran its budget, so the page can be observed as it is.
+
+    Without this the page is left between two documents and every read of it fails with
+    "execution context was destroyed" until the slow server answers.
+    """
+    for _ in range(3):
+        try:
+            await page.evaluate("window.stop()")
+            return
+        except PlaywrightError as exc:
+            if _is_crash(exc):
+                return
+            await asyncio.sleep(0.05)
+    log.debug("could not stop loading %s", page.url)
+
+
+async def _settle(watch: _PageWatch, started: float, options: ExecutorOptions) -> ActionError | None:
+    """Wait for a started navigation, then for a quiet network window (see the module doc)."""
+    deadline = started + options.action_timeout_ms / 1000
+    quiet_cap = time.monotonic() + options.settle_max_ms / 1000
+    idle = options.settle_idle_ms / 1000
+    poll = min(0.025, idle / 2)
+    # The quiet window starts when the action ends: a navigation the action caused may not have
+    # been reported yet (the request event crosses two process boundaries).
+    watch.last_activity = max(watch.last_activity, time.monotonic())
+    expect_until = time.monotonic() + min(1.0, options.settle_max_ms / 1000)
+    while True:
+        dead = watch.dead()
+        if dead:
+            return dead
+        now = time.monotonic()
+        if watch.navigating:
+            if now >= deadline:
+                url = watch.nav_request.url if watch.nav_request else "?"
+                await _stop_loading(watch.page)
+                return ActionError(
+                    "navigation_timeout",
+                    f"navigation to {url} did not load within {options.action_timeout_ms} ms; "
+                    "the observation shows the page as it is now",
+                )
+            quiet_cap = max(quiet_cap, now + options.settle_max_ms / 1000)
+        elif watch.expect_navigation and watch.nav_request is None and now < min(expect_until, deadline):
+            pass  # a link was clicked: give its navigation request time to show up
+        elif not watch.inflight and now - watch.last_activity >= idle:
+            return None
+        elif now >= quiet_cap or now >= deadline:
+            log.debug("page %s never went quiet (%d requests in flight); observing anyway",
+                      watch.page.url, len(watch.inflight))
+            return None
+        await asyncio.sleep(poll)
+
+
+# ---------------------------------------------------------------------------------------------
+# the executor
+
+
+@dataclass
+class _Target:
+    """A resolved name: the live locator and, for select options, which option."""
+
+    name: str
+    locator: Any
+    element: Element | None
+    facts: dict[str, Any]
+    option_index: int | None = None  # set when the name chose an option of a select
+
+
+async def _live_names(page: Page) -> list[str]:
+    try:
+        return await page.eval_on_selector_all("[data-sr1-name]", "els => els.map(e => e.dataset.sr1Name)")
+    except PlaywrightError:
+        return []
+
+
+async def _candidates(page: Page, table: dict[str, Element], action: AnyAction) -> list[str]:
+    """Names to suggest, of the kind the action needs, with option names for selects."""
+    elements = list(table.values())
+    names: list[str] = []
+    if isinstance(action, TypeAndSubmit):
+        names = [el.name for el in elements if el.kind in ("input", "select")]
+    else:
+        for el in elements:
+            if el.kind == "select":
+                names.extend(option_name(el.name, label) for label in el.options)
+            else:
+                names.append(el.name)
+    return names or list(table) or await _live_names(page)
+
+
+async def _facts(locator: Any) -> dict[str, Any]:
+    return await locator.evaluate(load_js("executor_prepare.js"))
+
+
+async def _resolve(page: Page, name: str, table: dict[str, Element], action: AnyAction) -> _Target | ActionError:
+    """Find the live node for ``name`` (or the select + option it names)."""
+    element = table.get(name)
+    selector = element.selector if element is not None and element.selector else name_selector(name)
+    locator = page.locator(selector)
+    if await locator.count() > 0:
+        locator = locator.first
+        return _Target(name, locator, element, await _facts(locator))
+
+    # `<select name>.<option>`: the reducer names the select, the policy names the option.
+    if "." in name:
+        select_name, wanted = name.rsplit(".", 1)
+        select_el = table.get(select_name)
+        select_loc = page.locator(
+            select_el.selector if select_el is not None and select_el.selector else name_selector(select_name)
+        )
+        if await select_loc.count() > 0:
+            select_loc = select_loc.first
+            facts = await _facts(select_loc)
+            if facts["tag"] == "select":
+                key = option_key(wanted)
+                for index, opt in enumerate(facts["options"]):
+                    if key and (option_key(opt["label"]) == key or option_key(opt["value"]) == key):
+                        return _Target(name, select_loc, select_el, facts, option_index=index)
+                labels = [opt["label"] for opt in facts["options"]]
+                return ActionError(
+                    "unknown_name",
+                    f"select {select_name!r} has no option {wanted!r}; its options are {labels}",
+                    name=name,
+                    suggestions=suggest_names(name, [option_name(select_name, lb) for lb in labels]),
+                )
+
+    candidates = await _candidates(page, table, action)
+    if element is not None:
+        message = f"{name!r} was on the last observation but is no longer on the page; observe again"
+    else:
+        message = f"no element named {name!r} on {page.url}"
+    suggestions = suggest_names(name, candidates)
+    if suggestions:
+        message += f"; closest names: {', '.join(suggestions)}"
+    return ActionError("unknown_name", message, name=name, suggestions=suggestions)
+
+
+def _purchase_error(target: _Target, options: ExecutorOptions) -> ActionError | None:
+    if options.allow_purchase:
+        return None
+    facts = target.facts
+    probe = target.element or Element(name=target.name, kind="clickable", text=facts.get("text", ""),
+                                      tag=facts.get("tag", ""))
+    if not probe.text and facts.get("text"):
+        probe = Element(name=probe.name, kind=probe.kind, text=facts["text"], tag=probe.tag)
+    if facts.get("purchase") or options.purchase_guard(probe):
+        return ActionError(
+            "purchase_blocked",
+            f"{target.name!r} would place an order ({facts.get('text') or probe.text!r}); purchases are "
+            "disabled for this session (SessionOptions.allow_purchase=False)",
+            name=target.name,
+        )
+    return None
+
+
+def _usable(target: _Target) -> ActionError | None:
+    facts = target.facts
+    if not facts["visible"]:
+        return ActionError("not_visible", f"{target.name!r} is on the page but not visible", name=target.name)
+    if facts["disabled"]:
+        return ActionError("disabled", f"{target.name!r} is disabled", name=target.name)
+    return None
+
+
+async def _choose_option(target: _Target, index: int | None) -> ActionError | None:
+    result = await target.locator.evaluate(load_js("executor_select_option.js"), index)
+    if not result["ok"]:
+        code = "disabled" if "disabled" in result["reason"] else "unknown_name"
+        return ActionError(code, f"{target.name!r}: {result['reason']}", name=target.name)
+    log.debug("selected %r in %s", result["label"], target.name)
+    return None
+
+
+def _leads_elsewhere(href: str, current: str) -> bool:
+    if not href or href.lower().startswith("javascript:"):
+        return False
+    return href.split("#", 1)[0] != current.split("#", 1)[0] or "#" not in href
+
+
+async def _click(page: Page, target: _Target, watch: _PageWatch, options: ExecutorOptions) -> ActionError | None:
+    facts = target.facts
+    if target.option_index is not None or facts["tag"] == "option":
+        return await _choose_option(target, target.option_index)
+    if facts["tag"] == "select":
+        labels = [opt["label"] for opt in facts["options"]]
+        names = tuple(option_name(target.name, label) for label in labels)
+        return ActionError(
+            "wrong_kind",
+            f"{target.name!r} is a drop-down; click one of its options ({', '.join(names[:6])}) "
+            f"or type_and_submit an option label ({labels[:6]})",
+            name=target.name,
+            suggestions=names[:3],
+        )
+    blocked = _purchase_error(target, options)
+    if blocked:
+        return blocked
+    watch.expect_navigation = _leads_elsewhere(facts["href"], page.url) or facts["submits"]
+    try:
+        await target.locator.click(timeout=options.interact_timeout_ms, no_wait_after=True)
+    except PlaywrightTimeoutError as exc:
+        return ActionError(
+            "not_visible",
+            f"could not click {target.name!r} within {options.interact_timeout_ms} ms: it is covered by "
+            f"another element or keeps moving ({_first_line(exc)})",
+            name=target.name,
+        )
+    return None
+
+
+def _best_label(text: str, labels: list[str]) -> int | None:
+    if not labels:
+        return None
+    lowered = [label.lower().strip() for label in labels]
+    if text.lower().strip() in lowered:
+        return lowered.index(text.lower().strip())
+    keys = [option_key(label) for label in labels]
+    if option_key(text) in keys and option_key(text):
+        return keys.index(option_key(text))
+    close = difflib.get_close_matches(text.lower().strip(), lowered, n=1, cutoff=0.6)
+    return lowered.index(close[0]) if close else None
+
+
+async def _type_and_submit(page: Page, target: _Target, text: str, watch: _PageWatch,
+                           options: ExecutorOptions) -> ActionError | None:
+    facts = target.facts
+    tag, kind = facts["tag"], facts["type"]
+    if tag == "select":
+        labels = [opt["label"] for opt in facts["options"]]
+        index = _best_label(text, labels)
+        if index is None:
+            return ActionError("unknown_name", f"select {target.name!r} has no option like {text!r}; "
+                               f"its options are {labels}", name=target.name,
+                               suggestions=tuple(difflib.get_close_matches(text, labels, n=3, cutoff=0)))
+        return await _choose_option(target, index)
+    fillable = (tag == "textarea" or facts["editable"]
+                or (tag == "input" and kind not in _UNFILLABLE_INPUT_TYPES))
+    if not fillable:
+        what = f"<{tag} type={kind}>" if tag == "input" else f"<{tag}>"
+        return ActionError("wrong_kind", f"{target.name!r} is a {what}, not a text field; use click",
+                           name=target.name)
+    if facts["readonly"]:
+        return ActionError("disabled", f"{target.name!r} is read-only", name=target.name)
+    if not options.allow_purchase and facts["in_form"]:
+        guarded = facts["form_purchase"] or any(
+            options.purchase_guard(Element(name=target.name, kind="clickable", text=t))
+            for t in facts["form_submit_texts"])
+        if guarded:
+            return ActionError("purchase_blocked", f"submitting {target.name!r} would place an order; "
+                               "purchases are disabled for this session", name=target.name)
+    watch.expect_navigation = facts["in_form"]
+    try:
+        await target.locator.fill(text, timeout=options.interact_timeout_ms)
+        submit_js = load_js("executor_submit.js")
+        await target.locator.evaluate(submit_js, "arm")
+        await target.locator.press("Enter", timeout=options.interact_timeout_ms, no_wait_after=True)
+    except PlaywrightTimeoutError as exc:
+        return ActionError("not_visible", f"could not type into {target.name!r} within "
+                           f"{options.interact_timeout_ms} ms ({_first_line(exc)})", name=target.name)
+    if watch.nav_request is None and not page.is_closed():
+        try:
+            outcome = await target.locator.evaluate(submit_js, "check")
+            if outcome == "fallback_submitted":
+                log.debug("Enter in %s did not submit its form; submitted it directly", target.name)
+        except PlaywrightError as exc:  # the page navigated away meanwhile: Enter did work
+            if _is_crash(exc):
+                raise
+    return None
+
+
+async def execute(
+    page: Page,
+    action: AnyAction | dict[str, Any],
+    elements: Mapping[str, Element] | Sequence[Element],
+    *,
+    options: ExecutorOptions | None = None,
+    timings: dict[str, float] | None = None,
+) -> ActionError | None:
+    """Perform ``action`` on ``page``; ``None`` on success, else a structured error.
+
+    ``elements`` is the element table of the observation the policy acted on (a sequence or a
+    name → element mapping). ``timings``, if given, receives ``action_ms`` (finding and acting)
+    and ``settle_ms`` (waiting for the page afterwards).
+    """
+    options = options or ExecutorOptions()
+    if isinstance(action, dict):
+        try:
+            action = parse_action(action)
+        except ValueError as exc:
+            return ActionError("invalid_action", str(exc))
+    if isinstance(action, Terminate):
+        return None
+    table = _as_table(elements)
+    started = time.monotonic()
+    settle_started = started
+    watch = _PageWatch(page)
+    with watch:
+        try:
+            dead = watch.dead()
+            if dead:
+                return dead
+            target = await _resolve(page, action.name, table, action)
+            if isinstance(target, ActionError):
+                return target
+            error = _usable(target)
+            if error is None:
+                if isinstance(action, Click):
+                    error = await _click(page, target, watch, options)
+                else:
+                    error = await _type_and_submit(page, target, action.text, watch, options)
+            settle_started = time.monotonic()
+            if error is not None:
+                return error
+            return await _settle(watch, started, options)
+        except PlaywrightError as exc:
+            if watch.crashed or page.is_closed() or _is_crash(exc):
+                return ActionError("page_crashed", f"the page died during {action.type}: {_first_line(exc)}",
+                                   name=action.name)
+            if "execution context was destroyed" in str(exc).lower():
+                # The page navigated while we were reading it: the action took effect; let it load.
+                settle_started = time.monotonic()
+                return await _settle(watch, started, options)
+            log.warning("unexpected browser error during %s: %s", action.to_json(), exc)
+            return ActionError("internal", f"{action.type} failed: {_first_line(exc)}", name=action.name)
+        finally:
+            if timings is not None:
+                end = time.monotonic()
+                timings["action_ms"] = round((settle_started - started) * 1000, 2)
+                timings["settle_ms"] = round((end - settle_started) * 1000, 2)

@@ -1,0 +1,66 @@
+// Facts about one live element, read just before the executor acts on it.
+// Called as `locator.evaluate(source)`: the argument is the element the policy named.
+//
+// Side effect, on purpose: a link or form that would open a new tab (target=_blank) is retargeted
+// to the current tab. A shopper session is one tab; a popup would leave the policy looking at a
+// page it did not choose while the new page is invisible to it.
+(el) => {
+  const tag = el.tagName.toLowerCase();
+  const type = (el.getAttribute("type") || (tag === "input" ? "text" : "")).toLowerCase();
+  const select = tag === "option" ? el.closest("select") : tag === "select" ? el : null;
+  const probe = tag === "option" ? select || el : el;
+
+  const rect = probe.getBoundingClientRect();
+  const styleVisible = typeof probe.checkVisibility === "function"
+    ? probe.checkVisibility({ checkOpacity: false, checkVisibilityCSS: true })
+    : getComputedStyle(probe).visibility !== "hidden" && getComputedStyle(probe).display !== "none";
+  const visible = styleVisible && rect.width > 0 && rect.height > 0;
+
+  const ariaDisabled = (n) => !!n.closest('[aria-disabled="true"]');
+  const disabled = !!(el.disabled || (select && select.disabled) || ariaDisabled(el)
+    || el.closest("fieldset:disabled"));
+
+  const form = el.form || el.closest("form");
+  const submitTexts = form
+    ? Array.from(form.querySelectorAll('button:not([type]), button[type="submit"], input[type="submit"], input[type="image"]'))
+        .map((b) => (b.innerText || b.value || b.getAttribute("aria-label") || "").trim()).filter(Boolean)
+    : [];
+
+  const link = el.closest("a[href]");
+  for (const node of [link, form, el]) {
+    if (node && node.getAttribute && (node.getAttribute("target") || "").toLowerCase() === "_blank") {
+      node.setAttribute("target", "_self");
+    }
+  }
+
+  const isSubmitter = (tag === "button" && (type === "" || type === "submit"))
+    || (tag === "input" && (type === "submit" || type === "image"));
+  const purchase = el.getAttribute("data-purchase") === "true"
+    || !!el.closest('[data-purchase="true"]') && (isSubmitter || tag === "a")
+    || (isSubmitter && !!form && form.getAttribute("data-purchase") === "true");
+
+  const text = (el.innerText || el.value || el.getAttribute("aria-label") || el.getAttribute("title") || "")
+    .replace(/\s+/g, " ").trim().slice(0, 200);
+
+  return {
+    tag,
+    type,
+    visible,
+    disabled,
+    readonly: !!el.readOnly,
+    editable: !!el.isContentEditable,
+    text,
+    href: link ? link.href : "",
+    in_form: !!form,
+    submits: isSubmitter && !!form,
+    form_purchase: !!form && form.getAttribute("data-purchase") === "true",
+    form_submit_texts: submitTexts.slice(0, 5),
+    purchase,
+    options: select ? Array.from(select.options).map((o) => ({
+      label: (o.label || o.textContent || "").replace(/\s+/g, " ").trim(),
+      value: o.value,
+      disabled: !!o.disabled,
+    })) : [],
+    option_index: tag === "option" ? el.index : -1,
+  };
+}
