@@ -17,9 +17,12 @@ demo: setup
 test: setup vllm-env
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
 
+# browsergym-core (the reducer benchmark's baseline) pins playwright==1.44; install it without
+# its pins so our Playwright stays as it is.
 bench: setup
-	$(VENV)/bin/pip install -q -e ".[bench]"
+	$(VENV)/bin/pip install -q --no-deps "browsergym-core==0.14.3" && $(VENV)/bin/pip install -q gymnasium
 	$(VENV)/bin/python bench/observe.py
+	$(VENV)/bin/python bench/simulate.py
 
 clean:
 	rm -rf $(VENV) .venv-vllm .pytest_cache
