@@ -6,6 +6,7 @@ and the training code, and must stay cheap to build and trivial to serialise.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -33,6 +34,40 @@ class Element:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def option_name(select_name: str, label: str) -> str:
+    """The name of one choice of a ``<select>``: ``<select name>.<option slug>``.
+
+    Options are first-class elements (kind ``clickable``, tag ``option``) so that a policy picks
+    a size with the same ``click`` it uses everywhere, every backend (constrained grammars, JSON
+    schemas, the output parser) sees them in the element table, and the executor resolves them
+    to ``select_option`` on the parent select.
+    """
+    slug = re.sub(r"[^0-9a-z]+", "_", label.lower()).strip("_")
+    return f"{select_name}.{slug or 'option'}"
+
+
+def with_option_elements(elements: tuple[Element, ...] | list[Element]) -> tuple[Element, ...]:
+    """The element table with each select's options inserted right after the select.
+
+    Option elements carry no selector of their own: the executor finds them through the
+    select, so a name that is on the page always resolves the same way.
+    """
+    out: list[Element] = []
+    taken = {el.name for el in elements}
+    for el in elements:
+        out.append(el)
+        if el.kind != "select":
+            continue
+        for label in el.options:
+            name = option_name(el.name, label)
+            if name in taken:
+                continue
+            taken.add(name)
+            out.append(Element(name=name, kind="clickable", text=label, selector="", tag="option",
+                               in_viewport=el.in_viewport, disabled=el.disabled))
+    return tuple(out)
 
 
 @dataclass(frozen=True)

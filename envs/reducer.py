@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-from envs.observation import Element, Observation, PageStats
+from envs.observation import Element, Observation, PageStats, with_option_elements
 from envs.tokens import count_tokens, count_tokens_batch
 
 if TYPE_CHECKING:  # playwright is imported lazily by observe_target
@@ -367,6 +367,7 @@ async def reduce_page(page: Page, options: ReducerOptions | None = None) -> Redu
                 options=tuple(e["options"]), input_type=e["input_type"])
         for e in result["elements"] if e["name"] not in dropped
     )
+    elements = with_option_elements(elements)
     t_end = time.perf_counter()
     raw_html: str | None = result.get("raw_html")
     raw_tokens = count_tokens(raw_html) if (opts.count_raw_tokens and raw_html) else 0

@@ -364,7 +364,16 @@
       if (el.value) children = [el.value.slice(0, 500)];
       if (el.placeholder) a.placeholder = ws(el.placeholder);
     } else if (tag === 'select') {
-      children = Array.from(el.options).map((o) => ['option', o.selected ? { selected: '' } : null, [ws(o.textContent)], rec.dist, 0]);
+      // Each choice is named `<select>.<option slug>` (envs.observation.option_name): the policy
+      // picks a size with a click on that name, like any other control.
+      const optSlug = (t) => t.toLowerCase().replace(/[^0-9a-z]+/g, '_').replace(/^_+|_+$/g, '') || 'option';
+      children = Array.from(el.options).map((o) => {
+        const label = ws(o.textContent);
+        // Names are assigned after the walk: keep the record, resolve it in fix() below.
+        const oa = { optionOf: rec, optSlug: optSlug(label) };
+        if (o.selected) oa.selected = '';
+        return ['option', oa, [label], rec.dist, 0];
+      });
     } else if (rec.kind === 'input') {
       if (rec.text) children = [rec.text];
     } else {
@@ -437,6 +446,11 @@
   const fix = (node) => {
     if (typeof node === 'string') return;
     if (node[1] && node[1].name && typeof node[1].name === 'object') node[1].name = node[1].name.name;
+    if (node[1] && node[1].optionOf) {
+      if (node[1].optionOf.name) node[1].name = `${node[1].optionOf.name}.${node[1].optSlug}`;
+      delete node[1].optionOf;
+      delete node[1].optSlug;
+    }
     for (const c of node[2]) fix(c);
   };
   fix(tree);

@@ -60,15 +60,6 @@ def _label(el: Element) -> str:
 _PLACEHOLDER = re.compile(r"^\s*(?:-+|select|choose|pick|please select|select an? \w+|--.*--)\s*$", re.I)
 
 
-def _select_options(el: Element) -> list[Element]:
-    """A select's real choices as clickable pseudo-elements named ``<select>.<option>``, the way
-    the executor accepts them (placeholders such as "Select" are not choices)."""
-    from envs.executor import option_name
-
-    return [Element(name=option_name(el.name, label), kind="clickable", text=label, tag="option")
-            for label in el.options if label.strip() and not _PLACEHOLDER.match(label)]
-
-
 @dataclass
 class PageSignals:
     search_input: Element | None = None
@@ -119,19 +110,14 @@ def read_signals(obs: Observation) -> PageSignals:
         parent, _, _leaf = el.name.rpartition(".")
         words = len(el.text.split())
         if parent and OPTION_GROUP.search(parent.rsplit(".", 1)[-1]) and words <= 4:
-            groups[parent].append(el)
+            if not (el.tag == "option" and _PLACEHOLDER.match(el.text)):  # "Select" is no choice
+                groups[parent].append(el)
         elif REFINEMENT.search(parent) and words <= 6:
             sig.refinements.append(el)
         else:
             parts = el.name.split(".")
             if len(parts) >= 3 and words >= 2:
                 patterns[(parts[0], parts[-1])].append(el)
-    for el in obs.elements:
-        if el.kind == "select" and not el.disabled and OPTION_GROUP.search(el.name.rsplit(".", 1)[-1]):
-            choices = _select_options(el)
-            # Only a select still on its placeholder needs a choice; one already set is left.
-            if choices and el.options and _PLACEHOLDER.match(el.options[0]):
-                groups[el.name] = choices
     sig.option_groups = {k: v for k, v in groups.items() if len(v) >= 2}
     repeated = [items for items in patterns.values() if len(items) >= 3]
     if repeated:
