@@ -43,7 +43,7 @@ from playwright.async_api import Frame, Page, Request
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from envs.actions import Click, Terminate, TypeAndSubmit, parse_action
-from envs.observation import ActionError, Element
+from envs.observation import ActionError, Element, option_name
 
 log = logging.getLogger(__name__)
 
@@ -117,16 +117,8 @@ def option_key(text: str) -> str:
     """Letters and digits only, lower case: "X-Large" == "x_large" == "xlarge"."""
     return re.sub(r"[^0-9a-z]+", "", text.lower())
 
-
-def option_name(select_name: str, label: str) -> str:
-    """The name a policy clicks to choose ``label`` in select ``select_name``."""
-    slug = re.sub(r"[^0-9a-z]+", "_", label.lower()).strip("_")
-    return f"{select_name}.{slug or 'option'}"
-
-
 def _tokens(name: str) -> set[str]:
     return {t for t in re.split(r"[^0-9a-z]+", name.lower()) if t}
-
 
 def suggest_names(name: str, candidates: Sequence[str], n: int = 3) -> tuple[str, ...]:
     """The ``n`` candidates closest to ``name``: the better of sequence similarity and token overlap.
@@ -145,25 +137,20 @@ def suggest_names(name: str, candidates: Sequence[str], n: int = 3) -> tuple[str
     scored.sort(key=lambda pair: (-pair[0], pair[1]))
     return tuple(cand for _, cand in scored[:n])
 
-
 def _as_table(elements: Mapping[str, Element] | Sequence[Element]) -> dict[str, Element]:
     if isinstance(elements, Mapping):
         return dict(elements)
     return {el.name: el for el in elements}
 
-
 def _is_crash(exc: BaseException) -> bool:
     text = str(exc).lower()
     return any(marker in text for marker in _CRASH_MARKERS)
 
-
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
-
 # ---------------------------------------------------------------------------------------------
 # watching the page while an action runs
-
 
 class _PageWatch:
     """Listens to one page during one action: navigations, in-flight requests, crash, close."""
@@ -256,7 +243,6 @@ class _PageWatch:
             return ActionError("page_crashed", f"the page {what} while the action ran")
         return None
 
-
 async def _stop_loading(page: Page) -> None:
     """Cancel a navigation that overran its budget, so the page can be observed as it is.
 
@@ -272,7 +258,6 @@ async def _stop_loading(page: Page) -> None:
                 return
             await asyncio.sleep(0.05)
     log.debug("could not stop loading %s", page.url)
-
 
 async def _settle(watch: _PageWatch, started: float, options: ExecutorOptions) -> ActionError | None:
     """Wait for a started navigation, then for a quiet network window (see the module doc)."""
@@ -309,10 +294,8 @@ async def _settle(watch: _PageWatch, started: float, options: ExecutorOptions) -
             return None
         await asyncio.sleep(poll)
 
-
 # ---------------------------------------------------------------------------------------------
 # the executor
-
 
 @dataclass
 class _Target:
@@ -324,13 +307,11 @@ class _Target:
     facts: dict[str, Any]
     option_index: int | None = None  # set when the name chose an option of a select
 
-
 async def _live_names(page: Page) -> list[str]:
     try:
         return await page.eval_on_selector_all("[data-sr1-name]", "els => els.map(e => e.dataset.sr1Name)")
     except PlaywrightError:
         return []
-
 
 async def _candidates(page: Page, table: dict[str, Element], action: AnyAction) -> list[str]:
     """Names to suggest, of the kind the action needs, with option names for selects."""
@@ -346,19 +327,20 @@ async def _candidates(page: Page, table: dict[str, Element], action: AnyAction) 
                 names.append(el.name)
     return names or list(table) or await _live_names(page)
 
+async def _facts(locator: Any, options: ExecutorOptions) -> dict[str, Any]:
+    # A locator re-resolves on every call and would wait (30 s by default) for a node that a
+    # navigation just removed; the timeout turns that into a prompt error.
+    return await locator.evaluate(load_js("executor_prepare.js"), timeout=options.interact_timeout_ms)
 
-async def _facts(locator: Any) -> dict[str, Any]:
-    return await locator.evaluate(load_js("executor_prepare.js"))
-
-
-async def _resolve(page: Page, name: str, table: dict[str, Element], action: AnyAction) -> _Target | ActionError:
+async def _resolve(page: Page, name: str, table: dict[str, Element], action: AnyAction,
+                   options: ExecutorOptions) -> _Target | ActionError:
     """Find the live node for ``name`` (or the select + option it names)."""
     element = table.get(name)
     selector = element.selector if element is not None and element.selector else name_selector(name)
     locator = page.locator(selector)
     if await locator.count() > 0:
         locator = locator.first
-        return _Target(name, locator, element, await _facts(locator))
+        return _Target(name, locator, element, await _facts(locator, options))
 
     # `<select name>.<option>`: the reducer names the select, the policy names the option.
     if "." in name:
@@ -369,7 +351,7 @@ async def _resolve(page: Page, name: str, table: dict[str, Element], action: Any
         )
         if await select_loc.count() > 0:
             select_loc = select_loc.first
-            facts = await _facts(select_loc)
+            facts = await _facts(select_loc, options)
             if facts["tag"] == "select":
                 key = option_key(wanted)
                 for index, opt in enumerate(facts["options"]):
@@ -393,7 +375,6 @@ async def _resolve(page: Page, name: str, table: dict[str, Element], action: Any
         message += f"; closest names: {', '.join(suggestions)}"
     return ActionError("unknown_name", message, name=name, suggestions=suggestions)
 
-
 def _purchase_error(target: _Target, options: ExecutorOptions) -> ActionError | None:
     if options.allow_purchase:
         return None
@@ -411,7 +392,6 @@ def _purchase_error(target: _Target, options: ExecutorOptions) -> ActionError | 
         )
     return None
 
-
 def _usable(target: _Target) -> ActionError | None:
     facts = target.facts
     if not facts["visible"]:
@@ -420,26 +400,24 @@ def _usable(target: _Target) -> ActionError | None:
         return ActionError("disabled", f"{target.name!r} is disabled", name=target.name)
     return None
 
-
-async def _choose_option(target: _Target, index: int | None) -> ActionError | None:
-    result = await target.locator.evaluate(load_js("executor_select_option.js"), index)
+async def _choose_option(target: _Target, index: int | None, options: ExecutorOptions) -> ActionError | None:
+    result = await target.locator.evaluate(load_js("executor_select_option.js"), index,
+                                           timeout=options.interact_timeout_ms)
     if not result["ok"]:
         code = "disabled" if "disabled" in result["reason"] else "unknown_name"
         return ActionError(code, f"{target.name!r}: {result['reason']}", name=target.name)
     log.debug("selected %r in %s", result["label"], target.name)
     return None
 
-
 def _leads_elsewhere(href: str, current: str) -> bool:
     if not href or href.lower().startswith("javascript:"):
         return False
     return href.split("#", 1)[0] != current.split("#", 1)[0] or "#" not in href
 
-
 async def _click(page: Page, target: _Target, watch: _PageWatch, options: ExecutorOptions) -> ActionError | None:
     facts = target.facts
     if target.option_index is not None or facts["tag"] == "option":
-        return await _choose_option(target, target.option_index)
+        return await _choose_option(target, target.option_index, options)
     if facts["tag"] == "select":
         labels = [opt["label"] for opt in facts["options"]]
         names = tuple(option_name(target.name, label) for label in labels)
@@ -465,7 +443,6 @@ async def _click(page: Page, target: _Target, watch: _PageWatch, options: Execut
         )
     return None
 
-
 def _best_label(text: str, labels: list[str]) -> int | None:
     if not labels:
         return None
@@ -478,7 +455,6 @@ def _best_label(text: str, labels: list[str]) -> int | None:
     close = difflib.get_close_matches(text.lower().strip(), lowered, n=1, cutoff=0.6)
     return lowered.index(close[0]) if close else None
 
-
 async def _type_and_submit(page: Page, target: _Target, text: str, watch: _PageWatch,
                            options: ExecutorOptions) -> ActionError | None:
     facts = target.facts
@@ -490,7 +466,7 @@ async def _type_and_submit(page: Page, target: _Target, text: str, watch: _PageW
             return ActionError("unknown_name", f"select {target.name!r} has no option like {text!r}; "
                                f"its options are {labels}", name=target.name,
                                suggestions=tuple(difflib.get_close_matches(text, labels, n=3, cutoff=0)))
-        return await _choose_option(target, index)
+        return await _choose_option(target, index, options)
     fillable = (tag == "textarea" or facts["editable"]
                 or (tag == "input" and kind not in _UNFILLABLE_INPUT_TYPES))
     if not fillable:
@@ -510,21 +486,27 @@ async def _type_and_submit(page: Page, target: _Target, text: str, watch: _PageW
     try:
         await target.locator.fill(text, timeout=options.interact_timeout_ms)
         submit_js = load_js("executor_submit.js")
-        await target.locator.evaluate(submit_js, "arm")
+        # A handle, not the locator, for after Enter: if Enter navigated, the handle fails at once
+        # where a locator would wait for the node to appear in the new document.
+        handle = await target.locator.element_handle(timeout=options.interact_timeout_ms)
+        await handle.evaluate(submit_js, "arm")
         await target.locator.press("Enter", timeout=options.interact_timeout_ms, no_wait_after=True)
     except PlaywrightTimeoutError as exc:
         return ActionError("not_visible", f"could not type into {target.name!r} within "
                            f"{options.interact_timeout_ms} ms ({_first_line(exc)})", name=target.name)
     if watch.nav_request is None and not page.is_closed():
         try:
-            outcome = await target.locator.evaluate(submit_js, "check")
+            outcome = await handle.evaluate(submit_js, "check")
             if outcome == "fallback_submitted":
                 log.debug("Enter in %s did not submit its form; submitted it directly", target.name)
         except PlaywrightError as exc:  # the page navigated away meanwhile: Enter did work
             if _is_crash(exc):
                 raise
+    try:
+        await handle.dispose()
+    except PlaywrightError:
+        pass
     return None
-
 
 async def execute(
     page: Page,
@@ -557,7 +539,7 @@ async def execute(
             dead = watch.dead()
             if dead:
                 return dead
-            target = await _resolve(page, action.name, table, action)
+            target = await _resolve(page, action.name, table, action, options)
             if isinstance(target, ActionError):
                 return target
             error = _usable(target)

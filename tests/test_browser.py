@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -16,7 +17,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from envs.browser import BrowserPool, SessionCrashed, SessionOptions, ShopperSession, origin_of
+from envs.browser import BrowserPool, SessionCrashed, SessionOptions, origin_of
+from envs.executor import option_name
 from envs.observation import Element, Observation
 
 PIXEL = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b")
@@ -324,3 +326,71 @@ def test_origin_of_normalises() -> None:
     assert origin_of("HTTP://Example.COM/a?b") == "http://example.com:80"
     assert origin_of("https://shop.test:8443/") == "https://shop.test:8443"
     assert origin_of("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+
+
+# ---- the bundled shop ------------------------------------------------------------------------
+
+
+async def test_shopper_searches_chooses_options_and_adds_to_cart(fresh_shop, pool: BrowserPool) -> None:
+    sid = "cart-shopper"
+    session = await pool.new_session(sid, extra_headers={"X-Shop-R1-Session": sid})
+    obs = await session.reset(fresh_shop.url + "/")
+    search = next(el for el in obs.elements if el.kind == "input" and el.input_type in ("search", "text"))
+
+    result = await session.step({"type": "type_and_submit", "name": search.name, "text": "t-shirt"})
+    assert result.error is None and result.observation is not None
+    obs = result.observation
+    assert "t-shirt" in obs.url.lower().replace("%2d", "-")
+    product = next(el for el in obs.elements if el.name.endswith("view_product"))
+
+    result = await session.step({"type": "click", "name": product.name})
+    assert result.error is None and result.observation is not None
+    obs = result.observation
+    assert "/dp/" in obs.url
+
+    # A size from the select (by the option name the executor documents), the first colour,
+    # quantity 2 by typing its label.
+    size = next(el for el in obs.elements if el.kind == "select" and el.name.endswith("size"))
+    label = next(lb for lb in size.options if lb.upper() == "M")
+    result = await session.step({"type": "click", "name": option_name(size.name, label)})
+    assert result.error is None, result.error
+    quantity = next(el for el in obs.elements if el.kind == "select" and el.name.endswith("quantity"))
+    result = await session.step({"type": "type_and_submit", "name": quantity.name, "text": "2"})
+    assert result.error is None, result.error
+    obs = result.observation
+    assert obs is not None
+    colour = next((el for el in obs.elements if ".color." in el.name), None)
+    if colour is not None:
+        result = await session.step({"type": "click", "name": colour.name})
+        assert result.error is None, result.error
+        obs = result.observation
+        assert obs is not None
+    add = next(el for el in obs.elements if el.name == "add_to_cart" or el.text.strip() == "Add to Cart")
+    result = await session.step({"type": "click", "name": add.name})
+    assert result.error is None, result.error
+
+    cart = fresh_shop.state(sid)["carts"][sid]
+    assert len(cart) == 1
+    line = cart[0]
+    assert line["qty"] == 2 and line["options"]["size"] == label
+
+    # On to checkout; the order button (data-purchase="true") is refused without a click.
+    obs = result.observation
+    assert obs is not None
+    if "/cart" not in obs.url:
+        cart_link = next(el for el in obs.elements if el.name.endswith("cart") and el.kind == "clickable"
+                         and el.name != add.name)
+        obs = (await session.step({"type": "click", "name": cart_link.name})).observation
+        assert obs is not None
+    proceed = next(el for el in obs.elements if "checkout" in el.text.lower())
+    result = await session.step({"type": "click", "name": proceed.name})
+    assert result.error is None and result.observation is not None
+    obs = result.observation
+    assert obs.url == fresh_shop.url + "/checkout"
+    place = next(el for el in obs.elements if re.search(r"place.*order", f"{el.name} {el.text}", re.I))
+    result = await session.step({"type": "click", "name": place.name})
+    assert result.error is not None and result.error.code == "purchase_blocked"
+    assert result.observation is not None and result.observation.url == fresh_shop.url + "/checkout"
+    assert fresh_shop.state(sid)["orders"] == []
+    assert len(fresh_shop.state(sid)["carts"][sid]) == 1
+
