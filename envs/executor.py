@@ -7,17 +7,18 @@ exactly the node the policy saw. Everything that can go wrong is returned as an
 loading, a crashed renderer) and never raised: one confused shopper must not end a run of many.
 
 Choosing an option of a ``<select>`` (a size, a colour, a sort order). The reducer reports a
-select as one element (kind ``"select"``) with its option labels in ``Element.options``. A policy
-can pick an option in any of three ways, all equivalent:
+select as one element (kind ``"select"``, its option labels in ``Element.options``) followed by
+one element per option, named ``<select name>.<option slug>`` (kind ``"clickable"``, tag
+``"option"``, see :func:`envs.observation.option_name`); options carry no stamp of their own and
+are found through their select. A policy can pick an option in any of three ways:
 
-* ``click`` on ``<select name>.<option>``, where ``<option>`` is the label in any spelling that
-  reduces to the same letters and digits (``product.options.size.large``,
-  ``product.options.size.Large``, ``sort.price_low_to_high`` for "Price: low to high");
-* ``click`` on the name of an ``<option>`` element, if the reducer stamps names on options;
+* ``click`` on ``<select name>.<option>``: the usual way; ``<option>`` may be spelt any way that
+  reduces to the same letters and digits (``product.size.x_large``, ``product.size.XLarge``);
+* ``click`` on the name of an ``<option>`` element, should a page stamp names on options;
 * ``type_and_submit`` on the select's name with the option label as text (closest label wins).
 
 A bare ``click`` on a select is a ``wrong_kind`` error whose suggestions are its option names,
-which teaches a policy the accepted form. :func:`option_name` builds those names.
+which teaches a policy the accepted form.
 
 Settling. After acting, the executor waits until the page is usable again: if a main-frame
 navigation started it waits for the new document's ``DOMContentLoaded`` (bounded by
@@ -117,8 +118,10 @@ def option_key(text: str) -> str:
     """Letters and digits only, lower case: "X-Large" == "x_large" == "xlarge"."""
     return re.sub(r"[^0-9a-z]+", "", text.lower())
 
+
 def _tokens(name: str) -> set[str]:
     return {t for t in re.split(r"[^0-9a-z]+", name.lower()) if t}
+
 
 def suggest_names(name: str, candidates: Sequence[str], n: int = 3) -> tuple[str, ...]:
     """The ``n`` candidates closest to ``name``: the better of sequence similarity and token overlap.
@@ -137,14 +140,17 @@ def suggest_names(name: str, candidates: Sequence[str], n: int = 3) -> tuple[str
     scored.sort(key=lambda pair: (-pair[0], pair[1]))
     return tuple(cand for _, cand in scored[:n])
 
+
 def _as_table(elements: Mapping[str, Element] | Sequence[Element]) -> dict[str, Element]:
     if isinstance(elements, Mapping):
         return dict(elements)
     return {el.name: el for el in elements}
 
+
 def _is_crash(exc: BaseException) -> bool:
     text = str(exc).lower()
     return any(marker in text for marker in _CRASH_MARKERS)
+
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -243,6 +249,7 @@ class _PageWatch:
             return ActionError("page_crashed", f"the page {what} while the action ran")
         return None
 
+
 async def _stop_loading(page: Page) -> None:
     """Cancel a navigation that overran its budget, so the page can be observed as it is.
 
@@ -258,6 +265,7 @@ async def _stop_loading(page: Page) -> None:
                 return
             await asyncio.sleep(0.05)
     log.debug("could not stop loading %s", page.url)
+
 
 async def _settle(watch: _PageWatch, started: float, options: ExecutorOptions) -> ActionError | None:
     """Wait for a started navigation, then for a quiet network window (see the module doc)."""
@@ -307,11 +315,13 @@ class _Target:
     facts: dict[str, Any]
     option_index: int | None = None  # set when the name chose an option of a select
 
+
 async def _live_names(page: Page) -> list[str]:
     try:
         return await page.eval_on_selector_all("[data-sr1-name]", "els => els.map(e => e.dataset.sr1Name)")
     except PlaywrightError:
         return []
+
 
 async def _candidates(page: Page, table: dict[str, Element], action: AnyAction) -> list[str]:
     """Names to suggest, of the kind the action needs, with option names for selects."""
@@ -327,10 +337,12 @@ async def _candidates(page: Page, table: dict[str, Element], action: AnyAction) 
                 names.append(el.name)
     return names or list(table) or await _live_names(page)
 
+
 async def _facts(locator: Any, options: ExecutorOptions) -> dict[str, Any]:
     # A locator re-resolves on every call and would wait (30 s by default) for a node that a
     # navigation just removed; the timeout turns that into a prompt error.
     return await locator.evaluate(load_js("executor_prepare.js"), timeout=options.interact_timeout_ms)
+
 
 async def _resolve(page: Page, name: str, table: dict[str, Element], action: AnyAction,
                    options: ExecutorOptions) -> _Target | ActionError:
@@ -375,6 +387,7 @@ async def _resolve(page: Page, name: str, table: dict[str, Element], action: Any
         message += f"; closest names: {', '.join(suggestions)}"
     return ActionError("unknown_name", message, name=name, suggestions=suggestions)
 
+
 def _purchase_error(target: _Target, options: ExecutorOptions) -> ActionError | None:
     if options.allow_purchase:
         return None
@@ -392,6 +405,7 @@ def _purchase_error(target: _Target, options: ExecutorOptions) -> ActionError | 
         )
     return None
 
+
 def _usable(target: _Target) -> ActionError | None:
     facts = target.facts
     if not facts["visible"]:
@@ -399,6 +413,7 @@ def _usable(target: _Target) -> ActionError | None:
     if facts["disabled"]:
         return ActionError("disabled", f"{target.name!r} is disabled", name=target.name)
     return None
+
 
 async def _choose_option(target: _Target, index: int | None, options: ExecutorOptions) -> ActionError | None:
     result = await target.locator.evaluate(load_js("executor_select_option.js"), index,
@@ -409,10 +424,12 @@ async def _choose_option(target: _Target, index: int | None, options: ExecutorOp
     log.debug("selected %r in %s", result["label"], target.name)
     return None
 
+
 def _leads_elsewhere(href: str, current: str) -> bool:
     if not href or href.lower().startswith("javascript:"):
         return False
     return href.split("#", 1)[0] != current.split("#", 1)[0] or "#" not in href
+
 
 async def _click(page: Page, target: _Target, watch: _PageWatch, options: ExecutorOptions) -> ActionError | None:
     facts = target.facts
@@ -443,6 +460,7 @@ async def _click(page: Page, target: _Target, watch: _PageWatch, options: Execut
         )
     return None
 
+
 def _best_label(text: str, labels: list[str]) -> int | None:
     if not labels:
         return None
@@ -454,6 +472,7 @@ def _best_label(text: str, labels: list[str]) -> int | None:
         return keys.index(option_key(text))
     close = difflib.get_close_matches(text.lower().strip(), lowered, n=1, cutoff=0.6)
     return lowered.index(close[0]) if close else None
+
 
 async def _type_and_submit(page: Page, target: _Target, text: str, watch: _PageWatch,
                            options: ExecutorOptions) -> ActionError | None:
@@ -507,6 +526,7 @@ async def _type_and_submit(page: Page, target: _Target, text: str, watch: _PageW
     except PlaywrightError:
         pass
     return None
+
 
 async def execute(
     page: Page,

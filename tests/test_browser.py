@@ -18,8 +18,7 @@ import pytest
 from aiohttp import web
 
 from envs.browser import BrowserPool, SessionCrashed, SessionOptions, origin_of
-from envs.executor import option_name
-from envs.observation import Element, Observation
+from envs.observation import Element, Observation, option_name
 
 PIXEL = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b")
 
@@ -352,6 +351,7 @@ async def test_shopper_searches_chooses_options_and_adds_to_cart(fresh_shop, poo
     # quantity 2 by typing its label.
     size = next(el for el in obs.elements if el.kind == "select" and el.name.endswith("size"))
     label = next(lb for lb in size.options if lb.upper() == "M")
+    assert option_name(size.name, label) in obs.names  # the reducer lists options under these names
     result = await session.step({"type": "click", "name": option_name(size.name, label)})
     assert result.error is None, result.error
     quantity = next(el for el in obs.elements if el.kind == "select" and el.name.endswith("quantity"))
