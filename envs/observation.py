@@ -104,6 +104,18 @@ class Observation:
     def names(self) -> list[str]:
         return [el.name for el in self.elements]
 
+    def executable_names(self) -> tuple[list[str], list[str]]:
+        """(clickable names, input names) an action on this page can use without failing.
+
+        The one definition every constrained backend (token grammar, JSON schema) shares.
+        Disabled elements are left out (the executor refuses them), and so are bare selects:
+        a choice is made by clicking one of its option elements (``<select>.<option>``), while
+        a click on the select itself is ``wrong_kind``.
+        """
+        clickable = [el.name for el in self.elements if el.kind == "clickable" and not el.disabled]
+        inputs = [el.name for el in self.elements if el.kind == "input" and not el.disabled]
+        return clickable, inputs
+
 
 ErrorCode = Literal[
     "invalid_action",

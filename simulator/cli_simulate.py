@@ -77,7 +77,8 @@ def run_and_report(*, shop: str | None, shop_seed: int, shoppers: int, concurren
                    max_steps: int, seed: int, out: Path | None, allow_purchase: bool,
                    allow_origin: tuple[str, ...], headed: bool, browser_path: str | None, constrained: bool,
                    temperature: float | None, step_timeout: float, session_timeout: float,
-                   screenshots: bool, console: Console) -> int:
+                   screenshots: bool, console: Console, page_budget: int = 8000,
+                   prompt_budget: int | None = None) -> int:
     from simulator.live import LiveView
     from simulator.policies.factory import PolicyConfigError, PolicySpec, open_policy
     from simulator.report import build_report
@@ -89,12 +90,13 @@ def run_and_report(*, shop: str | None, shop_seed: int, shoppers: int, concurren
     with _shop(shop, shop_seed, console) as shop_url:
         try:
             spec = PolicySpec(name=policy, model=model, base_url=base_url, seed=seed, allow_purchase=allow_purchase,
-                              constrained=constrained, temperature=temperature, max_concurrency=concurrency)
+                              constrained=constrained, temperature=temperature, max_concurrency=concurrency,
+                              prompt_budget=prompt_budget)
             config = RunConfig(shop_url=shop_url, shoppers=shoppers, concurrency=concurrency, max_steps=max_steps,
                                seed=seed, out_dir=out_dir, policy=policy, model=model, allow_purchase=allow_purchase,
                                extra_origins=list(allow_origin), headless=not headed, browser_path=browser_path,
                                step_timeout_s=step_timeout, session_timeout_s=session_timeout,
-                               screenshots=screenshots)
+                               screenshots=screenshots, page_token_budget=page_budget)
         except (PolicyConfigError, ValueError) as exc:
             raise click.ClickException(str(exc)) from exc
         personas = _load_personas(personas_file, mix, shoppers, seed, shop_url)
@@ -149,6 +151,10 @@ def _common_options(fn: Any) -> Any:
         click.option("--step-timeout", default=120.0, show_default=True, help="Seconds a policy call may take."),
         click.option("--session-timeout", default=900.0, show_default=True, help="Seconds a whole session may take."),
         click.option("--screenshots", is_flag=True, help="Keep a screenshot per observation (larger traces)."),
+        click.option("--page-budget", default=8000, show_default=True,
+                     help="Tokens one reduced page may take (the reducer drops far-away text first, visible controls last)."),
+        click.option("--prompt-budget", type=int, default=None,
+                     help="Prompt tokens for model policies (current page first, then recent history); default: the backend's."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -172,7 +178,11 @@ def simulate(**kwargs: Any) -> None:
               help="transformers = the embedded default model (SmolLM2-135M-Instruct, constrained decoding).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
 @click.option("--seed", default=0, show_default=True)
-def demo(shoppers: int, max_steps: int, policy: str, out: Path | None, seed: int) -> None:
+@click.option("--page-budget", default=1200, show_default=True,
+              help="Tokens per reduced page: small, so the 135M model's prefill on a CPU takes seconds.")
+@click.option("--prompt-budget", default=1800, show_default=True, help="Prompt tokens (current page first, then history).")
+def demo(shoppers: int, max_steps: int, policy: str, out: Path | None, seed: int, page_budget: int,
+         prompt_budget: int) -> None:
     """Simulated shoppers with the default model on the bundled shop, then the report."""
     console = Console()
     console.rule("[bold]shop-r1 demo")
@@ -182,8 +192,8 @@ def demo(shoppers: int, max_steps: int, policy: str, out: Path | None, seed: int
         shop=None, shop_seed=0, shoppers=shoppers, concurrency=shoppers, policy=policy, model="default",
         base_url=None, personas_file=None, mix=None, max_steps=max_steps, seed=seed,
         out=out or _default_out(Path("runs") / "demo"), allow_purchase=False, allow_origin=(), headed=False,
-        browser_path=None, constrained=True, temperature=None, step_timeout=300.0, session_timeout=1800.0,
-        screenshots=False, console=console))
+        browser_path=None, constrained=True, temperature=None, step_timeout=600.0, session_timeout=3600.0,
+        screenshots=False, console=console, page_budget=page_budget, prompt_budget=prompt_budget))
 
 
 @click.command()

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from envs.actions import Click, Terminate, TypeAndSubmit
 from envs.browser import BrowserPool, SessionOptions
 from envs.observation import Observation, StepResult
+from envs.reducer import ReducerOptions
 from simulator.batching import PolicyBatcher
 from simulator.policies.base import HistoryItem, Policy, PolicyRequest, PolicyResponse
 from simulator.policies.page_signals import ADD_TO_CART, PLACE_ORDER
@@ -60,6 +61,7 @@ class RunConfig(BaseModel):
     headless: bool = True
     browser_path: str | None = None
     screenshots: bool = False
+    page_token_budget: int = Field(8000, ge=256, description="the reducer's budget for one page, in tokens")
 
     @field_validator("shop_url")
     @classmethod
@@ -174,7 +176,8 @@ class _Session:
             self.session_id,
             allowed_origins=r.origins,
             extra_headers={SESSION_HEADER: self.session_id},
-            options=SessionOptions(allow_purchase=cfg.allow_purchase, screenshot=cfg.screenshots),
+            options=SessionOptions(allow_purchase=cfg.allow_purchase, screenshot=cfg.screenshots,
+                                   reducer=ReducerOptions(token_budget=cfg.page_token_budget)),
         )
         history: list[HistoryItem] = []
         outcome, reason = "max_steps", f"reached the step budget ({cfg.max_steps})"

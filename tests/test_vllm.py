@@ -23,7 +23,7 @@ import pytest
 import pytest_asyncio
 
 from envs.actions import Click, Terminate, TypeAndSubmit
-from envs.observation import Element, Observation
+from envs.observation import Element, Observation, with_option_elements
 from simulator.policies.base import PolicyRequest
 from simulator.policies.http_policy import SamplingParams
 from simulator.policies.vllm_policy import VLLMPolicy, page_names, response_format_for_page
@@ -45,7 +45,7 @@ PAGE = Observation(
         '<div><a name="north_face_venture.view_product">The North Face Venture 2</a> $99.00'
         '<button name="north_face_venture.add_to_cart" disabled>Out of stock</button></div></main></body></html>'
     ),
-    elements=(
+    elements=with_option_elements((
         Element(name="search_input", kind="input", text="rain jacket", input_type="search"),
         Element(name="search_button", kind="clickable", text="Search", tag="button"),
         Element(name="nav.cart", kind="clickable", text="Cart (0)", tag="a"),
@@ -55,7 +55,7 @@ PAGE = Observation(
         Element(name="columbia_rain_jacket.add_to_cart", kind="clickable", text="Add to cart", tag="button"),
         Element(name="north_face_venture.view_product", kind="clickable", text="The North Face Venture 2", tag="a"),
         Element(name="north_face_venture.add_to_cart", kind="clickable", text="Out of stock", tag="button", disabled=True),
-    ),
+    )),
 )
 CLICKABLE, INPUTS = page_names(PAGE)
 
@@ -82,7 +82,8 @@ def assert_executable(action: Click | TypeAndSubmit | Terminate | None) -> None:
 
 def test_schema_names_come_from_the_page() -> None:
     assert "north_face_venture.add_to_cart" not in CLICKABLE  # disabled: the executor would refuse it
-    assert "sort_by" in CLICKABLE and INPUTS == ["search_input"]
+    # A choice of a select is made by clicking its option element; the bare select is no target.
+    assert "sort_by.price_low_to_high" in CLICKABLE and "sort_by" not in CLICKABLE and INPUTS == ["search_input"]
     rf = response_format_for_page(PAGE)
     assert rf["type"] == "json_schema" and rf["json_schema"]["name"] == "shop_r1_action"
     variants = rf["json_schema"]["schema"]["properties"]["action"]["anyOf"]

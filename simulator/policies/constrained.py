@@ -166,16 +166,8 @@ def action_grammar(
 
 
 def executable_names(observation: "Observation") -> tuple[list[str], list[str]]:
-    """(clickable names, input names) that an action on this page may use.
-
-    Disabled elements are left out (the executor refuses them). Selects are left out too: the
-    executor answers a bare ``click`` on a select with ``wrong_kind`` and wants
-    ``<select>.<option>`` instead, a name that :func:`simulator.prompt.parse_output` does not
-    accept as a page name - offering either would make a constrained answer fail for sure.
-    """
-    clickable = [el.name for el in observation.elements if el.kind == "clickable" and not el.disabled]
-    inputs = [el.name for el in observation.elements if el.kind == "input" and not el.disabled]
-    return clickable, inputs
+    """See :meth:`envs.observation.Observation.executable_names` (the one definition)."""
+    return observation.executable_names()
 
 
 def grammar_for_observation(observation: "Observation", **bounds: Any) -> ActionGrammar:

@@ -30,6 +30,7 @@ class PolicySpec:
     constrained: bool = True
     temperature: float | None = None
     max_concurrency: int = 8
+    prompt_budget: int | None = None  # prompt tokens (None: the backend's default)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -53,6 +54,8 @@ async def open_policy(spec: PolicySpec) -> AsyncIterator[Policy]:
         kwargs: dict[str, Any] = {"constrained": spec.constrained, "seed": spec.seed, **spec.extra}
         if spec.temperature is not None:
             kwargs["temperature"] = spec.temperature
+        if spec.prompt_budget is not None:
+            kwargs["token_budget"] = spec.prompt_budget
         policy = TransformersPolicy(resolve_model(spec.model, show_status=True), **kwargs)
         try:
             yield policy
@@ -64,7 +67,10 @@ async def open_policy(spec: PolicySpec) -> AsyncIterator[Policy]:
         from simulator.policies.vllm_policy import VLLMPolicy
 
         sampling = SamplingParams(temperature=spec.temperature) if spec.temperature is not None else None
-        common = {"structured": spec.constrained, "max_concurrency": spec.max_concurrency, "sampling": sampling}
+        common: dict[str, Any] = {"structured": spec.constrained, "max_concurrency": spec.max_concurrency,
+                                  "sampling": sampling}
+        if spec.prompt_budget is not None:
+            common["token_budget"] = spec.prompt_budget
         if spec.base_url:
             if not spec.model:
                 raise PolicyConfigError("--policy vllm with --base-url needs --model (the served model name)")
@@ -83,7 +89,9 @@ async def open_policy(spec: PolicySpec) -> AsyncIterator[Policy]:
 
     if not spec.model:
         raise PolicyConfigError("--policy openai needs --model (the endpoint's model name)")
-    policy = OpenAIPolicy(spec.model, base_url=spec.base_url, json_mode=True, max_concurrency=spec.max_concurrency)
+    extra_kw: dict[str, Any] = {"token_budget": spec.prompt_budget} if spec.prompt_budget is not None else {}
+    policy = OpenAIPolicy(spec.model, base_url=spec.base_url, json_mode=True, max_concurrency=spec.max_concurrency,
+                          **extra_kw)
     try:
         yield policy
     finally:

@@ -129,7 +129,9 @@ class TransformersPolicy(Policy):
         self.grammar_bounds = dict(grammar_bounds or {})
         if num_threads is not None and num_threads < 1:
             raise ValueError(f"num_threads must be >= 1, got {num_threads}")
-        self.num_threads = num_threads
+        # Default: leave one core to Chromium and the shop. Torch's OpenMP threads spin-wait, so
+        # on a CPU shared with browsers all-cores torch is many times slower, not faster.
+        self.num_threads = num_threads if num_threads is not None else max(1, (os.cpu_count() or 1) - 1)
         self._model: Any = None
         self._tokenizer: Any = None
         self._table: Any = None
@@ -227,7 +229,7 @@ class TransformersPolicy(Policy):
         import torch
 
         self.load()
-        if self.num_threads is not None:
+        if self.num_threads:
             # Set in the worker thread that runs generate; on a CPU shared with other work,
             # fewer intra-op threads avoid OpenMP spin-wait thrashing (measured: 17x on 2 busy cores).
             torch.set_num_threads(self.num_threads)

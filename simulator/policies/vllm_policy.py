@@ -28,15 +28,8 @@ SAFE_CHARS = r"[^\x00-\x1f]"
 
 
 def page_names(observation: Observation) -> tuple[list[str], list[str]]:
-    """(clickable names, input names) an action on this page may use.
-
-    Selects are operated by clicking an option, so they count as clickable. Disabled elements are
-    left out: the executor refuses them, so allowing them would let the grammar pick an action
-    that is sure to fail.
-    """
-    clickable = [el.name for el in observation.elements if el.kind in ("clickable", "select") and not el.disabled]
-    inputs = [el.name for el in observation.elements if el.kind == "input" and not el.disabled]
-    return clickable, inputs
+    """(clickable names, input names) the schema allows: :meth:`Observation.executable_names`."""
+    return observation.executable_names()
 
 
 def _forbid_control_chars(node: Any) -> Any:
