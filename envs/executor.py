@@ -44,17 +44,15 @@ from playwright.async_api import Frame, Page, Request
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from envs.actions import Click, Terminate, TypeAndSubmit, parse_action
+from envs.controls import PLACE_ORDER
 from envs.observation import ActionError, Element, option_name
 
 log = logging.getLogger(__name__)
 
 AnyAction = Click | TypeAndSubmit | Terminate
 
-# Text on buttons that commits money. Anchored loosely: "Place your order", "Complete purchase",
-# "Pay now", "Submit payment", "Confirm order", "Confirm purchase".
-PURCHASE_PATTERN = re.compile(
-    r"place (your )?order|complete purchase|pay now|submit payment|confirm (order|purchase)", re.I
-)
+# Text on buttons that commits money ("Place your order", "Pay now", ...): envs.controls owns it.
+PURCHASE_PATTERN = PLACE_ORDER
 
 # Input types that `fill` cannot type into: typing into them is a wrong_kind action.
 _UNFILLABLE_INPUT_TYPES = frozenset(
@@ -70,6 +68,8 @@ def default_purchase_guard(element: Element) -> bool:
     :class:`Element` does not carry attributes; a custom guard adds to it, it cannot remove it
     (``allow_purchase=True`` is the one switch that lets purchases through).
     """
+    # Deliberately wider than control_label: a guard errs on the side of blocking, so every
+    # segment of the name counts ("place_order.submit" is a purchase too).
     readable_name = element.name.replace("_", " ").replace(".", " ")
     return bool(PURCHASE_PATTERN.search(element.text) or PURCHASE_PATTERN.search(readable_name))
 

@@ -42,21 +42,18 @@ from simulator.trace import (
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
 
+from envs.controls import ADD_TO_CART, CHECKOUT, PLACE_ORDER, PRODUCT_URL, control_label  # noqa: E402
+
 log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------------------------
 # Funnel heuristics
 # --------------------------------------------------------------------------------------------
 
-_SEP = r"[\s_.\-/]*"
-PRODUCT_URL_RE = re.compile(r"/(products?|dp|items?|itm)(/|$|[-_.?])", re.I)
-ADD_TO_CART_RE = re.compile(rf"add{_SEP}(\w+{_SEP})?(to{_SEP})?(the{_SEP})?(cart|basket|bag|trolley)", re.I)
-CHECKOUT_RE = re.compile(r"check\s*-?\s*out", re.I)
-PLACE_ORDER_RE = re.compile(
-    rf"place{_SEP}(your{_SEP})?order|(complete|submit|confirm){_SEP}(your{_SEP})?(purchase|order|payment)"
-    rf"|pay{_SEP}now|buy{_SEP}and{_SEP}pay",
-    re.I,
-)
+PRODUCT_URL_RE = PRODUCT_URL
+ADD_TO_CART_RE = ADD_TO_CART
+CHECKOUT_RE = CHECKOUT
+PLACE_ORDER_RE = PLACE_ORDER
 # A listing page shows one add-to-cart control per item; a product page one or two.
 MAX_CART_CONTROLS_ON_PRODUCT_PAGE = 2
 
@@ -87,9 +84,9 @@ SEGMENT_FIELD_FALLBACKS: dict[str, tuple[str, ...]] = {"age_band": ("age",)}
 
 
 def _label_of(step: TraceStep, name: str) -> str:
-    """The element's name and visible text, for matching controls by their words."""
+    """The control's words (see :func:`envs.controls.control_label`)."""
     el = step.element(name)
-    return f"{name} {el.text}" if el is not None else name
+    return control_label(name, el.text if el is not None else "")
 
 
 def _executed(step: TraceStep) -> bool:
@@ -102,7 +99,7 @@ def is_product_page(step: TraceStep) -> bool:
         return True
     cart_controls = sum(
         1 for el in step.elements
-        if el.kind == "clickable" and ADD_TO_CART_RE.search(f"{el.name} {el.text}")
+        if el.kind == "clickable" and ADD_TO_CART_RE.search(control_label(el.name, el.text))
     )
     return 1 <= cart_controls <= MAX_CART_CONTROLS_ON_PRODUCT_PAGE
 

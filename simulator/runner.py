@@ -26,11 +26,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from envs.actions import Click, Terminate, TypeAndSubmit
 from envs.browser import BrowserPool, SessionOptions
+from envs.controls import ADD_TO_CART, PLACE_ORDER, control_label
 from envs.observation import Observation, StepResult
 from envs.reducer import ReducerOptions
 from simulator.batching import PolicyBatcher
 from simulator.policies.base import HistoryItem, Policy, PolicyRequest, PolicyResponse
-from simulator.policies.page_signals import ADD_TO_CART, PLACE_ORDER
 from simulator.safety import allowed_origins, redact_text
 from simulator.trace import TraceWriter
 
@@ -216,10 +216,10 @@ class _Session:
                 step_ms = (time.perf_counter() - t1) * 1000
                 if result.error is None and isinstance(action, Click):
                     el = obs.element(action.name)
-                    label = f"{action.name} {el.text if el else ''}"
-                    if ADD_TO_CART.search(label.replace("_", " ")):
+                    label = control_label(action.name, el.text if el else "")
+                    if ADD_TO_CART.search(label):
                         self.added_to_cart = True
-                    if PLACE_ORDER.search(label.replace("_", " ")):
+                    if PLACE_ORDER.search(label):
                         self.purchased = True
                 end: tuple[str | None, str] = (None, "")
                 if isinstance(action, Terminate):

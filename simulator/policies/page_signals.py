@@ -15,19 +15,20 @@ from dataclasses import dataclass, field
 
 from envs.observation import Element, Observation
 
-ADD_TO_CART = re.compile(r"add[\s_]*(?:to[\s_]*)?(?:cart|basket|bag|trolley)", re.I)
-BUY_NOW = re.compile(r"buy[\s_]*(?:it[\s_]*)?now", re.I)
-CART_LINK = re.compile(r"(?:^|[\s_.])(?:cart|basket|bag|trolley)(?:$|[\s_.])", re.I)
-CHECKOUT = re.compile(r"check[\s_-]*out|proceed[\s_]*to", re.I)
-PLACE_ORDER = re.compile(
-    r"place[\s_]*(?:your[\s_]*)?order|complete[\s_]*(?:the[\s_]*)?purchase|pay[\s_]*now|"
-    r"submit[\s_]*payment|confirm[\s_]*(?:order|purchase)", re.I)
-CONFIRMATION = re.compile(r"order[\s_]*(?:confirmed|placed|number|received)|thank[\s_]*you[\s_]*for[\s_]*your[\s_]*order", re.I)
-SEARCH = re.compile(r"search|query|(?:^|[._])(?:q|k|kw|keywords?)(?:$|[._])", re.I)
-REFINEMENT = re.compile(r"refine|filter|facet|brand|categor|rating|price[\s_]*band|stars?", re.I)
-SORT_LOW_HIGH = re.compile(r"low[\s_]*(?:to|-)[\s_]*high|price[\s_]*(?:ascending|asc)", re.I)
-OPTION_GROUP = re.compile(r"option|size|colou?r|style|variant|flavou?r|capacity|pattern", re.I)
-PRICE = re.compile(r"[$€£]\s?(\d{1,3}(?:,\d{3})*(?:\.\d{1,2})?)")
+from envs.controls import (  # noqa: E402  (re-exported: the policy's vocabulary)
+    ADD_TO_CART,
+    BUY_NOW,
+    CART_LINK,
+    CHECKOUT,
+    OPTION_GROUP,
+    ORDER_CONFIRMATION as CONFIRMATION,
+    PLACE_ORDER,
+    PRICE,
+    REFINEMENT,
+    SEARCH,
+    SORT_LOW_HIGH,
+    control_label,
+)
 
 _STOP = set(
     "i im i'm a an the and or for of to in on with want need looking some that is are be it my me "
@@ -52,9 +53,7 @@ def query_from_intent(intent: str, rng: random.Random | None = None) -> str:
 
 
 def _label(el: Element) -> str:
-    """Visible text plus the name's last segment: ancestors' segments describe the container
-    (``add_to_cart.color.olive`` is a colour inside the add-to-cart form, not the button)."""
-    return f"{el.name.rsplit('.', 1)[-1].replace('_', ' ')} {el.text}"
+    return control_label(el.name, el.text)
 
 
 _PLACEHOLDER = re.compile(r"^\s*(?:-+|select|choose|pick|please select|select an? \w+|--.*--)\s*$", re.I)
