@@ -18,7 +18,6 @@ import html
 import io
 import logging
 import os
-import re
 import statistics
 from collections import Counter
 from collections.abc import Sequence

@@ -192,71 +192,29 @@ class AnswerFormatError(ValueError):
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 
 
-def _candidate_objects(text: str) -> Iterable[Any]:
-    """Lenient mode: fenced blocks first, then every JSON value that starts at a ``{``."""
-    for m in _FENCE.finditer(text):
-        try:
-            yield json.loads(m.group(1))
-        except json.JSONDecodeError:
-            continue
-    decoder = json.JSONDecoder()
-    pos = text.find("{")
-    while pos != -1:
-        try:
-            obj, end = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError:
-            pos = text.find("{", pos + 1)
-            continue
-        yield obj
-        pos = text.find("{", end)
-
-
-def _validate_answer(obj: Any, *, strict: bool) -> ParsedAnswer:
-    if not isinstance(obj, dict):
-        raise AnswerFormatError(f"answer must be a JSON object, got {type(obj).__name__}")
-    missing = [k for k in ("rationale", "action") if k not in obj]
-    if missing:
-        raise AnswerFormatError(f"answer lacks {' and '.join(repr(k) for k in missing)}")
-    if strict:
-        extra = sorted(set(obj) - {"rationale", "action"})
-        if extra:
-            raise AnswerFormatError(f"answer has unexpected keys {extra} (only 'rationale' and 'action')")
-    rationale = obj["rationale"]
-    if not isinstance(rationale, str) or not rationale.strip():
-        raise AnswerFormatError("'rationale' must be a non-empty string")
-    try:
-        action = parse_action(obj["action"])
-    except ActionValidationError as exc:
-        raise AnswerFormatError(f"'action' is invalid: {exc}") from exc
-    return ParsedAnswer(rationale=rationale, action=action)
-
-
 def parse_answer(text: str, *, strict: bool = True) -> ParsedAnswer:
     """Parse and validate a policy's answer for the format reward.
 
-    ``strict``: the whole text (surrounding whitespace allowed) must be exactly one JSON object
-    with the keys ``rationale`` and ``action`` and no others -- what the prompt asks for and
-    what schema-constrained decoding produces. Otherwise a fenced (```json) or embedded object
-    is accepted too, and extra keys are tolerated. Raises :class:`AnswerFormatError`.
+    The extraction and validation are :func:`simulator.prompt.parse_output`'s (one parser for
+    the simulator, the evaluation and the reward), without the page checks: a well-formed
+    answer naming a wrong element still earns the format reward. ``strict`` additionally asks
+    that the whole text (surrounding whitespace allowed) is exactly one JSON object with the
+    keys ``rationale`` and ``action`` and no others -- what the prompt asks for and what
+    schema-constrained decoding produces. Raises :class:`AnswerFormatError`.
     """
+    from simulator.prompt import parse_output
+
     if not isinstance(text, str):
         raise AnswerFormatError(f"answer must be text, got {type(text).__name__}")
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        if strict:
-            raise AnswerFormatError(
-                f"not one JSON object: {exc.msg} at line {exc.lineno} column {exc.colno}"
-            ) from exc
-    else:
-        return _validate_answer(obj, strict=strict)
-    first_error: AnswerFormatError | None = None
-    for candidate in _candidate_objects(text):
-        try:
-            return _validate_answer(candidate, strict=False)
-        except AnswerFormatError as exc:
-            first_error = first_error or exc
-    raise first_error or AnswerFormatError("no JSON object found in the answer")
+    parsed = parse_output(text)
+    if strict and parsed.how not in (None, "json"):
+        raise AnswerFormatError(f"not one JSON object: the answer was found only as {parsed.how}")
+    if not parsed.ok:
+        raise AnswerFormatError(parsed.error or parsed.error_code or "invalid answer")
+    if strict and not parsed.strict:
+        raise AnswerFormatError("answer has unexpected keys (only 'rationale' and 'action')")
+    assert parsed.action is not None
+    return ParsedAnswer(rationale=parsed.rationale, action=parsed.action)
 
 
 def coerce_label(label: Any) -> ActionT:

@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import pytest
 
 from envs.actions import Click, Terminate, TypeAndSubmit
 from personas.sampler import sample
