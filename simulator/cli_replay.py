@@ -62,7 +62,6 @@ def replay(trace_path: Path, session_id: str | None, from_step: int, full: bool,
     from simulator.replay import ReplayError, open_trace
 
     console = Console()
-    err = Console(stderr=True)
     if execute and policy:
         raise click.UsageError("--execute and --policy are separate modes; give one of them")
     if (shop_url or resync or fail_on_divergence) and not execute:
@@ -73,7 +72,7 @@ def replay(trace_path: Path, session_id: str | None, from_step: int, full: bool,
     except ReplayError as exc:
         raise click.ClickException(str(exc)) from exc
     for problem in trace.problems:
-        err.print(f"[yellow]skipped:[/] {problem}")
+        click.echo(f"skipped: {problem}", err=True)
     if not trace.sessions and not list_only:
         raise click.ClickException(f"{trace.path}: the trace holds no sessions")
 

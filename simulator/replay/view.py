@@ -294,7 +294,7 @@ def read_key(fd: int) -> str:
 
     old = termios.tcgetattr(fd)
     try:
-        tty.setcbreak(fd)
+        tty.setcbreak(fd, termios.TCSANOW)  # not TCSAFLUSH: keys typed while drawing are kept
         first = os.read(fd, 1)
         if not first:
             return "\x04"
