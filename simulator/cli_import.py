@@ -35,7 +35,14 @@ def opera(file: Path | None, out: Path, users_file: Path | None, hf_name: str | 
     tab_activate and other context rows become trace events. Rows that cannot be mapped are
     counted by reason and listed (also in run.json), never dropped silently.
     """
-    from simulator.opera_import import ImportReport, OperaImportError, import_opera, load_hf_rows, load_users, read_rows
+    from simulator.opera_import import (
+        ImportReport,
+        OperaImportError,
+        import_opera,
+        load_hf_rows,
+        load_users,
+        read_rows,
+    )
 
     console = Console()
     if (file is None) == (hf_name is None):

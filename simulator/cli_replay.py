@@ -99,8 +99,15 @@ def replay(trace_path: Path, session_id: str | None, from_step: int, full: bool,
 
 def _view(trace: Any, sessions: list[Any], console: Console, *, session_given: bool, from_step: int, full: bool,
           interactive: bool | None, fmt: str) -> None:
-    from simulator.replay.view import ReplayViewer, pick_session, print_sessions, session_json, sessions_table
-    from simulator.replay.view import step_json, terminal_keys
+    from simulator.replay.view import (
+        ReplayViewer,
+        pick_session,
+        print_sessions,
+        session_json,
+        sessions_table,
+        step_json,
+        terminal_keys,
+    )
 
     if fmt == "json":
         for s in sessions:
@@ -137,7 +144,12 @@ def _view(trace: Any, sessions: list[Any], console: Console, *, session_given: b
 
 def _execute(trace: Any, sessions: list[Any], console: Console, *, fmt: str, shop_url: str | None, resync: bool,
              fail_on_divergence: bool, concurrency: int, allow_purchase: bool, browser_path: str | None) -> int:
-    from simulator.replay.execute import StepVerdict, execute_trace, origin_of, step_line
+    from simulator.replay.execute import (
+        StepVerdict,
+        execute_trace,
+        origin_of,
+        step_line,
+    )
 
     if shop_url:
         try:
@@ -176,7 +188,12 @@ def _execute(trace: Any, sessions: list[Any], console: Console, *, fmt: str, sho
 def _compare(sessions: list[Any], console: Console, *, fmt: str, from_step: int, policy: str, model: str | None,
              base_url: str | None, seed: int, temperature: float | None, constrained: bool) -> None:
     from simulator.policies.factory import PolicyConfigError, PolicySpec, open_policy
-    from simulator.replay.compare import ComparedStep, compare_policy, render_compared, render_summary
+    from simulator.replay.compare import (
+        ComparedStep,
+        compare_policy,
+        render_compared,
+        render_summary,
+    )
 
     try:
         spec = PolicySpec(name=policy, model=model, base_url=base_url, seed=seed, constrained=constrained,

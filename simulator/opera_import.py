@@ -32,7 +32,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +55,8 @@ DECISION_TYPES: frozenset[str] = frozenset({"click", "input", "terminate"})
 _CARRIED = ("action_id", "click_type", "timestamp", "products", "element_meta", "page_meta", "window_size",
             "mouse_position")
 _EXAMPLES_PER_REASON = 5
-_PURCHASE_CLICK = re.compile(r"purchase|place_order|buy_now|checkout_complete", re.I)
-_CART_CLICK = re.compile(r"cart", re.I)
+_PURCHASE_CLICK = re.compile(r"purchase|place_order|buy_now|checkout_complete", re.IGNORECASE)
+_CART_CLICK = re.compile(r"cart", re.IGNORECASE)
 
 
 class OperaImportError(ValueError):
@@ -286,24 +286,24 @@ def _user_of(row: Mapping[str, Any], session_id: str, users: Mapping[str, Any]) 
 def parse_timestamp(value: Any) -> datetime:
     """ISO 8601 text, epoch seconds or milliseconds, or a datetime -> an aware UTC datetime."""
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
     if isinstance(value, bool) or value is None:
         raise ValueError(f"not a timestamp: {value!r}")
     if isinstance(value, (int, float)):
         if not math.isfinite(value):
             raise ValueError(f"not a timestamp: {value!r}")
         seconds = value / 1000.0 if abs(value) > 1e11 else float(value)
-        return datetime.fromtimestamp(seconds, tz=timezone.utc)
+        return datetime.fromtimestamp(seconds, tz=UTC)
     text = str(value).strip()
     if re.fullmatch(r"-?\d+(\.\d+)?", text):
         return parse_timestamp(float(text))
     try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(text)  # 3.11 reads a trailing Z
     except ValueError:
         raise ValueError(f"not a timestamp: {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _sort_key_action_id(value: Any) -> tuple[int, Any]:
@@ -468,6 +468,17 @@ def _carried(d: Mapping[str, Any]) -> dict[str, Any]:
 
 
 __all__ = [
-    "CONTEXT_TYPES", "DECISION_TYPES", "ImportReport", "OPERA_COLUMNS", "OperaImportError", "Row",
-    "import_opera", "load_hf_rows", "load_users", "map_action", "parse_timestamp", "persona_for", "read_rows",
+    "CONTEXT_TYPES",
+    "DECISION_TYPES",
+    "OPERA_COLUMNS",
+    "ImportReport",
+    "OperaImportError",
+    "Row",
+    "import_opera",
+    "load_hf_rows",
+    "load_users",
+    "map_action",
+    "parse_timestamp",
+    "persona_for",
+    "read_rows",
 ]

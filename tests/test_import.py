@@ -96,7 +96,7 @@ def test_jsonl_and_parquet_give_the_same_trace(fixture_files, tmp_path: Path) ->
     import_opera(read_rows(fixture_files.jsonl), tmp_path / "a")
     import_opera(read_rows(fixture_files.parquet), tmp_path / "b")
     ta, tb = read_trace(tmp_path / "a"), read_trace(tmp_path / "b")
-    strip = lambda s: {k: v for k, v in s.to_json().items() if k not in ("run_id", "source_row")}  # noqa: E731
+    strip = lambda s: {k: v for k, v in s.to_json().items() if k not in ("run_id", "source_row")}
     assert [strip(s) for s in ta.steps] == [strip(s) for s in tb.steps]
 
 

@@ -12,7 +12,6 @@ import os
 import pty
 import select
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,7 +21,12 @@ from fixtures.opera_builder import SESSION_A, SESSION_B, SESSION_C, write_opera_
 from rich.console import Console
 
 from simulator.cli import main
-from simulator.replay import ReplayError, elements_from_html, observation_from_step, open_trace
+from simulator.replay import (
+    ReplayError,
+    elements_from_html,
+    observation_from_step,
+    open_trace,
+)
 from simulator.replay.view import (
     CONTEXT_LINES,
     ReplayViewer,
@@ -30,7 +34,6 @@ from simulator.replay.view import (
     page_excerpt,
     read_key,
     read_line_command,
-    step_json,
 )
 from simulator.rewards import action_reward
 from simulator.trace import read_trace
@@ -150,7 +153,8 @@ def test_json_mode_emits_the_recorded_steps(sim_run: Path) -> None:
 
 
 def test_json_mode_in_a_real_subprocess(sim_run: Path) -> None:
-    proc = subprocess.run([SHOP_R1, "replay", str(sim_run), "--format", "json"], capture_output=True, text=True,
+    proc = subprocess.run([SHOP_R1, "replay", str(sim_run), "--format", "json"], check=False, capture_output=True,
+                          text=True,
                           timeout=120, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stderr
     lines = _json_lines(proc.stdout)
@@ -452,3 +456,21 @@ def test_live_reexecution_of_the_imported_trace(imported: Path) -> None:
     assert b0.verdict == "target_missing" and b0.target == "search_input" and b0.suggestions
     assert by_session[SESSION_C].steps_replayed == 0
     assert report.diverged
+
+
+def test_a_model_policy_versus_recorded(sim_run: Path) -> None:
+    """A real transformers backend (tiny random Qwen2, constrained decoding) scored step by step."""
+    from simulator.tiny_model import tiny_model_dir
+
+    session = open_trace(sim_run).sessions[0]
+    res = cli(["replay", str(sim_run), "--session", session.session_id, "--policy", "transformers",
+               "--model", str(tiny_model_dir()), "--format", "json"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    lines = _json_lines(res.stdout)
+    steps = [d for d in lines if d["kind"] == "compare_step"]
+    assert [d["step"] for d in steps] == [s.step for s in session.steps if s.action is not None]
+    for d in steps:
+        assert d["reward"] == action_reward(d["predicted"]["raw_output"], d["recorded"]["action"]).to_json()
+    metrics = lines[-1]["metrics"]
+    assert metrics["n_steps"] == len(steps)
+    assert metrics["exact_accuracy"] == sum(d["exact"] for d in steps) / len(steps)
