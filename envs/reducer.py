@@ -361,13 +361,15 @@ async def reduce_page(page: Page, options: ReducerOptions | None = None) -> Redu
         raise ReducerError(f"reducing {page.url}: {result['error']}")
     t_js = time.perf_counter()
     html_text, tokens, truncated, dropped = _fit_budget(result["tree"], opts.token_budget, result["url"])
-    elements = tuple(
+    every = with_option_elements(tuple(
         Element(name=e["name"], kind=e["kind"], text=e["text"], selector=f'[data-sr1-name="{e["name"]}"]',
                 tag=e["tag"], in_viewport=bool(e["in_viewport"]), disabled=bool(e["disabled"]),
                 options=tuple(e["options"]), input_type=e["input_type"])
-        for e in result["elements"] if e["name"] not in dropped
-    )
-    elements = with_option_elements(elements)
+        for e in result["elements"]
+    ))
+    # An option goes with its select: dropping the select drops its choices too.
+    elements = tuple(el for el in every if el.name not in dropped
+                     and not (el.tag == "option" and el.name.rsplit(".", 1)[0] in dropped))
     t_end = time.perf_counter()
     raw_html: str | None = result.get("raw_html")
     raw_tokens = count_tokens(raw_html) if (opts.count_raw_tokens and raw_html) else 0
@@ -378,7 +380,7 @@ async def reduce_page(page: Page, options: ReducerOptions | None = None) -> Redu
         simplified_tokens=tokens,
         ms=round((t_end - t0) * 1000, 2),
         truncated=truncated,
-        dropped_elements=len(dropped),
+        dropped_elements=len(every) - len(elements),
     )
     timings = {"js_ms": round(float(result["js_ms"]), 2), "evaluate_ms": round((t_js - t0) * 1000, 2),
                "budget_ms": round((t_end - t_js) * 1000, 2)}
