@@ -54,8 +54,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ValidationError
 
-from envs.observation import Element, Observation
 from simulator.policies.base import HistoryItem
+from simulator.replay import history_item, observation_from_step
 from simulator.trace import (
     RunInfo,
     TraceFormatError,
@@ -201,21 +201,6 @@ def target_skip_reason(step: TraceStep) -> str | None:
     return None
 
 
-def observation_of(step: TraceStep) -> Observation:
-    """The recorded page as an ``Observation`` (what a policy is given to act on)."""
-    return Observation(
-        url=step.url,
-        title=step.title,
-        simplified_html=step.simplified_html,
-        elements=tuple(Element(name=e.name, kind=e.kind, text=e.text) for e in step.elements),
-    )
-
-
-def history_item(step: TraceStep) -> HistoryItem:
-    return HistoryItem(url=step.url, simplified_html=step.simplified_html, action=step.action,
-                       rationale=step.rationale)
-
-
 def _persona_json(persona: Any) -> str:
     if persona is None:
         return ""
@@ -318,7 +303,7 @@ def rl_rows(
                 history.append(history_item(step))
                 continue
             assert step.action is not None
-            obs = observation_of(step)
+            obs = observation_from_step(step)
             prompt = build_messages(obs, history, persona, token_budget=token_budget, count_tokens=count_tokens)
             rows.append({
                 "prompt": prompt,
@@ -546,7 +531,7 @@ def load_manifest(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
 __all__ = [
     "BuildResult", "BuildStats", "DATASET_SCHEMA", "DatasetBuildError", "LoadedTrace", "MANIFEST_FILE",
     "RL_TOKEN_BUDGET", "SFT_MAX_PAGE_TOKENS", "SFT_MAX_TOKENS", "TEMPLATE_OVERHEAD", "build_dataset_dir",
-    "build_rl_dataset", "build_sft_dataset", "history_item", "load_manifest", "load_split", "load_trace", "read_parquet",
-    "load_traces", "observation_of", "rl_features", "rl_rows", "sft_features", "sft_rows",
+    "build_rl_dataset", "build_sft_dataset", "load_manifest", "load_split", "load_trace", "read_parquet",
+    "load_traces", "rl_features", "rl_rows", "sft_features", "sft_rows",
     "target_skip_reason",
 ]

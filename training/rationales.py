@@ -47,8 +47,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from simulator.replay import history_item, observation_from_step
 from simulator.trace import RunInfo, TraceStep
-from training.data import LoadedTrace, history_item, load_trace, observation_of
+from training.data import LoadedTrace, load_trace
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ def teacher_messages(step: TraceStep, history: Sequence[Any], persona: Any, *,
     """
     from simulator.prompt import build_messages
 
-    messages = build_messages(observation_of(step), history, None, token_budget=token_budget)
+    messages = build_messages(observation_from_step(step), history, None, token_budget=token_budget)
     context = _strip_reminder("\n".join(m["content"] for m in messages if m["role"] == "user"))
     action = step.action or {}
     name = action.get("name")
@@ -449,7 +450,7 @@ class TemplateTeacher(Teacher):
             title = (job.title or "").lower()
             if any(w in title for w in ("confirm", "thank", "order placed", "receipt")):
                 return self._pick(job, ["I've got what I came for, so I'm done.",
-                                        "My order is through; time to close the browser."])
+                                        "My order is through; I'll close the browser."])
             return self._pick(job, [
                 "Nothing here is quite what I want, so I'll stop for now.",
                 "I've seen enough for today; I'll leave without buying.",
@@ -463,13 +464,13 @@ class TemplateTeacher(Teacher):
             ])
         if _CHECKOUT.search(cue):
             return self._pick(job, ["I have what I want in my cart, so I'll go to checkout.",
-                                    "Time to finish up and check out."])
+                                    "Time to finish up; I'll check out."])
         if _CART.search(cue):
             return self._pick(job, ["Let me check my cart before deciding.",
                                     "I want to see what's in my cart."])
         if _SORT.search(cue):
             return self._pick(job, [f"I'll sort the results ({label}) to compare them more easily.",
-                                    "Sorting these should bring the better options to the top."])
+                                    "Sorting these should bring the better options to the top for me."])
         if _REFINE.search(cue) and not _PRODUCT.search(name):
             return self._pick(job, [f"I'll narrow the results to {label} to cut down the list.",
                                     f"Filtering by {label} should leave only what suits me."])

@@ -272,10 +272,15 @@ def observation_from_step(step: TraceStep) -> Observation:
                        elements=tuple(elements), blocked_requests=step.blocked_requests)
 
 
+def history_item(step: TraceStep) -> HistoryItem:
+    """One recorded step as the policy's history entry (page, action, rationale)."""
+    return HistoryItem(url=step.url, simplified_html=step.simplified_html, action=step.action,
+                       rationale=step.rationale)
+
+
 def history_before(steps: Sequence[TraceStep], index: int) -> list[HistoryItem]:
     """The recorded pages and actions before ``steps[index]``: the policy's history there."""
-    return [HistoryItem(url=s.url, simplified_html=s.simplified_html, action=s.action, rationale=s.rationale)
-            for s in steps[:index]]
+    return [history_item(s) for s in steps[:index]]
 
 
 def step_names(step: TraceStep) -> list[str]:
@@ -286,6 +291,6 @@ def step_names(step: TraceStep) -> list[str]:
 
 
 __all__ = [
-    "ReplayError", "ReplaySession", "ReplayTrace", "elements_from_html", "history_before",
+    "ReplayError", "ReplaySession", "ReplayTrace", "elements_from_html", "history_before", "history_item",
     "observation_from_step", "open_trace", "step_names",
 ]
