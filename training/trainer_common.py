@@ -87,6 +87,17 @@ def use_cuda(device: str) -> bool:
     return torch.cuda.is_available()
 
 
+def _checkpointing_field() -> str:
+    """transformers renamed ``gradient_checkpointing`` to ``activation_checkpointing`` (5.2x);
+    use whichever the installed TrainingArguments has, so GPU images with an older release work."""
+    import dataclasses
+
+    from transformers import TrainingArguments
+
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+
+
 def common_training_args(settings: _Base) -> dict[str, Any]:
     """Keyword arguments shared by ``SFTConfig`` and ``GRPOConfig``.
 
@@ -102,7 +113,7 @@ def common_training_args(settings: _Base) -> dict[str, Any]:
         "use_cpu": not cuda,
         "bf16": bf16,
         "fp16": False,
-        "activation_checkpointing": settings.gradient_checkpointing,  # transformers 5 name
+        _checkpointing_field(): settings.gradient_checkpointing,
         "per_device_train_batch_size": settings.per_device_batch_size,
         "gradient_accumulation_steps": settings.gradient_accumulation_steps(),
         "max_steps": settings.max_steps,
