@@ -48,6 +48,11 @@ def _needed(trace: Path) -> int:
     return sum(s.action is not None for s in read_trace(trace).steps)
 
 
+# Matches the prompt's line naming the step's OWN action; earlier searches also appear in the
+# history part of later prompts, so matching the bare action JSON would refuse those steps too.
+ACTION_IS_SEARCH = 'took on the current page: {"type": "type_and_submit"'
+
+
 class FakeOpenAI:
     """POST /v1/chat/completions: answers one sentence; counts calls; can fail on cue."""
 
@@ -186,7 +191,7 @@ async def test_failures_are_reported_and_retried_only_on_rerun(bare_trace, tmp_p
     n = _needed(bare_trace)
     refused = [s for s in trace.steps if s.action is not None and s.action["type"] == "type_and_submit"]
     assert refused, "the scripted shopper always searches"
-    async with FakeOpenAI(fail_when='"type": "type_and_submit"', flaky_first=True) as server:
+    async with FakeOpenAI(fail_when=ACTION_IS_SEARCH, flaky_first=True) as server:
         rep = await synthesize(bare_trace, tmp_path / "out", _teacher(server), cache=tmp_path / "cache")
         # 503s were retried (each prompt failed once first); the 400s are failures, reported by step
         assert len(rep.failures) == len(refused)
@@ -207,7 +212,7 @@ def test_cli_reports_failures_with_exit_status(bare_trace, tmp_path):
     from simulator.cli import main
 
     async def serve_and_run() -> tuple[int, str]:
-        async with FakeOpenAI(fail_when='"type": "type_and_submit"') as server:
+        async with FakeOpenAI(fail_when=ACTION_IS_SEARCH) as server:
             args = ["data", "rationales", str(bare_trace), "--out", str(tmp_path / "out"), "--teacher", "openai",
                     "--base-url", server.url, "--model", "m", "--cache", str(tmp_path / "c"), "--max-retries", "0",
                     "--json"]
