@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -122,6 +123,7 @@ class ShopperSession:
         self.options = options
         self._explicit_origins = allowed_origins
         self.allowed_origins: frozenset[str] = allowed_origins or frozenset()
+        self._route_installed = False
         self._lock = asyncio.Lock()
         self._blocked_count = 0
         self._blocked_examples: list[str] = []
@@ -159,6 +161,7 @@ class ShopperSession:
             elif start_origin not in self.allowed_origins:
                 raise ResetError(f"session {self.session_id}: start URL {start_url} is outside the allowed "
                                  f"origins {sorted(self.allowed_origins)}")
+            await self._install_route()
             self._take_blocked()  # what the previous page tried does not belong to this episode
             self._blocked_navigation = None
             t0 = time.monotonic()
@@ -308,6 +311,28 @@ class ShopperSession:
         self._blocked_examples = []
         return count, examples
 
+    async def _install_route(self) -> None:
+        """Intercept only requests that are not surely allowed.
+
+        Every intercepted request is a round trip browser -> driver -> Python; routing ``**/*``
+        made the shop's own CSS/JS/HTML pay it too, which dominated CPU with dozens of shoppers.
+        The pattern is matched inside the browser driver; anything it lets through starts with an
+        allowed origin followed by ``/``, ``?``, ``#`` or the end (so ``host:port@evil`` is still
+        caught). ``_route`` re-checks what it receives, so a too-wide pattern only costs time.
+        """
+        if self._route_installed or not self.allowed_origins:
+            return
+        prefixes: list[str] = []
+        for origin in sorted(self.allowed_origins):
+            prefixes.append(re.escape(origin))
+            scheme, _, hostport = origin.partition("://")
+            host, _, port = hostport.rpartition(":")
+            if port and _DEFAULT_PORTS.get(scheme) == int(port):
+                prefixes.append(re.escape(f"{scheme}://{host}"))  # URLs omit a default port
+        pattern = re.compile(rf"^(?!(?:{'|'.join(prefixes)})(?:[/?#]|$))", re.IGNORECASE)
+        await self.context.route(pattern, self._route)
+        self._route_installed = True
+
     async def _route(self, route: Route, request: Request) -> None:
         """Let allowed origins through; abort and count everything else."""
         origin = _origin_or_none(request.url)
@@ -431,7 +456,7 @@ class BrowserPool:
         try:
             page = await context.new_page()
             session = ShopperSession(self, session_id, context, page, origins, options or SessionOptions())
-            await context.route("**/*", session._route)
+            await session._install_route()  # with an explicit allow-list; else at reset()
         except BaseException:
             await context.close()
             raise

@@ -509,6 +509,10 @@ async def identity_middleware(request: web.Request, handler: Handler) -> web.Str
     response = await handler(request)
     if new_cookie:
         response.set_cookie(SESSION_COOKIE, sid, path="/", httponly=True, samesite="Lax")
+    if request.path.startswith(("/static/", "/favicon.ico")) and response.status == 200:
+        # As a real shop does: assets are immutable for a build, so a shopper's browser fetches
+        # them once per session instead of on every page (less work per simulated step).
+        response.headers["Cache-Control"] = "public, max-age=3600"
     if not request.path.startswith(_UNTRACKED_PREFIXES):
         _shop(request).state.record(sid, request.method, request.path_qs, response.status)
     return response
