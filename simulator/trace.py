@@ -172,7 +172,21 @@ def _coerce_action(value: Any) -> Any:
         raise ValueError(str(exc)) from exc
 
 
-class TraceStep(_Strict):
+class _Record(_Strict):
+    """What every trace line shares: a known major schema version and an ISO timestamp."""
+
+    @field_validator("schema_version", check_fields=False)
+    @classmethod
+    def _valid_version(cls, v: str) -> str:
+        return _check_version(v, TRACE_SCHEMA, TRACE_MAJOR)
+
+    @field_validator("ts", check_fields=False)
+    @classmethod
+    def _valid_ts(cls, v: str) -> str:
+        return _check_iso(v)
+
+
+class TraceStep(_Record):
     """One decision of one shopper: the page seen, what the policy said, what happened."""
 
     kind: Literal["step"] = "step"
@@ -197,16 +211,6 @@ class TraceStep(_Strict):
     done: bool = False
     outcome: Outcome | None = None
     end_reason: str | None = None
-
-    @field_validator("schema_version")
-    @classmethod
-    def _valid_version(cls, v: str) -> str:
-        return _check_version(v, TRACE_SCHEMA, TRACE_MAJOR)
-
-    @field_validator("ts")
-    @classmethod
-    def _valid_ts(cls, v: str) -> str:
-        return _check_iso(v)
 
     @field_validator("action", mode="before")
     @classmethod
@@ -266,7 +270,7 @@ class TraceStep(_Strict):
         return self.model_dump(mode="json")
 
 
-class TraceEvent(_Strict):
+class TraceEvent(_Record):
     """Context-only happening (imported logs: scroll, navigate, tab_activate): not a decision.
 
     ``step`` is the index of the step the event happened before (None: unknown). The event
@@ -289,16 +293,6 @@ class TraceEvent(_Strict):
     done: bool = False
     outcome: Outcome | None = None
     end_reason: str | None = None
-
-    @field_validator("schema_version")
-    @classmethod
-    def _valid_version(cls, v: str) -> str:
-        return _check_version(v, TRACE_SCHEMA, TRACE_MAJOR)
-
-    @field_validator("ts")
-    @classmethod
-    def _valid_ts(cls, v: str) -> str:
-        return _check_iso(v)
 
     @model_validator(mode="after")
     def _outcome_only_when_done(self) -> TraceEvent:
