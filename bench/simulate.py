@@ -164,7 +164,7 @@ async def _time_policy(policy: Any, requests: list[Any], repeat: int) -> dict[st
             "valid_actions": ok / (repeat * len(requests))}
 
 
-def bench_policies(model: str, batch: int, repeat: int, console: Console) -> dict[str, Any]:
+def bench_policies(model: str, batch: int, repeat: int, console: Console, prompt_budget: int) -> dict[str, Any]:
     from simulator.models import resolve_model
     from simulator.policies.transformers_policy import TransformersPolicy
     from simulator.policies.vllm_policy import VLLMPolicy
@@ -173,12 +173,14 @@ def bench_policies(model: str, batch: int, repeat: int, console: Console) -> dic
     model_dir = tiny_model_dir() if model == "tiny" else resolve_model(model)
     requests = asyncio.run(_real_requests(batch))
     results: dict[str, Any] = {"model": str(model_dir)}
-    tp = TransformersPolicy(model_dir, constrained=True)
+    # One prompt budget for both, so both see the same prompts (the tiny model has 4k positions).
+    tp = TransformersPolicy(model_dir, constrained=True, token_budget=prompt_budget)
     results["transformers"] = asyncio.run(_time_policy(tp, requests, repeat))
 
     async def via_vllm() -> dict[str, Any]:
         t0 = time.perf_counter()
-        async with VLLMPolicy.launch(model_dir, structured=True, max_concurrency=batch) as vp:
+        async with VLLMPolicy.launch(model_dir, structured=True, max_concurrency=batch,
+                                     token_budget=prompt_budget) as vp:
             ready = time.perf_counter() - t0
             res = await _time_policy(vp, requests, repeat)
             res["server_ready_s"] = ready
@@ -211,12 +213,13 @@ def main() -> int:
     ap.add_argument("--model", default="tiny", help="tiny | default | a model folder (for --policies)")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--prompt-budget", type=int, default=1000, help="prompt tokens for both backends")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON at the end")
     args = ap.parse_args()
     console = Console()
     out: dict[str, Any] = {"simulate": bench_simulate([int(x) for x in args.levels.split(",")], args.steps, console)}
     if args.policies:
-        out["policies"] = bench_policies(args.model, args.batch, args.repeat, console)
+        out["policies"] = bench_policies(args.model, args.batch, args.repeat, console, args.prompt_budget)
     if args.json:
         print(json.dumps(out, indent=2, default=str))
     return 0
