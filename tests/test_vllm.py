@@ -279,6 +279,43 @@ def test_reload_weights_changes_and_restores_the_model(server: VLLMServer) -> No
 
 
 @pytest.mark.slow
+async def test_sft_checkpoint_is_served_by_vllm(server: VLLMServer, tmp_path: Path) -> None:
+    """A checkpoint written by `shop-r1 train sft` is a standard HF folder vLLM can serve: load
+    it into the running server and get executable, structured actions from it."""
+    import datasets
+
+    from simulator.prompt import format_answer
+    from simulator.tiny_model import tiny_model_dir
+    from training.config import SFTSettings
+    from training.sft import train_sft
+
+    messages = make_request(0).messages
+    answer = format_answer("I want a rain jacket, so I open the Columbia one.",
+                           Click(name="columbia_rain_jacket.view_product"))
+    rows = [{"messages": [*messages, {"role": "assistant", "content": answer}], "session_id": f"s{i}",
+             "persona_id": "", "n_steps": 1} for i in range(4)]
+    data = tmp_path / "sft.parquet"
+    datasets.Dataset.from_list(rows).to_parquet(str(data))
+    ckpt = tmp_path / "ckpt"
+    result = train_sft(SFTSettings(model=str(tiny_model_dir(0)), data=str(data), out=str(ckpt), max_steps=2,
+                                   max_length=2048, lr=1e-3, device="cpu"))
+    assert (ckpt / "config.json").is_file() and result.history
+
+    server.reload_weights(ckpt)
+    try:
+        pol = vllm_policy(server)
+        try:
+            resps = await pol.act([make_request(i) for i in range(2)])
+        finally:
+            await pol.close()
+        for r in resps:
+            assert r.error is None, (r.error, r.raw_text)
+            assert_executable(r.action)
+    finally:
+        server.reload_weights(tiny_model_dir(0))  # the other tests expect the seed-0 weights
+
+
+@pytest.mark.slow
 def test_stop_leaves_no_process(server: VLLMServer) -> None:
     pid = server.pid
     assert pid is not None and server.running
@@ -346,3 +383,4 @@ def test_cli_serve_rejects_a_folder_without_config(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["serve", "--model", str(tmp_path)])
     assert result.exit_code != 0
     assert str(tmp_path) in result.output and "config.json" in result.output
+
