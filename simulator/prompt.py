@@ -21,7 +21,7 @@ import difflib
 import json
 import logging
 import re
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
@@ -514,9 +514,9 @@ def _loads(text: str) -> tuple[Any, str | None]:
         return None, f"{type(exc).__name__}: {exc}"
 
 
-def _match_brace(text: str, start: int) -> int | None:
-    """Index of the ``}`` closing the ``{`` at ``start`` (JSON-string aware), or None."""
-    depth = 0
+def _scan(text: str, start: int = 0) -> Iterator[tuple[int, str, bool]]:
+    """``(index, char, structural)`` for each char from ``start``; ``structural`` is False
+    inside JSON string literals (quotes included), where braces and commas mean nothing."""
     in_string = escaped = False
     for i in range(start, len(text)):
         ch = text[i]
@@ -527,9 +527,21 @@ def _match_brace(text: str, start: int) -> int | None:
                 escaped = True
             elif ch == '"':
                 in_string = False
+            yield i, ch, False
         elif ch == '"':
             in_string = True
-        elif ch in "{[":
+            yield i, ch, False
+        else:
+            yield i, ch, True
+
+
+def _match_brace(text: str, start: int) -> int | None:
+    """Index of the ``}`` closing the ``{`` at ``start`` (JSON-string aware), or None."""
+    depth = 0
+    for i, ch, structural in _scan(text, start):
+        if not structural:
+            continue
+        if ch in "{[":
             depth += 1
         elif ch in "}]":
             depth -= 1
@@ -563,21 +575,9 @@ def _strip_trailing_commas(text: str) -> str:
     one obvious meaning). Nothing else is repaired: single quotes, comments or missing commas
     are ambiguous and stay errors."""
     out: list[str] = []
-    in_string = escaped = False
-    for i, ch in enumerate(text):
-        if in_string:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_string = False
-        elif ch == '"':
-            in_string = True
-        elif ch == ",":
-            rest = text[i + 1:].lstrip()
-            if rest[:1] in ("}", "]"):
-                continue
+    for i, ch, structural in _scan(text):
+        if structural and ch == "," and text[i + 1:].lstrip()[:1] in ("}", "]"):
+            continue
         out.append(ch)
     return "".join(out)
 
