@@ -32,5 +32,5 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
 fi
 
 log "locating Chromium"
-"$VENV/bin/python" -m envs.chromium ensure
+"$VENV/bin/python" -m shop_r1.envs.chromium ensure
 log "ready"

@@ -1,7 +1,7 @@
 """Benchmark the page reducer against BrowserGym's observation extraction, same pages, same Chromium.
 
 For each page (the recorded eBay and WebShop pages in ../shared/data/pages, plus the bundled
-shop's home, results and product pages when ``envs.shop`` is available) it prints:
+shop's home, results and product pages when ``shop_r1.envs.shop`` is available) it prints:
 
 * raw tokens (the serialized live DOM) vs our simplified tokens, and the ratio;
 * kept / total actionable controls: an independent in-page count of visible (non-empty box, as
@@ -13,7 +13,7 @@ shop's home, results and product pages when ``envs.shop`` is available) it print
   followed by ``flatten_axtree_to_str`` and ``prune_html(flatten_dom_to_str(...))``, with its
   tokens and ms, and our speed-up over it.
 
-All tokens are SmolLM2 tokens (envs.tokens.TOKENIZER_NAME). Targets: ≤ 5 % of raw tokens with
+All tokens are SmolLM2 tokens (shop_r1.envs.tokens.TOKENIZER_NAME). Targets: ≤ 5 % of raw tokens with
 100 % of actionable controls on the eBay pages; ≥ 10× faster than BrowserGym.
 
     python bench/observe.py [--repeat 5] [--budget 32000] [--json]
@@ -35,9 +35,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from envs.chromium import LAUNCH_ARGS, find_chromium  # noqa: E402
-from envs.reducer import ReducerOptions, open_target, reduce_page  # noqa: E402
-from envs.tokens import TOKENIZER_NAME, count_tokens  # noqa: E402
+from shop_r1.envs.chromium import LAUNCH_ARGS, find_chromium  # noqa: E402
+from shop_r1.envs.reducer import ReducerOptions, open_target, reduce_page  # noqa: E402
+from shop_r1.envs.tokens import TOKENIZER_NAME, count_tokens  # noqa: E402
 
 SHARED_PAGES = ROOT.parent / "shared" / "data" / "pages"
 
@@ -120,7 +120,7 @@ async def measure_ours(pages: list[tuple[str, str]], repeat: int, budget: int, s
 
 
 def _local_route(url: str, body: bytes):
-    """Sync twin of envs.reducer.open_target's rules: the file itself, blank images, nothing else.
+    """Sync twin of shop_r1.envs.reducer.open_target's rules: the file itself, blank images, nothing else.
 
     (A closure, not default arguments: Playwright passes (route, request) to two-argument handlers.)
     """
@@ -221,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         shop_url = None
         if not args.no_shop:
             try:
-                from envs.shop.server import run_in_thread
+                from shop_r1.envs.shop.server import run_in_thread
 
                 shop_url = stack.enter_context(run_in_thread(seed=0, port=0)).url
             except ImportError:

@@ -163,10 +163,10 @@ class Timer:
 
 def simulate(cfg: BenchConfig, out: Path) -> Path:
     """Scripted shoppers with sampled personas on the bundled shop, in real Chromium."""
-    from envs.shop.server import run_in_thread
-    from personas.sampler import sample
-    from simulator.policies.scripted import ScriptedPolicy
-    from simulator.runner import RunConfig, Runner
+    from shop_r1.envs.shop.server import run_in_thread
+    from shop_r1.personas.sampler import sample
+    from shop_r1.simulator.policies.scripted import ScriptedPolicy
+    from shop_r1.simulator.runner import RunConfig, Runner
 
     run_dir = out / "trace-scripted"
     personas = sample(cfg.shoppers, seed=cfg.seed,
@@ -183,7 +183,7 @@ def simulate(cfg: BenchConfig, out: Path) -> Path:
 def template_rationales(cfg: BenchConfig, trace: Path, out: Path) -> tuple[Path, dict[str, Any]]:
     """Replace the scripted shopper's own rationales with the template teacher's (the data the
     benchmark is defined on: synthesised rationales, as the paper's were)."""
-    from training.rationales import TemplateTeacher, synthesize
+    from shop_r1.training.rationales import TemplateTeacher, synthesize
 
     target = out / "trace-template"
     report = asyncio.run(synthesize(trace, target, TemplateTeacher(seed=cfg.seed), overwrite=True))
@@ -194,7 +194,7 @@ def template_rationales(cfg: BenchConfig, trace: Path, out: Path) -> tuple[Path,
 
 def page_corpus(trace: Path) -> list[str]:
     """The texts a policy reads and writes in this trace: pages, rationales and actions."""
-    from training.data import load_trace
+    from shop_r1.training.data import load_trace
 
     texts: list[str] = []
     for step in load_trace(trace).result.steps:
@@ -211,14 +211,14 @@ def base_model(cfg: BenchConfig, trace: Path, out: Path) -> Path:
 
     ``tiny``: a tiny random Qwen2 whose BPE is trained on this trace's pages (the built-in corpus
     would spell every element name byte by byte, and a 2-layer model cannot learn to copy that in
-    minutes). ``default`` or a folder: :func:`simulator.models.resolve_model`.
+    minutes). ``default`` or a folder: :func:`shop_r1.simulator.models.resolve_model`.
     """
     if cfg.model == "tiny" or cfg.model.startswith("tiny:"):
-        from simulator.tiny_model import build_tiny_model
+        from shop_r1.simulator.tiny_model import build_tiny_model
 
         seed = int(cfg.model.split(":", 1)[1]) if ":" in cfg.model else cfg.seed
         return build_tiny_model(out / "base-tiny", seed=seed, corpus=page_corpus(trace))
-    from simulator.models import resolve_model
+    from shop_r1.simulator.models import resolve_model
 
     return resolve_model(cfg.model, show_status=True)
 
@@ -232,7 +232,7 @@ def token_counter(model_dir: Path) -> Callable[[str], int]:
 
 
 def build_data(cfg: BenchConfig, trace: Path, model_dir: Path, out: Path) -> tuple[Path, dict[str, Any]]:
-    from training.data import build_dataset_dir
+    from shop_r1.training.data import build_dataset_dir
 
     result = build_dataset_dir(
         [trace], out / "data", by="session", seed=cfg.seed, val=cfg.val_fraction, test=cfg.test_fraction,
@@ -246,7 +246,7 @@ def build_data(cfg: BenchConfig, trace: Path, model_dir: Path, out: Path) -> tup
 def label_visibility(data_dir: Path) -> dict[str, Any]:
     """How many test labels a model could get right at all: a click/type target whose name was cut
     out of the prompt by the token budget cannot be predicted exactly. The ceiling of exact acc."""
-    from training.data import load_split
+    from shop_r1.training.data import load_split
 
     rows = load_split(data_dir, "rl", "test")
     visible = 0
@@ -260,8 +260,8 @@ def label_visibility(data_dir: Path) -> dict[str, Any]:
 
 
 def train_sft_stage(cfg: BenchConfig, model_dir: Path, data_dir: Path, out: Path) -> tuple[Path, dict[str, Any]]:
-    from training.config import SFTSettings
-    from training.sft import train_sft
+    from shop_r1.training.config import SFTSettings
+    from shop_r1.training.sft import train_sft
 
     settings = SFTSettings(model=str(model_dir), data=str(data_dir), out=str(out / "ckpt-sft"), epochs=cfg.sft_epochs,
                            lr=cfg.sft_lr, max_length=cfg.sft_max_tokens + 256, seed=cfg.seed, device="cpu",
@@ -273,8 +273,8 @@ def train_sft_stage(cfg: BenchConfig, model_dir: Path, data_dir: Path, out: Path
 
 def train_grpo_stage(cfg: BenchConfig, sft_dir: Path, data_dir: Path, out: Path, *, reward: str,
                      alpha: float, name: str) -> tuple[Path, dict[str, Any]]:
-    from training.config import GRPOSettings
-    from training.grpo import train_grpo
+    from shop_r1.training.config import GRPOSettings
+    from shop_r1.training.grpo import train_grpo
 
     g = cfg.num_generations
     settings = GRPOSettings(
@@ -306,9 +306,9 @@ def evaluate_stage(cfg: BenchConfig, model_dir: Path, data_dir: Path) -> dict[st
     of the page), i.e. the models are scored as they run as shoppers, and the table measures their
     CHOICE of action. ``free``: scored on exactly what they write, as the paper does; a model that
     has not learnt the format yet scores 0 there whatever it would choose."""
-    from simulator.policies.transformers_policy import TransformersPolicy
-    from training.data import load_split
-    from training.evaluate import aevaluate
+    from shop_r1.simulator.policies.transformers_policy import TransformersPolicy
+    from shop_r1.training.data import load_split
+    from shop_r1.training.evaluate import aevaluate
 
     rows = load_split(data_dir, "rl", "test")
     policy = TransformersPolicy(str(model_dir), device="cpu", constrained=cfg.decoding == "constrained",
@@ -475,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if not args.verbose:
         # Budget cuts are expected at these sizes; the manifest counts them (results.json "skipped").
-        for noisy in ("transformers", "trl", "accelerate", "datasets", "simulator.prompt", "training.data"):
+        for noisy in ("transformers", "trl", "accelerate", "datasets", "shop_r1.simulator.prompt", "shop_r1.training.data"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
         import datasets
 

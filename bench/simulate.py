@@ -66,9 +66,9 @@ class PeakMemory:
 
 
 async def _simulate(shop_url: str, shoppers: int, steps: int, out: Path) -> dict[str, Any]:
-    from personas.sampler import sample
-    from simulator.policies.scripted import ScriptedPolicy
-    from simulator.runner import RunConfig, Runner
+    from shop_r1.personas.sampler import sample
+    from shop_r1.simulator.policies.scripted import ScriptedPolicy
+    from shop_r1.simulator.runner import RunConfig, Runner
 
     config = RunConfig(shop_url=shop_url, shoppers=shoppers, concurrency=shoppers, max_steps=steps,
                        seed=7, out_dir=out, max_batch=max(8, shoppers))
@@ -93,7 +93,7 @@ def _phases(run_dir: Path, t0: float) -> dict[str, float]:
     """
     from datetime import datetime
 
-    from simulator.trace import read_trace
+    from shop_r1.simulator.trace import read_trace
 
     trace = read_trace(run_dir)
     stamps = sorted(datetime.fromisoformat(s.ts).timestamp() for s in trace.steps)
@@ -109,7 +109,7 @@ def _phases(run_dir: Path, t0: float) -> dict[str, float]:
 
 
 def bench_simulate(levels: list[int], steps: int, console: Console) -> list[dict[str, Any]]:
-    from envs.shop.server import run_in_thread
+    from shop_r1.envs.shop.server import run_in_thread
 
     rows = []
     with run_in_thread(seed=0) as shop, tempfile.TemporaryDirectory() as tmp:
@@ -137,11 +137,11 @@ def bench_simulate(levels: list[int], steps: int, console: Console) -> list[dict
 
 
 async def _real_requests(n: int) -> list[Any]:
-    from envs.reducer import observe_target
-    from envs.shop.server import run_in_thread
-    from envs.observation import Observation
-    from personas.sampler import sample
-    from simulator.policies.base import PolicyRequest
+    from shop_r1.envs.reducer import observe_target
+    from shop_r1.envs.shop.server import run_in_thread
+    from shop_r1.envs.observation import Observation
+    from shop_r1.personas.sampler import sample
+    from shop_r1.simulator.policies.base import PolicyRequest
 
     with run_in_thread(seed=0) as shop:
         page = await observe_target(f"{shop.url}/s?k=headphones")
@@ -165,10 +165,10 @@ async def _time_policy(policy: Any, requests: list[Any], repeat: int) -> dict[st
 
 
 def bench_policies(model: str, batch: int, repeat: int, console: Console, prompt_budget: int) -> dict[str, Any]:
-    from simulator.models import resolve_model
-    from simulator.policies.transformers_policy import TransformersPolicy
-    from simulator.policies.vllm_policy import VLLMPolicy
-    from simulator.tiny_model import tiny_model_dir
+    from shop_r1.simulator.models import resolve_model
+    from shop_r1.simulator.policies.transformers_policy import TransformersPolicy
+    from shop_r1.simulator.policies.vllm_policy import VLLMPolicy
+    from shop_r1.simulator.tiny_model import tiny_model_dir
 
     model_dir = tiny_model_dir() if model == "tiny" else resolve_model(model)
     requests = asyncio.run(_real_requests(batch))

@@ -66,15 +66,15 @@ def _per_step(result: Any, steps: int) -> float:
 def run_arch(arch: str, args: argparse.Namespace, work: Path, console: Console) -> dict[str, Any]:
     import torch
 
-    from simulator.tiny_model import build_tiny_model
-    from training.config import GRPOSettings, SFTSettings
-    from training.grpo import train_grpo
-    from training.sft import train_sft
+    from shop_r1.simulator.tiny_model import build_tiny_model
+    from shop_r1.training.config import GRPOSettings, SFTSettings
+    from shop_r1.training.grpo import train_grpo
+    from shop_r1.training.sft import train_sft
 
     base = work / arch / "base"
     if arch == "tiny":
         # Train the tiny tokenizer on the data's own text so prompts fit its 4k positions.
-        from training.data import load_split
+        from shop_r1.training.data import load_split
 
         rows = load_split(args.data, "sft", "train")
         corpus = [m["content"] for row in rows for m in row["messages"]]

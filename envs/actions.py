@@ -54,8 +54,29 @@ class Terminate(_ActionBase):
     type: Literal["terminate"] = "terminate"
 
 
+# The one exported union: annotate with ``Action`` everywhere (pydantic fields discriminate on
+# ``type``); ``ACTION_MODELS`` is the same set for ``isinstance``.
 Action = Annotated[Union[Click, TypeAndSubmit, Terminate], Field(discriminator="type")]
+ACTION_MODELS: tuple[type[_ActionBase], ...] = (Click, TypeAndSubmit, Terminate)
 _ADAPTER: TypeAdapter[Action] = TypeAdapter(Action)
+
+ParseErrorCode = Literal["empty", "no_json", "invalid_json", "missing_rationale", "missing_action",
+                         "invalid_action", "unknown_name", "wrong_kind", "generation_failed"]
+
+
+class ParseError(BaseModel):
+    """Why a policy's text gave no executable action: one object from the parser to the trace.
+
+    ``code`` is machine-readable (reports count by it), ``message`` is for people, ``detail``
+    holds what a tool needs to act on it (the unknown name, suggested names, the JSON position).
+    Nothing downstream joins or splits these into a string.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    code: ParseErrorCode
+    message: str
+    detail: dict[str, Any] = Field(default_factory=dict)
 
 
 class ActionValidationError(ValueError):

@@ -15,7 +15,7 @@ Safety rails, per session:
 * origin allow-list: requests to any other origin are aborted (through ``context.route``) and
   counted in the next observation (``blocked_requests``, ``blocked_urls``); a main-frame
   navigation to such an origin is the step's ``blocked_origin`` error and the page stays put;
-* purchase guard (see :mod:`envs.executor`): a click that would place an order is refused with
+* purchase guard (see :mod:`shop_r1.envs.executor`): a click that would place an order is refused with
   ``purchase_blocked`` unless ``SessionOptions.allow_purchase``;
 * extra HTTP headers (the simulator sends ``X-Shop-R1-Session``) only ever reach allowed origins,
   because nothing else gets through.
@@ -37,11 +37,11 @@ from urllib.parse import urlsplit
 from playwright.async_api import Browser, BrowserContext, Page, Playwright, Request, Route, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
-from envs.actions import ActionValidationError, Terminate, parse_action
-from envs.chromium import LAUNCH_ARGS, find_chromium
-from envs.executor import AnyAction, ExecutorOptions, execute
-from envs.observation import ActionError, Observation, StepResult
-from envs.reducer import ReducedPage, ReducerError, ReducerOptions, reduce_page
+from shop_r1.envs.actions import ActionValidationError, Terminate, parse_action
+from shop_r1.envs.chromium import LAUNCH_ARGS, find_chromium
+from shop_r1.envs.executor import AnyAction, ExecutorOptions, execute
+from shop_r1.envs.observation import ActionError, Observation, StepResult
+from shop_r1.envs.reducer import ReducedPage, ReducerError, ReducerOptions, reduce_page
 
 log = logging.getLogger(__name__)
 

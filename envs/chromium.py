@@ -2,7 +2,7 @@
 
 Order: an explicit path (``--browser-path`` / ``SHOP_R1_CHROMIUM``), Playwright's managed
 Chromium when it was installed (the normal case on a laptop), then the system ``chromium``.
-``python -m envs.chromium ensure`` also installs one when none is found, which is what the
+``python -m shop_r1.envs.chromium ensure`` also installs one when none is found, which is what the
 project's set-up calls on a fresh machine.
 """
 

@@ -13,8 +13,8 @@ import sys
 
 import click
 
-from envs.reducer import ObserveError, ReducerError, ReducerOptions
-from envs.reducer import observe as observe_page
+from shop_r1.envs.reducer import ObserveError, ReducerError, ReducerOptions
+from shop_r1.envs.reducer import observe as observe_page
 
 
 @click.command("observe")
@@ -29,7 +29,7 @@ from envs.reducer import observe as observe_page
               help="Also save a PNG of the viewport to this file.")
 def observe_cmd(target: str, fmt: str, budget: int, browser_path: str | None, screenshot: str | None) -> None:
     """Print the simplified page (or JSON) for TARGET, an http(s) URL or a local .html file."""
-    from envs.chromium import ChromiumNotFound
+    from shop_r1.envs.chromium import ChromiumNotFound
 
     options = ReducerOptions(token_budget=budget, count_raw_tokens=True)
     try:
@@ -64,5 +64,5 @@ def observe_cmd(target: str, fmt: str, budget: int, browser_path: str | None, sc
     )
 
 
-# The name simulator/cli.py's lazy map imports ("envs.cli:observe").
+# The name simulator/cli.py's lazy map imports ("shop_r1.envs.cli:observe").
 observe = observe_cmd

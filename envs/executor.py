@@ -3,13 +3,13 @@
 The policy names elements, it never sees selectors: the page reducer stamps
 ``data-sr1-name="<name>"`` on every interactable it reports, so ``[data-sr1-name="..."]`` finds
 exactly the node the policy saw. Everything that can go wrong is returned as an
-:class:`~envs.observation.ActionError` (a bad name, a hidden button, a page that never finishes
+:class:`~shop_r1.envs.observation.ActionError` (a bad name, a hidden button, a page that never finishes
 loading, a crashed renderer) and never raised: one confused shopper must not end a run of many.
 
 Choosing an option of a ``<select>`` (a size, a colour, a sort order). The reducer reports a
 select as one element (kind ``"select"``, its option labels in ``Element.options``) followed by
 one element per option, named ``<select name>.<option slug>`` (kind ``"clickable"``, tag
-``"option"``, see :func:`envs.observation.option_name`); options carry no stamp of their own and
+``"option"``, see :func:`shop_r1.envs.observation.option_name`); options carry no stamp of their own and
 are found through their select. A policy can pick an option in any of three ways:
 
 * ``click`` on ``<select name>.<option>``: the usual way; ``<option>`` may be spelt any way that
@@ -43,9 +43,9 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Frame, Page, Request
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
-from envs.actions import Click, Terminate, TypeAndSubmit, parse_action
-from envs.controls import PLACE_ORDER
-from envs.observation import ActionError, Element, option_name
+from shop_r1.envs.actions import Click, Terminate, TypeAndSubmit, parse_action
+from shop_r1.envs.controls import PLACE_ORDER
+from shop_r1.envs.observation import ActionError, Element, option_name
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class ExecutorOptions:
 @cache
 def load_js(name: str) -> str:
     """Source of ``envs/js/<name>`` (package data), read once per process."""
-    return resources.files("envs").joinpath("js", name).read_text(encoding="utf-8")
+    return resources.files("shop_r1.envs").joinpath("js", name).read_text(encoding="utf-8")
 
 
 def name_selector(name: str) -> str:

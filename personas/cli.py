@@ -11,8 +11,8 @@ from pathlib import Path
 
 import click
 
-from personas.library import INTENT_KINDS
-from personas.model import Persona, save_personas
+from shop_r1.personas.library import INTENT_KINDS
+from shop_r1.personas.model import Persona, save_personas
 
 
 @click.group("personas")
@@ -56,8 +56,8 @@ def _table(rows: list[Persona], title: str) -> None:
 def sample_cmd(n: int, mix_path: Path | None, seed: int, terms: tuple[str, ...], intent_kind: str,
                out: Path | None, fmt: str) -> None:
     """Draw N personas, each paired with a shopping intent."""
-    from personas.library import LibraryDataError
-    from personas.sampler import MixError, sample
+    from shop_r1.personas.library import LibraryDataError
+    from shop_r1.personas.sampler import MixError, sample
 
     try:
         rows = sample(n, seed=seed, mix=mix_path, catalog_terms=list(terms) if terms else None,

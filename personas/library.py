@@ -1,7 +1,7 @@
 """The seed library: 52 real OPeRA shoppers and pools of real shopping intents.
 
 The package ships verbatim copies of the sources (``personas/data/``, provenance and licences in
-``personas/data/README.md``) and maps them to :class:`~personas.model.Persona` at load time, so the
+``personas/data/README.md``) and maps them to :class:`~shop_r1.personas.model.Persona` at load time, so the
 mapping is code that can be read and tested rather than a frozen conversion. Loading 52 records
 takes about a millisecond; :func:`load_library` caches the result anyway.
 
@@ -38,7 +38,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any, Literal
 
-from personas.model import Persona
+from shop_r1.personas.model import Persona
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ class PersonaLibrary:
 # -- data files -------------------------------------------------------------------------------
 
 def _read_json(name: str) -> Any:
-    ref = resources.files("personas") / "data" / name
+    ref = resources.files("shop_r1.personas") / "data" / name
     try:
         return json.loads(ref.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:

@@ -38,8 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from personas.library import IntentKind, PersonaLibrary, load_library
-from personas.model import DEMOGRAPHIC_FIELDS, Persona
+from shop_r1.personas.library import IntentKind, PersonaLibrary, load_library
+from shop_r1.personas.model import DEMOGRAPHIC_FIELDS, Persona
 
 logger = logging.getLogger(__name__)
 

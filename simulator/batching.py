@@ -14,7 +14,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from simulator.policies.base import Policy, PolicyRequest, PolicyResponse
+from shop_r1.simulator.policies.base import Policy, PolicyRequest, PolicyResponse
 
 log = logging.getLogger(__name__)
 

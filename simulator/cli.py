@@ -18,16 +18,16 @@ import click
 
 # name -> (import path, one-line help). Help is duplicated here so `--help` imports nothing.
 _COMMANDS: dict[str, tuple[str, str]] = {
-    "observe": ("envs.cli:observe", "Print the simplified page (or JSON) for a URL or a local .html file."),
-    "shop": ("envs.shop.cli:shop", "The bundled mock storefront (serve it on 127.0.0.1)."),
-    "personas": ("personas.cli:personas", "Sample personas from the library or a demographic mix."),
-    "simulate": ("simulator.cli_simulate:simulate", "Run simulated shoppers against a storefront; write traces and a report."),
-    "demo": ("simulator.cli_simulate:demo", "Set-up-free demo: simulated shoppers on the bundled shop with the default model."),
-    "serve": ("simulator.cli_serve:serve", "Start a vLLM OpenAI-compatible server for a model folder and wait until it answers."),
-    "replay": ("simulator.cli_replay:replay", "Step through recorded sessions, re-execute them live, or compare a policy."),
-    "import": ("simulator.cli_import:import_", "Import real logs (OPeRA schema) as a trace."),
-    "reward": ("simulator.cli_reward:reward", "Print the Shop-R1 reward components for one prediction."),
-    "report": ("simulator.cli_simulate:report", "Rebuild the summary report of a run directory."),
+    "observe": ("shop_r1.envs.cli:observe", "Print the simplified page (or JSON) for a URL or a local .html file."),
+    "shop": ("shop_r1.envs.shop.cli:shop", "The bundled mock storefront (serve it on 127.0.0.1)."),
+    "personas": ("shop_r1.personas.cli:personas", "Sample personas from the library or a demographic mix."),
+    "simulate": ("shop_r1.simulator.cli_simulate:simulate", "Run simulated shoppers against a storefront; write traces and a report."),
+    "demo": ("shop_r1.simulator.cli_simulate:demo", "Set-up-free demo: simulated shoppers on the bundled shop with the default model."),
+    "serve": ("shop_r1.simulator.cli_serve:serve", "Start a vLLM OpenAI-compatible server for a model folder and wait until it answers."),
+    "replay": ("shop_r1.simulator.cli_replay:replay", "Step through recorded sessions, re-execute them live, or compare a policy."),
+    "import": ("shop_r1.simulator.cli_import:import_", "Import real logs (OPeRA schema) as a trace."),
+    "reward": ("shop_r1.simulator.cli_reward:reward", "Print the Shop-R1 reward components for one prediction."),
+    "report": ("shop_r1.simulator.cli_simulate:report", "Rebuild the summary report of a run directory."),
 }
 
 _ENTRY_GROUP = "shop_r1.commands"

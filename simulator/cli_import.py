@@ -35,7 +35,7 @@ def opera(file: Path | None, out: Path, users_file: Path | None, hf_name: str | 
     tab_activate and other context rows become trace events. Rows that cannot be mapped are
     counted by reason and listed (also in run.json), never dropped silently.
     """
-    from simulator.opera_import import (
+    from shop_r1.simulator.opera_import import (
         ImportReport,
         OperaImportError,
         import_opera,

@@ -59,7 +59,7 @@ def replay(trace_path: Path, session_id: str | None, from_step: int, full: bool,
     f full page, q quit. --execute replays the actions live and compares every page;
     --policy asks a policy at every recorded step and scores it with the Shop-R1 rewards.
     """
-    from simulator.replay import ReplayError, open_trace
+    from shop_r1.simulator.replay import ReplayError, open_trace
 
     console = Console()
     if execute and policy:
@@ -77,7 +77,7 @@ def replay(trace_path: Path, session_id: str | None, from_step: int, full: bool,
         raise click.ClickException(f"{trace.path}: the trace holds no sessions")
 
     if list_only:
-        from simulator.replay.view import session_json, sessions_table
+        from shop_r1.simulator.replay.view import session_json, sessions_table
 
         if fmt == "json":
             for s in sessions:
@@ -99,7 +99,7 @@ def replay(trace_path: Path, session_id: str | None, from_step: int, full: bool,
 
 def _view(trace: Any, sessions: list[Any], console: Console, *, session_given: bool, from_step: int, full: bool,
           interactive: bool | None, fmt: str) -> None:
-    from simulator.replay.view import (
+    from shop_r1.simulator.replay.view import (
         ReplayViewer,
         pick_session,
         print_sessions,
@@ -144,7 +144,7 @@ def _view(trace: Any, sessions: list[Any], console: Console, *, session_given: b
 
 def _execute(trace: Any, sessions: list[Any], console: Console, *, fmt: str, shop_url: str | None, resync: bool,
              fail_on_divergence: bool, concurrency: int, allow_purchase: bool, browser_path: str | None) -> int:
-    from simulator.replay.execute import (
+    from shop_r1.simulator.replay.execute import (
         StepVerdict,
         execute_trace,
         origin_of,
@@ -187,8 +187,8 @@ def _execute(trace: Any, sessions: list[Any], console: Console, *, fmt: str, sho
 
 def _compare(sessions: list[Any], console: Console, *, fmt: str, from_step: int, policy: str, model: str | None,
              base_url: str | None, seed: int, temperature: float | None, constrained: bool) -> None:
-    from simulator.policies.factory import PolicyConfigError, PolicySpec, open_policy
-    from simulator.replay.compare import (
+    from shop_r1.simulator.policies.factory import PolicyConfigError, PolicySpec, open_policy
+    from shop_r1.simulator.replay.compare import (
         ComparedStep,
         compare_policy,
         render_compared,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from simulator.rewards import (
+from shop_r1.simulator.rewards import (
     COMPONENTS,
     AnswerFormatError,
     LabelError,

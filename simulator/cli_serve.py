@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from simulator.vllm_server import VLLMError, VLLMServer
+from shop_r1.simulator.vllm_server import VLLMError, VLLMServer
 
 logger = logging.getLogger(__name__)
 
@@ -22,14 +22,14 @@ logger = logging.getLogger(__name__)
 def resolve_model_dir(spec: str) -> Path:
     """A local model folder for ``spec``: ``default`` (the embedded model) or a folder path.
 
-    ``simulator.models.resolve_model`` owns the rules (default model conversion, hub ids refused
+    ``shop_r1.simulator.models.resolve_model`` owns the rules (default model conversion, hub ids refused
     offline); it is imported lazily so that a plain folder never pays for transformers.
     """
     path = Path(spec).expanduser()
     if spec != "default" and (path / "config.json").is_file():
         return path.resolve()
     try:
-        from simulator.models import resolve_model
+        from shop_r1.simulator.models import resolve_model
     except ImportError as exc:
         if spec == "default":
             raise click.BadParameter(f"the default model is unavailable ({exc}); pass a model folder", param_hint="--model") from exc

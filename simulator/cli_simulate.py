@@ -23,7 +23,7 @@ def _shop(shop_url: str | None, shop_seed: int, console: Console) -> Iterator[st
     if shop_url:
         yield shop_url
         return
-    from envs.shop.server import run_in_thread
+    from shop_r1.envs.shop.server import run_in_thread
 
     with run_in_thread(seed=shop_seed, port=0) as shop:
         console.print(f"[dim]bundled shop (seed {shop_seed}) at[/] {shop.url}")
@@ -52,8 +52,8 @@ def catalog_terms(shop_url: str) -> list[str]:
 
 
 def _load_personas(personas_file: Path | None, mix: Path | None, n: int, seed: int, shop_url: str) -> list[Any]:
-    from personas.model import load_personas
-    from personas.sampler import sample
+    from shop_r1.personas.model import load_personas
+    from shop_r1.personas.sampler import sample
 
     if personas_file is not None:
         loaded = load_personas(personas_file)
@@ -79,10 +79,10 @@ def run_and_report(*, shop: str | None, shop_seed: int, shoppers: int, concurren
                    temperature: float | None, step_timeout: float, session_timeout: float,
                    screenshots: bool, console: Console, page_budget: int = 8000,
                    prompt_budget: int | None = None) -> int:
-    from simulator.live import LiveView
-    from simulator.policies.factory import PolicyConfigError, PolicySpec, open_policy
-    from simulator.report import build_report
-    from simulator.runner import RunConfig, Runner
+    from shop_r1.simulator.live import LiveView
+    from shop_r1.simulator.policies.factory import PolicyConfigError, PolicySpec, open_policy
+    from shop_r1.simulator.report import build_report
+    from shop_r1.simulator.runner import RunConfig, Runner
 
     out_dir = out or _default_out()
     if (out_dir / "trace.jsonl").exists():
@@ -201,8 +201,8 @@ def demo(shoppers: int, max_steps: int, policy: str, out: Path | None, seed: int
 @click.option("--segment-by", multiple=True, help="Persona field to segment rates by (repeatable).")
 def report(run_dir: Path, segment_by: tuple[str, ...]) -> None:
     """Rebuild DIR/report.html and print the summary of a run directory."""
-    from simulator.report import build_report
-    from simulator.trace import TraceFormatError
+    from shop_r1.simulator.report import build_report
+    from shop_r1.simulator.trace import TraceFormatError
 
     try:
         build_report(run_dir, console=Console(), segment_by=list(segment_by) or None)

@@ -11,7 +11,7 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from simulator.runner import RunObserver, SessionEnd
+from shop_r1.simulator.runner import RunObserver, SessionEnd
 
 _OUTCOME_STYLE = {"purchased": "green", "added_to_cart": "cyan", "abandoned": "yellow", "max_steps": "magenta"}
 

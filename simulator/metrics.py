@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from envs.actions import ACTION_TYPES, Click, Terminate, TypeAndSubmit
-from simulator.rewards import DEFAULT_CONFIG, RewardConfig, passes_threshold, rouge_l
+from shop_r1.envs.actions import ACTION_TYPES, Click, Terminate, TypeAndSubmit
+from shop_r1.simulator.rewards import DEFAULT_CONFIG, RewardConfig, passes_threshold, rouge_l
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from rich.console import Console

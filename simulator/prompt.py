@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
-from envs.actions import ActionValidationError, Click, Terminate, TypeAndSubmit, parse_action
-from envs.observation import Observation
+from shop_r1.envs.actions import ActionValidationError, Click, Terminate, TypeAndSubmit, parse_action
+from shop_r1.envs.observation import Observation
 
 if TYPE_CHECKING:
-    from personas.model import Persona
-    from simulator.policies.base import HistoryItem
+    from shop_r1.personas.model import Persona
+    from shop_r1.simulator.policies.base import HistoryItem
 
 logger = logging.getLogger(__name__)
 
@@ -71,10 +71,10 @@ def system_prompt(persona: Persona | Mapping[str, Any] | None = None, *, intent:
 
     ``intent`` overrides ``persona.intent``; without either, no goal line is added (the
     shopper browses as the persona would). A persona given as a dict (e.g. read back from a
-    trace) is validated into a :class:`~personas.model.Persona` first.
+    trace) is validated into a :class:`~shop_r1.personas.model.Persona` first.
     """
     if isinstance(persona, Mapping):
-        from personas.model import Persona as _Persona
+        from shop_r1.personas.model import Persona as _Persona
 
         persona = _Persona.model_validate(persona)
     goal = intent if intent is not None else getattr(persona, "intent", None)
@@ -93,13 +93,13 @@ TokenCounter = Callable[[str], int]
 
 @lru_cache(maxsize=1)
 def _default_counter() -> TokenCounter:
-    """``envs.tokens.count_tokens`` (the project's one tokenizer), imported on first use.
+    """``shop_r1.envs.tokens.count_tokens`` (the project's one tokenizer), imported on first use.
 
     The fallback (words and punctuation marks, close to a BPE count for HTML) exists only for
-    an installation without ``envs.tokens``; it is announced once.
+    an installation without ``shop_r1.envs.tokens``; it is announced once.
     """
     try:
-        from envs.tokens import count_tokens
+        from shop_r1.envs.tokens import count_tokens
     except ImportError as exc:
         logger.warning("envs.tokens is not available (%s); prompt budgets use an approximate count", exc)
         return approximate_tokens
@@ -382,7 +382,7 @@ class SessionStep:
 
     ``result`` describes what the action did when that is worth telling the model (typically an
     execution error: "unknown_name: no element named ..."); it is shown before the next page.
-    Trace steps (``simulator.trace.TraceStep``), ``HistoryItem`` and plain dicts with the same
+    Trace steps (``shop_r1.simulator.trace.TraceStep``), ``HistoryItem`` and plain dicts with the same
     field names are accepted too; a trace step's ``exec_error`` serves as its result.
     """
 
@@ -637,7 +637,7 @@ def parse_output(text: str | None, names: Collection[str] | None = None,
     text, preferring one with ``rationale``/``action`` keys, trailing commas repaired) ->
     ``no_json`` / ``invalid_json`` (nothing object-like / it does not parse or is truncated) ->
     ``missing_rationale`` (absent, not a string, or blank) -> ``missing_action`` (absent or
-    null) -> ``invalid_action`` (fails ``envs.actions.parse_action``) -> ``unknown_name`` (not a
+    null) -> ``invalid_action`` (fails ``shop_r1.envs.actions.parse_action``) -> ``unknown_name`` (not a
     name on the current page, when ``names`` or ``kinds`` is given; the message suggests close
     names) -> ``wrong_kind`` (type_and_submit on an element whose kind is not ``input``, when
     ``kinds`` is given). Keys besides ``rationale`` and ``action`` are ignored (``strict`` is

@@ -29,7 +29,7 @@ from string import Template
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from simulator.trace import (
+from shop_r1.simulator.trace import (
     OUTCOMES,
     RunInfo,
     TraceReadResult,
@@ -41,7 +41,7 @@ from simulator.trace import (
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
 
-from envs.controls import ADD_TO_CART, CHECKOUT, PLACE_ORDER, PRODUCT_URL, control_label  # noqa: E402
+from shop_r1.envs.controls import ADD_TO_CART, CHECKOUT, PLACE_ORDER, PRODUCT_URL, control_label  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ SEGMENT_FIELD_FALLBACKS: dict[str, tuple[str, ...]] = {"age_band": ("age",)}
 
 
 def _label_of(step: TraceStep, name: str) -> str:
-    """The control's words (see :func:`envs.controls.control_label`)."""
+    """The control's words (see :func:`shop_r1.envs.controls.control_label`)."""
     el = step.element(name)
     return control_label(name, el.text if el is not None else "")
 
@@ -488,7 +488,7 @@ def _html_table(t: _Table) -> str:
 
 
 def _template() -> Template:
-    text = resources.files("simulator").joinpath("templates/report.html").read_text(encoding="utf-8")
+    text = resources.files("shop_r1.simulator").joinpath("templates/report.html").read_text(encoding="utf-8")
     return Template(text)
 
 

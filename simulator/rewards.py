@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
-from envs.actions import ActionValidationError, Click, Terminate, TypeAndSubmit, parse_action
+from shop_r1.envs.actions import ActionValidationError, Click, Terminate, TypeAndSubmit, parse_action
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
@@ -195,14 +195,14 @@ _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
 def parse_answer(text: str, *, strict: bool = True) -> ParsedAnswer:
     """Parse and validate a policy's answer for the format reward.
 
-    The extraction and validation are :func:`simulator.prompt.parse_output`'s (one parser for
+    The extraction and validation are :func:`shop_r1.simulator.prompt.parse_output`'s (one parser for
     the simulator, the evaluation and the reward), without the page checks: a well-formed
     answer naming a wrong element still earns the format reward. ``strict`` additionally asks
     that the whole text (surrounding whitespace allowed) is exactly one JSON object with the
     keys ``rationale`` and ``action`` and no others -- what the prompt asks for and what
     schema-constrained decoding produces. Raises :class:`AnswerFormatError`.
     """
-    from simulator.prompt import parse_output
+    from shop_r1.simulator.prompt import parse_output
 
     if not isinstance(text, str):
         raise AnswerFormatError(f"answer must be text, got {type(text).__name__}")

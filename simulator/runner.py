@@ -24,15 +24,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from envs.actions import Click, Terminate, TypeAndSubmit
-from envs.browser import BrowserPool, SessionOptions
-from envs.controls import ADD_TO_CART, PLACE_ORDER, control_label
-from envs.observation import Observation, StepResult
-from envs.reducer import ReducerOptions
-from simulator.batching import PolicyBatcher
-from simulator.policies.base import HistoryItem, Policy, PolicyRequest, PolicyResponse
-from simulator.safety import allowed_origins, redact_text
-from simulator.trace import TraceWriter
+from shop_r1.envs.actions import Click, Terminate, TypeAndSubmit
+from shop_r1.envs.browser import BrowserPool, SessionOptions
+from shop_r1.envs.controls import ADD_TO_CART, PLACE_ORDER, control_label
+from shop_r1.envs.observation import Observation, StepResult
+from shop_r1.envs.reducer import ReducerOptions
+from shop_r1.simulator.batching import PolicyBatcher
+from shop_r1.simulator.policies.base import HistoryItem, Policy, PolicyRequest, PolicyResponse
+from shop_r1.simulator.safety import allowed_origins, redact_text
+from shop_r1.simulator.trace import TraceWriter
 
 log = logging.getLogger(__name__)
 

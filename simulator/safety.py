@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from envs.observation import Element
+from shop_r1.envs.observation import Element
 
 REDACTED = "[REDACTED]"
 _SECRET_FIELD = re.compile(

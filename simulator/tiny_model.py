@@ -28,7 +28,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from envs.cache import cache_dir
+from shop_r1.envs.cache import cache_dir
 
 log = logging.getLogger(__name__)
 

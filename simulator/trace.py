@@ -42,13 +42,13 @@ from typing import TYPE_CHECKING, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from envs.actions import ActionValidationError, parse_action
+from shop_r1.envs.actions import ActionValidationError, parse_action
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; datasets is imported lazily
     import datasets
 
-    from envs.observation import ActionError, Observation
-    from simulator.policies.base import PolicyResponse
+    from shop_r1.envs.observation import ActionError, Observation
+    from shop_r1.simulator.policies.base import PolicyResponse
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class ParseErrorInfo(_Strict):
 
 
 class ExecErrorInfo(_Strict):
-    """``envs.observation.ActionError.to_json()``: why the browser could not execute it."""
+    """``shop_r1.envs.observation.ActionError.to_json()``: why the browser could not execute it."""
 
     code: str = Field(min_length=1)
     message: str
@@ -252,7 +252,7 @@ class TraceStep(_Record):
 
     @property
     def parsed_action(self):  # -> Click | TypeAndSubmit | Terminate | None
-        """The action as an ``envs.actions`` model (None when the policy produced none)."""
+        """The action as an ``shop_r1.envs.actions`` model (None when the policy produced none)."""
         return None if self.action is None else parse_action(self.action)
 
     @property

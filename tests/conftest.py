@@ -23,7 +23,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def shop_url():
     """A real HTTP storefront (seed 0) served from a background thread for the whole session."""
-    from envs.shop.server import run_in_thread
+    from shop_r1.envs.shop.server import run_in_thread
 
     with run_in_thread(seed=0, port=0) as shop:
         yield shop.url
@@ -32,7 +32,7 @@ def shop_url():
 @pytest.fixture
 def fresh_shop():
     """A shop of its own for tests that inspect server-side carts/orders."""
-    from envs.shop.server import run_in_thread
+    from shop_r1.envs.shop.server import run_in_thread
 
     with run_in_thread(seed=0, port=0) as shop:
         yield shop

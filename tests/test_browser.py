@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from envs.browser import BrowserPool, SessionCrashed, SessionOptions, origin_of
-from envs.observation import Element, Observation, option_name
+from shop_r1.envs.browser import BrowserPool, SessionCrashed, SessionOptions, origin_of
+from shop_r1.envs.observation import Element, Observation, option_name
 
 PIXEL = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b")
 

@@ -14,15 +14,15 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Page, async_playwright
 
-from envs.chromium import LAUNCH_ARGS, find_chromium
-from envs.executor import (
+from shop_r1.envs.chromium import LAUNCH_ARGS, find_chromium
+from shop_r1.envs.executor import (
     ExecutorOptions,
     default_purchase_guard,
     execute,
     option_name,
     suggest_names,
 )
-from envs.observation import Element
+from shop_r1.envs.observation import Element
 
 SHOP_PAGE = """<!doctype html><html><head><title>Test shop</title></head><body>
 <form action="/search" method="get">

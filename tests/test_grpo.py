@@ -19,7 +19,7 @@ def trace_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def rl_rows(trace_dir: Path):
-    from training.data import build_rl_dataset
+    from shop_r1.training.data import build_rl_dataset
 
     ds = build_rl_dataset(trace_dir, token_budget=400, with_persona=False)
     assert len(ds) >= 2
@@ -34,8 +34,8 @@ def rl_parquet(rl_rows, tmp_path_factory) -> Path:
 
 
 def test_config_defaults_are_the_papers():
-    from simulator.rewards import RewardConfig
-    from training.config import GRPOSettings, SFTSettings
+    from shop_r1.simulator.rewards import RewardConfig
+    from shop_r1.training.config import GRPOSettings, SFTSettings
 
     sft = SFTSettings(data="d", out="o")
     assert (sft.epochs, sft.lr) == (4, 2e-5)
@@ -50,7 +50,7 @@ def test_config_defaults_are_the_papers():
 
 
 def test_config_file_and_flags(tmp_path: Path):
-    from training.config import ConfigError, GRPOSettings, load_settings
+    from shop_r1.training.config import ConfigError, GRPOSettings, load_settings
 
     f = tmp_path / "g.yaml"
     f.write_text("data: d\nout: o\nnum-generations: 4\nlr: 3.0e-7\n")
@@ -64,10 +64,10 @@ def test_config_file_and_flags(tmp_path: Path):
 
 
 def test_component_rewards_sum_to_the_action_reward(rl_rows):
-    from simulator.prompt import format_answer
-    from simulator.rewards import action_reward
-    from training.config import GRPOSettings
-    from training.grpo import build_reward_funcs
+    from shop_r1.simulator.prompt import format_answer
+    from shop_r1.simulator.rewards import action_reward
+    from shop_r1.training.config import GRPOSettings
+    from shop_r1.training.grpo import build_reward_funcs
 
     settings = GRPOSettings(data="d", out="o", alpha=0)
     funcs, weights, sc = build_reward_funcs(settings, tokenizer=None)
@@ -92,10 +92,10 @@ def test_self_certainty_generation_record_equals_forward_pass(rl_rows):
     from accelerate import Accelerator
     from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
 
-    from simulator.prompt import format_answer
-    from simulator.rewards import rationale_token_mask_for_text, self_certainty
-    from simulator.tiny_model import tiny_model_dir
-    from training.self_certainty import GenerationCertaintyRecorder, SelfCertaintyReward, completion_offsets
+    from shop_r1.simulator.prompt import format_answer
+    from shop_r1.simulator.rewards import rationale_token_mask_for_text, self_certainty
+    from shop_r1.simulator.tiny_model import tiny_model_dir
+    from shop_r1.training.self_certainty import GenerationCertaintyRecorder, SelfCertaintyReward, completion_offsets
 
     d = tiny_model_dir()
     tok, model = AutoTokenizer.from_pretrained(d), AutoModelForCausalLM.from_pretrained(d).eval()
@@ -148,14 +148,14 @@ def test_self_certainty_generation_record_equals_forward_pass(rl_rows):
 
 
 def _history(folder: Path) -> dict:
-    from training.trainer_common import TRAIN_RECORD_FILE
+    from shop_r1.training.trainer_common import TRAIN_RECORD_FILE
 
     return json.loads((folder / TRAIN_RECORD_FILE).read_text())
 
 
 def test_grpo_hierarchical_with_self_certainty_runs_and_reloads(rl_parquet: Path, rl_rows, tmp_path: Path):
-    from training.config import GRPOSettings
-    from training.grpo import train_grpo
+    from shop_r1.training.config import GRPOSettings
+    from shop_r1.training.grpo import train_grpo
 
     out = tmp_path / "grpo"
     settings = GRPOSettings(model="tiny", data=str(rl_parquet), out=str(out), max_steps=2, num_generations=2,
@@ -178,8 +178,8 @@ def test_grpo_hierarchical_with_self_certainty_runs_and_reloads(rl_parquet: Path
 
 
 def test_grpo_binary_one_step(rl_parquet: Path, tmp_path: Path):
-    from training.config import GRPOSettings
-    from training.grpo import train_grpo
+    from shop_r1.training.config import GRPOSettings
+    from shop_r1.training.grpo import train_grpo
 
     out = tmp_path / "grpo-binary"
     train_grpo(GRPOSettings(model="tiny", data=str(rl_parquet), out=str(out), max_steps=1, reward="binary",

@@ -19,9 +19,9 @@ from fixtures.opera_builder import (
     write_opera_fixture,
 )
 
-from envs.actions import Click, Terminate, TypeAndSubmit
-from simulator.cli import main
-from simulator.opera_import import (
+from shop_r1.envs.actions import Click, Terminate, TypeAndSubmit
+from shop_r1.simulator.cli import main
+from shop_r1.simulator.opera_import import (
     OperaImportError,
     import_opera,
     load_hf_rows,
@@ -30,7 +30,7 @@ from simulator.opera_import import (
     parse_timestamp,
     read_rows,
 )
-from simulator.trace import load_run_info, read_trace
+from shop_r1.simulator.trace import load_run_info, read_trace
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ import json
 import pytest
 from rich.console import Console
 
-from envs.actions import Click, Terminate, TypeAndSubmit
-from simulator.metrics import MetricsReport, compute_metrics, is_exact
-from simulator.rewards import RewardConfig
+from shop_r1.envs.actions import Click, Terminate, TypeAndSubmit
+from shop_r1.simulator.metrics import MetricsReport, compute_metrics, is_exact
+from shop_r1.simulator.rewards import RewardConfig
 
 SEARCH = "search_input"
 

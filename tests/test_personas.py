@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 from pydantic import ValidationError
 
-from personas.cli import personas as personas_cli
-from personas.library import (
+from shop_r1.personas.cli import personas as personas_cli
+from shop_r1.personas.library import (
     clean_query,
     load_intents,
     load_library,
@@ -22,8 +22,8 @@ from personas.library import (
     parse_budget,
     select_goal_subset,
 )
-from personas.model import Persona, PersonaFileError, load_personas, parse_personas, save_personas
-from personas.sampler import DemographicMix, MixError, content_words, sample
+from shop_r1.personas.model import Persona, PersonaFileError, load_personas, parse_personas, save_personas
+from shop_r1.personas.sampler import DemographicMix, MixError, content_words, sample
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -223,7 +223,7 @@ def test_catalog_terms_pick_intents_that_share_words():
 
 
 def test_catalog_terms_without_overlap_fall_back_to_any_intent(caplog):
-    with caplog.at_level(logging.WARNING, logger="personas.sampler"):
+    with caplog.at_level(logging.WARNING, logger="shop_r1.personas.sampler"):
         people = sample(4, seed=0, catalog_terms=["zqxjv"])
     assert len(people) == 4 and all(p.intent for p in people)
     assert "no intent shares a word" in caplog.text

@@ -9,12 +9,12 @@ import re
 
 import pytest
 
-from envs.actions import Click, Terminate, TypeAndSubmit
-from envs.observation import Element, Observation
-from envs.tokens import count_tokens
-from personas.library import load_library
-from simulator.policies.base import HistoryItem
-from simulator.prompt import (
+from shop_r1.envs.actions import Click, Terminate, TypeAndSubmit
+from shop_r1.envs.observation import Element, Observation
+from shop_r1.envs.tokens import count_tokens
+from shop_r1.personas.library import load_library
+from shop_r1.simulator.policies.base import HistoryItem
+from shop_r1.simulator.prompt import (
     OMITTED_MARKER,
     PARSE_ERROR_CODES,
     SYSTEM_PROMPT,
@@ -128,7 +128,7 @@ def test_budget_collapses_then_drops_the_oldest_history_and_keeps_the_page(caplo
     seen = set()
     previous = None
     budgets = [*range(full, page_only + 30, -(full - page_only) // 25), page_only + 30]
-    with caplog.at_level(logging.INFO, logger="simulator.prompt"):
+    with caplog.at_level(logging.INFO, logger="shop_r1.simulator.prompt"):
         for budget in budgets:
             prompt = build_prompt(obs, hist, token_budget=budget)
             user = prompt.messages[1]["content"]
@@ -236,7 +236,7 @@ def test_sft_and_rl_show_the_current_page_identically():
 
 
 def test_chat_session_accepts_trace_steps_and_dicts():
-    from simulator.trace import TraceStep
+    from shop_r1.simulator.trace import TraceStep
 
     trace_step = TraceStep(run_id="r", session_id="s", step=0, url="http://127.0.0.1/", simplified_html=_page("a"),
                            action={"type": "click", "name": "a_item_0.view_product"}, rationale="I look.",

@@ -11,9 +11,9 @@ import lxml.html
 import pytest
 from playwright.async_api import async_playwright
 
-from envs.chromium import LAUNCH_ARGS, find_chromium
-from envs.reducer import NAME_RE, ReducedPage, ReducerError, ReducerOptions, observe_target, reduce_page
-from envs.tokens import TOKENIZER_NAME, count_tokens, count_tokens_batch, get_tokenizer, tokenizer_path
+from shop_r1.envs.chromium import LAUNCH_ARGS, find_chromium
+from shop_r1.envs.reducer import NAME_RE, ReducedPage, ReducerError, ReducerOptions, observe_target, reduce_page
+from shop_r1.envs.tokens import TOKENIZER_NAME, count_tokens, count_tokens_batch, get_tokenizer, tokenizer_path
 
 BIG = ReducerOptions(token_budget=60_000, count_raw_tokens=True)
 

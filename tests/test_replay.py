@@ -20,14 +20,14 @@ from click.testing import CliRunner
 from fixtures.opera_builder import SESSION_A, SESSION_B, SESSION_C, write_opera_fixture
 from rich.console import Console
 
-from simulator.cli import main
-from simulator.replay import (
+from shop_r1.simulator.cli import main
+from shop_r1.simulator.replay import (
     ReplayError,
     elements_from_html,
     observation_from_step,
     open_trace,
 )
-from simulator.replay.view import (
+from shop_r1.simulator.replay.view import (
     CONTEXT_LINES,
     ReplayViewer,
     command_for,
@@ -35,8 +35,8 @@ from simulator.replay.view import (
     read_key,
     read_line_command,
 )
-from simulator.rewards import action_reward
-from simulator.trace import read_trace
+from shop_r1.simulator.rewards import action_reward
+from shop_r1.simulator.trace import read_trace
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOP_R1 = str(ROOT / ".venv" / "bin" / "shop-r1")
@@ -45,10 +45,10 @@ SHOP_R1 = str(ROOT / ".venv" / "bin" / "shop-r1")
 @pytest.fixture(scope="module")
 def sim_run(tmp_path_factory) -> Path:
     """A real simulated run: 3 scripted shoppers on the bundled shop (v1, seed 0)."""
-    from envs.shop.server import run_in_thread
-    from personas.sampler import sample
-    from simulator.policies.scripted import ScriptedPolicy
-    from simulator.runner import RunConfig, run_simulation
+    from shop_r1.envs.shop.server import run_in_thread
+    from shop_r1.personas.sampler import sample
+    from shop_r1.simulator.policies.scripted import ScriptedPolicy
+    from shop_r1.simulator.runner import RunConfig, run_simulation
 
     out = tmp_path_factory.mktemp("sim") / "run"
     with run_in_thread(seed=0, port=0) as shop:
@@ -60,7 +60,7 @@ def sim_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def imported(tmp_path_factory) -> Path:
-    from simulator.opera_import import import_opera, load_users, read_rows
+    from shop_r1.simulator.opera_import import import_opera, load_users, read_rows
 
     files = write_opera_fixture(tmp_path_factory.mktemp("opera_src"))
     out = tmp_path_factory.mktemp("opera") / "run"
@@ -400,7 +400,7 @@ def test_compare_text_view_on_the_imported_trace(imported: Path) -> None:
 
 
 def test_live_reexecution_against_the_same_layout_is_all_same(sim_run: Path) -> None:
-    from envs.shop.server import run_in_thread
+    from shop_r1.envs.shop.server import run_in_thread
 
     with run_in_thread(seed=0, port=0, layout="v1") as shop:  # a new port: recorded URLs are rewritten
         res = cli(["replay", str(sim_run), "--execute", "--shop", shop.url, "--format", "json",
@@ -418,7 +418,7 @@ def test_live_reexecution_against_the_same_layout_is_all_same(sim_run: Path) -> 
 
 
 def test_live_reexecution_detects_the_changed_layout(sim_run: Path) -> None:
-    from envs.shop.server import run_in_thread
+    from shop_r1.envs.shop.server import run_in_thread
 
     with run_in_thread(seed=0, port=0, layout="v2") as shop:
         res = cli(["replay", str(sim_run), "--execute", "--shop", shop.url, "--format", "json",
@@ -443,8 +443,8 @@ def test_live_reexecution_detects_the_changed_layout(sim_run: Path) -> None:
 def test_live_reexecution_of_the_imported_trace(imported: Path) -> None:
     """Imported sessions replay against the bundled shop: session A's search box exists there
     (names around it differ: changed), session B's OPeRA-style names do not (target_missing)."""
-    from envs.shop.server import run_in_thread
-    from simulator.replay.execute import execute_trace
+    from shop_r1.envs.shop.server import run_in_thread
+    from shop_r1.simulator.replay.execute import execute_trace
 
     trace = open_trace(imported)
     with run_in_thread(seed=0, port=0) as shop:
@@ -460,7 +460,7 @@ def test_live_reexecution_of_the_imported_trace(imported: Path) -> None:
 
 def test_a_model_policy_versus_recorded(sim_run: Path) -> None:
     """A real transformers backend (tiny random Qwen2, constrained decoding) scored step by step."""
-    from simulator.tiny_model import tiny_model_dir
+    from shop_r1.simulator.tiny_model import tiny_model_dir
 
     session = open_trace(sim_run).sessions[0]
     res = cli(["replay", str(sim_run), "--session", session.session_id, "--policy", "transformers",

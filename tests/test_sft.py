@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from envs.observation import Element, Observation
+from shop_r1.envs.observation import Element, Observation
 
 
 def make_trace(base: Path) -> Path:
@@ -19,10 +19,10 @@ def make_trace(base: Path) -> Path:
     with FileLock(str(base / "train-trace.lock")):
         if (run / "trace.jsonl").is_file() and (run / "run.json").is_file():
             return run
-        from envs.shop.server import run_in_thread
-        from personas.library import load_library
-        from simulator.policies.scripted import ScriptedPolicy
-        from simulator.runner import RunConfig, run_simulation
+        from shop_r1.envs.shop.server import run_in_thread
+        from shop_r1.personas.library import load_library
+        from shop_r1.simulator.policies.scripted import ScriptedPolicy
+        from shop_r1.simulator.runner import RunConfig, run_simulation
 
         personas = list(load_library().personas[:2])
         with run_in_thread(seed=0, port=0) as shop:
@@ -38,8 +38,8 @@ def observation_from_row(row: dict) -> Observation:
 
 def act_with_checkpoint(folder: Path, row: dict):
     """Reload a checkpoint in the simulator's transformers backend and act (constrained) on a real page."""
-    from simulator.policies.base import PolicyRequest
-    from simulator.policies.transformers_policy import TransformersPolicy
+    from shop_r1.simulator.policies.base import PolicyRequest
+    from shop_r1.simulator.policies.transformers_policy import TransformersPolicy
 
     policy = TransformersPolicy(str(folder), device="cpu", constrained=True, temperature=0.0, batch_size=1,
                                 token_budget=400)
@@ -55,7 +55,7 @@ def trace_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def sft_parquet(trace_dir: Path, tmp_path_factory) -> Path:
-    from training.data import build_sft_dataset
+    from shop_r1.training.data import build_sft_dataset
 
     ds = build_sft_dataset(trace_dir, max_tokens=1000, max_page_tokens=300, with_persona=False)
     assert len(ds) >= 2
@@ -67,10 +67,10 @@ def sft_parquet(trace_dir: Path, tmp_path_factory) -> Path:
 def test_sft_trains_on_assistant_tokens_only_and_reloads(sft_parquet: Path, trace_dir: Path, tmp_path: Path):
     import torch
 
-    from training.config import SFTSettings
-    from training.data import build_rl_dataset
-    from training.sft import build_sft_trainer
-    from training.trainer_common import TRAIN_RECORD_FILE, save_checkpoint
+    from shop_r1.training.config import SFTSettings
+    from shop_r1.training.data import build_rl_dataset
+    from shop_r1.training.sft import build_sft_trainer
+    from shop_r1.training.trainer_common import TRAIN_RECORD_FILE, save_checkpoint
 
     settings = SFTSettings(model="tiny", data=str(sft_parquet), out=str(tmp_path / "ckpt"), max_steps=2,
                            max_length=1536, device="cpu")
@@ -124,9 +124,9 @@ def test_sft_trains_on_assistant_tokens_only_and_reloads(sft_parquet: Path, trac
 
 
 def test_sft_rejects_data_that_truncation_empties(sft_parquet: Path, tmp_path: Path):
-    from training.config import SFTSettings
-    from training.sft import build_sft_trainer
-    from training.trainer_common import TrainingDataError
+    from shop_r1.training.config import SFTSettings
+    from shop_r1.training.sft import build_sft_trainer
+    from shop_r1.training.trainer_common import TrainingDataError
 
     settings = SFTSettings(model="tiny", data=str(sft_parquet), out=str(tmp_path / "x"), max_steps=1,
                            max_length=64, device="cpu")
@@ -135,7 +135,7 @@ def test_sft_rejects_data_that_truncation_empties(sft_parquet: Path, tmp_path: P
 
 
 def test_train_data_errors_name_the_problem(tmp_path: Path):
-    from training.trainer_common import TrainingDataError, load_training_data
+    from shop_r1.training.trainer_common import TrainingDataError, load_training_data
 
     with pytest.raises(TrainingDataError, match="no such file"):
         load_training_data(tmp_path / "nope", "sft")
@@ -147,7 +147,7 @@ def test_train_data_errors_name_the_problem(tmp_path: Path):
 def test_cli_help_states_paper_defaults():
     from click.testing import CliRunner
 
-    from training.cli_train import train
+    from shop_r1.training.cli_train import train
 
     out = CliRunner().invoke(train, ["sft", "--help"])
     assert out.exit_code == 0, out.output

@@ -20,8 +20,8 @@ import httpx
 import pytest
 from bs4 import BeautifulSoup
 
-from envs.shop.catalog import PRICE_BANDS, SearchRequest, build_catalog
-from envs.shop.server import SESSION_COOKIE, SESSION_HEADER, create_app, run_in_thread
+from shop_r1.envs.shop.catalog import PRICE_BANDS, SearchRequest, build_catalog
+from shop_r1.envs.shop.server import SESSION_COOKIE, SESSION_HEADER, create_app, run_in_thread
 
 CATALOG = build_catalog(0)
 
@@ -363,7 +363,7 @@ async def test_32_concurrent_shoppers_stay_separate(fresh_shop) -> None:
 async def test_browser_journey_two_shoppers(fresh_shop) -> None:
     from playwright.async_api import async_playwright
 
-    from envs.chromium import LAUNCH_ARGS, find_chromium
+    from shop_r1.envs.chromium import LAUNCH_ARGS, find_chromium
 
     target = product_with(lambda p: p.category == "shoes" and len(p.colors) > 1)
     second = product_with(lambda p: p.category == "home-kitchen" and len(p.colors) == 1)

@@ -9,12 +9,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
-from envs.actions import Click, Terminate, TypeAndSubmit
-from personas.sampler import sample
-from simulator.policies.base import Policy, PolicyRequest, PolicyResponse
-from simulator.policies.scripted import ScriptedPolicy
-from simulator.runner import RunConfig, Runner
-from simulator.trace import read_trace
+from shop_r1.envs.actions import Click, Terminate, TypeAndSubmit
+from shop_r1.personas.sampler import sample
+from shop_r1.simulator.policies.base import Policy, PolicyRequest, PolicyResponse
+from shop_r1.simulator.policies.scripted import ScriptedPolicy
+from shop_r1.simulator.runner import RunConfig, Runner
+from shop_r1.simulator.trace import read_trace
 
 ROOT = Path(__file__).resolve().parents[1]
 TERMS = ["headphones", "shirt", "kitchen", "shoes", "toys", "coffee", "laptop"]
@@ -85,7 +85,7 @@ class _Plan(Policy):
 
 def _checkout_plan(req: PolicyRequest):
     """Search, open the first result, pick options, add to cart, check out, fill, place order."""
-    from simulator.policies.page_signals import read_signals
+    from shop_r1.simulator.policies.page_signals import read_signals
 
     obs = req.observation
     sig = read_signals(obs)
@@ -169,7 +169,7 @@ def test_simulate_cli_writes_trace_and_report(tmp_path):
 def test_simulate_cli_rejects_bad_input(tmp_path):
     from click.testing import CliRunner
 
-    from simulator.cli import main
+    from shop_r1.simulator.cli import main
 
     res = CliRunner().invoke(main, ["simulate", "--shop", "ftp://nope", "--out", str(tmp_path / "x")])
     assert res.exit_code != 0 and "http" in res.output

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from envs.actions import Click, Terminate, TypeAndSubmit
-from envs.observation import ActionError, Element, Observation
-from simulator.policies.base import PolicyResponse
-from simulator.trace import (
+from shop_r1.envs.actions import Click, Terminate, TypeAndSubmit
+from shop_r1.envs.observation import ActionError, Element, Observation
+from shop_r1.simulator.policies.base import PolicyResponse
+from shop_r1.simulator.trace import (
     SCHEMA_VERSION,
     TraceFormatError,
     TraceStep,

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from envs.actions import parse_action
-from simulator.prompt import parse_output
-from simulator.trace import TraceWriter, read_trace
-from training.data import (
+from shop_r1.envs.actions import parse_action
+from shop_r1.simulator.prompt import parse_output
+from shop_r1.simulator.trace import TraceWriter, read_trace
+from shop_r1.training.data import (
     DatasetBuildError,
     build_dataset_dir,
     build_rl_dataset,
@@ -20,14 +20,14 @@ from training.data import (
     load_split,
     target_skip_reason,
 )
-from training.splits import SplitError, assign_groups, group_key, split, split_sizes
+from shop_r1.training.splits import SplitError, assign_groups, group_key, split, split_sizes
 
 
 def simulate(shop_url: str, out: Path, shoppers: int, steps: int, seed: int = 1) -> Path:
     """Run the scripted shopper through the real runner on the real bundled shop."""
-    from personas.sampler import sample
-    from simulator.policies.scripted import ScriptedPolicy
-    from simulator.runner import RunConfig, run_simulation
+    from shop_r1.personas.sampler import sample
+    from shop_r1.simulator.policies.scripted import ScriptedPolicy
+    from shop_r1.simulator.runner import RunConfig, run_simulation
 
     cfg = RunConfig(shop_url=shop_url, shoppers=shoppers, concurrency=shoppers, max_steps=steps, seed=0,
                     out_dir=out)
@@ -48,7 +48,7 @@ def _targets(run_dir: Path):
 
 
 def _parquet_rows(path: Path) -> list[dict]:
-    from training.data import read_parquet
+    from shop_r1.training.data import read_parquet
 
     return read_parquet(path).to_list()
 
@@ -103,7 +103,7 @@ def test_sft_rows_are_whole_sessions_as_chats(run_dir):
 
 
 def test_sft_budget_cuts_long_sessions_into_windows(run_dir):
-    from envs.tokens import count_tokens
+    from shop_r1.envs.tokens import count_tokens
 
     budget = 3500
     rows = build_sft_dataset(run_dir, max_tokens=budget, max_page_tokens=1500).to_list()
@@ -228,6 +228,6 @@ def test_bad_trace_rows_are_reported_with_file_and_line(run_dir, tmp_path):
 
 
 def _cli():
-    from simulator.cli import main
+    from shop_r1.simulator.cli import main
 
     return main

@@ -13,17 +13,17 @@ from collections.abc import Sequence
 
 import pytest
 
-from envs.observation import Element, Observation
-from simulator.policies.base import PolicyRequest, PolicyResponse
-from simulator.policies.constrained import (
+from shop_r1.envs.observation import Element, Observation
+from shop_r1.simulator.policies.base import PolicyRequest, PolicyResponse
+from shop_r1.simulator.policies.constrained import (
     ConstrainedRows,
     TokenTable,
     action_grammar,
     executable_names,
     grammar_for_observation,
 )
-from simulator.policies.transformers_policy import TransformersPolicy
-from simulator.tiny_model import tiny_model_dir
+from shop_r1.simulator.policies.transformers_policy import TransformersPolicy
+from shop_r1.simulator.tiny_model import tiny_model_dir
 
 
 # -- fixtures -----------------------------------------------------------------------------------
@@ -44,7 +44,7 @@ def smollm2_tokenizer():
     """SmolLM2's real 49k BPE (the project's counting tokenizer), without the slow model conversion."""
     from transformers import PreTrainedTokenizerFast
 
-    from envs.tokens import tokenizer_path
+    from shop_r1.envs.tokens import tokenizer_path
 
     return PreTrainedTokenizerFast(tokenizer_file=str(tokenizer_path()), eos_token="<|im_end|>",
                                    pad_token="<|im_end|>")
@@ -52,7 +52,7 @@ def smollm2_tokenizer():
 
 async def _shop_pages(shop_url: str) -> list[Observation]:
     """Three real pages of the bundled shop: home, search results, a product page."""
-    from envs.browser import BrowserPool
+    from shop_r1.envs.browser import BrowserPool
 
     async with BrowserPool() as pool:
         session = await pool.new_session("obs")
@@ -147,7 +147,7 @@ def _sample_with_random_logits(tokenizer, pages: Sequence[Observation], seed: in
 
 @pytest.mark.parametrize("which", ["tiny_tokenizer", "smollm2_tokenizer"])
 def test_random_logits_always_spell_a_valid_answer(which: str, request: pytest.FixtureRequest) -> None:
-    from simulator.prompt import parse_output_for
+    from shop_r1.simulator.prompt import parse_output_for
 
     tokenizer = request.getfixturevalue(which)
     pages = [_hand_page()] * 6
@@ -266,8 +266,8 @@ def test_describe_and_bad_settings(tiny: str) -> None:
 @pytest.mark.slow
 async def test_default_model_takes_an_executable_step_on_the_real_shop(shop_url: str) -> None:
     """SmolLM2-135M (converted once, ~30 s) chooses an action that the real browser executes."""
-    from envs.browser import BrowserPool
-    from simulator.models import default_model_dir
+    from shop_r1.envs.browser import BrowserPool
+    from shop_r1.simulator.models import default_model_dir
 
     model_dir = default_model_dir()
     # a 1,200-token prompt budget keeps CPU prefill short; the grammar still offers every name

@@ -61,9 +61,9 @@ def build(traces: tuple[Path, ...], out_dir: Path, by: str, seed: int, val: floa
           token_budget: int | None, sft_max_tokens: int | None, missing_rationale: str, no_persona: bool,
           as_json: bool) -> None:
     """Turn traces (run folders or trace.jsonl files) into split datasets."""
-    from simulator.trace import TraceFormatError
-    from training.data import RL_TOKEN_BUDGET, SFT_MAX_TOKENS, DatasetBuildError, build_dataset_dir
-    from training.splits import SplitError
+    from shop_r1.simulator.trace import TraceFormatError
+    from shop_r1.training.data import RL_TOKEN_BUDGET, SFT_MAX_TOKENS, DatasetBuildError, build_dataset_dir
+    from shop_r1.training.splits import SplitError
 
     _quiet_datasets()
     try:
@@ -124,7 +124,7 @@ def rationales(trace: Path, out_dir: Path, teacher: str, base_url: str | None, m
     failure asks only for what is still missing. Exits with status 1 if any step failed (they
     keep an empty rationale and are listed).
     """
-    from training.rationales import make_teacher, synthesize
+    from shop_r1.training.rationales import make_teacher, synthesize
 
     try:
         t = make_teacher(teacher, base_url=base_url, model=model, concurrency=concurrency,
@@ -171,7 +171,7 @@ def rationales(trace: Path, out_dir: Path, teacher: str, base_url: str | None, m
 
 
 def _load_rows(data_path: Path, split: str):
-    from training.data import load_split
+    from shop_r1.training.data import load_split
 
     return load_split(data_path, "rl", split)  # type: ignore[arg-type]
 
@@ -200,8 +200,8 @@ def evaluate(model: str | None, data_path: Path, split: str, policy: str | None,
              constrained: bool, temperature: float, max_new_tokens: int, batch_size: int, limit: int | None, seed: int,
              as_json: bool, predictions_path: Path | None) -> None:
     """Score a policy on recorded steps: exact / type accuracy, type macro-F1, per type (Tables 2, 3)."""
-    from simulator.policies.factory import PolicyConfigError, PolicySpec, open_policy
-    from training.evaluate import EvaluationDataError, aevaluate
+    from shop_r1.simulator.policies.factory import PolicyConfigError, PolicySpec, open_policy
+    from shop_r1.training.evaluate import EvaluationDataError, aevaluate
 
     if policy is None:
         if model is None:

@@ -1,9 +1,9 @@
 """``shop-r1 train sft|grpo``: the two training stages from the command line.
 
-Defaults are the paper's (see :mod:`training.config`) and every one is overridable by a flag or
+Defaults are the paper's (see :mod:`shop_r1.training.config`) and every one is overridable by a flag or
 a ``--config`` JSON/YAML file (flags win). Torch/TRL are imported only once a command runs, so
 ``--help`` stays instant. Multi-GPU: ``accelerate launch --config_file
-training/configs/accelerate/<cfg>.yaml -m training.cli_train grpo ...`` (docs/training.md).
+training/configs/accelerate/<cfg>.yaml -m shop_r1.training.cli_train grpo ...`` (docs/training.md).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from training import config as C
+from shop_r1.training import config as C
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def train() -> None:
               help="A .jinja chat template with {% generation %} markers, for models whose template lacks them.")
 def sft(config_file: str | None, **flags: Any) -> None:
     """Cold-start SFT on whole sessions (assistant-only loss). Paper defaults: 4 epochs, lr 2e-5."""
-    from training.sft import train_sft
+    from shop_r1.training.sft import train_sft
 
     try:
         settings = C.load_settings(C.SFTSettings, config_file, **flags)
@@ -115,7 +115,7 @@ def grpo(config_file: str | None, **flags: Any) -> None:
     Paper defaults: lr 1e-7, 500 steps, temperature 0.6, global batch 64, alpha 0.005,
     beta 0.001, DARS 1000, threshold 0.75.
     """
-    from training.grpo import train_grpo
+    from shop_r1.training.grpo import train_grpo
 
     try:
         settings = C.load_settings(C.GRPOSettings, config_file, **flags)
@@ -125,6 +125,6 @@ def grpo(config_file: str | None, **flags: Any) -> None:
     _summary("grpo", result)
 
 
-if __name__ == "__main__":  # `accelerate launch -m training.cli_train grpo ...`
+if __name__ == "__main__":  # `accelerate launch -m shop_r1.training.cli_train grpo ...`
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     sys.exit(train())

@@ -130,8 +130,8 @@ class GRPOSettings(_Base):
         return self
 
     def reward_config(self) -> Any:
-        """The :class:`simulator.rewards.RewardConfig` these settings describe."""
-        from simulator.rewards import RewardConfig
+        """The :class:`shop_r1.simulator.rewards.RewardConfig` these settings describe."""
+        from shop_r1.simulator.rewards import RewardConfig
 
         return RewardConfig(dars=float(self.dars), similarity_threshold=float(self.threshold),
                             alpha=float(self.alpha), beta=float(self.beta), use_format=self.format_reward)

@@ -1,6 +1,6 @@
 """From traces to training and evaluation datasets (HF ``datasets``, saved as Parquet).
 
-Two views of the same recorded sessions, both rendered by :mod:`simulator.prompt` (the one owner
+Two views of the same recorded sessions, both rendered by :mod:`shop_r1.simulator.prompt` (the one owner
 of the prompt format), so a model is trained on exactly the text it reads when it shops:
 
 * **SFT** (:func:`build_sft_dataset`): one row per session, a multi-turn chat -- system, then
@@ -30,7 +30,7 @@ block and goal), as the simulator's policies saw it. ``with_persona=False`` leav
 paper's plain Shop-R1 setting).
 
 SFT token budget: a session whose chat exceeds ``max_tokens`` (counted with the project's one
-tokenizer, :func:`envs.tokens.count_tokens`, plus :data:`TEMPLATE_OVERHEAD` tokens per message
+tokenizer, :func:`shop_r1.envs.tokens.count_tokens`, plus :data:`TEMPLATE_OVERHEAD` tokens per message
 for the chat template) is cut into consecutive windows of whole steps, each a row of its own with
 the system prompt and the same ``session_id`` (splits group by session, so windows never leak).
 Cutting into windows rather than keeping only the beginning keeps the late steps -- checkout,
@@ -54,9 +54,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ValidationError
 
-from simulator.policies.base import HistoryItem
-from simulator.replay import history_item, observation_from_step
-from simulator.trace import (
+from shop_r1.simulator.policies.base import HistoryItem
+from shop_r1.simulator.replay import history_item, observation_from_step
+from shop_r1.simulator.trace import (
     RunInfo,
     TraceFormatError,
     TraceProblem,
@@ -65,12 +65,12 @@ from simulator.trace import (
     load_run_info,
     read_trace,
 )
-from training.splits import SPLITS, SplitBy, SplitName, assign_groups, group_key
+from shop_r1.training.splits import SPLITS, SplitBy, SplitName, assign_groups, group_key
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; datasets is imported lazily
     import datasets
 
-    from personas.model import Persona
+    from shop_r1.personas.model import Persona
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def _sha256(path: Path) -> str:
 def _persona_from(data: Mapping[str, Any] | None, where: str) -> Persona | None:
     if not data:
         return None
-    from personas.model import Persona
+    from shop_r1.personas.model import Persona
 
     try:
         return Persona.model_validate(dict(data))
@@ -283,7 +283,7 @@ def rl_rows(
     stats: BuildStats | None = None,
 ) -> list[dict[str, Any]]:
     """RL rows as plain dicts (see :func:`build_rl_dataset`)."""
-    from simulator.prompt import build_messages
+    from shop_r1.simulator.prompt import build_messages
 
     stats = stats if stats is not None else BuildStats()
     rows: list[dict[str, Any]] = []
@@ -340,12 +340,12 @@ def sft_rows(
     stats: BuildStats | None = None,
 ) -> list[dict[str, Any]]:
     """SFT rows as plain dicts (see :func:`build_sft_dataset`)."""
-    from simulator.prompt import build_chat_session
+    from shop_r1.simulator.prompt import build_chat_session
 
     if missing_rationale not in ("error", "skip"):
         raise ValueError(f"missing_rationale must be 'error' or 'skip', got {missing_rationale!r}")
     if count_tokens is None:
-        from envs.tokens import count_tokens as default_count
+        from shop_r1.envs.tokens import count_tokens as default_count
 
         count_tokens = default_count
     stats = stats if stats is not None else BuildStats()
@@ -444,7 +444,7 @@ def build_dataset_dir(
     """Write ``OUT/{sft,rl}/{train,validation,test}.parquet`` and ``OUT/manifest.json``.
 
     Both datasets are split with one plan made over every session of the traces (see
-    :mod:`training.splits`), so a session's chat and its steps share a split.
+    :mod:`shop_r1.training.splits`), so a session's chat and its steps share a split.
     """
     if not traces:
         raise DatasetBuildError("no traces given")
@@ -459,7 +459,7 @@ def build_dataset_dir(
                 for _, sid, steps in _sessions(loaded)]
     plan = assign_groups(all_keys, val=val, test=test, seed=seed)
 
-    from training.splits import split
+    from shop_r1.training.splits import split
 
     out = Path(out_dir)
     counts: dict[str, dict[str, int]] = {}

@@ -1,13 +1,13 @@
 """Evaluation: run any policy on recorded steps and score it as the paper does (Tables 2 and 3).
 
-Each RL row (see :mod:`training.data`) becomes one :class:`~simulator.policies.base.PolicyRequest`
+Each RL row (see :mod:`shop_r1.training.data`) becomes one :class:`~shop_r1.simulator.policies.base.PolicyRequest`
 carrying the row's recorded context: ``messages`` is the row's ``prompt`` (every earlier page and
 action, then the current page -- exactly what a model-backed policy is trained on), and
 ``observation``/``persona`` are the recorded page and shopper (what an observation-reading policy
 such as the scripted shopper needs). Requests go to the policy in batches, rows of one session in
 step order (a stateful policy sees a session unfold as it did).
 
-Scoring is :func:`simulator.metrics.compute_metrics` (the one owner of the metrics): exact action
+Scoring is :func:`shop_r1.simulator.metrics.compute_metrics` (the one owner of the metrics): exact action
 accuracy, action-type accuracy, action-type macro-F1 and the per-type table.
 
 What counts as a prediction: the *answer*, not its executability. A backend rejects an answer
@@ -27,10 +27,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from envs.observation import Element, Observation
-from simulator.metrics import MetricsReport, compute_metrics
-from simulator.policies.base import Policy, PolicyRequest, PolicyResponse
-from simulator.rewards import DEFAULT_CONFIG, RewardConfig, coerce_label
+from shop_r1.envs.observation import Element, Observation
+from shop_r1.simulator.metrics import MetricsReport, compute_metrics
+from shop_r1.simulator.policies.base import Policy, PolicyRequest, PolicyResponse
+from shop_r1.simulator.rewards import DEFAULT_CONFIG, RewardConfig, coerce_label
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def _persona(text: Any) -> Any:
     if not text:
         return None
     data = json.loads(text) if isinstance(text, str) else dict(text)
-    from personas.model import Persona
+    from shop_r1.personas.model import Persona
 
     try:
         return Persona.model_validate(data)
@@ -86,7 +86,7 @@ def prediction_of(response: PolicyResponse) -> Any:
     if response.action is not None:
         return response.action
     if response.raw_text:
-        from simulator.prompt import parse_output
+        from shop_r1.simulator.prompt import parse_output
 
         parsed = parse_output(response.raw_text)
         return parsed.action

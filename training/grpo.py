@@ -5,19 +5,19 @@ advantages. How that maps onto TRL's ``GRPOTrainer``:
 
 * v(a), the hierarchical action reward of Table 1, is given as four reward functions --
   ``format``, ``type``, ``attribute``, ``value`` -- each returning its component of
-  :func:`simulator.rewards.action_reward` against the row's recorded ``label``. Their sum (weights
+  :func:`shop_r1.simulator.rewards.action_reward` against the row's recorded ``label``. Their sum (weights
   1) is v(a) exactly, and TRL logs each one's mean (``rewards/format/mean`` ...), which is how a
   person sees *what* the policy is learning (e.g. format saturates first, value last). The
-  ``binary`` variant is one function, :func:`simulator.rewards.binary_reward`.
+  ``binary`` variant is one function, :func:`shop_r1.simulator.rewards.binary_reward`.
 * s(r), the self-certainty of the rationale, is one more reward function with weight alpha
-  (:class:`training.self_certainty.SelfCertaintyReward`). alpha = 0 (the no-rationale-reward
+  (:class:`shop_r1.training.self_certainty.SelfCertaintyReward`). alpha = 0 (the no-rationale-reward
   ablation) drops it, and with it its cost.
 * beta is TRL's ``beta`` (KL to the reference model inside the loss).
 * Ablations: ``--no-format-reward`` (format term 0), ``--alpha 0``, ``--reward binary``.
 
 The trainer subclass exists for one reason: to let the self-certainty reward read the
 distributions the policy sampled from during generation instead of running the policy again
-(see :mod:`training.self_certainty` for the two modes and their measured costs).
+(see :mod:`shop_r1.training.self_certainty` for the two modes and their measured costs).
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from typing import Any
 
-from simulator.rewards import RewardConfig, action_reward, binary_reward
-from training.config import GRPOSettings
-from training.self_certainty import GenerationCertaintyRecorder, SelfCertaintyReward
-from training.trainer_common import (
+from shop_r1.simulator.rewards import RewardConfig, action_reward, binary_reward
+from shop_r1.training.config import GRPOSettings
+from shop_r1.training.self_certainty import GenerationCertaintyRecorder, SelfCertaintyReward
+from shop_r1.training.trainer_common import (
     TrainResult,
     common_training_args,
     load_training_data,

@@ -3,10 +3,10 @@
 Real shopping logs carry almost no rationales, but Shop-R1's SFT targets are
 ``{"rationale", "action"}``; the paper had a strong LLM write them. Here a *teacher* writes one
 short first-person sentence per recorded step, given what the shopper saw (the same context a
-policy reads, rendered by :mod:`simulator.prompt`) and the action the shopper took:
+policy reads, rendered by :mod:`shop_r1.simulator.prompt`) and the action the shopper took:
 
 * ``openai``: any OpenAI-compatible chat-completions endpoint (OpenAI, a gateway, a local vLLM
-  server), through the simulator's own client (:class:`simulator.policies.http_policy.ChatClient`:
+  server), through the simulator's own client (:class:`shop_r1.simulator.policies.http_policy.ChatClient`:
   bounded retries with back-off on 429/5xx, timeouts, token accounting);
 * ``transformers``: a local model folder;
 * ``template``: no model at all -- templated sentences from the action and the page. It is what
@@ -47,9 +47,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simulator.replay import history_item, observation_from_step
-from simulator.trace import RunInfo, TraceStep
-from training.data import LoadedTrace, load_trace
+from shop_r1.simulator.replay import history_item, observation_from_step
+from shop_r1.simulator.trace import RunInfo, TraceStep
+from shop_r1.training.data import LoadedTrace, load_trace
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class RationaleJob:
 
 
 def _strip_reminder(text: str) -> str:
-    from simulator.prompt import ANSWER_REMINDER
+    from shop_r1.simulator.prompt import ANSWER_REMINDER
 
     text = text.rstrip()
     if text.endswith(ANSWER_REMINDER):
@@ -125,11 +125,11 @@ def teacher_messages(step: TraceStep, history: Sequence[Any], persona: Any, *,
                      token_budget: int = TEACHER_CONTEXT_BUDGET) -> list[dict[str, str]]:
     """The teacher's chat for one step: :data:`RATIONALE_PROMPT` filled with the step's context.
 
-    The context is the policy's own user turn (``simulator.prompt.build_messages``: earlier
+    The context is the policy's own user turn (``shop_r1.simulator.prompt.build_messages``: earlier
     pages and actions, then the current page) without the answer-format reminder, so the teacher
     reads exactly what the model being trained will read.
     """
-    from simulator.prompt import build_messages
+    from shop_r1.simulator.prompt import build_messages
 
     messages = build_messages(observation_from_step(step), history, None, token_budget=token_budget)
     context = _strip_reminder("\n".join(m["content"] for m in messages if m["role"] == "user"))
@@ -238,7 +238,7 @@ class RationaleCache:
 
 
 def default_cache_dir() -> Path:
-    from envs.cache import cache_dir
+    from shop_r1.envs.cache import cache_dir
 
     return cache_dir("rationales")
 
@@ -310,8 +310,8 @@ class OpenAITeacher(Teacher):
     def __init__(self, base_url: str | None, model: str, *, api_key: str | None = None,
                  concurrency: int = 4, max_retries: int = 3, timeout_s: float = 60.0,
                  backoff_s: float = 0.5, temperature: float = 0.3, max_tokens: int = 96) -> None:
-        from simulator.policies.http_policy import ChatClient, SamplingParams
-        from simulator.policies.openai_policy import OPENAI_DEFAULT_BASE_URL
+        from shop_r1.simulator.policies.http_policy import ChatClient, SamplingParams
+        from shop_r1.simulator.policies.openai_policy import OPENAI_DEFAULT_BASE_URL
 
         base_url = base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_DEFAULT_BASE_URL
         api_key = api_key or os.environ.get("OPENAI_API_KEY")
@@ -327,7 +327,7 @@ class OpenAITeacher(Teacher):
         return f"openai:{self.client.model}"
 
     async def write(self, job: RationaleJob) -> str:
-        from simulator.policies.http_policy import ChatRequestError
+        from shop_r1.simulator.policies.http_policy import ChatRequestError
 
         body = self.client.build_body(job.messages, self.sampling)
         try:
@@ -499,7 +499,7 @@ def make_teacher(kind: str, *, base_url: str | None = None, model: str | None = 
             raise ValueError("--teacher openai needs --model (the endpoint's model name)")
         return OpenAITeacher(base_url, model, concurrency=concurrency, max_retries=max_retries)
     if kind == "transformers":
-        from simulator.models import resolve_model
+        from shop_r1.simulator.models import resolve_model
 
         return TransformersTeacher(resolve_model(model))
     raise ValueError(f"unknown teacher {kind!r}; choose openai, transformers or template")
@@ -663,7 +663,7 @@ async def synthesize(
 
 def _write_trace(trace: LoadedTrace, out: Path, results: Mapping[tuple[str, int], str], teacher: Teacher) -> int:
     """Write the trace with the new rationales into ``out`` via a temp folder + rename."""
-    from simulator.trace import TraceWriter
+    from shop_r1.simulator.trace import TraceWriter
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))

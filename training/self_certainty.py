@@ -1,8 +1,8 @@
 """Trainer-side plumbing of the self-certainty rationale reward (Eq. 3).
 
 The math -- s(r) = mean over rationale tokens of KL(p_j || uniform) / |V| -- lives in
-:func:`simulator.rewards.self_certainty`; which tokens are the rationale's lives in
-:func:`simulator.rewards.rationale_char_span` / :func:`simulator.rewards.rationale_token_mask`.
+:func:`shop_r1.simulator.rewards.self_certainty`; which tokens are the rationale's lives in
+:func:`shop_r1.simulator.rewards.rationale_char_span` / :func:`shop_r1.simulator.rewards.rationale_token_mask`.
 This module gets the policy's token distributions to them. TRL reward functions receive texts
 and token ids, never logits, so there are two ways (both implemented, chosen by ``mode``):
 
@@ -31,7 +31,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from simulator.rewards import rationale_char_span, rationale_token_mask, self_certainty
+from shop_r1.simulator.rewards import rationale_char_span, rationale_token_mask, self_certainty
 
 log = logging.getLogger(__name__)
 

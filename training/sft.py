@@ -1,10 +1,10 @@
 """Cold-start SFT (the paper's first stage): whole sessions as chats, loss on assistant turns only.
 
-Each row is a session rendered by :mod:`simulator.prompt` (system, then page / answer turns), so
+Each row is a session rendered by :mod:`shop_r1.simulator.prompt` (system, then page / answer turns), so
 the model learns exactly the prompt it will read when it shops. The loss covers only the
 assistant answers (TRL's ``assistant_only_loss``): learning to predict the pages would spend the
 model's capacity on HTML it never has to write. That needs ``{% generation %}`` markers in the
-chat template; the project's models (SmolLM2 converted by :mod:`simulator.models`, the tiny test
+chat template; the project's models (SmolLM2 converted by :mod:`shop_r1.simulator.models`, the tiny test
 models) have them, and for any other model a template file can be given (``chat_template``) or
 TRL patches a template it knows.
 """
@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from training.config import SFTSettings
-from training.trainer_common import (
+from shop_r1.training.config import SFTSettings
+from shop_r1.training.trainer_common import (
     TrainingDataError,
     TrainResult,
     common_training_args,

@@ -1,6 +1,6 @@
 """What the SFT and GRPO trainers share: finding the data, the device arguments, the checkpoint.
 
-Kept apart from :mod:`training.sft` and :mod:`training.grpo` so that both trainers resolve a
+Kept apart from :mod:`shop_r1.training.sft` and :mod:`shop_r1.training.grpo` so that both trainers resolve a
 ``--data`` argument, pick CPU/GPU precision and write their checkpoint folder the same way -- a
 checkpoint of either loads into ``TransformersPolicy`` and the vLLM server alike.
 """
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:  # pragma: no cover
     import datasets
 
-    from training.config import _Base
+    from shop_r1.training.config import _Base
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +40,9 @@ def load_training_data(spec: str | os.PathLike[str], kind: Literal["sft", "rl"],
 
     ``spec`` is a dataset folder written by ``shop-r1 data build`` (its ``kind/split.parquet`` is
     read), a ``.parquet`` file, or a trace (run folder with ``trace.jsonl``, or a ``.jsonl``) that
-    is turned into rows on the fly with :mod:`training.data` (``build_kwargs`` go to the builder).
+    is turned into rows on the fly with :mod:`shop_r1.training.data` (``build_kwargs`` go to the builder).
     """
-    from training.data import build_rl_dataset, build_sft_dataset, load_split
+    from shop_r1.training.data import build_rl_dataset, build_sft_dataset, load_split
 
     path = Path(spec).expanduser()
     if not path.exists():
@@ -194,8 +194,8 @@ def save_checkpoint(trainer: Any, settings: _Base, *, stage: str, source: Mappin
 
 
 def resolve_base_model(spec: str) -> Path:
-    """``--model``: ``default``, ``tiny[:SEED]`` or a folder (see :func:`simulator.models.resolve_model`)."""
-    from simulator.models import resolve_model
+    """``--model``: ``default``, ``tiny[:SEED]`` or a folder (see :func:`shop_r1.simulator.models.resolve_model`)."""
+    from shop_r1.simulator.models import resolve_model
 
     return resolve_model(spec, show_status=True)
 

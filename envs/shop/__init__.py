@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
-    from envs.shop.catalog import Catalog, Product, build_catalog
-    from envs.shop.server import ShopServer, create_app, run_in_thread
+    from shop_r1.envs.shop.catalog import Catalog, Product, build_catalog
+    from shop_r1.envs.shop.server import ShopServer, create_app, run_in_thread
 
 __all__ = ["Catalog", "Product", "ShopServer", "build_catalog", "create_app", "run_in_thread"]
 
@@ -23,5 +23,5 @@ def __getattr__(name: str) -> Any:
     if name in _WHERE:
         import importlib
 
-        return getattr(importlib.import_module(f"envs.shop.{_WHERE[name]}"), name)
-    raise AttributeError(f"module 'envs.shop' has no attribute {name!r}")
+        return getattr(importlib.import_module(f"shop_r1.envs.shop.{_WHERE[name]}"), name)
+    raise AttributeError(f"module 'shop_r1.envs.shop' has no attribute {name!r}")

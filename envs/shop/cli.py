@@ -38,7 +38,7 @@ def shop() -> None:
               help="Page layout: v2 is a deliberately changed build (for replay divergence checks).")
 def serve(port: int, seed: int, host: str, layout: str) -> None:
     """Serve the shop until Ctrl-C."""
-    from envs.shop.server import serve_forever
+    from shop_r1.envs.shop.server import serve_forever
 
     console = Console()
     if not _is_loopback(host):
@@ -62,7 +62,7 @@ def serve(port: int, seed: int, host: str, layout: str) -> None:
               help="Write the whole catalog as canonical JSON to this file.")
 def catalog(seed: int, json_out: Path | None) -> None:
     """Summarise the catalog for a seed (products per category, brands, price range)."""
-    from envs.shop.catalog import build_catalog, format_price
+    from shop_r1.envs.shop.catalog import build_catalog, format_price
 
     cat = build_catalog(seed)
     table = Table(title=f"catalog, seed {seed}: {len(cat.products)} products")

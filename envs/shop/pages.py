@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import urlencode
 
-from envs.shop.catalog import (
+from shop_r1.envs.shop.catalog import (
     PRICE_BANDS,
     RATING_FLOORS,
     SORTS,

@@ -37,9 +37,9 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiMapping
 
-from envs.shop import pages
-from envs.shop.catalog import Catalog, Product, SearchRequest, build_catalog
-from envs.shop.pages import CHECKOUT_FIELDS, HELP_TOPICS, Layout, PageContext, ResultsPage, get_layout
+from shop_r1.envs.shop import pages
+from shop_r1.envs.shop.catalog import Catalog, Product, SearchRequest, build_catalog
+from shop_r1.envs.shop.pages import CHECKOUT_FIELDS, HELP_TOPICS, Layout, PageContext, ResultsPage, get_layout
 
 log = logging.getLogger(__name__)
 

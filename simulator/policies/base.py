@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from envs.actions import Click, Terminate, TypeAndSubmit
-from envs.observation import Observation
+from shop_r1.envs.actions import Click, Terminate, TypeAndSubmit
+from shop_r1.envs.observation import Observation
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from envs.observation import Observation
+    from shop_r1.envs.observation import Observation
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ def action_grammar(
 
 
 def executable_names(observation: "Observation") -> tuple[list[str], list[str]]:
-    """See :meth:`envs.observation.Observation.executable_names` (the one definition)."""
+    """See :meth:`shop_r1.envs.observation.Observation.executable_names` (the one definition)."""
     return observation.executable_names()
 
 

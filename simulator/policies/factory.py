@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulator.policies.base import Policy
+from shop_r1.simulator.policies.base import Policy
 
 POLICY_NAMES = ("scripted", "transformers", "vllm", "openai")
 
@@ -42,14 +42,14 @@ class PolicySpec:
 async def open_policy(spec: PolicySpec) -> AsyncIterator[Policy]:
     """Yield a ready policy; servers it started are stopped on exit, also on error."""
     if spec.name == "scripted":
-        from simulator.policies.scripted import ScriptedPolicy
+        from shop_r1.simulator.policies.scripted import ScriptedPolicy
 
         policy: Policy = ScriptedPolicy(seed=spec.seed, allow_purchase=spec.allow_purchase)
         yield policy
         return
     if spec.name == "transformers":
-        from simulator.models import resolve_model
-        from simulator.policies.transformers_policy import TransformersPolicy
+        from shop_r1.simulator.models import resolve_model
+        from shop_r1.simulator.policies.transformers_policy import TransformersPolicy
 
         kwargs: dict[str, Any] = {"constrained": spec.constrained, "seed": spec.seed, **spec.extra}
         if spec.temperature is not None:
@@ -63,8 +63,8 @@ async def open_policy(spec: PolicySpec) -> AsyncIterator[Policy]:
             await policy.close()
         return
     if spec.name == "vllm":
-        from simulator.policies.http_policy import SamplingParams
-        from simulator.policies.vllm_policy import VLLMPolicy
+        from shop_r1.simulator.policies.http_policy import SamplingParams
+        from shop_r1.simulator.policies.vllm_policy import VLLMPolicy
 
         sampling = SamplingParams(temperature=spec.temperature) if spec.temperature is not None else None
         common: dict[str, Any] = {"structured": spec.constrained, "max_concurrency": spec.max_concurrency,
@@ -80,12 +80,12 @@ async def open_policy(spec: PolicySpec) -> AsyncIterator[Policy]:
             finally:
                 await policy.close()
             return
-        from simulator.models import resolve_model
+        from shop_r1.simulator.models import resolve_model
 
         async with VLLMPolicy.launch(resolve_model(spec.model, show_status=True), **common) as policy:
             yield policy
         return
-    from simulator.policies.openai_policy import OpenAIPolicy
+    from shop_r1.simulator.policies.openai_policy import OpenAIPolicy
 
     if not spec.model:
         raise PolicyConfigError("--policy openai needs --model (the endpoint's model name)")

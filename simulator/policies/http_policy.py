@@ -8,7 +8,7 @@ and latency per call without another heavy dependency.
 
 Failure policy: the *client* raises :class:`ChatRequestError` once its bounded retries are spent;
 the *policy* turns every failure (HTTP, timeout, unparsable output) into a
-:class:`~simulator.policies.base.PolicyResponse` with ``error`` set, because one shopper's bad
+:class:`~shop_r1.simulator.policies.base.PolicyResponse` with ``error`` set, because one shopper's bad
 call must never abort the batch the runner is waiting on.
 """
 
@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from simulator.policies.base import Policy, PolicyRequest, PolicyResponse
+from shop_r1.simulator.policies.base import Policy, PolicyRequest, PolicyResponse
 
 logger = logging.getLogger(__name__)
 
@@ -311,8 +311,8 @@ class HTTPChatPolicy(Policy):
     """A policy answered by an OpenAI-compatible chat-completions endpoint.
 
     Prompts come from ``request.messages`` or, when absent, from
-    :func:`simulator.prompt.build_messages`; answers are parsed by
-    :func:`simulator.prompt.parse_output` against the current page's names and kinds, so the
+    :func:`shop_r1.simulator.prompt.build_messages`; answers are parsed by
+    :func:`shop_r1.simulator.prompt.parse_output` against the current page's names and kinds, so the
     prompt format has exactly one owner. Subclasses choose a ``response_format`` per request
     (:meth:`response_format_for`).
     """
@@ -365,7 +365,7 @@ class HTTPChatPolicy(Policy):
     def messages_for(self, request: PolicyRequest) -> list[dict[str, str]]:
         if request.messages is not None:
             return request.messages
-        from simulator.prompt import build_messages  # lazy: the prompt owner sits beside us
+        from shop_r1.simulator.prompt import build_messages  # lazy: the prompt owner sits beside us
 
         return build_messages(request.observation, request.history, request.persona, token_budget=self.token_budget)
 
@@ -401,7 +401,7 @@ class HTTPChatPolicy(Policy):
         return self._parse(request, result)
 
     def _parse(self, request: PolicyRequest, result: ChatResult) -> PolicyResponse:
-        from simulator.prompt import parse_output  # lazy, as above
+        from shop_r1.simulator.prompt import parse_output  # lazy, as above
 
         obs = request.observation
         kinds = {el.name: el.kind for el in obs.elements}

@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from simulator.policies.base import PolicyRequest
-from simulator.policies.http_policy import HTTPChatPolicy
+from shop_r1.simulator.policies.base import PolicyRequest
+from shop_r1.simulator.policies.http_policy import HTTPChatPolicy
 
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
@@ -20,7 +20,7 @@ class OpenAIPolicy(HTTPChatPolicy):
 
     ``json_mode=True`` sends ``response_format={"type": "json_object"}``: supported widely, it
     rules out prose around the JSON but (unlike vLLM's schema decoding) not unknown names, which
-    :func:`simulator.prompt.parse_output` still catches and records.
+    :func:`shop_r1.simulator.prompt.parse_output` still catches and records.
     """
 
     name = "openai"

@@ -13,9 +13,9 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from envs.observation import Element, Observation
+from shop_r1.envs.observation import Element, Observation
 
-from envs.controls import (  # noqa: E402  (re-exported: the policy's vocabulary)
+from shop_r1.envs.controls import (  # noqa: E402  (re-exported: the policy's vocabulary)
     ADD_TO_CART,
     BUY_NOW,
     CART_LINK,

@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from envs.actions import Click, Terminate, TypeAndSubmit
-from envs.observation import Element, Observation
-from simulator.policies.base import Policy, PolicyRequest, PolicyResponse
-from simulator.policies.page_signals import (
+from shop_r1.envs.actions import Click, Terminate, TypeAndSubmit
+from shop_r1.envs.observation import Element, Observation
+from shop_r1.simulator.policies.base import Policy, PolicyRequest, PolicyResponse
+from shop_r1.simulator.policies.page_signals import (
     PageSignals,
     main_price,
     price_near,

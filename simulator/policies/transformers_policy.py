@@ -6,10 +6,10 @@ for many concurrent shoppers. The blocking torch work runs in a worker thread so
 that drives the browsers keeps going meanwhile.
 
 With ``constrained=True`` (the default for the embedded default model) decoding follows the
-answer grammar of :mod:`simulator.policies.constrained`, so even a 135M model always answers
+answer grammar of :mod:`shop_r1.simulator.policies.constrained`, so even a 135M model always answers
 with valid JSON naming a real element of the page. Prompts come from
-:func:`simulator.prompt.build_messages` (or ``request.messages``) rendered by the model's own
-chat template; answers are parsed by :func:`simulator.prompt.parse_output`, the same parser every
+:func:`shop_r1.simulator.prompt.build_messages` (or ``request.messages``) rendered by the model's own
+chat template; answers are parsed by :func:`shop_r1.simulator.prompt.parse_output`, the same parser every
 backend uses, so a constrained answer is checked exactly like a free one.
 """
 
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from simulator.policies.base import Policy, PolicyRequest, PolicyResponse
+from shop_r1.simulator.policies.base import Policy, PolicyRequest, PolicyResponse
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def _resolve_dtype(dtype: str, device: str) -> Any:
 class TransformersPolicy(Policy):
     """A shopper policy decoded locally with ``transformers``.
 
-    ``model``: a spec for :func:`simulator.models.resolve_model` (``None``/``"default"`` for the
+    ``model``: a spec for :func:`shop_r1.simulator.models.resolve_model` (``None``/``"default"`` for the
     embedded SmolLM2-135M-Instruct, ``"tiny"``, or a local folder). ``constrained``: ``None``
     means on for the default model and off otherwise (a fine-tuned model is evaluated on what it
     writes). The model loads on first use (or :meth:`load`), in the worker thread.
@@ -114,7 +114,7 @@ class TransformersPolicy(Policy):
         num_threads: int | None = None,
         show_status: bool = False,
     ) -> None:
-        from simulator.models import resolve_model
+        from shop_r1.simulator.models import resolve_model
 
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -161,7 +161,7 @@ class TransformersPolicy(Policy):
             model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=dtype).to(device)
             model.eval()
             if self.constrained:
-                from simulator.policies.constrained import TokenTable
+                from shop_r1.simulator.policies.constrained import TokenTable
 
                 self._table = TokenTable(tokenizer, vocab_size=model.get_output_embeddings().weight.shape[0])
             self._tokenizer, self._model, self._device = tokenizer, model, device
@@ -193,11 +193,11 @@ class TransformersPolicy(Policy):
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def messages_for(self, request: PolicyRequest, new_tokens: int | None = None) -> list[dict[str, str]]:
-        """``request.messages``, else :func:`simulator.prompt.build_messages` within this model's
+        """``request.messages``, else :func:`shop_r1.simulator.prompt.build_messages` within this model's
         context, counted with this model's tokenizer."""
         if request.messages is not None:
             return request.messages
-        from simulator.prompt import build_messages  # lazy: the prompt owner sits beside us
+        from shop_r1.simulator.prompt import build_messages  # lazy: the prompt owner sits beside us
 
         budget = self._budget(new_tokens if new_tokens is not None else self.settings.max_new_tokens)
         return build_messages(request.observation, request.history, request.persona, token_budget=budget,
@@ -244,7 +244,7 @@ class TransformersPolicy(Policy):
             try:
                 new_tokens = self.settings.max_new_tokens
                 if self.constrained:
-                    from simulator.policies.constrained import grammar_for_observation
+                    from shop_r1.simulator.policies.constrained import grammar_for_observation
 
                     grammar = grammar_for_observation(req.observation, **self.grammar_bounds)
                     new_tokens = grammar.max_tokens()
@@ -275,7 +275,7 @@ class TransformersPolicy(Policy):
         processors = None
         rows = None
         if self.constrained:
-            from simulator.policies.constrained import ConstrainedRows, make_logits_processor
+            from shop_r1.simulator.policies.constrained import ConstrainedRows, make_logits_processor
 
             # The grammar bounds every answer: give generation exactly that room, so a
             # constrained answer is never cut off (and never runs longer than needed).
@@ -313,7 +313,7 @@ class TransformersPolicy(Policy):
 
     def _parse(self, request: PolicyRequest, text: str, *, prompt_tokens: int, completion_tokens: int,
                latency: float, finish: str, batch: int) -> PolicyResponse:
-        from simulator.prompt import parse_output  # lazy, as above
+        from shop_r1.simulator.prompt import parse_output  # lazy, as above
 
         kinds = {el.name: el.kind for el in request.observation.elements}
         extra: dict[str, Any] = {"finish_reason": finish, "batch_size": batch, "constrained": self.constrained}
@@ -341,7 +341,7 @@ class TransformersPolicy(Policy):
         self._table = None
 
     def describe(self) -> dict[str, Any]:
-        from simulator.models import PROVENANCE_FILE
+        from shop_r1.simulator.models import PROVENANCE_FILE
 
         info: dict[str, Any] = {
             "policy": self.name, "model": str(self.model_dir), "device": self._device or self.device_spec,

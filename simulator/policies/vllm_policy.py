@@ -14,10 +14,10 @@ import os
 from collections.abc import AsyncIterator
 from typing import Any
 
-from envs.actions import action_json_schema
-from envs.observation import Observation
-from simulator.policies.base import PolicyRequest
-from simulator.policies.http_policy import HTTPChatPolicy
+from shop_r1.envs.actions import action_json_schema
+from shop_r1.envs.observation import Observation
+from shop_r1.simulator.policies.base import PolicyRequest
+from shop_r1.simulator.policies.http_policy import HTTPChatPolicy
 
 SCHEMA_NAME = "shop_r1_action"
 
@@ -88,13 +88,13 @@ class VLLMPolicy(HTTPChatPolicy):
     @contextlib.asynccontextmanager
     async def launch(cls, model_dir: str | os.PathLike[str], *, server_kwargs: dict[str, Any] | None = None,
                      **policy_kwargs: Any) -> AsyncIterator[VLLMPolicy]:
-        """Start a :class:`~simulator.vllm_server.VLLMServer` for ``model_dir`` and yield a policy on it.
+        """Start a :class:`~shop_r1.simulator.vllm_server.VLLMServer` for ``model_dir`` and yield a policy on it.
 
         The server is stopped (its whole process group) when the block exits, also on error.
         ``server_kwargs`` go to ``VLLMServer`` (``max_model_len``, ``kv_cache_gib``, ``dev_mode`` ...),
         the rest to the policy. The server is reachable as ``policy.server``.
         """
-        from simulator.vllm_server import VLLMServer
+        from shop_r1.simulator.vllm_server import VLLMServer
 
         server = VLLMServer(model_dir, **(server_kwargs or {}))
         async with server:

@@ -6,16 +6,16 @@ This module holds what the three modes share, so that each conversion exists onc
 * :func:`open_trace` reads a run directory (or a ``trace.jsonl``) and its ``run.json`` into
   :class:`ReplaySession` objects (steps, context events, persona, intent, outcome), with a clear
   :class:`ReplayError` naming ``file:line`` for anything that cannot be replayed.
-* :func:`observation_from_step` turns a recorded step back into the ``envs.observation``
-  :class:`~envs.observation.Observation` a policy reads. The trace keeps only ``name``, ``kind``
+* :func:`observation_from_step` turns a recorded step back into the ``shop_r1.envs.observation``
+  :class:`~shop_r1.envs.observation.Observation` a policy reads. The trace keeps only ``name``, ``kind``
   and ``text`` per element; tag, input type and select options are recovered from the recorded
   simplified HTML (:func:`elements_from_html`), because rule-based policies read them (a search
   box is recognised by ``type="search"``).
 * :func:`history_before` builds the policy's history (recorded pages + actions) for a step:
   the paper's evaluation setting.
 
-The submodules: :mod:`simulator.replay.view` (terminal view), :mod:`simulator.replay.execute`
-(live re-execution and divergence), :mod:`simulator.replay.compare` (policy versus recorded).
+The submodules: :mod:`shop_r1.simulator.replay.view` (terminal view), :mod:`shop_r1.simulator.replay.execute`
+(live re-execution and divergence), :mod:`shop_r1.simulator.replay.compare` (policy versus recorded).
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from envs.observation import Element, ElementKind, Observation
-from simulator.policies.base import HistoryItem
-from simulator.trace import (
+from shop_r1.envs.observation import Element, ElementKind, Observation
+from shop_r1.simulator.policies.base import HistoryItem
+from shop_r1.simulator.trace import (
     RUN_FILE,
     TRACE_FILE,
     RunInfo,

@@ -3,9 +3,9 @@
 At every recorded step the policy gets exactly the recorded context -- the earlier recorded
 pages and actions (not its own), the current recorded page, the session's persona -- and its
 answer is put beside the recorded one with the Shop-R1 reward components
-(:func:`simulator.rewards.action_reward`) and the exact-match verdict
-(:func:`simulator.metrics.is_exact`). The run ends with the metrics of the paper's Table 2/3
-(:func:`simulator.metrics.compute_metrics`). Rewards and metrics are imported, never
+(:func:`shop_r1.simulator.rewards.action_reward`) and the exact-match verdict
+(:func:`shop_r1.simulator.metrics.is_exact`). The run ends with the metrics of the paper's Table 2/3
+(:func:`shop_r1.simulator.metrics.compute_metrics`). Rewards and metrics are imported, never
 re-implemented, so this view and training can never disagree.
 
 Policies answer in batches: step ``k`` of every session is asked together, sessions advance in
@@ -25,12 +25,12 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from simulator.metrics import MetricsReport, compute_metrics, is_exact
-from simulator.policies.base import Policy, PolicyRequest, PolicyResponse
-from simulator.replay import ReplaySession, history_before, observation_from_step
-from simulator.replay.view import action_text
-from simulator.rewards import DEFAULT_CONFIG, RewardConfig, action_reward
-from simulator.trace import TraceStep
+from shop_r1.simulator.metrics import MetricsReport, compute_metrics, is_exact
+from shop_r1.simulator.policies.base import Policy, PolicyRequest, PolicyResponse
+from shop_r1.simulator.replay import ReplaySession, history_before, observation_from_step
+from shop_r1.simulator.replay.view import action_text
+from shop_r1.simulator.rewards import DEFAULT_CONFIG, RewardConfig, action_reward
+from shop_r1.simulator.trace import TraceStep
 
 log = logging.getLogger(__name__)
 
@@ -86,19 +86,19 @@ def answer_text(response: PolicyResponse) -> str:
     if response.raw_text:
         return response.raw_text
     if response.action is not None:
-        from simulator.prompt import format_answer
+        from shop_r1.simulator.prompt import format_answer
 
         return format_answer(response.rationale or "", response.action)
     return ""
 
 
 def _persona_for_policy(persona: dict[str, Any] | None) -> Any:
-    """The persona as a :class:`personas.model.Persona` when it validates, else the raw dict."""
+    """The persona as a :class:`shop_r1.personas.model.Persona` when it validates, else the raw dict."""
     if persona is None:
         return None
     from pydantic import ValidationError
 
-    from personas.model import Persona
+    from shop_r1.personas.model import Persona
 
     try:
         return Persona.model_validate({k: v for k, v in persona.items() if k in Persona.model_fields})
@@ -161,7 +161,7 @@ async def compare_policy(policy: Policy, sessions: Sequence[ReplaySession], *, f
     order = {s.session_id: n for n, s in enumerate(sessions)}
     report.steps.sort(key=lambda c: (order[c.session_id], c.step))
     if report.steps:
-        from envs.actions import parse_action
+        from shop_r1.envs.actions import parse_action
 
         report.metrics = compute_metrics(
             [parse_action(c.predicted_action) if c.predicted_action else None for c in report.steps],

@@ -8,7 +8,7 @@ recorded action the live page is compared with the recorded one:
 * ``same`` -- the page offers exactly the recorded element names;
 * ``changed`` -- the recorded target is there, but names were added or removed (listed);
 * ``target_missing`` -- the element the shopper acted on is gone (the closest live names are
-  suggested, with the executor's own :func:`~envs.executor.suggest_names`);
+  suggested, with the executor's own :func:`~shop_r1.envs.executor.suggest_names`);
 * ``failed`` -- the page could not be opened, or the recorded action failed live where it had
   worked when recorded (the error is given).
 
@@ -34,9 +34,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from envs.observation import Observation
-from simulator.replay import ReplaySession, ReplayTrace, step_names
-from simulator.trace import TraceStep
+from shop_r1.envs.observation import Observation
+from shop_r1.simulator.replay import ReplaySession, ReplayTrace, step_names
+from shop_r1.simulator.trace import TraceStep
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ def step_line(v: StepVerdict) -> Text:
 
 def compare_page(recorded: TraceStep, live: Observation) -> StepVerdict:
     """The verdict on the live page before the recorded action (execution is judged separately)."""
-    from envs.executor import suggest_names
+    from shop_r1.envs.executor import suggest_names
 
     rec_names = step_names(recorded)
     live_names = list(live.names)
@@ -197,9 +197,9 @@ def compare_page(recorded: TraceStep, live: Observation) -> StepVerdict:
 
 async def _replay_session(pool: Any, session: ReplaySession, *, origin: str | None, allow_purchase: bool,
                           resync: bool, on_step: Callable[[StepVerdict], None] | None) -> SessionDivergence:
-    from envs.actions import Terminate
-    from envs.browser import ResetError, SessionCrashed, SessionOptions
-    from simulator.runner import SESSION_HEADER
+    from shop_r1.envs.actions import Terminate
+    from shop_r1.envs.browser import ResetError, SessionCrashed, SessionOptions
+    from shop_r1.simulator.runner import SESSION_HEADER
 
     result = SessionDivergence(session.session_id, len(session.steps))
     if not session.steps:
@@ -283,7 +283,7 @@ async def execute_trace(trace: ReplayTrace, sessions: Sequence[ReplaySession] | 
     path and query). Sessions run ``concurrency`` at a time, each in its own browser context;
     the report keeps the trace's session order.
     """
-    from envs.browser import BrowserPool
+    from shop_r1.envs.browser import BrowserPool
 
     if concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")

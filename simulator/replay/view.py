@@ -28,8 +28,8 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
-from simulator.replay import ReplaySession, ReplayTrace
-from simulator.trace import TraceEvent, TraceStep
+from shop_r1.simulator.replay import ReplaySession, ReplayTrace
+from shop_r1.simulator.trace import TraceEvent, TraceStep
 
 log = logging.getLogger(__name__)
 
