@@ -1,8 +1,8 @@
 """OpenAIPolicy / HTTPChatPolicy against a fake OpenAI-compatible server on 127.0.0.1.
 
 The real OpenAI API is paid and unreachable here, so a small aiohttp server in the test stands in
-for it. Everything else is real: the httpx client, retries and back-off, the prompt builder and
-the output parser.
+for it. Everything else is real: the openai SDK client with its retries, back-off and
+Retry-After handling, the prompt builder and the output parser.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from aiohttp import web
 from shop_r1.envs.actions import Click, Terminate, TypeAndSubmit
 from shop_r1.envs.observation import Element, Observation
 from shop_r1.simulator.policies.base import HistoryItem, PolicyRequest
-from shop_r1.simulator.policies.http_policy import ChatClient, SamplingParams, derive_seed
+from shop_r1.simulator.llm.chat import ChatClient
+from shop_r1.simulator.llm.sampling import SamplingParams, derive_seed
 from shop_r1.simulator.policies.openai_policy import OpenAIPolicy
 
 API_KEY = "sk-test-123"
@@ -85,6 +86,10 @@ class FakeOpenAI:
             if n == 1:
                 return web.json_response({"error": {"message": "rate limited"}}, status=429, headers={"Retry-After": "0"})
             return web.json_response(completion(json.dumps(GOOD)))
+        if model == "wait429":
+            if n == 1:
+                return web.json_response({"error": {"message": "slow down"}}, status=429, headers={"Retry-After": "1"})
+            return web.json_response(completion(json.dumps(GOOD), prompt_tokens=200, completion_tokens=30))
         if model == "dead500":
             return web.json_response({"error": {"message": "boom"}}, status=500)
         if model == "bad400":
@@ -138,7 +143,6 @@ def request(i: int = 0, text: str = "What do you do next?") -> PolicyRequest:
 
 
 def policy(fake: FakeOpenAI, model: str, **kw: Any) -> OpenAIPolicy:
-    kw.setdefault("backoff_s", 0.01)
     return OpenAIPolicy(model, base_url=fake.url, api_key=API_KEY, **kw)
 
 
@@ -190,6 +194,27 @@ async def test_retries_after_429(fake_openai: FakeOpenAI) -> None:
     assert pol.client.stats.retries == 1
 
 
+async def test_429_waits_retry_after_then_succeeds(fake_openai: FakeOpenAI) -> None:
+    """The SDK's own first back-off is at most 0.5 s; a 1 s wait shows Retry-After was honoured."""
+    pol = policy(fake_openai, "wait429", max_retries=2)
+    t0 = time.perf_counter()
+    try:
+        [resp] = await pol.act([request()])
+    finally:
+        await pol.close()
+    elapsed = time.perf_counter() - t0
+    assert resp.error is None, resp.error
+    assert resp.action == Click(name="columbia_shirt.view_product")
+    assert len(fake_openai.bodies) == 2 and resp.extra["attempts"] == 2
+    assert 1.0 <= elapsed < 5.0
+    assert resp.latency_s >= 1.0  # latency counts the wait
+    stats = pol.client.stats
+    assert (stats.requests, stats.attempts, stats.retries, stats.failures) == (1, 2, 1, 0)
+    # usage of the successful attempt reaches the response and the counters
+    assert (resp.prompt_tokens, resp.completion_tokens) == (200, 30)
+    assert (stats.prompt_tokens, stats.completion_tokens) == (200, 30)
+
+
 async def test_500_forever_gives_error_not_exception(fake_openai: FakeOpenAI) -> None:
     pol = policy(fake_openai, "dead500", max_retries=3)
     t0 = time.perf_counter()
@@ -198,9 +223,10 @@ async def test_500_forever_gives_error_not_exception(fake_openai: FakeOpenAI) ->
     finally:
         await pol.close()
     assert resp.action is None
-    assert resp.error is not None and resp.error.startswith("http_500")
-    assert "boom" in resp.error and "4 attempts" in resp.error
-    assert resp.extra["error_code"] == "http_500" and resp.extra["attempts"] == 4
+    assert resp.error is not None and resp.error.code == "generation_failed"
+    assert resp.error.detail["reason"] == "http_500"
+    assert "boom" in resp.error.message and "4 attempts" in resp.error.message
+    assert resp.error.detail["attempts"] == 4 and resp.extra["attempts"] == 4
     assert len(fake_openai.bodies) == 4  # 1 try + 3 retries, then it stops
     assert time.perf_counter() - t0 < 5  # bounded back-off
     assert pol.client.stats.failures == 1
@@ -213,7 +239,7 @@ async def test_400_is_not_retried(fake_openai: FakeOpenAI) -> None:
     finally:
         await pol.close()
     assert resp.action is None and resp.error is not None
-    assert resp.error.startswith("http_400") and "unknown parameter" in resp.error
+    assert resp.error.detail["reason"] == "http_400" and "unknown parameter" in resp.error.message
     assert len(fake_openai.bodies) == 1
 
 
@@ -228,8 +254,8 @@ async def test_bad_model_output_is_recorded(fake_openai: FakeOpenAI, model: str,
     finally:
         await pol.close()
     assert resp.action is None
-    assert resp.error is not None and resp.error.startswith(f"{code}:"), resp.error
-    assert resp.extra["error_code"] == code
+    assert resp.error is not None and resp.error.code == code, resp.error
+    assert resp.error.message
     assert resp.raw_text  # the model's text is kept for the trace
     assert resp.completion_tokens == 45
 
@@ -240,16 +266,16 @@ async def test_response_that_is_not_a_completion(fake_openai: FakeOpenAI) -> Non
         [resp] = await pol.act([request()])
     finally:
         await pol.close()
-    assert resp.action is None and resp.error is not None and resp.error.startswith("bad_response")
+    assert resp.action is None and resp.error is not None and resp.error.detail["reason"] == "bad_response"
 
 
 async def test_wrong_key_is_an_error(fake_openai: FakeOpenAI) -> None:
-    pol = OpenAIPolicy("canned", base_url=fake_openai.url, api_key="sk-wrong", max_retries=3, backoff_s=0.01)
+    pol = OpenAIPolicy("canned", base_url=fake_openai.url, api_key="sk-wrong", max_retries=3)
     try:
         [resp] = await pol.act([request()])
     finally:
         await pol.close()
-    assert resp.error is not None and resp.error.startswith("http_401")
+    assert resp.error is not None and resp.error.detail["reason"] == "http_401"
     assert len(fake_openai.bodies) == 1
 
 
@@ -278,12 +304,12 @@ async def test_connection_refused_is_an_error() -> None:
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    pol = OpenAIPolicy("m", base_url=f"http://127.0.0.1:{port}/v1", api_key=API_KEY, max_retries=1, backoff_s=0.01)
+    pol = OpenAIPolicy("m", base_url=f"http://127.0.0.1:{port}/v1", api_key=API_KEY, max_retries=1)
     try:
         [resp] = await pol.act([request()])
     finally:
         await pol.close()
-    assert resp.action is None and resp.error is not None and resp.error.startswith("connection")
+    assert resp.action is None and resp.error is not None and resp.error.detail["reason"] == "connection"
     assert resp.extra["attempts"] == 2
 
 
@@ -311,10 +337,10 @@ def test_env_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
     pol = OpenAIPolicy("gpt-x")
     assert pol.base_url == "http://127.0.0.1:9/v1"
-    assert pol.client._headers["Authorization"] == "Bearer sk-env"
+    assert pol.client.endpoint.api_key == "sk-env"
     pol = OpenAIPolicy("gpt-x", base_url="http://127.0.0.1:10/v1", api_key="sk-arg")
     assert pol.base_url == "http://127.0.0.1:10/v1"
-    assert pol.client._headers["Authorization"] == "Bearer sk-arg"
+    assert pol.client.endpoint.api_key == "sk-arg"
     monkeypatch.delenv("OPENAI_BASE_URL")
     monkeypatch.delenv("OPENAI_API_KEY")
     with pytest.raises(ValueError, match="OPENAI_API_KEY"):

@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from shop_r1.envs.actions import Click, Terminate, TypeAndSubmit
+from shop_r1.envs.actions import Action, ParseError
 from shop_r1.envs.observation import Observation
+from shop_r1.simulator.prompt import parse_output_for
 
 
 @dataclass(frozen=True)
@@ -37,10 +38,10 @@ class PolicyRequest:
 
 @dataclass
 class PolicyResponse:
-    action: Click | TypeAndSubmit | Terminate | None
+    action: Action | None
     rationale: str = ""
     raw_text: str = ""
-    error: str | None = None  # parse/validation error code + message when action is None
+    error: ParseError | None = None  # why there is no action: the parser's object, or a failed call
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_s: float = 0.0
@@ -62,3 +63,36 @@ class Policy(ABC):
     def describe(self) -> dict[str, Any]:
         """Recorded in run.json so a trace says which policy produced it."""
         return {"policy": self.name}
+
+
+def failure(reason: str, message: str, **detail: Any) -> ParseError:
+    """The error of a step whose model produced no text to parse (a failed call, a prompt that
+    could not be built or does not fit): ``generation_failed``, with the reason in ``detail``."""
+    return ParseError(code="generation_failed", message=message, detail={"reason": reason, **detail})
+
+
+def response_from_text(request: PolicyRequest, text: str, *, finish_reason: str | None = None,
+                       **fields: Any) -> PolicyResponse:
+    """A model's text read against the request's page: the one place every model backend parses.
+
+    The parser's error object is passed through as it is; a cut-off answer (``finish_reason``
+    ``length``) says so in its ``detail``, since that, not the model, is then the likely cause.
+    """
+    extra: dict[str, Any] = dict(fields.pop("extra", None) or {})
+    extra["finish_reason"] = finish_reason
+    parsed = parse_output_for(text, request.observation)
+    extra["strict_json"] = parsed.strict
+    extra["extraction"] = parsed.how
+    error = None if parsed.action is not None else _parse_error_of(parsed)
+    if error is not None and finish_reason == "length":
+        error = error.model_copy(update={"detail": {**error.detail, "truncated": True}})
+    return PolicyResponse(action=parsed.action, rationale=parsed.rationale or "", raw_text=text, error=error,
+                          extra=extra, **fields)
+
+
+def _parse_error_of(parsed: Any) -> ParseError:
+    # The prompt package's ParsedOutput.error becomes a ParseError; until it lands, the older
+    # error_code + error strings are turned into one here (and nowhere else).
+    if isinstance(parsed.error, ParseError):
+        return parsed.error
+    return ParseError(code=parsed.error_code, message=parsed.error or parsed.error_code)

@@ -1,18 +1,16 @@
 """A policy answered by any OpenAI-compatible endpoint: zero-shot baselines and teacher models.
 
-Configured like the official SDK (``OPENAI_BASE_URL``, ``OPENAI_API_KEY``; arguments win), so a
-user's existing set-up works unchanged, whether it points at OpenAI, a gateway or a local server.
+Where the endpoint is and which key it takes is :func:`shop_r1.simulator.llm.endpoint.openai_endpoint`'s
+business (``OPENAI_BASE_URL``, ``OPENAI_API_KEY``; arguments win), shared with the rationale teachers.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
+from shop_r1.simulator.llm.endpoint import openai_endpoint
 from shop_r1.simulator.policies.base import PolicyRequest
 from shop_r1.simulator.policies.http_policy import HTTPChatPolicy
-
-OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
 class OpenAIPolicy(HTTPChatPolicy):
@@ -20,21 +18,15 @@ class OpenAIPolicy(HTTPChatPolicy):
 
     ``json_mode=True`` sends ``response_format={"type": "json_object"}``: supported widely, it
     rules out prose around the JSON but (unlike vLLM's schema decoding) not unknown names, which
-    :func:`shop_r1.simulator.prompt.parse_output` still catches and records.
+    the parser still catches and records.
     """
 
     name = "openai"
 
     def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
                  json_mode: bool = False, **kwargs: Any) -> None:
-        base_url = base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_DEFAULT_BASE_URL
-        api_key = api_key or os.environ.get("OPENAI_API_KEY")
-        if not api_key and base_url.rstrip("/") == OPENAI_DEFAULT_BASE_URL:
-            raise ValueError(
-                f"no API key for {base_url}: set OPENAI_API_KEY or pass api_key "
-                "(or set OPENAI_BASE_URL to a compatible endpoint that needs none)"
-            )
-        super().__init__(base_url, model, api_key=api_key, **kwargs)
+        endpoint = openai_endpoint(base_url, api_key)
+        super().__init__(endpoint.base_url, model, api_key=endpoint.api_key, **kwargs)
         self.json_mode = json_mode
 
     def response_format_for(self, request: PolicyRequest) -> dict[str, Any] | None:

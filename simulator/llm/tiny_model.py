@@ -108,6 +108,7 @@ def _train_tokenizer(corpus: list[str], vocab_size: int):
     Deterministic: the BPE trainer breaks count ties by token order, and the corpus order is
     fixed. ``initial_alphabet`` holds all 256 byte symbols, so any text stays encodable.
     """
+    # optional heavy dependencies: loaded only when a model is built
     from tokenizers import Regex, Tokenizer, decoders, normalizers, pre_tokenizers, trainers
     from tokenizers.models import BPE
 

@@ -20,7 +20,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -30,10 +29,11 @@ from types import TracebackType
 from typing import Any
 
 import httpx
+import psutil
 
 logger = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 VLLM_PYTHON_ENV = "SHOP_R1_VLLM_PYTHON"
 DEFAULT_VLLM_PYTHON = PROJECT_ROOT / ".venv-vllm" / "bin" / "python"
 _ENTRYPOINT = "vllm.entrypoints.openai.api_server"
@@ -450,26 +450,16 @@ def _group_exists(pgid: int) -> bool:
 
 def _group_running(pgid: int) -> bool:
     """Whether a member of the group still runs (zombies hold no memory and are not counted)."""
-    return _group_exists(pgid) and any(_state(pid) not in ("Z", "") for pid in _group_members(pgid))
+    return _group_exists(pgid) and any(p.info["status"] != psutil.STATUS_ZOMBIE for p in _group_members(pgid))
 
 
-def _group_members(pgid: int) -> list[int]:
-    if not sys.platform.startswith("linux"):
-        return [pgid]
+def _group_members(pgid: int) -> list[psutil.Process]:
+    """The group's processes (their ``status`` read in the same pass)."""
     members = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if os.getpgid(int(entry)) == pgid:
-                    members.append(int(entry))
-            except (ProcessLookupError, PermissionError):
-                continue
+    for proc in psutil.process_iter(["status"]):
+        try:
+            if os.getpgid(proc.pid) == pgid:
+                members.append(proc)
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            continue  # gone (or not ours) between listing and asking
     return members
-
-
-def _state(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().rsplit(b")", 1)[1].split()[0].decode()
-    except (OSError, IndexError):
-        return "" if sys.platform.startswith("linux") else "R"

