@@ -214,11 +214,11 @@ def base_model(cfg: BenchConfig, trace: Path, out: Path) -> Path:
     minutes). ``default`` or a folder: :func:`shop_r1.simulator.models.resolve_model`.
     """
     if cfg.model == "tiny" or cfg.model.startswith("tiny:"):
-        from shop_r1.simulator.tiny_model import build_tiny_model
+        from shop_r1.simulator.llm.tiny_model import build_tiny_model
 
         seed = int(cfg.model.split(":", 1)[1]) if ":" in cfg.model else cfg.seed
         return build_tiny_model(out / "base-tiny", seed=seed, corpus=page_corpus(trace))
-    from shop_r1.simulator.models import resolve_model
+    from shop_r1.simulator.llm.models import resolve_model
 
     return resolve_model(cfg.model, show_status=True)
 

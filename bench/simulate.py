@@ -165,10 +165,10 @@ async def _time_policy(policy: Any, requests: list[Any], repeat: int) -> dict[st
 
 
 def bench_policies(model: str, batch: int, repeat: int, console: Console, prompt_budget: int) -> dict[str, Any]:
-    from shop_r1.simulator.models import resolve_model
+    from shop_r1.simulator.llm.models import resolve_model
     from shop_r1.simulator.policies.transformers_policy import TransformersPolicy
     from shop_r1.simulator.policies.vllm_policy import VLLMPolicy
-    from shop_r1.simulator.tiny_model import tiny_model_dir
+    from shop_r1.simulator.llm.tiny_model import tiny_model_dir
 
     model_dir = tiny_model_dir() if model == "tiny" else resolve_model(model)
     requests = asyncio.run(_real_requests(batch))

@@ -66,7 +66,7 @@ def _per_step(result: Any, steps: int) -> float:
 def run_arch(arch: str, args: argparse.Namespace, work: Path, console: Console) -> dict[str, Any]:
     import torch
 
-    from shop_r1.simulator.tiny_model import build_tiny_model
+    from shop_r1.simulator.llm.tiny_model import build_tiny_model
     from shop_r1.training.config import GRPOSettings, SFTSettings
     from shop_r1.training.grpo import train_grpo
     from shop_r1.training.sft import train_sft

@@ -101,7 +101,7 @@ async def test_answers_are_judged_not_their_executability(dataset):
 
 async def test_tiny_transformers_model_on_the_rl_split(dataset):
     from shop_r1.simulator.policies.transformers_policy import TransformersPolicy
-    from shop_r1.simulator.tiny_model import tiny_model_dir
+    from shop_r1.simulator.llm.tiny_model import tiny_model_dir
 
     rows = load_split(dataset, "rl", "test")
     policy = TransformersPolicy(tiny_model_dir(), constrained=False, temperature=0.0, max_new_tokens=24)

@@ -94,7 +94,7 @@ def test_self_certainty_generation_record_equals_forward_pass(rl_rows):
 
     from shop_r1.simulator.prompt import format_answer
     from shop_r1.simulator.rewards import rationale_token_mask_for_text, self_certainty
-    from shop_r1.simulator.tiny_model import tiny_model_dir
+    from shop_r1.simulator.llm.tiny_model import tiny_model_dir
     from shop_r1.training.self_certainty import GenerationCertaintyRecorder, SelfCertaintyReward, completion_offsets
 
     d = tiny_model_dir()

@@ -460,7 +460,7 @@ def test_live_reexecution_of_the_imported_trace(imported: Path) -> None:
 
 def test_a_model_policy_versus_recorded(sim_run: Path) -> None:
     """A real transformers backend (tiny random Qwen2, constrained decoding) scored step by step."""
-    from shop_r1.simulator.tiny_model import tiny_model_dir
+    from shop_r1.simulator.llm.tiny_model import tiny_model_dir
 
     session = open_trace(sim_run).sessions[0]
     res = cli(["replay", str(sim_run), "--session", session.session_id, "--policy", "transformers",

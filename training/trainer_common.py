@@ -195,7 +195,7 @@ def save_checkpoint(trainer: Any, settings: _Base, *, stage: str, source: Mappin
 
 def resolve_base_model(spec: str) -> Path:
     """``--model``: ``default``, ``tiny[:SEED]`` or a folder (see :func:`shop_r1.simulator.models.resolve_model`)."""
-    from shop_r1.simulator.models import resolve_model
+    from shop_r1.simulator.llm.models import resolve_model
 
     return resolve_model(spec, show_status=True)
 

@@ -48,7 +48,7 @@ async def open_policy(spec: PolicySpec) -> AsyncIterator[Policy]:
         yield policy
         return
     if spec.name == "transformers":
-        from shop_r1.simulator.models import resolve_model
+        from shop_r1.simulator.llm.models import resolve_model
         from shop_r1.simulator.policies.transformers_policy import TransformersPolicy
 
         kwargs: dict[str, Any] = {"constrained": spec.constrained, "seed": spec.seed, **spec.extra}
@@ -63,7 +63,7 @@ async def open_policy(spec: PolicySpec) -> AsyncIterator[Policy]:
             await policy.close()
         return
     if spec.name == "vllm":
-        from shop_r1.simulator.policies.http_policy import SamplingParams
+        from shop_r1.simulator.llm.sampling import SamplingParams
         from shop_r1.simulator.policies.vllm_policy import VLLMPolicy
 
         sampling = SamplingParams(temperature=spec.temperature) if spec.temperature is not None else None
@@ -80,7 +80,7 @@ async def open_policy(spec: PolicySpec) -> AsyncIterator[Policy]:
             finally:
                 await policy.close()
             return
-        from shop_r1.simulator.models import resolve_model
+        from shop_r1.simulator.llm.models import resolve_model
 
         async with VLLMPolicy.launch(resolve_model(spec.model, show_status=True), **common) as policy:
             yield policy

@@ -94,7 +94,7 @@ class VLLMPolicy(HTTPChatPolicy):
         ``server_kwargs`` go to ``VLLMServer`` (``max_model_len``, ``kv_cache_gib``, ``dev_mode`` ...),
         the rest to the policy. The server is reachable as ``policy.server``.
         """
-        from shop_r1.simulator.vllm_server import VLLMServer
+        from shop_r1.simulator.llm.vllm_server import VLLMServer
 
         server = VLLMServer(model_dir, **(server_kwargs or {}))
         async with server:
