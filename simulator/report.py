@@ -29,19 +29,31 @@ from string import Template
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from shop_r1.envs.actions import Click, Terminate, TypeAndSubmit
+from shop_r1.envs.pagetype import page_type
 from shop_r1.simulator.trace import (
     OUTCOMES,
     RunInfo,
     TraceReadResult,
     TraceStep,
     load_run_info,
+    observation_from_step,
     read_trace,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
 
-from shop_r1.envs.controls import ADD_TO_CART, CHECKOUT, PLACE_ORDER, PRODUCT_URL, control_label  # noqa: E402
+from shop_r1.envs.controls import (  # noqa: E402
+    ADD_TO_CART,
+    CART_LINK,
+    CHECKOUT,
+    ORDER_CONFIRMATION,
+    PLACE_ORDER,
+    PRODUCT_URL,
+    SEARCH,
+    control_label,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +79,16 @@ STAGE_LABELS: dict[str, str] = {
 STAGE_RULES: dict[str, str] = {
     "searched": "a type_and_submit action that executed without error",
     "viewed_product": (
-        "a page whose URL path has /product, /dp/, /item or /itm/, or whose element table has "
-        f"1-{MAX_CART_CONTROLS_ON_PRODUCT_PAGE} add-to-cart controls"
+        "a page the content classifier (shop_r1.envs.pagetype: a title heading with a price and one buy "
+        "control) calls a product page; where it cannot tell, a page whose URL path has /product, /dp/, "
+        f"/item or /itm/, or whose element table has 1-{MAX_CART_CONTROLS_ON_PRODUCT_PAGE} add-to-cart controls"
     ),
     "added_to_cart": (
         "a click without error on an element whose name or text matches add…(cart|basket|bag), "
         "or the outcome added_to_cart"
     ),
-    "reached_checkout": "a page whose URL or title contains 'checkout', or a successful click on a checkout control",
+    "reached_checkout": ("a page the classifier calls a checkout page (else: URL or title contains 'checkout'), "
+                         "or a successful click on a checkout control"),
     "purchased": "the outcome purchased, or a click without error on a place-order control",
 }
 DEFAULT_SEGMENT_FIELDS: tuple[str, ...] = ("age_band", "income")
@@ -103,13 +117,46 @@ def is_product_page(step: TraceStep) -> bool:
     return 1 <= cart_controls <= MAX_CART_CONTROLS_ON_PRODUCT_PAGE
 
 
+# The page kinds a report names. ``page_kind`` is the single place that decides what a page is,
+# so it can be pointed at a content-based classifier without touching anything that uses it.
+PAGE_KINDS: tuple[str, ...] = ("home", "listing", "product", "cart", "checkout", "account", "confirmation", "other")
+
+
+def page_kind(step: TraceStep) -> str:
+    """What kind of page one step was taken on (one of ``PAGE_KINDS``).
+
+    The content-based classifier (``shop_r1.envs.pagetype``) decides; where it finds no evidence
+    ("other": a page stored without its HTML, as imported logs often are), the written-down URL
+    and element rules of ``STAGE_RULES`` do.
+    """
+    classified = page_type(observation_from_step(step))
+    if classified != "other":
+        return classified
+    path = urlsplit(step.url).path or "/"
+    if is_product_page(step):
+        return "product"
+    if CHECKOUT_RE.search(step.url) or CHECKOUT_RE.search(step.title):
+        return "checkout"
+    if ORDER_CONFIRMATION.search(step.title) or ORDER_CONFIRMATION.search(step.simplified_html[:4000]):
+        return "confirmation"
+    if CART_LINK.search(path.replace("/", " ")):
+        return "cart"
+    if path in ("", "/") or path.endswith(("/index.html", "/home")):
+        return "home"
+    if any(el.kind == "clickable" and ADD_TO_CART_RE.search(control_label(el.name, el.text)) for el in step.elements) \
+            or SEARCH.search(urlsplit(step.url).query or ""):
+        return "listing"
+    return "other"
+
+
 def session_stages(steps: Sequence[TraceStep]) -> set[str]:
     """The funnel stages one session reached (a set of ``FUNNEL_STAGES`` names)."""
     reached: set[str] = set()
     for s in steps:
-        if is_product_page(s):
+        kind = page_kind(s)
+        if kind == "product":
             reached.add("viewed_product")
-        if CHECKOUT_RE.search(s.url) or CHECKOUT_RE.search(s.title):
+        elif kind == "checkout":
             reached.add("reached_checkout")
         if s.outcome == "purchased":
             reached.add("purchased")
@@ -117,11 +164,11 @@ def session_stages(steps: Sequence[TraceStep]) -> set[str]:
             reached.add("added_to_cart")
         if not _executed(s):
             continue
-        action = s.action or {}
-        if action["type"] == "type_and_submit":
+        action = s.action
+        if isinstance(action, TypeAndSubmit):
             reached.add("searched")
-        elif action["type"] == "click":
-            label = _label_of(s, action["name"])
+        elif isinstance(action, Click):
+            label = _label_of(s, action.name)
             if ADD_TO_CART_RE.search(label):
                 reached.add("added_to_cart")
             if PLACE_ORDER_RE.search(label):

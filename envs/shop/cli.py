@@ -11,6 +11,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from shop_r1.envs.shop.pages import VARIANTS
+
 log = logging.getLogger(__name__)
 
 
@@ -36,7 +38,9 @@ def shop() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--layout", type=click.Choice(["v1", "v2"]), default="v1", show_default=True,
               help="Page layout: v2 is a deliberately changed build (for replay divergence checks).")
-def serve(port: int, seed: int, host: str, layout: str) -> None:
+@click.option("--variant", type=click.Choice(list(VARIANTS)), default="control", show_default=True,
+              help="A build with a known effect, for checking A/B experiments (recolor: cosmetic only).")
+def serve(port: int, seed: int, host: str, layout: str, variant: str) -> None:
     """Serve the shop until Ctrl-C."""
     from shop_r1.envs.shop.server import serve_forever
 
@@ -46,10 +50,10 @@ def serve(port: int, seed: int, host: str, layout: str) -> None:
 
     def ready(url: str) -> None:
         console.print(f"[bold green]shop ready[/] at [link={url}]{url}[/link]  "
-                      f"(seed {seed}, layout {layout}; state at {url}/api/state) — Ctrl-C stops it")
+                      f"(seed {seed}, layout {layout}, variant {variant}; state at {url}/api/state) — Ctrl-C stops it")
 
     try:
-        asyncio.run(serve_forever(seed=seed, port=port, layout=layout, host=host, on_ready=ready))
+        asyncio.run(serve_forever(seed=seed, port=port, layout=layout, host=host, on_ready=ready, variant=variant))
     except KeyboardInterrupt:
         console.print("shop stopped")
     except OSError as exc:

@@ -9,6 +9,11 @@ value that reaches the page goes through :func:`e` (HTML-escaped, quotes include
 Two layouts share one catalog: ``v1`` and ``v2``, a deliberately changed build used to check that
 replaying old sessions notices a changed site (search box moved and relabelled, "Add to Basket",
 refinements renamed and reordered).
+
+Variants (``VARIANTS``) are builds with a *known* effect, so that an A/B experiment's method can be
+checked against the truth: ``recolor`` changes only colours and fonts (no effect may be found),
+``hidden-add-to-cart`` puts the buying controls behind a collapsed disclosure (fewer adds),
+``no-search-refinements`` drops the filter column, ``slow-search`` delays every results page.
 """
 
 from __future__ import annotations
@@ -88,6 +93,41 @@ def get_layout(name: str) -> Layout:
         raise ValueError(f"unknown shop layout {name!r}; expected one of {', '.join(LAYOUTS)}") from None
 
 
+@dataclass(frozen=True)
+class Variant:
+    """A build of the shop with a known effect (see the module docstring)."""
+
+    name: str
+    extra_css: str = ""  # cosmetic only: the reducer drops styles, so shoppers read the same page
+    buying_options_collapsed: bool = False
+    search_refinements: bool = True
+    search_delay_s: float = 0.0
+
+
+# Cosmetic only: button colours and fonts. Nothing a shopper reads or can click changes.
+_RECOLOR_CSS = (
+    "body{font-family:Georgia,'Times New Roman',serif}"
+    ".a-button-primary{background:#2e7d32!important;color:#fff!important}"
+    ".a-button-buy{background:#6a1b9a!important;color:#fff!important}"
+    "#navbar{background:#0b3d5c!important}.promo-banner{background:#b3e5fc!important}"
+)
+
+VARIANTS: dict[str, Variant] = {
+    "control": Variant("control"),
+    "recolor": Variant("recolor", extra_css=_RECOLOR_CSS),
+    "hidden-add-to-cart": Variant("hidden-add-to-cart", buying_options_collapsed=True),
+    "no-search-refinements": Variant("no-search-refinements", search_refinements=False),
+    "slow-search": Variant("slow-search", search_delay_s=1.5),
+}
+
+
+def get_variant(name: str) -> Variant:
+    try:
+        return VARIANTS[name]
+    except KeyError:
+        raise ValueError(f"unknown shop variant {name!r}; expected one of {', '.join(VARIANTS)}") from None
+
+
 # --------------------------------------------------------------------------------------------
 # What the server hands to the renderer
 # --------------------------------------------------------------------------------------------
@@ -118,6 +158,7 @@ class PageContext:
     cart_count: int = 0
     query: str = ""
     category: str | None = None
+    variant: Variant = VARIANTS["control"]
 
 
 @dataclass(frozen=True)
@@ -276,6 +317,7 @@ def page(ctx: PageContext, title: str, main: str, *, page_type: str) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f'<title>{e(title)}</title>'
         '<link rel="icon" href="/favicon.ico"><link rel="stylesheet" href="/static/shop.css">'
+        + (f'<style>{ctx.variant.extra_css}</style>' if ctx.variant.extra_css else '') +
         f'<script>window.sr1Page={{type:"{page_type}",layout:"{ctx.layout.name}"}};'
         'window.sr1Metrics=[];</script>'
         '<script src="/static/shop.js" defer></script></head>'
@@ -406,9 +448,11 @@ def render_results(ctx: PageContext, view: ResultsPage) -> str:
     sort_nav = (f'<nav aria-label="Sort by" class="s-sort"><span>Sort by:</span>'
                 f'<ul style="display:inline-flex;gap:10px;list-style:none">{"".join(sort_links)}</ul></nav>')
 
-    sections = "".join(_refinement_section(k, h, view, ctx) for k, h in ctx.layout.refinement_sections)
-    aside = (f'<aside aria-label="{e(ctx.layout.refinements_label)}" class="s-refinements" '
-             f'style="width:220px;flex:none">{sections}</aside>')
+    aside = ""
+    if ctx.variant.search_refinements:
+        sections = "".join(_refinement_section(k, h, view, ctx) for k, h in ctx.layout.refinement_sections)
+        aside = (f'<aside aria-label="{e(ctx.layout.refinements_label)}" class="s-refinements" '
+                 f'style="width:220px;flex:none">{sections}</aside>')
 
     if view.products:
         items = "".join(_result_item(p, sponsored=(view.page == 1 and i == 0 and bool(q)))
@@ -447,6 +491,22 @@ def render_results(ctx: PageContext, view: ResultsPage) -> str:
     return page(ctx, title, main, page_type="search")
 
 
+def _buying_controls(ctx: PageContext) -> str:
+    """Add to cart and Buy Now; in ``hidden-add-to-cart`` behind a collapsed disclosure."""
+    lay = ctx.layout
+    buttons = (
+        f'<button type="submit" name="submit_action" value="add" id="{lay.add_to_cart_id}" class="a-button-primary" '
+        f'style="display:block;width:100%;margin:8px 0;background:#ffd814;border-radius:20px">'
+        f'{e(lay.add_to_cart_text)}</button>'
+        f'<button type="submit" name="submit_action" value="buy" id="buy-now-button" class="a-button-buy" '
+        f'style="display:block;width:100%;background:#ffa41c;border-radius:20px">Buy Now</button>'
+    )
+    if not ctx.variant.buying_options_collapsed:
+        return buttons
+    return (f'<details class="more-buying-options" style="margin:8px 0"><summary>More buying options</summary>'
+            f'{buttons}</details>')
+
+
 def render_product(ctx: PageContext, p: Product, related: Sequence[Product], *, error: str = "",
                    chosen: Mapping[str, str] | None = None) -> str:
     lay, chosen = ctx.layout, chosen or {}
@@ -480,12 +540,7 @@ def render_product(ctx: PageContext, p: Product, related: Sequence[Product], *, 
         f'<input type="hidden" name="product_id" value="{e(p.id)}">{options}'
         f'<div class="a-row"><label for="quantity">Quantity:</label> '
         f'<select id="quantity" name="quantity" aria-label="Quantity">{qty_opts}</select></div>'
-        f'<button type="submit" name="submit_action" value="add" id="{lay.add_to_cart_id}" class="a-button-primary" '
-        f'style="display:block;width:100%;margin:8px 0;background:#ffd814;border-radius:20px">'
-        f'{e(lay.add_to_cart_text)}</button>'
-        f'<button type="submit" name="submit_action" value="buy" id="buy-now-button" class="a-button-buy" '
-        f'style="display:block;width:100%;background:#ffa41c;border-radius:20px">Buy Now</button>'
-        f'</form><div class="a-size-small" style="color:#565959;margin-top:6px">Ships from and sold by '
+        f'{_buying_controls(ctx)}</form><div class="a-size-small" style="color:#565959;margin-top:6px">Ships from and sold by '
         f'{SHOP_NAME}.example</div></div>'
     )
     attrs = "".join(f'<tr><th scope="row">{e(k)}</th><td>{e(v)}</td></tr>' for k, v in p.attributes)

@@ -39,7 +39,16 @@ from multidict import MultiMapping
 
 from shop_r1.envs.shop import pages
 from shop_r1.envs.shop.catalog import Catalog, Product, SearchRequest, build_catalog
-from shop_r1.envs.shop.pages import CHECKOUT_FIELDS, HELP_TOPICS, Layout, PageContext, ResultsPage, get_layout
+from shop_r1.envs.shop.pages import (
+    CHECKOUT_FIELDS,
+    HELP_TOPICS,
+    Layout,
+    PageContext,
+    ResultsPage,
+    Variant,
+    get_layout,
+    get_variant,
+)
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +210,7 @@ class Shop:
 
     catalog: Catalog
     layout: Layout
+    variant: Variant = field(default_factory=lambda: get_variant("control"))
     state: ShopState = field(default_factory=ShopState)
     related: dict[str, tuple[Product, ...]] = field(default_factory=dict)
 
@@ -231,7 +241,8 @@ def _ctx(request: web.Request, *, query: str = "", category: str | None = None) 
     shop = _shop(request)
     sid = request.get(SID_KEY)
     return PageContext(layout=shop.layout, catalog=shop.catalog,
-                       cart_count=shop.state.cart_count(sid) if sid else 0, query=query, category=category)
+                       cart_count=shop.state.cart_count(sid) if sid else 0, query=query, category=category,
+                       variant=shop.variant)
 
 
 def _html(text: str, status: int = 200) -> web.Response:
@@ -311,6 +322,8 @@ async def search(request: web.Request) -> web.Response:
     params = {k: v for k, v in params.items() if v}
     view = ResultsPage(result=result, products=result.products[start:start + PAGE_SIZE], page=page_no,
                        pages=pages_total, page_size=PAGE_SIZE, params=params)
+    if shop.variant.search_delay_s:
+        await asyncio.sleep(shop.variant.search_delay_s)  # the slow-search build: a known cost per results page
     return _html(pages.render_results(_ctx(request, query=query, category=category), view))
 
 
@@ -541,11 +554,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                                "the shop hit an unexpected error; the server log has the details")
 
 
-def create_app(seed: int = 0, layout: str = "v1") -> web.Application:
-    """The shop as an aiohttp application: catalog for ``seed``, pages in ``layout`` (v1 | v2)."""
+def create_app(seed: int = 0, layout: str = "v1", variant: str = "control") -> web.Application:
+    """The shop as an aiohttp application: catalog for ``seed``, pages in ``layout`` (v1 | v2), one of
+    the known-effect ``variant`` builds (see ``pages.VARIANTS``)."""
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"shop seed must be a non-negative integer, got {seed!r}")
-    shop = Shop(catalog=_catalog(seed), layout=get_layout(layout))
+    shop = Shop(catalog=_catalog(seed), layout=get_layout(layout), variant=get_variant(variant))
     app = web.Application(middlewares=[identity_middleware, error_middleware], client_max_size=64 * 1024)
     app[SHOP_KEY] = shop
     r = app.router
@@ -564,7 +578,8 @@ def create_app(seed: int = 0, layout: str = "v1") -> web.Application:
     r.add_get("/api/state", api_state)
     r.add_get("/api/products/{product_id}", api_product)
     r.add_static("/static", STATIC_DIR)
-    log.debug("shop app ready: seed %d, layout %s, %d products", seed, layout, len(shop.catalog.products))
+    log.debug("shop app ready: seed %d, layout %s, variant %s, %d products", seed, layout, variant,
+              len(shop.catalog.products))
     return app
 
 
@@ -587,11 +602,13 @@ class ShopServer:
     exit, or stopped explicitly with ``stop()`` (idempotent).
     """
 
-    def __init__(self, seed: int = 0, port: int = 0, layout: str = "v1", host: str = "127.0.0.1") -> None:
-        self.app = create_app(seed, layout)
+    def __init__(self, seed: int = 0, port: int = 0, layout: str = "v1", host: str = "127.0.0.1",
+                 variant: str = "control") -> None:
+        self.app = create_app(seed, layout, variant)
         self.host = host
         self.seed = seed
         self.layout = layout
+        self.variant = variant
         self._loop = asyncio.new_event_loop()
         self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=2.0)
         self._ready = threading.Event()
@@ -605,7 +622,7 @@ class ShopServer:
             self._thread.join(timeout=5)
             raise OSError(f"the shop could not listen on {host}:{port}: {self._error}") from self._error
         self.url = f"http://{host}:{self.port}"
-        log.info("shop serving %s (seed %d, layout %s)", self.url, seed, layout)
+        log.info("shop serving %s (seed %d, layout %s, variant %s)", self.url, seed, layout, variant)
 
     def _run(self, port: int) -> None:
         asyncio.set_event_loop(self._loop)
@@ -652,15 +669,16 @@ class ShopServer:
         self.stop()
 
 
-def run_in_thread(seed: int = 0, port: int = 0, layout: str = "v1", host: str = "127.0.0.1") -> ShopServer:
+def run_in_thread(seed: int = 0, port: int = 0, layout: str = "v1", host: str = "127.0.0.1",
+                  variant: str = "control") -> ShopServer:
     """Start the shop in a background thread; use as ``with run_in_thread(...) as shop: shop.url``."""
-    return ShopServer(seed=seed, port=port, layout=layout, host=host)
+    return ShopServer(seed=seed, port=port, layout=layout, host=host, variant=variant)
 
 
 async def serve_forever(seed: int, port: int, layout: str, host: str,
-                        on_ready: Callable[[str], None] | None = None) -> None:
+                        on_ready: Callable[[str], None] | None = None, variant: str = "control") -> None:
     """Serve in the current event loop until cancelled (Ctrl-C in ``shop-r1 shop serve``)."""
-    app = create_app(seed, layout)
+    app = create_app(seed, layout, variant)
     runner = web.AppRunner(app, shutdown_timeout=2.0)
     await runner.setup()
     try:
