@@ -16,7 +16,8 @@ Rows are ordered per session by ``timestamp``, then ``action_id``. A row that ca
 a timestamp that does not parse, ...) is counted under its reason, with examples of where it
 was (``file:line``), in the returned :class:`ImportReport` and in ``run.json``'s summary --
 never dropped silently. Each imported step's element table is parsed from its simplified HTML
-(:func:`shop_r1.simulator.replay.elements_from_html`). With a user table the session's persona is
+once, here at the edge (:func:`shop_r1.simulator.trace.elements_from_html`), and stored whole in
+the trace, so replay and training read it rather than the HTML. With a user table the session's persona is
 attached (mapped to :class:`shop_r1.personas.model.Persona` where the profile allows, kept raw
 otherwise).
 """
@@ -36,7 +37,13 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from shop_r1.envs.actions import Click, Terminate, TypeAndSubmit
+from rich.table import Table
+
+from shop_r1.envs.actions import Action, Click, Terminate, TypeAndSubmit
+from shop_r1.envs.controls import ADD_TO_CART, BUY_NOW, PLACE_ORDER, control_label
+from shop_r1.envs.observation import Element
+from shop_r1.personas.library import LibraryDataError, opera_to_persona
+from shop_r1.simulator.trace import TraceWriter, elements_from_html, trace_elements
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +62,8 @@ DECISION_TYPES: frozenset[str] = frozenset({"click", "input", "terminate"})
 _CARRIED = ("action_id", "click_type", "timestamp", "products", "element_meta", "page_meta", "window_size",
             "mouse_position")
 _EXAMPLES_PER_REASON = 5
-_PURCHASE_CLICK = re.compile(r"purchase|place_order|buy_now|checkout_complete", re.IGNORECASE)
-_CART_CLICK = re.compile(r"cart", re.IGNORECASE)
+#: OPeRA's own ``click_type`` for a click that bought something (its annotation, not our words).
+_PURCHASE_CLICK_TYPE = "purchase"
 
 
 class OperaImportError(ValueError):
@@ -99,8 +106,6 @@ class ImportReport:
         }
 
     def render(self, console: Any) -> None:
-        from rich.table import Table
-
         console.print(f"imported {self.rows} rows → {self.sessions} sessions, {self.steps} steps, "
                       f"{self.events} context events · trace: {self.out_dir}")
         if self.personas_mapped or self.personas_raw or self.sessions_without_persona:
@@ -254,8 +259,6 @@ def load_users(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
 
 def persona_for(record: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
     """(persona dict for run.json, mapped?) -- a :class:`Persona` when the profile maps, else raw."""
-    from shop_r1.personas.library import LibraryDataError, opera_to_persona
-
     uid = _user_id(record) or "unknown"
     profile = dict(record)
     profile.setdefault("id", uid)
@@ -353,12 +356,18 @@ def map_action(row: Mapping[str, Any]) -> Click | TypeAndSubmit | Terminate | st
     return f"unknown action_type {kind!r}" if kind else "missing action_type"
 
 
-def _outcome(decisions: list[tuple[Row, Any]]) -> str:
-    clicks = [str(r.data.get("click_type") or "") + " " + str(r.data.get("semantic_id") or "")
-              for r, a in decisions if isinstance(a, Click)]
-    if any(_PURCHASE_CLICK.search(c) for c in clicks):
+def _outcome(clicks: list[tuple[Row, Click, list[Element]]]) -> str:
+    """The session's outcome from its clicks: OPeRA's ``purchase`` annotation or the words of the
+    clicked control, matched by the patterns every other part of shop-r1 uses."""
+    labels = []
+    for row, click, elements in clicks:
+        if _text(row.data.get("click_type")).lower() == _PURCHASE_CLICK_TYPE:
+            return "purchased"
+        text = next((el.text for el in elements if el.name == click.name), "")
+        labels.append(control_label(click.name, text))
+    if any(PLACE_ORDER.search(label) or BUY_NOW.search(label) for label in labels):
         return "purchased"
-    if any(_CART_CLICK.search(c) for c in clicks):
+    if any(ADD_TO_CART.search(label) for label in labels):
         return "added_to_cart"
     return "abandoned"
 
@@ -367,9 +376,6 @@ def import_opera(rows: Iterable[Row], out_dir: str | os.PathLike[str], *,
                  users: Mapping[str, Mapping[str, Any]] | None = None, source: str = "",
                  report: ImportReport | None = None, run_id: str | None = None) -> ImportReport:
     """Write the rows as a trace in ``out_dir`` (``trace.jsonl`` + ``run.json``); see the module doc."""
-    from shop_r1.simulator.replay import elements_from_html
-    from shop_r1.simulator.trace import TraceWriter
-
     out = Path(out_dir)
     report = report or ImportReport(out_dir=out)
     report.out_dir = out
@@ -412,19 +418,21 @@ def import_opera(rows: Iterable[Row], out_dir: str | os.PathLike[str], *,
             items.sort(key=lambda t: (t[0], t[1]))
             uid = session_user[sid]
             persona_id = personas[uid]["persona_id"] if uid is not None else None
-            mapped: list[tuple[Row, Any, datetime]] = []
+            mapped: list[tuple[Row, Action | None, datetime, list[Element]]] = []
             for ts, _, row in items:
                 action = map_action(row.data)
                 if isinstance(action, str):
                     report.skip(action, row.where)
                     continue
-                mapped.append((row, action, ts))
-            decisions = [(r, a) for r, a, _ in mapped if a is not None]
+                html = row.data.get("simplified_html")
+                elements = elements_from_html(html) if action is not None and isinstance(html, str) else []
+                mapped.append((row, action, ts, elements))
+            clicks = [(r, a, els) for r, a, _, els in mapped if isinstance(a, Click)]
             # The last decision ends the session (it carries the outcome); a terminate earlier in
             # the log (the shopper came back) stays an ordinary step.
             k = 0
-            last_decision = max((i for i, (_, a, _) in enumerate(mapped) if a is not None), default=-1)
-            for i, (row, action, ts) in enumerate(mapped):
+            last_decision = max((i for i, (_, a, _, _) in enumerate(mapped) if a is not None), default=-1)
+            for i, (row, action, ts, elements) in enumerate(mapped):
                 d = row.data
                 if action is None:
                     writer.write_event(sid, _text(d.get("action_type")).lower(), step=k, persona_id=persona_id,
@@ -436,11 +444,10 @@ def import_opera(rows: Iterable[Row], out_dir: str | os.PathLike[str], *,
                 html = d.get("simplified_html") if isinstance(d.get("simplified_html"), str) else ""
                 writer.write_step({
                     "session_id": sid, "step": k, "persona_id": persona_id, "url": _text(d.get("url")),
-                    "title": _title(d), "simplified_html": html, "action": action.to_json(),
-                    "rationale": _text(d.get("rationale")),
-                    "elements": [{"name": e.name, "kind": e.kind, "text": e.text} for e in elements_from_html(html)],
+                    "title": _title(d), "simplified_html": html, "action": action,
+                    "rationale": _text(d.get("rationale")), "elements": trace_elements(elements),
                     "ts": ts.isoformat(), "done": done,
-                    "outcome": _outcome(decisions) if done else None,
+                    "outcome": _outcome(clicks) if done else None,
                     "end_reason": (None if not done else "the shopper closed the browser"
                                    if isinstance(action, Terminate) else "the log ends here (no terminate action)"),
                     "opera": _carried(d), "source_row": row.where,

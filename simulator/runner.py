@@ -24,15 +24,16 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shop_r1.envs.actions import Click, Terminate, TypeAndSubmit
+from shop_r1.envs.actions import Action, Click, ParseError, Terminate
 from shop_r1.envs.browser import BrowserPool, SessionOptions
 from shop_r1.envs.controls import ADD_TO_CART, PLACE_ORDER, control_label
 from shop_r1.envs.observation import Observation, StepResult
 from shop_r1.envs.reducer import ReducerOptions
 from shop_r1.simulator.batching import PolicyBatcher
 from shop_r1.simulator.policies.base import HistoryItem, Policy, PolicyRequest, PolicyResponse
-from shop_r1.simulator.safety import allowed_origins, redact_text
-from shop_r1.simulator.trace import TraceWriter
+from shop_r1.simulator.safety import allowed_origins
+from shop_r1.simulator.trace import TraceStep, TraceWriter, history_item, session_end_event, step_record
+from shop_r1.simulator.trace.builder import NO_ACTION
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,8 @@ class RunObserver:
     """Hooks for a live view; the runner itself prints nothing."""
 
     def on_start(self, total: int) -> None: ...
-    def on_step(self, session_id: str, step: int, action: dict[str, Any] | None, error: str | None) -> None: ...
+    def on_step(self, session_id: str, step: int, action: Action | None, error_code: str | None) -> None:
+        """``action`` as recorded (secrets redacted); ``error_code`` the parse or execution error's code."""
     def on_session_end(self, end: SessionEnd) -> None: ...
 
 
@@ -129,40 +131,15 @@ class _Session:
         self.added_to_cart = False
         self.purchased = False
 
-    def _record(self, step: int, obs: Observation, resp: PolicyResponse, action_json: dict[str, Any] | None,
-                result: StepResult | None, policy_s: float, step_ms: float, outcome: str | None = None,
-                reason: str = "") -> None:
-        parse_error = None
-        if resp.action is None:
-            code, _, msg = (resp.error or "policy_error: no action").partition(":")
-            parse_error = {"code": code.strip(), "message": msg.strip() or code.strip()}
-        record: dict[str, Any] = {
-            "session_id": self.session_id,
-            "step": step,
-            "persona_id": _persona_id(self.persona),
-            "url": obs.url,
-            "title": obs.title,
-            "simplified_html": obs.simplified_html,
-            "elements": [{"name": e.name, "kind": e.kind, "text": e.text} for e in obs.elements],
-            "action": action_json,
-            "rationale": resp.rationale,
-            "raw_output": resp.raw_text,
-            "parse_error": parse_error,
-            "exec_error": result.error.to_json() if result is not None and result.error is not None else None,
-            "timings": {"policy_s": round(policy_s, 4), "step_ms": round(step_ms, 1), **obs.timings},
-            "tokens": {"prompt": resp.prompt_tokens, "completion": resp.completion_tokens},
-            "blocked_requests": obs.blocked_requests,
-            "done": outcome is not None,
-            "outcome": outcome,
-            "end_reason": reason or None,
-        }
-        self.r.writer.write_step(record)
-
-    def _redacted(self, action: Click | TypeAndSubmit | Terminate, obs: Observation) -> dict[str, Any]:
-        data = action.to_json()
-        if isinstance(action, TypeAndSubmit):
-            data["text"] = redact_text(action.text, obs.element(action.name), action.name)
-        return data
+    def _record(self, step: int, obs: Observation, resp: PolicyResponse, result: StepResult | None,
+                policy_s: float, step_ms: float, outcome: str | None = None, reason: str = "") -> TraceStep:
+        record = step_record(
+            run_id=self.r.run_id, session_id=self.session_id, step=step, observation=obs, response=resp,
+            result=result, persona_id=_persona_id(self.persona),
+            timings={"policy_s": round(policy_s, 4), "step_ms": round(step_ms, 1)},
+            outcome=outcome, end_reason=reason,
+        )
+        return self.r.writer.write_step(record)
 
     def _outcome_on_terminate(self) -> str:
         if self.purchased:
@@ -193,16 +170,19 @@ class _Session:
                 try:
                     resp = await asyncio.wait_for(r.batcher.submit(req), cfg.step_timeout_s)
                 except asyncio.TimeoutError:
-                    resp = PolicyResponse(action=None, error=f"timeout: policy took over {cfg.step_timeout_s:.0f} s")
+                    resp = PolicyResponse(action=None, error=ParseError(
+                        code="generation_failed", message=f"the policy took over {cfg.step_timeout_s:.0f} s",
+                        detail={"timeout_s": cfg.step_timeout_s}))
                 policy_s = time.perf_counter() - t0
                 last = step == cfg.max_steps - 1
                 if resp.action is None:
                     policy_errors += 1
                     fatal = policy_errors >= cfg.max_policy_errors
-                    end = ("policy_error", f"{policy_errors} policy errors in a row; last: {resp.error}") if fatal else (
-                        ("max_steps", reason) if last else (None, ""))
-                    self._record(step, obs, resp, None, None, policy_s, 0.0, end[0], end[1])
-                    r.observer.on_step(self.session_id, step, None, resp.error)
+                    error = resp.error or NO_ACTION
+                    end = ("policy_error", f"{policy_errors} policy errors in a row; last: {error.code} "
+                           f"({error.message})") if fatal else (("max_steps", reason) if last else (None, ""))
+                    self._record(step, obs, resp, None, policy_s, 0.0, end[0], end[1])
+                    r.observer.on_step(self.session_id, step, None, error.code)
                     r.result.steps += 1
                     if end[0] is not None:
                         outcome, reason = end
@@ -210,7 +190,6 @@ class _Session:
                     continue
                 policy_errors = 0
                 action = resp.action
-                action_json = self._redacted(action, obs)
                 t1 = time.perf_counter()
                 result = await session.step(action)
                 step_ms = (time.perf_counter() - t1) * 1000
@@ -230,12 +209,11 @@ class _Session:
                            result.error.message if result.error else "session done")
                 elif last:
                     end = ("max_steps", reason)
-                self._record(step, obs, resp, action_json, result, policy_s, step_ms, end[0], end[1])
-                r.observer.on_step(self.session_id, step, action_json,
+                record = self._record(step, obs, resp, result, policy_s, step_ms, end[0], end[1])
+                r.observer.on_step(self.session_id, step, record.action,
                                    result.error.code if result.error else None)
                 r.result.steps += 1
-                history.append(HistoryItem(url=obs.url, simplified_html=obs.simplified_html,
-                                           action=action_json, rationale=resp.rationale))
+                history.append(history_item(record))  # what replay rebuilds from the trace
                 if end[0] is not None:
                     outcome, reason = end
                     break
@@ -258,16 +236,9 @@ class _Session:
 
     def _end_event(self, outcome: str, reason: str, obs: Observation | None) -> None:
         """An end marker for sessions that stop between steps (crash, Ctrl-C)."""
-        self.r.writer.write_event({
-            "session_id": self.session_id,
-            "step": self.steps,
-            "persona_id": _persona_id(self.persona),
-            "event": "session_end",
-            "url": obs.url if obs else None,
-            "done": True,
-            "outcome": outcome,
-            "end_reason": reason,
-        })
+        self.r.writer.write_event(session_end_event(
+            run_id=self.r.run_id, session_id=self.session_id, step=self.steps, outcome=outcome,
+            end_reason=reason, persona_id=_persona_id(self.persona), url=obs.url if obs else None))
 
 
 class Runner:
@@ -304,9 +275,9 @@ class Runner:
                         except asyncio.TimeoutError:
                             end = SessionEnd(f"{self.run_id}-{i:04d}", _persona_id(persona), 0, "timeout",
                                              f"session exceeded {cfg.session_timeout_s:.0f} s")
-                            writer.write_event({"session_id": end.session_id, "step": 0, "event": "session_end",
-                                                "persona_id": end.persona_id, "done": True,
-                                                "outcome": "timeout", "end_reason": end.reason})
+                            writer.write_event(session_end_event(
+                                run_id=self.run_id, session_id=end.session_id, step=0, outcome="timeout",
+                                end_reason=end.reason, persona_id=end.persona_id))
                         self.result.sessions.append(end)
                         self.observer.on_session_end(end)
 

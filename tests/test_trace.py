@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from shop_r1.envs.actions import Click, Terminate, TypeAndSubmit
-from shop_r1.envs.observation import ActionError, Element, Observation
+from shop_r1.envs.actions import Click, ParseError, Terminate, TypeAndSubmit
+from shop_r1.envs.observation import ActionError, Element, Observation, StepResult
 from shop_r1.simulator.policies.base import PolicyResponse
 from shop_r1.simulator.trace import (
     SCHEMA_VERSION,
@@ -19,6 +20,7 @@ from shop_r1.simulator.trace import (
     TraceWriter,
     iter_sessions,
     load_run_info,
+    observation_from_step,
     read_trace,
     step_from_row,
     step_record,
@@ -76,7 +78,7 @@ def test_sessions_round_trip_in_step_order(tmp_path: Path) -> None:
     assert [s.step for s in result.sessions["a"]] == [0, 1]
     assert [s.step for s in result.sessions["b"]] == [0, 1]
     first = result.sessions["b"][0]
-    assert first.action == {"type": "type_and_submit", "name": "search_input", "text": "red mug"}
+    assert first.action.to_json() == {"type": "type_and_submit", "name": "search_input", "text": "red mug"}
     assert first.parsed_action == TypeAndSubmit(name="search_input", text="red mug")
     assert first.schema_version == SCHEMA_VERSION and first.run_id == "run-1"
     assert first.element("search_input").kind == "input"
@@ -152,11 +154,11 @@ def test_unknown_major_version_is_an_error_naming_file_line(tmp_path: Path) -> N
         w.write_step(_step("s", 0))
     path = tmp_path / "trace.jsonl"
     good = json.loads(_lines(path)[0])
-    newer_minor = {**good, "step": 1, "schema_version": "shop-r1.trace/1.4", "cursor": {"x": 3}}
-    newer_major = {**good, "step": 2, "schema_version": "shop-r1.trace/2"}
+    newer_minor = {**good, "step": 1, "schema_version": "shop-r1.trace/2.4", "cursor": {"x": 3}}
+    newer_major = {**good, "step": 2, "schema_version": "shop-r1.trace/3"}
     path.write_text("\n".join(json.dumps(d) for d in (good, newer_minor, newer_major)) + "\n")
     for strict in (True, False):
-        with pytest.raises(TraceFormatError, match=rf"^{path}:3: .*major version 2"):
+        with pytest.raises(TraceFormatError, match=rf"^{path}:3: .*major version 3"):
             read_trace(path, strict=strict)
 
     path.write_text("\n".join(json.dumps(d) for d in (good, newer_minor)) + "\n")
@@ -260,7 +262,8 @@ def test_parquet_export_round_trips_via_datasets(tmp_path: Path) -> None:
     ds = datasets.Dataset.from_parquet(str(out))
     assert len(ds) == 4
     assert ds[0]["action"] == {"type": "type_and_submit", "name": "search_input", "text": "red mug"}
-    assert ds[0]["elements"][0] == {"name": "search_input", "kind": "input", "text": ""}
+    assert ds[0]["elements"][0] == {"name": "search_input", "kind": "input", "text": "", "tag": "", "input_type": "",
+                                    "options": [], "disabled": False, "in_viewport": True}
     assert ds.features["simplified_html"].dtype in ("large_string", "string")
     back = [step_from_row(row) for row in ds]
     assert back == trace.steps
@@ -315,13 +318,16 @@ def test_step_record_from_live_objects(tmp_path: Path) -> None:
                           raw_text='{"rationale":"Looks right."}', prompt_tokens=900,
                           completion_tokens=30, latency_s=1.25)
     err = ActionError("not_visible", "hidden behind a banner", "red_mug.view_product", ("a", "b"))
-    bad = PolicyResponse(action=None, raw_text="I think I'd click", error="no_json: no JSON object found")
+    bad = PolicyResponse(action=None, raw_text="I think I'd click",
+                         error=ParseError(code="no_json", message="no JSON object found"))
     with TraceWriter(tmp_path, "live") as w:
-        step = w.write_step(step_record(session_id="s", step=0, observation=obs, response=resp,
-                                        exec_error=err, persona_id="p9", timings={"action_ms": 300}))
-        w.write_step(step_record(session_id="s", step=1, observation=obs, response=bad, done=True,
+        step = w.write_step(step_record(run_id="live", session_id="s", step=0, observation=obs, response=resp,
+                                        result=StepResult(observation=None, error=err), persona_id="p9",
+                                        timings={"action_ms": 300}))
+        w.write_step(step_record(run_id="live", session_id="s", step=1, observation=obs, response=bad,
                                  outcome="policy_error", end_reason="3 unparsable answers"))
-    assert step.elements[0].model_dump() == {"name": "search_input", "kind": "input", "text": ""}
+    assert step.elements[0].model_dump() == {"name": "search_input", "kind": "input", "text": "", "tag": "",
+                                             "input_type": "", "options": [], "disabled": False, "in_viewport": True}
     assert step.timings == {"observe_ms": 42.0, "policy_s": 1.25, "action_ms": 300.0}
     assert step.tokens.prompt == 900 and step.blocked_requests == 3
     assert step.exec_error.suggestions == ["a", "b"]
@@ -356,3 +362,74 @@ def test_session_end_event_closes_a_session_without_a_final_step(tmp_path: Path)
     assert result.outcome("t") == "browser_error" and "t" not in result.sessions
     assert result.outcome("u") == "unfinished" and result.session_end("u") is None
     assert load_run_info(tmp_path).summary["outcomes"] == {"interrupted": 1, "browser_error": 1}
+
+
+# ---------------------------------------------------------------------------------------------
+# Schema 2: the whole element table; schema 1 still reads
+# ---------------------------------------------------------------------------------------------
+
+FULL_TABLE = [
+    Element("search_input", "input", "Search", selector="[data-sr1-name=search_input]", tag="input",
+            input_type="search"),
+    Element("sort", "select", "Sort by", selector="[data-sr1-name=sort]", tag="select", options=("Price", "New")),
+    Element("sort.price", "clickable", "Price", tag="option"),
+    Element("buy", "clickable", "Buy now", selector="[data-sr1-name=buy]", tag="button", disabled=True,
+            in_viewport=False),
+]
+
+
+def test_schema2_step_round_trips_its_full_element_table(tmp_path: Path) -> None:
+    obs = Observation(url="http://127.0.0.1:9/p/1", title="Mug", simplified_html="<main/>",
+                      elements=tuple(FULL_TABLE))
+    resp = PolicyResponse(action=Click(name="sort.price"), rationale="Cheapest first.", raw_text="{}")
+    with TraceWriter(tmp_path, "full") as w:
+        written = w.write_step(step_record(run_id="full", session_id="s", step=0, observation=obs, response=resp))
+    line = json.loads(_lines(tmp_path / "trace.jsonl")[0])
+    assert line["schema_version"] == "shop-r1.trace/2"
+    assert line["elements"][1] == {"name": "sort", "kind": "select", "text": "Sort by", "tag": "select",
+                                   "input_type": "", "options": ["Price", "New"], "disabled": False,
+                                   "in_viewport": True}
+    (step,) = read_trace(tmp_path).steps
+    assert step == written
+    back = observation_from_step(step)
+    # Everything but the live selector comes back, with no HTML to parse (the page is "<main/>").
+    assert back.elements == tuple(replace(el, selector="") for el in FULL_TABLE)
+    ds = to_hf_dataset([step])
+    assert step_from_row(ds[0]) == step
+
+
+def test_schema1_line_still_reads_with_its_table_rebuilt(tmp_path: Path) -> None:
+    html = ('<main><input name="q" type="search" placeholder="Search"><select name="sort"><option>Price</option>'
+            '<option>New</option></select><button name="buy" disabled>Buy now</button></main>')
+    v1 = {"kind": "step", "schema_version": "shop-r1.trace/1", "run_id": "old", "session_id": "s", "step": 0,
+          "url": "http://127.0.0.1:9/", "simplified_html": html,
+          "action": {"type": "type_and_submit", "name": "q", "text": "mug"},
+          "elements": [{"name": "q", "kind": "input", "text": "Search"},
+                       {"name": "sort", "kind": "select", "text": ""},
+                       {"name": "buy", "kind": "clickable", "text": "Buy now"}],
+          "ts": "2026-01-15T10:42:07.311+00:00"}
+    v1_error = {**v1, "step": 1, "action": None, "parse_error": {"code": "timeout", "message": "took 120 s"},
+                "elements": []}
+    v1_event = {"kind": "event", "schema_version": "shop-r1.trace/1", "run_id": "old", "session_id": "s",
+                "step": 2, "event": "session_end", "done": True, "outcome": "timeout", "end_reason": "slow",
+                "ts": "2026-01-15T10:42:09.311+00:00"}
+    path = tmp_path / "trace.jsonl"
+    path.write_text("\n".join(json.dumps(d) for d in (v1, v1_error, v1_event)) + "\n", encoding="utf-8")
+    result = read_trace(path)
+    first, second = result.steps
+    assert first.schema_version == SCHEMA_VERSION  # converted once, at the read edge
+    assert first.action == TypeAndSubmit(name="q", text="mug")
+    q, sort, buy = first.elements
+    assert (q.name, q.kind, q.text, q.tag, q.input_type) == ("q", "input", "Search", "input", "search")
+    assert (sort.tag, sort.options, sort.text) == ("select", ["Price", "New"], "")  # recorded text kept
+    assert (buy.tag, buy.disabled) == ("button", True)
+    # A schema-1 step without a table gets the whole table from its page.
+    assert [e.name for e in second.elements] == ["q", "sort", "buy"]
+    assert second.parse_error.code == "timeout" and second.parse_error.detail == {}
+    assert result.outcome("s") == "timeout"
+    # Written back, the record is a schema-2 line that reads the same without the HTML.
+    with TraceWriter(tmp_path / "again", "old") as w:
+        for s in result.steps:
+            w.write_step(s)
+    again = read_trace(tmp_path / "again").steps
+    assert again == result.steps

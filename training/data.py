@@ -54,23 +54,25 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ValidationError
 
+from shop_r1.envs.tokens import count_tokens as default_count
+from shop_r1.personas.model import Persona
 from shop_r1.simulator.policies.base import HistoryItem
-from shop_r1.simulator.replay import history_item, observation_from_step
+from shop_r1.simulator.prompt import build_chat_session, build_messages
 from shop_r1.simulator.trace import (
     RunInfo,
     TraceFormatError,
     TraceProblem,
     TraceReadResult,
     TraceStep,
+    history_item,
     load_run_info,
+    observation_from_step,
     read_trace,
 )
-from shop_r1.training.splits import SPLITS, SplitBy, SplitName, assign_groups, group_key
+from shop_r1.training.splits import SPLITS, SplitBy, SplitName, assign_groups, group_key, split
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; datasets is imported lazily
     import datasets
-
-    from shop_r1.personas.model import Persona
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +139,6 @@ def _sha256(path: Path) -> str:
 def _persona_from(data: Mapping[str, Any] | None, where: str) -> Persona | None:
     if not data:
         return None
-    from shop_r1.personas.model import Persona
-
     try:
         return Persona.model_validate(dict(data))
     except ValidationError as exc:
@@ -195,7 +195,7 @@ def target_skip_reason(step: TraceStep) -> str | None:
         return "no_action"
     if step.exec_error is not None:
         return "exec_error"
-    name = step.action.get("name")
+    name = step.target_name
     if name is not None and step.elements and step.element(name) is None:
         return "label_not_on_page"
     return None
@@ -231,7 +231,9 @@ def rl_features():
         "label": s, "label_type": s, "rationale": s, "names": List(s),
         "session_id": s, "persona_id": s, "step": Value("int64"),
         "url": s, "title": s, "simplified_html": Value("large_string"),
-        "elements": List({"name": s, "kind": s, "text": s}), "persona": s,
+        "elements": List({"name": s, "kind": s, "text": s, "tag": s, "input_type": s, "options": List(s),
+                          "disabled": Value("bool"), "in_viewport": Value("bool")}),
+        "persona": s,
     })
 
 
@@ -283,8 +285,6 @@ def rl_rows(
     stats: BuildStats | None = None,
 ) -> list[dict[str, Any]]:
     """RL rows as plain dicts (see :func:`build_rl_dataset`)."""
-    from shop_r1.simulator.prompt import build_messages
-
     stats = stats if stats is not None else BuildStats()
     rows: list[dict[str, Any]] = []
     for trace, sid, steps in _sessions(load_traces(traces)):
@@ -307,8 +307,8 @@ def rl_rows(
             prompt = build_messages(obs, history, persona, token_budget=token_budget, count_tokens=count_tokens)
             rows.append({
                 "prompt": prompt,
-                "label": json.dumps(step.action, ensure_ascii=False, sort_keys=True),
-                "label_type": step.action["type"],
+                "label": json.dumps(step.action.to_json(), ensure_ascii=False, sort_keys=True),
+                "label_type": step.action.type,
                 "rationale": step.rationale,
                 "names": [e.name for e in step.elements],
                 "session_id": sid,
@@ -317,7 +317,7 @@ def rl_rows(
                 "url": step.url,
                 "title": step.title,
                 "simplified_html": step.simplified_html,
-                "elements": [{"name": e.name, "kind": e.kind, "text": e.text} for e in step.elements],
+                "elements": [e.model_dump(mode="json") for e in step.elements],
                 "persona": persona_text,
             })
             history.append(history_item(step))
@@ -340,13 +340,9 @@ def sft_rows(
     stats: BuildStats | None = None,
 ) -> list[dict[str, Any]]:
     """SFT rows as plain dicts (see :func:`build_sft_dataset`)."""
-    from shop_r1.simulator.prompt import build_chat_session
-
     if missing_rationale not in ("error", "skip"):
         raise ValueError(f"missing_rationale must be 'error' or 'skip', got {missing_rationale!r}")
     if count_tokens is None:
-        from shop_r1.envs.tokens import count_tokens as default_count
-
         count_tokens = default_count
     stats = stats if stats is not None else BuildStats()
     rows: list[dict[str, Any]] = []
@@ -458,9 +454,6 @@ def build_dataset_dir(
     all_keys = [group_key({"session_id": sid, "persona_id": steps[0].persona_id if steps else None}, by)
                 for _, sid, steps in _sessions(loaded)]
     plan = assign_groups(all_keys, val=val, test=test, seed=seed)
-
-    from shop_r1.training.splits import split
-
     out = Path(out_dir)
     counts: dict[str, dict[str, int]] = {}
     for kind, rows, features in (("sft", sft, sft_features()), ("rl", rl, rl_features())):

@@ -6,13 +6,9 @@ This module holds what the three modes share, so that each conversion exists onc
 * :func:`open_trace` reads a run directory (or a ``trace.jsonl``) and its ``run.json`` into
   :class:`ReplaySession` objects (steps, context events, persona, intent, outcome), with a clear
   :class:`ReplayError` naming ``file:line`` for anything that cannot be replayed.
-* :func:`observation_from_step` turns a recorded step back into the ``shop_r1.envs.observation``
-  :class:`~shop_r1.envs.observation.Observation` a policy reads. The trace keeps only ``name``, ``kind``
-  and ``text`` per element; tag, input type and select options are recovered from the recorded
-  simplified HTML (:func:`elements_from_html`), because rule-based policies read them (a search
-  box is recognised by ``type="search"``).
-* :func:`history_before` builds the policy's history (recorded pages + actions) for a step:
-  the paper's evaluation setting.
+* the conversions of a recorded step to what a policy reads (:func:`observation_from_step`,
+  :func:`history_before`) live in :mod:`shop_r1.simulator.trace.convert`, shared with training;
+  they are re-exported here for replay's callers.
 
 The submodules: :mod:`shop_r1.simulator.replay.view` (terminal view), :mod:`shop_r1.simulator.replay.execute`
 (live re-execution and divergence), :mod:`shop_r1.simulator.replay.compare` (policy versus recorded).
@@ -20,16 +16,14 @@ The submodules: :mod:`shop_r1.simulator.replay.view` (terminal view), :mod:`shop
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
-import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from shop_r1.envs.observation import Element, ElementKind, Observation
-from shop_r1.simulator.policies.base import HistoryItem
 from shop_r1.simulator.trace import (
     RUN_FILE,
     TRACE_FILE,
@@ -39,16 +33,15 @@ from shop_r1.simulator.trace import (
     TraceProblem,
     TraceReadResult,
     TraceStep,
+    history_before,
+    history_item,
     load_run_info,
+    observation_from_step,
     read_trace,
+    step_names,
 )
 
 log = logging.getLogger(__name__)
-
-#: Input types that are pressed, not typed into: their element kind is ``clickable``.
-_BUTTON_INPUT_TYPES = frozenset({"submit", "button", "reset", "image", "checkbox", "radio", "file"})
-_TEXT_CHARS = 120
-
 
 class ReplayError(Exception):
     """A trace (or a part of it) that cannot be replayed; the message says which and where."""
@@ -116,8 +109,6 @@ class ReplayTrace:
         for s in self.sessions:
             if s.session_id == session_id:
                 return s
-        import difflib
-
         close = difflib.get_close_matches(session_id, [s.session_id for s in self.sessions], n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ReplayError(f"{self.path}: no session {session_id!r} in the trace "
@@ -126,8 +117,6 @@ class ReplayTrace:
     @property
     def recorded_origin(self) -> str | None:
         """The storefront the trace was recorded against (run config, else the first step's URL)."""
-        from urllib.parse import urlsplit
-
         url = str((self.run_info.config.get("shop_url") if self.run_info else None) or "")
         if not url:
             for s in self.sessions:
@@ -189,108 +178,7 @@ def open_trace(source: str | os.PathLike[str], *, strict: bool = True) -> Replay
     return ReplayTrace(path=path, run_info=run_info, sessions=sessions, problems=list(result.problems), read=result)
 
 
-# --------------------------------------------------------------------------------------------
-# Recorded step -> Observation
-# --------------------------------------------------------------------------------------------
-
-
-def _clean_text(text: str) -> str:
-    text = re.sub(r"\s+", " ", text or "").strip()
-    return text[:_TEXT_CHARS]
-
-
-def _kind_of(tag: str, input_type: str) -> ElementKind:
-    if tag == "select":
-        return "select"
-    if tag == "textarea" or (tag == "input" and input_type not in _BUTTON_INPUT_TYPES):
-        return "input"
-    return "clickable"
-
-
-def elements_from_html(simplified_html: str) -> list[Element]:
-    """The element table of a simplified page: every tag with a ``name="…"`` attribute.
-
-    ``kind`` comes from the tag (``select``; ``input``/``textarea`` that take text; everything
-    else is clickable), ``text`` from the visible text (or placeholder / aria-label / value for
-    inputs). The first element with a given name wins (names are unique on a well-formed page).
-    Used for imported logs, whose rows carry only the HTML, and to recover tag, input type and
-    options that the trace's element table does not keep.
-    """
-    if not simplified_html or "name=" not in simplified_html:
-        return []
-    from lxml import etree
-    from lxml import html as lxml_html
-
-    try:
-        root = lxml_html.fragment_fromstring(simplified_html, create_parent="div")
-    except (etree.ParserError, ValueError) as exc:
-        log.warning("simplified HTML could not be parsed for element names (%s)", exc)
-        return []
-    found: dict[str, Element] = {}
-    for node in root.iter():
-        if not isinstance(node.tag, str):
-            continue  # comments, processing instructions
-        name = (node.get("name") or "").strip()
-        if not name or name in found:
-            continue
-        tag = node.tag.lower()
-        input_type = (node.get("type") or ("text" if tag == "input" else "")).lower()
-        kind = _kind_of(tag, input_type)
-        options: tuple[str, ...] = ()
-        if tag == "select":
-            options = tuple(_clean_text(o.text_content()) for o in node.iter("option"))
-        if kind == "input":
-            text = node.get("aria-label") or node.get("placeholder") or node.get("title") or node.get("value") or ""
-        else:
-            text = node.text_content() or node.get("aria-label") or node.get("value") or node.get("title") or ""
-        found[name] = Element(name=name, kind=kind, text=_clean_text(text), tag=tag,
-                              input_type=input_type if tag in ("input", "textarea") else "",
-                              options=options, disabled=node.get("disabled") is not None)
-    return list(found.values())
-
-
-def observation_from_step(step: TraceStep) -> Observation:
-    """The observation a policy saw at a recorded step (the one place this conversion lives).
-
-    Elements come from the trace's table (names, kinds and texts as recorded), enriched with
-    tag / input type / options parsed from the simplified HTML; a step without a table (older
-    or imported traces) gets the table parsed from the HTML.
-    """
-    parsed = {el.name: el for el in elements_from_html(step.simplified_html)}
-    if step.elements:
-        elements = []
-        for rec in step.elements:
-            extra = parsed.get(rec.name)
-            elements.append(Element(
-                name=rec.name, kind=rec.kind, text=rec.text,
-                tag=extra.tag if extra else "", input_type=extra.input_type if extra else "",
-                options=extra.options if extra else (), disabled=extra.disabled if extra else False,
-            ))
-    else:
-        elements = list(parsed.values())
-    return Observation(url=step.url, title=step.title, simplified_html=step.simplified_html,
-                       elements=tuple(elements), blocked_requests=step.blocked_requests)
-
-
-def history_item(step: TraceStep) -> HistoryItem:
-    """One recorded step as the policy's history entry (page, action, rationale)."""
-    return HistoryItem(url=step.url, simplified_html=step.simplified_html, action=step.action,
-                       rationale=step.rationale)
-
-
-def history_before(steps: Sequence[TraceStep], index: int) -> list[HistoryItem]:
-    """The recorded pages and actions before ``steps[index]``: the policy's history there."""
-    return [history_item(s) for s in steps[:index]]
-
-
-def step_names(step: TraceStep) -> list[str]:
-    """The element names of a recorded page (the table, else parsed from the HTML)."""
-    if step.elements:
-        return [el.name for el in step.elements]
-    return [el.name for el in elements_from_html(step.simplified_html)]
-
-
 __all__ = [
-    "ReplayError", "ReplaySession", "ReplayTrace", "elements_from_html", "history_before", "history_item",
+    "ReplayError", "ReplaySession", "ReplayTrace", "history_before", "history_item",
     "observation_from_step", "open_trace", "step_names",
 ]

@@ -20,14 +20,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
 from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from shop_r1.envs.actions import Action, ParseError
+from shop_r1.personas.model import Persona
 from shop_r1.simulator.metrics import MetricsReport, compute_metrics, is_exact
 from shop_r1.simulator.policies.base import Policy, PolicyRequest, PolicyResponse
-from shop_r1.simulator.replay import ReplaySession, history_before, observation_from_step
+from shop_r1.simulator.prompt import format_answer
+from shop_r1.simulator.replay import ReplaySession
+from shop_r1.simulator.trace import history_before, observation_from_step
 from shop_r1.simulator.replay.view import action_text
 from shop_r1.simulator.rewards import DEFAULT_CONFIG, RewardConfig, action_reward
 from shop_r1.simulator.trace import TraceStep
@@ -41,12 +46,12 @@ class ComparedStep:
 
     session_id: str
     step: int
-    recorded_action: dict[str, Any]
+    recorded_action: Action
     recorded_rationale: str
-    predicted_action: dict[str, Any] | None
+    predicted_action: Action | None
     predicted_rationale: str
     raw_output: str
-    error: str | None
+    error: ParseError | None
     reward: dict[str, float]
     reward_notes: dict[str, str]
     exact: bool
@@ -54,9 +59,10 @@ class ComparedStep:
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": "compare_step", "session_id": self.session_id, "step": self.step,
-                "recorded": {"action": self.recorded_action, "rationale": self.recorded_rationale},
-                "predicted": {"action": self.predicted_action, "rationale": self.predicted_rationale,
-                              "raw_output": self.raw_output, "error": self.error},
+                "recorded": {"action": self.recorded_action.to_json(), "rationale": self.recorded_rationale},
+                "predicted": {"action": self.predicted_action.to_json() if self.predicted_action else None,
+                              "rationale": self.predicted_rationale, "raw_output": self.raw_output,
+                              "error": self.error.model_dump(mode="json") if self.error else None},
                 "reward": self.reward, "reward_notes": self.reward_notes, "exact": self.exact,
                 "latency_s": round(self.latency_s, 4)}
 
@@ -86,8 +92,6 @@ def answer_text(response: PolicyResponse) -> str:
     if response.raw_text:
         return response.raw_text
     if response.action is not None:
-        from shop_r1.simulator.prompt import format_answer
-
         return format_answer(response.rationale or "", response.action)
     return ""
 
@@ -96,10 +100,6 @@ def _persona_for_policy(persona: dict[str, Any] | None) -> Any:
     """The persona as a :class:`shop_r1.personas.model.Persona` when it validates, else the raw dict."""
     if persona is None:
         return None
-    from pydantic import ValidationError
-
-    from shop_r1.personas.model import Persona
-
     try:
         return Persona.model_validate({k: v for k, v in persona.items() if k in Persona.model_fields})
     except ValidationError:
@@ -107,13 +107,13 @@ def _persona_for_policy(persona: dict[str, Any] | None) -> Any:
 
 
 def score_step(step: TraceStep, response: PolicyResponse, config: RewardConfig = DEFAULT_CONFIG) -> ComparedStep:
-    label = step.parsed_action
+    label = step.action
     assert label is not None, "only steps with a recorded action are scored"
     breakdown = action_reward(answer_text(response), label, config)
     return ComparedStep(
-        session_id=step.session_id, step=step.step, recorded_action=label.to_json(),
+        session_id=step.session_id, step=step.step, recorded_action=label,
         recorded_rationale=step.rationale,
-        predicted_action=response.action.to_json() if response.action is not None else None,
+        predicted_action=response.action,
         predicted_rationale=response.rationale, raw_output=response.raw_text, error=response.error,
         reward=breakdown.to_json(), reward_notes=dict(breakdown.notes),
         exact=is_exact(response.action, label, config), latency_s=response.latency_s,
@@ -161,11 +161,8 @@ async def compare_policy(policy: Policy, sessions: Sequence[ReplaySession], *, f
     order = {s.session_id: n for n, s in enumerate(sessions)}
     report.steps.sort(key=lambda c: (order[c.session_id], c.step))
     if report.steps:
-        from shop_r1.envs.actions import parse_action
-
-        report.metrics = compute_metrics(
-            [parse_action(c.predicted_action) if c.predicted_action else None for c in report.steps],
-            [parse_action(c.recorded_action) for c in report.steps], config)
+        report.metrics = compute_metrics([c.predicted_action for c in report.steps],
+                                         [c.recorded_action for c in report.steps], config)
     report.wall_s = time.perf_counter() - t0
     return report
 
@@ -179,7 +176,7 @@ def render_compared(c: ComparedStep) -> RenderableType:
     grid.add_row("action", action_text(c.recorded_action), action_text(c.predicted_action))
     pred_rationale = Text(c.predicted_rationale or "(none)", style="italic")
     if c.error:
-        pred_rationale.append(f"\n{c.error}", style="red")
+        pred_rationale.append(f"\n{c.error.message} ({c.error.code})", style="red")
     grid.add_row("rationale", Text(c.recorded_rationale or "(none)", style="italic"), pred_rationale)
     r = c.reward
     reward = Text.assemble(

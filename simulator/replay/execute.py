@@ -34,9 +34,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from shop_r1.envs.actions import Terminate
+from shop_r1.envs.browser import BrowserPool, ResetError, SessionCrashed, SessionOptions
+from shop_r1.envs.executor import suggest_names
 from shop_r1.envs.observation import Observation
-from shop_r1.simulator.replay import ReplaySession, ReplayTrace, step_names
-from shop_r1.simulator.trace import TraceStep
+from shop_r1.simulator.replay import ReplaySession, ReplayTrace
+from shop_r1.simulator.runner import SESSION_HEADER
+from shop_r1.simulator.trace import TraceStep, step_names
 
 log = logging.getLogger(__name__)
 
@@ -175,12 +179,10 @@ def step_line(v: StepVerdict) -> Text:
 
 def compare_page(recorded: TraceStep, live: Observation) -> StepVerdict:
     """The verdict on the live page before the recorded action (execution is judged separately)."""
-    from shop_r1.envs.executor import suggest_names
-
     rec_names = step_names(recorded)
     live_names = list(live.names)
     rec_set, live_set = set(rec_names), set(live_names)
-    target = (recorded.action or {}).get("name")
+    target = recorded.target_name
     v = StepVerdict(session_id=recorded.session_id, step=recorded.step, verdict="same",
                     recorded_url=recorded.url, live_url=live.url, target=target,
                     added=[n for n in live_names if n not in rec_set],
@@ -197,10 +199,6 @@ def compare_page(recorded: TraceStep, live: Observation) -> StepVerdict:
 
 async def _replay_session(pool: Any, session: ReplaySession, *, origin: str | None, allow_purchase: bool,
                           resync: bool, on_step: Callable[[StepVerdict], None] | None) -> SessionDivergence:
-    from shop_r1.envs.actions import Terminate
-    from shop_r1.envs.browser import ResetError, SessionCrashed, SessionOptions
-    from shop_r1.simulator.runner import SESSION_HEADER
-
     result = SessionDivergence(session.session_id, len(session.steps))
     if not session.steps:
         return result
@@ -220,7 +218,7 @@ async def _replay_session(pool: Any, session: ReplaySession, *, origin: str | No
             live = await browser.reset(start)
         except (ResetError, SessionCrashed) as exc:
             emit(StepVerdict(session.session_id, first.step, "failed", first.url, None,
-                             target=(first.action or {}).get("name"), error=str(exc)))
+                             target=first.target_name, error=str(exc)))
             return result
         for step in session.steps:
             want = rewrite_origin(step.url, origin)
@@ -232,13 +230,13 @@ async def _replay_session(pool: Any, session: ReplaySession, *, origin: str | No
                         notes.append("reopened the recorded URL")
                     except (ResetError, SessionCrashed) as exc:
                         emit(StepVerdict(session.session_id, step.step, "failed", step.url, live.url,
-                                         target=(step.action or {}).get("name"), error=str(exc)))
+                                         target=step.target_name, error=str(exc)))
                         return result
                 else:
                     notes.append(f"live page is {live.url}")
             v = compare_page(step, live)
             v.notes.extend(notes)
-            action = step.parsed_action
+            action = step.action
             if action is None:
                 v.notes.append("no recorded action (the policy's answer did not parse)")
                 emit(v)
@@ -267,7 +265,7 @@ async def _replay_session(pool: Any, session: ReplaySession, *, origin: str | No
         nxt = next((s for s in session.steps if s.step not in done), None)
         if nxt is not None:
             emit(StepVerdict(session.session_id, nxt.step, "failed", nxt.url, None,
-                             target=(nxt.action or {}).get("name"), error=f"{type(exc).__name__}: {exc}"))
+                             target=nxt.target_name, error=f"{type(exc).__name__}: {exc}"))
     finally:
         await browser.close()
     return result
@@ -283,8 +281,6 @@ async def execute_trace(trace: ReplayTrace, sessions: Sequence[ReplaySession] | 
     path and query). Sessions run ``concurrency`` at a time, each in its own browser context;
     the report keeps the trace's session order.
     """
-    from shop_r1.envs.browser import BrowserPool
-
     if concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {concurrency}")
     origin = origin_of(shop_url) if shop_url else None

@@ -28,6 +28,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
+from shop_r1.envs.actions import Action, Click, TypeAndSubmit
 from shop_r1.simulator.replay import ReplaySession, ReplayTrace
 from shop_r1.simulator.trace import TraceEvent, TraceStep
 
@@ -113,7 +114,7 @@ def page_excerpt(simplified_html: str, target: str | None, *, full: bool = False
 
 
 def render_page(step: TraceStep, *, full: bool = False) -> RenderableType:
-    target = (step.action or {}).get("name")
+    target = step.target_name
     ex = page_excerpt(step.simplified_html, target, full=full)
     if not step.simplified_html.strip():
         return Panel(Text("(no page recorded)", style="dim"), title="page", border_style="dim")
@@ -138,15 +139,14 @@ def render_page(step: TraceStep, *, full: bool = False) -> RenderableType:
 # --------------------------------------------------------------------------------------------
 
 
-def action_text(action: dict[str, Any] | None) -> Text:
+def action_text(action: Action | None) -> Text:
     if action is None:
         return Text("no action", style="bold red")
-    kind = action["type"]
-    text = Text(kind, style="bold cyan")
-    if "name" in action:
-        text.append(" → ").append(action["name"], style="bold reverse")
-    if "text" in action:
-        text.append(" ← ").append(repr(action["text"]), style="green")
+    text = Text(action.type, style="bold cyan")
+    if isinstance(action, (Click, TypeAndSubmit)):
+        text.append(" → ").append(action.name, style="bold reverse")
+    if isinstance(action, TypeAndSubmit):
+        text.append(" ← ").append(repr(action.text), style="green")
     return text
 
 
@@ -185,7 +185,7 @@ def render_step(session: ReplaySession, index: int, *, full: bool = False) -> Re
     parts.append(render_page(step, full=full))
     parts.append(Text.assemble(("rationale  ", "bold"), (step.rationale or "(none)", "italic")))
     line = Text.assemble(("action     ", "bold"), action_text(step.action))
-    name = (step.action or {}).get("name")
+    name = step.target_name
     if name:
         el = step.element(name)
         if el is not None:
@@ -249,7 +249,7 @@ def print_sessions(trace: ReplayTrace, sessions: Iterable[ReplaySession], consol
 
 def step_json(session: ReplaySession, step: TraceStep) -> dict[str, Any]:
     """One step as a JSON object: the trace record plus where it belongs and its target."""
-    name = (step.action or {}).get("name")
+    name = step.target_name
     el = step.element(name) if name else None
     return {
         "kind": "step",

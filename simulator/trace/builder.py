@@ -1,0 +1,80 @@
+"""Step and event records built from the runner's live objects: the one place that does it.
+
+The runner, its tests and any other producer call these, so a record always carries the same
+fields, derived the same way (timings merged, typed secrets redacted, the parser's error object
+kept whole). The action stays the model the parser validated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from shop_r1.envs.actions import Action, ParseError, TypeAndSubmit
+from shop_r1.envs.observation import Observation, StepResult
+from shop_r1.simulator.policies.base import PolicyResponse
+from shop_r1.simulator.safety import redact_text
+from shop_r1.simulator.trace.convert import trace_elements
+from shop_r1.simulator.trace.views import TraceEvent, TraceStep, Tokens
+
+#: Recorded when a policy returns neither an action nor a reason.
+NO_ACTION = ParseError(code="missing_action", message="the policy returned no action and no error")
+
+
+def redacted_action(action: Action, observation: Observation) -> Action:
+    """The action as it may be stored: text typed into a secret field (password, card) masked."""
+    if not isinstance(action, TypeAndSubmit):
+        return action
+    text = redact_text(action.text, observation.element(action.name), action.name)
+    return action if text == action.text else action.model_copy(update={"text": text})
+
+
+def step_record(
+    *,
+    run_id: str,
+    session_id: str,
+    step: int,
+    observation: Observation,
+    response: PolicyResponse | None = None,
+    result: StepResult | None = None,
+    persona_id: str | None = None,
+    timings: Mapping[str, float] | None = None,
+    outcome: str | None = None,
+    end_reason: str | None = None,
+    **extra: Any,
+) -> TraceStep:
+    """The step record of one decision.
+
+    ``timings`` merge over the observation's own; ``policy_s`` defaults to the response's
+    latency. ``outcome`` marks the session's last step. Extra keyword arguments become extra
+    fields (kept by readers like a newer minor's keys).
+    """
+    merged: dict[str, float] = {k: float(v) for k, v in observation.timings.items()}
+    if response is not None and response.latency_s:
+        merged.setdefault("policy_s", float(response.latency_s))
+    merged.update({k: float(v) for k, v in (timings or {}).items()})
+    fields: dict[str, Any] = {}
+    if response is not None:
+        action = response.action
+        fields = {
+            "action": redacted_action(action, observation) if action is not None else None,
+            "rationale": response.rationale,
+            "raw_output": response.raw_text,
+            "parse_error": (response.error or NO_ACTION) if action is None else None,
+            "tokens": Tokens(prompt=response.prompt_tokens, completion=response.completion_tokens),
+        }
+    return TraceStep(
+        run_id=run_id, session_id=session_id, step=step, persona_id=persona_id,
+        url=observation.url, title=observation.title, simplified_html=observation.simplified_html,
+        elements=trace_elements(observation.elements), blocked_requests=observation.blocked_requests,
+        timings=merged, exec_error=result.error if result is not None else None,
+        done=outcome is not None, outcome=outcome, end_reason=end_reason or None,
+        **fields, **extra,
+    )
+
+
+def session_end_event(*, run_id: str, session_id: str, step: int | None, outcome: str, end_reason: str,
+                      persona_id: str | None = None, url: str | None = None) -> TraceEvent:
+    """The end marker of a session that stopped between decisions (timeout, crash, Ctrl-C)."""
+    return TraceEvent(run_id=run_id, session_id=session_id, step=step, persona_id=persona_id,
+                      event="session_end", url=url, done=True, outcome=outcome, end_reason=end_reason)
