@@ -319,22 +319,22 @@ GOOD = '{"rationale": "I search.", "action": {"type": "type_and_submit", "name":
 ])
 def test_parse_output_cases(text, code, how):
     parsed = parse_output(text, kinds=KINDS)
-    assert parsed.error_code == code, parsed.error
+    assert (parsed.error.code if parsed.error else None) == code, parsed.error
     assert parsed.how == how
     assert (parsed.action is None) == (code is not None)
     if code is not None:
-        assert parsed.error and parsed.error_text.startswith(code + ": ")
+        assert parsed.error.code == code and parsed.error.message
     # strict: the whole text is one JSON object with exactly the two keys, whatever came after
     assert parsed.strict == (how == "json" and set(json.loads(text)) == {"rationale", "action"})
 
 
 def test_parse_output_messages_help():
     parsed = parse_output('{"rationale": "r", "action": {"type": "click", "name": "serch_button"}}', KINDS.keys())
-    assert "'serch_button'" in parsed.error and "did you mean 'search_button'" in parsed.error
+    assert "'serch_button'" in parsed.error.message and "did you mean 'search_button'" in parsed.error.message
     assert parsed.rationale == "r"  # kept for the trace even though the action is unusable
     parsed = parse_output('{"rationale": "r", "action": {"type": "type_and_submit", "name": "sort_by", "text": "x"}}',
                           kinds=KINDS)
-    assert "needs an input field" in parsed.error and "select" in parsed.error
+    assert "needs an input field" in parsed.error.message and "select" in parsed.error.message
     # without names or kinds, any well-formed action is accepted
     assert parse_output('{"rationale": "r", "action": {"type": "type_and_submit", "name": "z", "text": "x"}}').ok
     # extra top-level keys are tolerated but not strict
@@ -350,7 +350,7 @@ def test_parse_output_for_an_observation():
     assert ok.ok and ok.action == Click(name="current_item_3.view_product")
     bad = parse_output_for('{"rationale": "r", "action": {"type": "type_and_submit", "name": "search_button", '
                            '"text": "x"}}', obs)
-    assert bad.error_code == "wrong_kind"
+    assert bad.error.code == "wrong_kind"
 
 
 def test_parse_output_never_raises_on_garbage():
@@ -364,8 +364,8 @@ def test_parse_output_never_raises_on_garbage():
         else:
             text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 8)))
         parsed = parse_output(text, kinds=KINDS)
-        assert parsed.error_code is None or parsed.error_code in PARSE_ERROR_CODES
-        codes.add(parsed.error_code)
+        assert parsed.error is None or parsed.error.code in PARSE_ERROR_CODES
+        codes.add(parsed.error.code if parsed.error else None)
     assert len(codes) >= 4
-    assert parse_output("[" * 50_000).error_code == "no_json"
-    assert parse_output("{" * 50_000).error_code == "invalid_json"
+    assert parse_output("[" * 50_000).error.code == "no_json"
+    assert parse_output("{" * 50_000).error.code == "invalid_json"
