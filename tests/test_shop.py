@@ -8,6 +8,8 @@ the server's own state (``/api/state``), not in what a page claims.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import os
 import re
 import signal
@@ -19,7 +21,9 @@ import aiohttp
 import httpx
 import pytest
 from bs4 import BeautifulSoup
+from pydantic import TypeAdapter
 
+from shop_r1.envs.shop import words
 from shop_r1.envs.shop.catalog import PRICE_BANDS, SearchRequest, build_catalog
 from shop_r1.envs.shop.server import SESSION_COOKIE, SESSION_HEADER, create_app, run_in_thread
 
@@ -63,6 +67,31 @@ def test_catalog_same_seed_same_bytes_and_realistic() -> None:
     assert sum(bool(p.sizes) for p in CATALOG.products) >= 100
     assert sum(len(p.colors) > 1 for p in CATALOG.products) >= 100
     assert sum(p.list_price_cents is not None for p in CATALOG.products) >= 100
+
+
+# Computed from the catalogue as it was generated before its word lists moved from Python literals
+# in catalog.py into envs/shop/data/*.json (commit 7a4be5c), with exactly the two digests below:
+# sha256 of build_catalog(0).to_json_bytes(), and sha256 over the BM25 rankings of five queries.
+# Equal digests after the move mean the data files and the split-out search index reproduce the
+# old catalogue and its search order bit for bit; a deliberate catalogue change updates them.
+CATALOG_SEED0_SHA256 = "d61fba4bb6dbe67702f1181a791b8c2683bf9e0d0fab4ea04e3cab7ea0f78e64"
+SEARCH_SEED0_SHA256 = "6e7b8e3c357a02bac219d6289fe4504c11845d58643eae0e8017833065c34678"
+
+
+def test_catalog_fingerprint_for_seed_0_is_unchanged() -> None:
+    assert hashlib.sha256(CATALOG.to_json_bytes()).hexdigest() == CATALOG_SEED0_SHA256
+    digest = hashlib.sha256()
+    for query in ("sony headphones", "wi-fi", "dog food", "running shoes", "batteries"):
+        digest.update(repr([(p.id, round(s, 9)) for p, s in CATALOG.index.search(query)]).encode())
+    assert digest.hexdigest() == SEARCH_SEED0_SHA256
+
+
+def test_a_broken_word_list_names_the_file_and_field(tmp_path: Path) -> None:
+    good = words.word_lists().categories[0].model_dump(mode="json")
+    good["types"][0]["options"] = "sizes"  # not an option kind
+    (tmp_path / "categories.json").write_text(json.dumps([good]), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"categories.json: not a valid word list(.|\n)*types\.0\.options"):
+        words._read("categories.json", TypeAdapter(tuple[words.CategorySpec, ...]), root=tmp_path)
 
 
 def test_catalog_rejects_bad_seed_and_layout() -> None:
