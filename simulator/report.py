@@ -14,10 +14,12 @@ chart cannot run as markup).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import html
 import io
 import logging
 import os
+import re
 import statistics
 from collections import Counter
 from collections.abc import Sequence
@@ -149,33 +151,97 @@ def page_kind(step: TraceStep) -> str:
     return "other"
 
 
+def step_stages(step: TraceStep, kind: str | None = None) -> set[str]:
+    """The funnel stages this one step shows (``kind``: its ``page_kind``, when already known)."""
+    reached: set[str] = set()
+    kind = page_kind(step) if kind is None else kind
+    if kind == "product":
+        reached.add("viewed_product")
+    elif kind == "checkout":
+        reached.add("reached_checkout")
+    if step.outcome == "purchased":
+        reached.add("purchased")
+    if step.outcome == "added_to_cart":
+        reached.add("added_to_cart")
+    if not _executed(step):
+        return reached
+    action = step.action
+    if isinstance(action, TypeAndSubmit):
+        reached.add("searched")
+    elif isinstance(action, Click):
+        label = _label_of(step, action.name)
+        if ADD_TO_CART_RE.search(label):
+            reached.add("added_to_cart")
+        if PLACE_ORDER_RE.search(label):
+            reached.add("purchased")
+        elif CHECKOUT_RE.search(label):
+            reached.add("reached_checkout")
+    return reached
+
+
 def session_stages(steps: Sequence[TraceStep]) -> set[str]:
     """The funnel stages one session reached (a set of ``FUNNEL_STAGES`` names)."""
     reached: set[str] = set()
     for s in steps:
-        kind = page_kind(s)
-        if kind == "product":
-            reached.add("viewed_product")
-        elif kind == "checkout":
-            reached.add("reached_checkout")
-        if s.outcome == "purchased":
-            reached.add("purchased")
-        if s.outcome == "added_to_cart":
-            reached.add("added_to_cart")
-        if not _executed(s):
-            continue
-        action = s.action
-        if isinstance(action, TypeAndSubmit):
-            reached.add("searched")
-        elif isinstance(action, Click):
-            label = _label_of(s, action.name)
-            if ADD_TO_CART_RE.search(label):
-                reached.add("added_to_cart")
-            if PLACE_ORDER_RE.search(label):
-                reached.add("purchased")
-            elif CHECKOUT_RE.search(label):
-                reached.add("reached_checkout")
+        reached |= step_stages(s)
     return reached
+
+
+@dataclass(frozen=True)
+class SessionFacts:
+    """What one session did, as the report and A/B analysis read it (computed once per session)."""
+
+    session_id: str
+    persona_id: str | None
+    outcome: str
+    stages: frozenset[str]
+    steps: int
+    seconds: float  # from the first to the last recorded decision
+    kinds: tuple[str, ...]  # page_kind of every step
+    paths: tuple[str, ...]  # URL path of every step
+    first_reached: dict[str, tuple[int, float]]  # stage -> (step index, seconds since the first step)
+    end_rationale: str
+    end_reason: str
+
+    @property
+    def last_kind(self) -> str:
+        return self.kinds[-1] if self.kinds else "none"
+
+    @property
+    def last_path(self) -> str:
+        return self.paths[-1] if self.paths else ""
+
+
+def _ts(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def session_facts(trace: TraceReadResult) -> dict[str, SessionFacts]:
+    """Facts of every session of a trace, in file order."""
+    facts: dict[str, SessionFacts] = {}
+    for sid in trace.session_ids:
+        steps = trace.sessions.get(sid, [])
+        end = trace.session_end(sid)
+        outcome = trace.outcome(sid)
+        kinds = tuple(page_kind(s) for s in steps)
+        reached: set[str] = set()
+        first: dict[str, tuple[int, float]] = {}
+        t0 = _ts(steps[0].ts) if steps else None
+        for s, kind in zip(steps, kinds):
+            for stage in step_stages(s, kind) - reached:
+                first[stage] = (s.step, (_ts(s.ts) - t0).total_seconds() if t0 else 0.0)
+            reached |= step_stages(s, kind)
+        if outcome == "purchased":
+            reached.add("purchased")
+        seconds = (_ts(steps[-1].ts) - t0).total_seconds() if steps and t0 else 0.0
+        persona_id = steps[0].persona_id if steps else (end.persona_id if end is not None else None)
+        last_words = next((s.rationale for s in reversed(steps) if s.rationale), "")
+        facts[sid] = SessionFacts(
+            session_id=sid, persona_id=persona_id, outcome=outcome, stages=frozenset(reached), steps=len(steps),
+            seconds=max(seconds, 0.0), kinds=kinds, paths=tuple(urlsplit(s.url).path or "/" for s in steps),
+            first_reached=first, end_rationale=last_words, end_reason=(end.end_reason or "") if end else "",
+        )
+    return facts
 
 
 # --------------------------------------------------------------------------------------------
@@ -210,6 +276,45 @@ class LatencyStats:
     p90_s: float | None = None
 
 
+@dataclass(frozen=True)
+class ExitPage:
+    """Where non-purchasing sessions ended, by page kind, with the shoppers' last words."""
+
+    kind: str
+    exits: int
+    visits: int  # sessions that saw a page of this kind at all
+    exit_rate: float
+    example_paths: list[str]
+    quotes: list[tuple[str, str]]  # (session id, the shopper's last rationale)
+
+
+@dataclass(frozen=True)
+class PathRow:
+    path: str  # page kinds, repeats collapsed: "home → listing → product"
+    sessions: int
+    share: float
+    carted: int
+    example_sessions: list[str]
+
+
+@dataclass(frozen=True)
+class StageTiming:
+    stage: str
+    label: str
+    sessions: int
+    median_step: float | None
+    median_seconds: float | None
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    session_id: str
+    persona_id: str | None
+    outcome: str
+    steps: int
+    stages: list[str]
+
+
 @dataclass
 class RunSummary:
     """Everything the report shows; ``to_json`` is what goes into run.json's ``summary``."""
@@ -231,15 +336,79 @@ class RunSummary:
     started_at: str | None = None
     ended_at: str | None = None
     policy: str | None = None
+    exit_pages: list[ExitPage] = field(default_factory=list)
+    common_paths: list[PathRow] = field(default_factory=list)
+    stage_timing: list[StageTiming] = field(default_factory=list)
+    session_index: list[SessionRow] = field(default_factory=list)
+    # The steps themselves, for the report's session pages; never stored in run.json.
+    trace: TraceReadResult | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = {name: value for name, value in asdict(_without_trace(self)).items() if name != "trace"}
         data["abandonment_steps"] = {str(k): v for k, v in self.abandonment_steps.items()}
         return data
 
     @property
     def mean_policy_latency_s(self) -> float | None:
         return self.policy_latency.mean_s
+
+
+def _without_trace(summary: RunSummary) -> RunSummary:
+    return dataclasses.replace(summary, trace=None)
+
+
+def _median(values: Sequence[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+MAX_QUOTES = 3
+MAX_PATH_ROWS = 10
+
+
+def _collapse(kinds: Sequence[str]) -> str:
+    out: list[str] = []
+    for k in kinds:
+        if not out or out[-1] != k:
+            out.append(k)
+    return " → ".join(out) or "(no steps)"
+
+
+def exit_pages(facts: Sequence[SessionFacts]) -> list[ExitPage]:
+    """Page kinds ranked by how many non-purchasing sessions ended there."""
+    visits: Counter[str] = Counter()
+    for f in facts:
+        visits.update(set(f.kinds))
+    ended: dict[str, list[SessionFacts]] = {}
+    for f in facts:
+        if "purchased" not in f.stages and f.kinds:
+            ended.setdefault(f.last_kind, []).append(f)
+    rows = []
+    for kind, group in sorted(ended.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        paths = [p for p, _ in Counter(f.last_path for f in group).most_common(3)]
+        quotes = [(f.session_id, f.end_rationale) for f in group if f.end_rationale][:MAX_QUOTES]
+        rows.append(ExitPage(kind=kind, exits=len(group), visits=visits[kind],
+                             exit_rate=_rate(len(group), visits[kind]), example_paths=paths, quotes=quotes))
+    return rows
+
+
+def common_paths(facts: Sequence[SessionFacts]) -> list[PathRow]:
+    groups: dict[str, list[SessionFacts]] = {}
+    for f in facts:
+        groups.setdefault(_collapse(f.kinds), []).append(f)
+    ranked = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))[:MAX_PATH_ROWS]
+    return [PathRow(path=p, sessions=len(g), share=_rate(len(g), len(facts)),
+                    carted=sum(1 for f in g if "added_to_cart" in f.stages),
+                    example_sessions=[f.session_id for f in g[:3]]) for p, g in ranked]
+
+
+def stage_timing(facts: Sequence[SessionFacts]) -> list[StageTiming]:
+    rows = []
+    for st in FUNNEL_STAGES:
+        reached = [f.first_reached[st] for f in facts if st in f.first_reached]
+        rows.append(StageTiming(stage=st, label=STAGE_LABELS[st], sessions=len(reached),
+                                median_step=_median([r[0] for r in reached]),
+                                median_seconds=_median([r[1] for r in reached])))
+    return rows
 
 
 def _rate(n: int, d: int) -> float:
@@ -350,6 +519,7 @@ def summarize(
 
     if not outcomes.get("unfinished"):
         outcomes.pop("unfinished", None)
+    facts = list(session_facts(trace).values())
     return RunSummary(
         run_id=(run_info.run_id if run_info else None) or (trace.run_ids[0] if trace.run_ids else None),
         sessions=n_sessions,
@@ -370,6 +540,12 @@ def summarize(
         started_at=run_info.started_at if run_info else None,
         ended_at=run_info.ended_at if run_info else None,
         policy=_policy_name(run_info),
+        exit_pages=exit_pages(facts),
+        common_paths=common_paths(facts),
+        stage_timing=stage_timing(facts),
+        session_index=[SessionRow(f.session_id, f.persona_id, f.outcome, f.steps,
+                                  [st for st in FUNNEL_STAGES if st in f.stages]) for f in facts],
+        trace=trace,
     )
 
 
@@ -433,6 +609,11 @@ def _tables(summary: RunSummary) -> list[_Table]:
             [(r.value, str(r.sessions), f"{100 * r.cart_rate:.1f}%", f"{100 * r.purchase_rate:.1f}%",
               f"{r.mean_steps:.2f}") for r in rows],
             (False, True, True, True, True)))
+    tables.append(_Table("Time and steps to each stage (sessions that reached it)",
+                         ("stage", "sessions", "median step", "median seconds"),
+                         [(t.label, str(t.sessions), "–" if t.median_step is None else f"{t.median_step:g}",
+                           "–" if t.median_seconds is None else f"{t.median_seconds:.1f}") for t in summary.stage_timing],
+                         (False, True, True, True)))
     errors = [("parse", c, k) for c, k in summary.parse_errors.items()]
     errors += [("exec", c, k) for c, k in summary.exec_errors.items()]
     tables.append(_Table("Errors by code", ("source", "code", "steps"),
@@ -456,6 +637,15 @@ def render_console(summary: RunSummary, console: Console | None = None) -> None:
             table.add_column(col, justify="right" if numeric else "left")
         for row in t.rows or [tuple("–" for _ in t.columns)]:
             table.add_row(*(Text(cell) for cell in row))  # Text: persona data is never markup
+        console.print(table)
+        console.print()
+    if summary.exit_pages:
+        table = Table(title="Exit pages (non-purchasing sessions)", title_justify="left", show_edge=False)
+        for col in ("page", "exits", "exit rate", "a shopper's words"):
+            table.add_column(col, justify="right" if col in ("exits", "exit rate") else "left")
+        for x in summary.exit_pages:
+            quote = f"“{x.quotes[0][1]}” ({x.quotes[0][0]})" if x.quotes else "–"
+            table.add_row(Text(x.kind), Text(str(x.exits)), Text(f"{100 * x.exit_rate:.0f}%"), Text(quote))
         console.print(table)
         console.print()
 
@@ -534,9 +724,119 @@ def _html_table(t: _Table) -> str:
     return f"<section><h2>{e(t.title)}</h2><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></section>"
 
 
+def report_css() -> str:
+    """The stylesheet every shop-r1 HTML report inlines (one file: the reports stay self-contained)."""
+    return resources.files("shop_r1.simulator").joinpath("templates/report.css").read_text(encoding="utf-8")
+
+
 def _template() -> Template:
     text = resources.files("shop_r1.simulator").joinpath("templates/report.html").read_text(encoding="utf-8")
     return Template(text)
+
+
+# --------------------------------------------------------------------------------------------
+# Sessions, for people: every step with its page, rationale, action and errors
+# --------------------------------------------------------------------------------------------
+
+PAGE_EXCERPT_CHARS = 700
+
+
+def session_anchor(session_id: str, prefix: str = "s") -> str:
+    """The HTML id of a session's block (ids allow a narrower alphabet than session ids)."""
+    return f"{prefix}-" + re.sub(r"[^A-Za-z0-9_-]", "_", session_id)
+
+
+def _screenshot(step: TraceStep) -> str:
+    """A screenshot kept with the step (``screenshot``: base64 PNG or a data: URI), inline."""
+    shot = step.extra.get("screenshot")
+    if not isinstance(shot, str) or not shot:
+        return ""
+    uri = shot if shot.startswith("data:image/") else f"data:image/png;base64,{shot}"
+    if not re.fullmatch(r"data:image/(?:png|jpeg|webp);base64,[A-Za-z0-9+/=\s]+", uri):
+        return ""
+    return f'<img class="shot" alt="screenshot of step {step.step}" src="{html.escape(uri)}">'
+
+
+def _action_text(step: TraceStep) -> str:
+    a = step.action
+    if a is None:
+        return "(no action)"
+    if isinstance(a, Click):
+        el = step.element(a.name)
+        return f"click {a.name}" + (f" “{el.text.strip()[:80]}”" if el is not None and el.text.strip() else "")
+    if isinstance(a, TypeAndSubmit):
+        return f"type_and_submit {a.name} ← “{a.text}”"
+    if isinstance(a, Terminate):
+        return "terminate"
+    return str(a)
+
+
+def render_session(steps: Sequence[TraceStep], facts: SessionFacts, anchor: str, heading: str = "") -> str:
+    """One session as a collapsible block: a row per step, the page excerpt one click away."""
+    e = html.escape
+    rows = []
+    for s, kind in zip(steps, facts.kinds):
+        errors = []
+        if s.parse_error is not None:
+            errors.append(f"parse {s.parse_error.code}: {s.parse_error.message}")
+        if s.exec_error is not None:
+            errors.append(f"exec {s.exec_error.code}: {s.exec_error.message}")
+        excerpt = s.simplified_html[:PAGE_EXCERPT_CHARS] + ("…" if len(s.simplified_html) > PAGE_EXCERPT_CHARS else "")
+        rows.append(
+            f'<tr><td class="num">{s.step}</td><td>{e(kind)}<br><span class="url">{e(s.url)}</span>'
+            f'<details class="page"><summary>page</summary><p class="ptitle">{e(s.title)}</p>'
+            f'<pre>{e(excerpt)}</pre>{_screenshot(s)}</details></td>'
+            f'<td class="rationale">{e(s.rationale) or "–"}</td><td>{e(_action_text(s))}</td>'
+            f'<td class="err">{"<br>".join(e(x) for x in errors) or ""}</td></tr>'
+        )
+    stages = ", ".join(STAGE_LABELS[st].lower() for st in FUNNEL_STAGES if st in facts.stages) or "no stage"
+    title = heading or f"{facts.session_id} · persona {facts.persona_id or '–'}"
+    end = f" — ended: {facts.end_reason}" if facts.end_reason else ""
+    body = "".join(rows) or '<tr><td colspan="5" class="empty">no steps recorded</td></tr>'
+    return (
+        f'<details class="session" id="{e(anchor)}"><summary><b>{e(title)}</b> · {e(facts.outcome)} · '
+        f'{facts.steps} steps · {e(stages)}</summary><p class="end">{e(end)}</p>'
+        f'<table class="steps"><thead><tr><th>step</th><th>page</th><th>rationale</th><th>action</th>'
+        f'<th>errors</th></tr></thead><tbody>{body}</tbody></table></details>'
+    )
+
+
+def _people_sections(summary: RunSummary) -> str:
+    """Exit pages with quotes, common paths, time per stage, and every session (linked)."""
+    e = html.escape
+    out = []
+    exits = "".join(
+        f'<tr><td>{e(x.kind)}</td><td class="num">{x.exits}</td><td class="num">{x.visits}</td>'
+        f'<td class="num">{100 * x.exit_rate:.0f}%</td><td>{e(", ".join(x.example_paths))}</td><td>'
+        + "".join(f'<blockquote>“{e(q)}” — <a href="#{e(session_anchor(sid))}">{e(sid)}</a></blockquote>'
+                  for sid, q in x.quotes)
+        + "</td></tr>" for x in summary.exit_pages
+    ) or '<tr><td colspan="6" class="empty">none</td></tr>'
+    out.append('<section class="wide"><h2>Exit pages (where non-purchasing sessions ended)</h2><table><thead><tr>'
+               '<th>page</th><th>exits</th><th>sessions on it</th><th>exit rate</th><th>paths</th>'
+               f'<th>in the shoppers\' words</th></tr></thead><tbody>{exits}</tbody></table></section>')
+    paths = "".join(
+        f'<tr><td>{e(r.path)}</td><td class="num">{r.sessions}</td><td class="num">{100 * r.share:.0f}%</td>'
+        f'<td class="num">{r.carted}</td><td>'
+        + " ".join(f'<a href="#{e(session_anchor(sid))}">{e(sid)}</a>' for sid in r.example_sessions)
+        + "</td></tr>" for r in summary.common_paths
+    ) or '<tr><td colspan="5" class="empty">none</td></tr>'
+    out.append('<section class="wide"><h2>Common paths</h2><table><thead><tr><th>pages visited</th>'
+               '<th>sessions</th><th>share</th><th>added to cart</th><th>sessions</th></tr></thead>'
+               f'<tbody>{paths}</tbody></table></section>')
+    if summary.trace is not None:
+        facts = session_facts(summary.trace)
+        index = "".join(
+            f'<tr><td><a href="#{e(session_anchor(r.session_id))}">{e(r.session_id)}</a></td>'
+            f'<td>{e(r.persona_id or "–")}</td><td>{e(r.outcome)}</td><td class="num">{r.steps}</td>'
+            f'<td>{e(", ".join(r.stages))}</td></tr>' for r in summary.session_index
+        ) or '<tr><td colspan="5" class="empty">none</td></tr>'
+        blocks = "".join(render_session(summary.trace.sessions.get(sid, []), f, session_anchor(sid))
+                         for sid, f in facts.items())
+        out.append('<section class="wide"><h2>Sessions</h2><table><thead><tr><th>session</th><th>persona</th>'
+                   f'<th>outcome</th><th>steps</th><th>stages</th></tr></thead><tbody>{index}</tbody></table>'
+                   f'<div class="sessions">{blocks}</div></section>')
+    return "\n".join(out)
 
 
 def render_html(summary: RunSummary) -> str:
@@ -549,7 +849,9 @@ def render_html(summary: RunSummary) -> str:
         generated=html.escape(datetime.now(timezone.utc).isoformat(timespec="seconds")),
         charts="\n".join(_charts(summary)),
         tables="\n".join(_html_table(t) for t in _tables(summary)),
+        people=_people_sections(summary),
         rules=rules,
+        style=report_css(),
     )
 
 
