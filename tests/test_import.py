@@ -68,6 +68,9 @@ def test_import_maps_actions_orders_rows_and_counts_skips(fixture_files, tmp_pat
     # Elements parsed from the simplified HTML, kind from the tag.
     assert a[0].element("header.search_bar.search").kind == "input"
     assert a[2].element("color").kind == "select"
+    # ... and stored whole (tag, options), so nobody parses the HTML again.
+    assert a[2].element("color").tag == "select" and a[2].element("color").options
+    assert a[0].element("header.search_bar.search").tag == "input"
     assert a[2].element("add_to_cart").kind == "clickable"
     assert a[-1].done and a[-1].outcome == "purchased"
     assert a[1].extra["opera"]["click_type"] == "product_link"

@@ -21,12 +21,7 @@ from fixtures.opera_builder import SESSION_A, SESSION_B, SESSION_C, write_opera_
 from rich.console import Console
 
 from shop_r1.simulator.cli import main
-from shop_r1.simulator.replay import (
-    ReplayError,
-    elements_from_html,
-    observation_from_step,
-    open_trace,
-)
+from shop_r1.simulator.replay import ReplayError, observation_from_step, open_trace
 from shop_r1.simulator.replay.view import (
     CONTEXT_LINES,
     ReplayViewer,
@@ -36,7 +31,7 @@ from shop_r1.simulator.replay.view import (
     read_line_command,
 )
 from shop_r1.simulator.rewards import action_reward
-from shop_r1.simulator.trace import read_trace
+from shop_r1.simulator.trace import elements_from_html, read_trace
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOP_R1 = str(ROOT / ".venv" / "bin" / "shop-r1")
@@ -92,8 +87,8 @@ def test_open_trace_sessions_personas_and_observations(sim_run: Path) -> None:
     step = trace.sessions[0].steps[0]
     obs = observation_from_step(step)
     assert [e.name for e in obs.elements] == [e.name for e in step.elements]
-    # Tag and input type are recovered from the recorded HTML (the trace keeps name/kind/text).
-    search = obs.element((step.action or {})["name"])
+    # Tag and input type come from the trace's own element table (schema 2 stores it whole).
+    search = obs.element(step.target_name)
     assert search is not None and search.tag == "input" and search.input_type == "search"
     assert obs.url == step.url and obs.simplified_html == step.simplified_html
 
@@ -123,8 +118,8 @@ def test_no_interactive_prints_every_step(sim_run: Path) -> None:
     for s in session.steps:
         assert f"step {s.step} ({s.step + 1}/{len(session.steps)})" in res.output
         assert s.rationale[:40] in res.output
-        if s.action and "name" in s.action:
-            assert s.action["name"] in res.output
+        if s.target_name:
+            assert s.target_name in res.output
     # --from skips the earlier steps.
     res = cli(["replay", str(sim_run), "--session", session.session_id, "--no-interactive",
                                     "--from", "1"])
@@ -147,8 +142,9 @@ def test_json_mode_emits_the_recorded_steps(sim_run: Path) -> None:
     lines = _json_lines(res.stdout)
     assert [(d["session_id"], d["step"]) for d in lines] == [(session.session_id, s.step) for s in session.steps]
     for d, s in zip(lines, session.steps):
-        assert d["action"] == s.action and d["simplified_html"] == s.simplified_html
-        if s.action and "name" in s.action:
+        assert d["action"] == (s.action.to_json() if s.action else None)
+        assert d["simplified_html"] == s.simplified_html
+        if s.target_name:
             assert d["target"]["on_page"] is True and d["target"]["kind"] in ("input", "clickable", "select")
 
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
-from shop_r1.envs.actions import Click, Terminate, TypeAndSubmit
+from shop_r1.envs.actions import Click, ParseError, Terminate, TypeAndSubmit
 from shop_r1.personas.sampler import sample
 from shop_r1.simulator.policies.base import Policy, PolicyRequest, PolicyResponse
 from shop_r1.simulator.policies.scripted import ScriptedPolicy
@@ -38,7 +38,7 @@ def test_scripted_run_records_trace_and_shop_state(fresh_shop, tmp_path):
     for sid, steps in trace.sessions.items():
         assert [s.step for s in steps] == list(range(len(steps)))
         assert steps[-1].done and steps[-1].outcome, sid
-        assert steps[0].action is not None and steps[0].action["type"] == "type_and_submit"  # searched first
+        assert steps[0].action is not None and steps[0].action.type == "type_and_submit"  # searched first
         assert all(s.simplified_html and s.elements for s in steps)
     # What shoppers did is what the shop saw: carts exist exactly for sessions that added to cart.
     state = fresh_shop.state()
@@ -58,7 +58,7 @@ def test_scripted_run_is_deterministic(fresh_shop, tmp_path):
     def actions(out: Path) -> list:
         asyncio.run(Runner(_config(fresh_shop.url, out, shoppers=2, concurrency=2, max_steps=6),
                            ScriptedPolicy(seed=5), personas, run_id="same").run())
-        return sorted((s.session_id, s.step, json.dumps(s.action, sort_keys=True)) for s in read_trace(out).steps)
+        return sorted((s.session_id, s.step, json.dumps(s.action.to_json() if s.action else None, sort_keys=True)) for s in read_trace(out).steps)
 
     assert actions(tmp_path / "a") == actions(tmp_path / "b")
 
@@ -76,7 +76,7 @@ class _Plan(Policy):
         out = []
         for req in requests:
             if any(req.session_id.endswith(f) for f in self.fail):
-                out.append(PolicyResponse(action=None, error="invalid_json: model said nonsense"))
+                out.append(PolicyResponse(action=None, error=ParseError(code="invalid_json", message="model said nonsense")))
                 continue
             action = self.plan(req)
             out.append(PolicyResponse(action=action, rationale="planned step", raw_text="{}"))
@@ -122,9 +122,8 @@ def test_purchase_guard_redaction_and_failing_shopper(fresh_shop, tmp_path):
     blocked = [s for s in steps if s.exec_error and s.exec_error.code == "purchase_blocked"]
     assert blocked, "place-order clicks must be refused without --allow-purchase"
     assert fresh_shop.state()["orders"] == []
-    typed = [s.action for s in steps if s.action and s.action["type"] == "type_and_submit"
-             and "mail" in s.action["name"]]
-    assert typed and all(a["text"] == "[REDACTED]" for a in typed)
+    typed = [s.action for s in steps if isinstance(s.action, TypeAndSubmit) and "mail" in s.action.name]
+    assert typed and all(a.text == "[REDACTED]" for a in typed)
 
 
 def test_allow_purchase_places_orders(fresh_shop, tmp_path):

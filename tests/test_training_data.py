@@ -65,11 +65,12 @@ def test_rl_rows_are_the_recorded_steps_with_their_context(run_dir):
     trace = read_trace(run_dir)
     for row in rows:
         step = by_key[(row["session_id"], row["step"])]
-        assert parse_action(row["label"]).to_json() == step.action
-        assert row["label_type"] == step.action["type"]
+        assert parse_action(row["label"]) == step.action
+        assert row["label_type"] == step.action.type
         assert row["names"] == [e.name for e in step.elements]
-        if "name" in step.action:
-            assert step.action["name"] in row["names"]
+        assert row["elements"] == [e.model_dump(mode="json") for e in step.elements]  # the whole table
+        if step.target_name:
+            assert step.target_name in row["names"]
         assert row["persona_id"] == step.persona_id
         assert [m["role"] for m in row["prompt"]] == ["system", "user"]
         user = row["prompt"][1]["content"]
@@ -79,7 +80,7 @@ def test_rl_rows_are_the_recorded_steps_with_their_context(run_dir):
         # every earlier step that had an action is in the history (the paper's RL context)
         earlier = [s for s in trace.sessions[row["session_id"]] if s.step < step.step and s.action is not None]
         for prev in earlier:
-            assert json.dumps(prev.action, ensure_ascii=False) in user
+            assert json.dumps(prev.action.to_json(), ensure_ascii=False) in user
         assert row["rationale"] == step.rationale
     # under the default budget the prompt module collapses/drops old history, never the current page
     for row in build_rl_dataset(run_dir).to_list():
@@ -98,7 +99,7 @@ def test_sft_rows_are_whole_sessions_as_chats(run_dir):
         session = [s for s in targets if s.session_id == row["session_id"]]
         answers = [parse_output(m["content"]) for m in row["messages"] if m["role"] == "assistant"]
         assert all(a.strict for a in answers)
-        assert [a.action.to_json() for a in answers] == [s.action for s in session]
+        assert [a.action for a in answers] == [s.action for s in session]
         assert [a.rationale for a in answers] == [s.rationale.strip() for s in session]
 
 
