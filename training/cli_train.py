@@ -27,10 +27,11 @@ def _common(f: Any) -> Any:
         click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
                      help="JSON/YAML file of settings (keys as the long flags, '-' or '_'); flags override it."),
         click.option("--max-steps", type=int, default=None, help="Stop after this many optimizer steps. [default: sft: all epochs; grpo: 500 (paper)]"),
-        click.option("--batch-size", "per_device_batch_size", type=int, default=None, help="Per-device batch size. [default: sft 1, grpo 8]"),
+        click.option("--batch-size", "per_device_batch_size", type=int, default=None, help="Sequences per device per pass (sft: chats, grpo: completions). [default: sft 1, grpo 8]"),
         click.option("--global-batch-size", type=int, default=None,
-                     help="Completions per optimizer step over all devices; sets gradient accumulation. "
-                          "[default: sft: none (1 step per batch); grpo: 64 (paper)]"),
+                     help="Examples per optimizer step over all devices (sft: chats; grpo: prompts, each with "
+                          "its group of --num-generations completions); sets gradient accumulation. "
+                          "[default: sft: none (one batch per step); grpo: 64 prompts (paper)]"),
         click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="[default: auto]"),
         click.option("--seed", type=int, default=None, help="[default: 0]"),
         click.option("--split", default=None, help="Split of a dataset folder to train on. [default: train]"),
@@ -72,7 +73,7 @@ def train() -> None:
 @_common
 @click.option("--epochs", type=float, default=None, help=f"[default: {C.PAPER_SFT_EPOCHS} (paper)]")
 @click.option("--lr", type=float, default=None, help=f"Learning rate. [default: {C.PAPER_SFT_LR} (paper)]")
-@click.option("--max-length", type=int, default=None, help="Tokens per chat (truncated beyond). [default: 4096]")
+@click.option("--max-length", type=int, default=None, help="Tokens per chat (truncated beyond). [default: the model's window, at most the paper's 32k]")
 @click.option("--chat-template", type=click.Path(exists=True, dir_okay=False), default=None,
               help="A .jinja chat template with {% generation %} markers, for models whose template lacks them.")
 def sft(config_file: str | None, **flags: Any) -> None:
@@ -112,8 +113,8 @@ def sft(config_file: str | None, **flags: Any) -> None:
 def grpo(config_file: str | None, **flags: Any) -> None:
     """GRPO with the Shop-R1 rewards: v(a) + alpha*s(r) - beta*KL.
 
-    Paper defaults: lr 1e-7, 500 steps, temperature 0.6, global batch 64, alpha 0.005,
-    beta 0.001, DARS 1000, threshold 0.75.
+    Paper defaults: lr 1e-7, 500 steps, temperature 0.6, global batch 64 prompts (x G
+    completions each), alpha 0.005, beta 0.001, DARS 1000, threshold 0.75.
     """
     from shop_r1.training.grpo import train_grpo
 

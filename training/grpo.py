@@ -35,10 +35,11 @@ from shop_r1.training.self_certainty import GenerationCertaintyRecorder, SelfCer
 from shop_r1.training.trainer_common import (
     TrainResult,
     common_training_args,
+    load_model,
     load_training_data,
     resolve_base_model,
     save_checkpoint,
-    use_cuda,
+    training_precision,
 )
 
 log = logging.getLogger(__name__)
@@ -192,8 +193,7 @@ def grpo_config(settings: GRPOSettings, weights: list[float]) -> Any:
 
 def build_grpo_trainer(settings: GRPOSettings) -> tuple[Any, dict[str, Any], Any]:
     """The configured trainer (not yet trained), the data source and the base model folder."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     model_dir = resolve_base_model(settings.model)
     dataset, source = load_training_data(settings.data, "rl", settings.split)
@@ -213,9 +213,7 @@ def build_grpo_trainer(settings: GRPOSettings) -> tuple[Any, dict[str, Any], Any
             keep = sorted(set(range(len(dataset))) - set(too_long))
             dataset = dataset.select(keep)
             source["rows_trained"] = len(dataset)
-    cuda = use_cuda(settings.device)
-    dtype = torch.bfloat16 if (cuda and settings.bf16 is not False and torch.cuda.is_bf16_supported()) else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+    model = load_model(model_dir, training_precision(settings))
     funcs, weights, sc = build_reward_funcs(settings, tokenizer)
     trainer_cls = _grpo_trainer_class()
     trainer = trainer_cls(model=model, reward_funcs=funcs, args=grpo_config(settings, weights),

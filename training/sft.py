@@ -21,13 +21,17 @@ from shop_r1.training.trainer_common import (
     TrainingDataError,
     TrainResult,
     common_training_args,
+    load_model,
     load_training_data,
     resolve_base_model,
     save_checkpoint,
-    use_cuda,
+    training_precision,
 )
 
 log = logging.getLogger(__name__)
+
+#: The paper's context ("up to 32k tokens"); a chat is never longer than this nor than the model's window.
+PAPER_CONTEXT_TOKENS = 32_768
 
 
 class ChatTemplateError(ValueError):
@@ -77,28 +81,32 @@ def prepare_tokenizer(tokenizer: Any, settings: SFTSettings, model_dir: Path) ->
     return tokenizer
 
 
+def context_window(model_config: Any) -> int:
+    """The default ``max_length``: the model's window, capped at the paper's 32k (what the base model can read)."""
+    window = getattr(model_config, "max_position_embeddings", None)
+    return min(PAPER_CONTEXT_TOKENS, int(window)) if window else PAPER_CONTEXT_TOKENS
+
+
 def build_sft_trainer(settings: SFTSettings) -> tuple[Any, dict[str, Any], Path]:
     """The configured ``SFTTrainer`` (not yet trained), the data source and the base model folder.
 
     Split from :func:`train_sft` so tests and callers can inspect the collator's label mask.
     """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
     model_dir = resolve_base_model(settings.model)
     dataset, source = load_training_data(settings.data, "sft", settings.split)
     dataset = dataset.select_columns(["messages"])
     tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(model_dir), settings, model_dir)
-    dtype = torch.bfloat16 if (use_cuda(settings.device) and settings.bf16 is not False
-                               and torch.cuda.is_bf16_supported()) else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+    model = load_model(model_dir, training_precision(settings))
+    max_length = settings.max_length or context_window(model.config)
     args = SFTConfig(
         **common_training_args(settings),
         learning_rate=settings.lr,
         num_train_epochs=settings.epochs,
         warmup_steps=settings.warmup_ratio,  # transformers 5: a float < 1 is a ratio of the steps
-        max_length=settings.max_length,
+        max_length=max_length,
         assistant_only_loss=True,
         packing=False,
         dataset_num_proc=None,
@@ -108,13 +116,14 @@ def build_sft_trainer(settings: SFTSettings) -> tuple[Any, dict[str, Any], Path]
     if kept == 0:
         raise TrainingDataError(
             f"--data {settings.data}: all {source['rows']} chats lost every assistant token to truncation at "
-            f"max_length {settings.max_length} (the answers come last); raise --max-length or build the dataset "
+            f"max_length {max_length} (the answers come last); raise --max-length or build the dataset "
             "with a smaller SFT budget (`shop-r1 data build --sft-max-tokens ...`)"
         )
     if kept < source["rows"]:
         log.warning("%d of %d chats had no assistant token left within max_length %s and were dropped",
-                    source["rows"] - kept, source["rows"], settings.max_length)
+                    source["rows"] - kept, source["rows"], max_length)
     source["rows_trained"] = kept
+    source["max_length"] = max_length
     return trainer, source, model_dir
 
 
@@ -129,4 +138,5 @@ def train_sft(settings: SFTSettings) -> TrainResult:
     return save_checkpoint(trainer, settings, stage="sft", source=source, base_model=model_dir, started=started)
 
 
-__all__ = ["ChatTemplateError", "build_sft_trainer", "prepare_tokenizer", "train_sft"]
+__all__ = ["ChatTemplateError", "PAPER_CONTEXT_TOKENS", "build_sft_trainer", "context_window", "prepare_tokenizer",
+           "train_sft"]

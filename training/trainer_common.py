@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from shop_r1.training.param_change import param_change
+from shop_r1.training.precision import Precision, choose_precision, distributed_backend
+
 if TYPE_CHECKING:  # pragma: no cover
     import datasets
 
@@ -98,20 +101,38 @@ def _checkpointing_field() -> str:
     return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
 
 
+def training_precision(settings: _Base) -> Precision:
+    """The load dtype and bf16 switch for this machine and launcher (see :mod:`shop_r1.training.precision`)."""
+    import torch
+
+    cuda = use_cuda(settings.device)
+    return choose_precision(cuda=cuda, bf16_supported=bool(cuda and torch.cuda.is_bf16_supported()),
+                            bf16=settings.bf16, backend=distributed_backend())
+
+
+def load_model(model_dir: Path, precision: Precision) -> Any:
+    """The policy to train, in the dtype ``precision`` says (fp32 unless DeepSpeed/FSDP hold the masters)."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=precision.torch_dtype())
+    log.info("model %s loaded in %s (bf16 compute: %s, fp32 masters: %s)", model_dir, precision.load_dtype,
+             precision.bf16, precision.masters)
+    return model
+
+
 def common_training_args(settings: _Base) -> dict[str, Any]:
     """Keyword arguments shared by ``SFTConfig`` and ``GRPOConfig``.
 
     On CPU: ``use_cpu=True, bf16=False`` (TRL's configs default to bf16, which CPUs run slowly or
-    not at all). On a CUDA GPU bf16 where supported, unless the settings say otherwise.
+    not at all). On a CUDA GPU bf16 where supported, unless the settings say otherwise -- as
+    autocast over the fp32 model :func:`load_model` loads, never as bf16 weights without masters.
     """
-    import torch
-
     cuda = use_cuda(settings.device)
-    bf16 = settings.bf16 if settings.bf16 is not None else bool(cuda and torch.cuda.is_bf16_supported())
+    precision = training_precision(settings)
     return {
         "output_dir": str(settings.out),
         "use_cpu": not cuda,
-        "bf16": bf16,
+        "bf16": precision.bf16,
         "fp16": False,
         _checkpointing_field(): settings.gradient_checkpointing,
         "per_device_train_batch_size": settings.per_device_batch_size,
@@ -165,6 +186,7 @@ def save_checkpoint(trainer: Any, settings: _Base, *, stage: str, source: Mappin
         metrics["final_loss"] = losses[-1]
     metrics["global_step"] = trainer.state.global_step
     seconds = time.perf_counter() - started
+    param_dtype = str(next(trainer.accelerator.unwrap_model(trainer.model).parameters()).dtype).removeprefix("torch.")
     if trainer.accelerator.is_main_process:
         trainer.processing_class.save_pretrained(str(out))
         versions = {}
@@ -182,6 +204,8 @@ def save_checkpoint(trainer: Any, settings: _Base, *, stage: str, source: Mappin
             "metrics": metrics,
             "history": history,
             "seconds": round(seconds, 2),
+            "precision": {**training_precision(settings).model_dump(), "param_dtype": param_dtype},
+            "param_change": _param_change_record(base_model, out),
             "world_size": trainer.accelerator.num_processes,
             "device": str(trainer.accelerator.device),
             "python": platform.python_version(),
@@ -193,6 +217,18 @@ def save_checkpoint(trainer: Any, settings: _Base, *, stage: str, source: Mappin
     return TrainResult(out_dir=out, metrics=metrics, history=history, seconds=seconds)
 
 
+def _param_change_record(base_model: Path, out: Path) -> dict[str, Any] | None:
+    """The run's ||final - initial|| (None, with a warning, when a folder holds no comparable weights)."""
+    try:
+        change = param_change(base_model, out)
+    except (FileNotFoundError, ValueError) as exc:
+        log.warning("parameter change not recorded: %s", exc)
+        return None
+    log.info("parameter change: ||final - initial|| = %.4g (relative %.3g, %.1f %% of elements changed)",
+             change.l2, change.relative, 100 * change.frac_changed)
+    return change.model_dump()
+
+
 def resolve_base_model(spec: str) -> Path:
     """``--model``: ``default``, ``tiny[:SEED]`` or a folder (see :func:`shop_r1.simulator.models.resolve_model`)."""
     from shop_r1.simulator.llm.models import resolve_model
@@ -200,5 +236,5 @@ def resolve_base_model(spec: str) -> Path:
     return resolve_model(spec, show_status=True)
 
 
-__all__ = ["TRAIN_RECORD_FILE", "TrainResult", "TrainingDataError", "common_training_args", "load_training_data",
-           "resolve_base_model", "save_checkpoint", "use_cuda"]
+__all__ = ["TRAIN_RECORD_FILE", "TrainResult", "TrainingDataError", "common_training_args", "load_model",
+           "load_training_data", "resolve_base_model", "save_checkpoint", "training_precision", "use_cuda"]
