@@ -14,7 +14,8 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from shop_r1.simulator.vllm_server import VLLMError, VLLMServer
+from shop_r1.simulator.llm.models import resolve_model
+from shop_r1.simulator.llm.vllm_server import VLLMError, VLLMServer
 
 logger = logging.getLogger(__name__)
 
@@ -22,18 +23,9 @@ logger = logging.getLogger(__name__)
 def resolve_model_dir(spec: str) -> Path:
     """A local model folder for ``spec``: ``default`` (the embedded model) or a folder path.
 
-    ``shop_r1.simulator.models.resolve_model`` owns the rules (default model conversion, hub ids refused
-    offline); it is imported lazily so that a plain folder never pays for transformers.
+    :func:`shop_r1.simulator.llm.models.resolve_model` owns the rules (default model conversion,
+    hub ids refused offline); its errors become a usage error on ``--model``.
     """
-    path = Path(spec).expanduser()
-    if spec != "default" and (path / "config.json").is_file():
-        return path.resolve()
-    try:
-        from shop_r1.simulator.models import resolve_model
-    except ImportError as exc:
-        if spec == "default":
-            raise click.BadParameter(f"the default model is unavailable ({exc}); pass a model folder", param_hint="--model") from exc
-        raise click.BadParameter(f"{path} is not a model folder (no config.json)", param_hint="--model") from exc
     try:
         return Path(resolve_model(spec, show_status=True))
     except (OSError, ValueError) as exc:

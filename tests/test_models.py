@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shop_r1.simulator.tiny_model import IM_END, build_tiny_model, tiny_model_dir
+from shop_r1.simulator.llm.tiny_model import IM_END, build_tiny_model, tiny_model_dir
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -103,7 +103,7 @@ def test_tiny_model_dir_is_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 # -- resolving model specs ---------------------------------------------------------------------
 def test_resolve_model_specs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from shop_r1.simulator.models import ModelNotFoundError, resolve_model
+    from shop_r1.simulator.llm.models import ModelNotFoundError, resolve_model
 
     monkeypatch.setenv("SHOP_R1_CACHE", str(tmp_path / "cache"))
     folder = build_tiny_model(tmp_path / "mine")
@@ -126,7 +126,7 @@ def test_resolve_model_specs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 def test_default_model_gguf_is_found_without_importing_the_package() -> None:
     import sys
 
-    from shop_r1.simulator.models import default_model_gguf
+    from shop_r1.simulator.llm.models import default_model_gguf
 
     gguf = default_model_gguf()
     assert gguf.suffix == ".gguf" and gguf.stat().st_size > 50_000_000
@@ -136,8 +136,8 @@ def test_default_model_gguf_is_found_without_importing_the_package() -> None:
 _CONVERT_SNIPPET = """
 import sys, time
 from pathlib import Path
-import shop_r1.simulator.models as m
-from shop_r1.simulator.tiny_model import build_tiny_model
+import shop_r1.simulator.llm.models as m
+from shop_r1.simulator.llm.tiny_model import build_tiny_model
 
 def fake_convert(gguf, out_dir, chat_template=None):
     # stands in for the 30 s de-quantisation; the lock/rename logic around it is what runs
@@ -185,7 +185,7 @@ def test_default_model_converts_once_and_reloads_fast() -> None:
 
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from shop_r1.simulator.models import PROVENANCE_FILE, default_model_dir, is_default_model_ready
+    from shop_r1.simulator.llm.models import PROVENANCE_FILE, default_model_dir, is_default_model_ready
 
     folder = default_model_dir()
     assert is_default_model_ready()

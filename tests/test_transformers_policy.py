@@ -23,7 +23,7 @@ from shop_r1.simulator.policies.constrained import (
     grammar_for_observation,
 )
 from shop_r1.simulator.policies.transformers_policy import TransformersPolicy
-from shop_r1.simulator.tiny_model import tiny_model_dir
+from shop_r1.simulator.llm.tiny_model import tiny_model_dir
 
 
 # -- fixtures -----------------------------------------------------------------------------------
@@ -155,7 +155,7 @@ def test_random_logits_always_spell_a_valid_answer(which: str, request: pytest.F
     seen_types = set()
     for text, page in zip(texts, pages):
         parsed = parse_output_for(text, page)
-        assert parsed.error_code is None and parsed.strict, (parsed.error_text, text)
+        assert parsed.ok and parsed.strict, (parsed.error, text)
         obj = json.loads(text)
         assert obj["action"]["type"] in ("click", "type_and_submit", "terminate")
         assert len(obj["rationale"]) <= 300
@@ -196,9 +196,9 @@ async def test_unconstrained_random_model_fails_to_parse_without_raising(tiny: s
     responses = await policy.act(requests)
     for resp in responses:
         assert resp.action is None
-        assert resp.error and resp.error.split(":")[0] in ("empty", "no_json", "invalid_json", "missing_rationale",
-                                                           "missing_action", "invalid_action", "unknown_name")
-        assert resp.extra["error_code"] == resp.error.split(":")[0]
+        assert resp.error and resp.error.code in ("empty", "no_json", "invalid_json", "missing_rationale",
+                                                  "missing_action", "invalid_action", "unknown_name")
+        assert resp.error.message
         assert 0 < resp.completion_tokens <= 48
 
 
@@ -245,8 +245,8 @@ async def test_oversized_prompt_is_an_error_response_not_an_exception(tiny: str)
         PolicyRequest(session_id="big", observation=page, messages=[{"role": "user", "content": huge}]),
         PolicyRequest(session_id="ok", observation=page),
     ])
-    assert responses[0].action is None and responses[0].error.startswith("prompt_too_long")
-    assert responses[0].extra["error_code"] == "prompt_too_long"
+    assert responses[0].action is None and responses[0].error.code == "generation_failed"
+    assert responses[0].error.detail["reason"] == "prompt_too_long"
     _assert_executable(responses[1], page)
 
 
@@ -267,7 +267,7 @@ def test_describe_and_bad_settings(tiny: str) -> None:
 async def test_default_model_takes_an_executable_step_on_the_real_shop(shop_url: str) -> None:
     """SmolLM2-135M (converted once, ~30 s) chooses an action that the real browser executes."""
     from shop_r1.envs.browser import BrowserPool
-    from shop_r1.simulator.models import default_model_dir
+    from shop_r1.simulator.llm.models import default_model_dir
 
     model_dir = default_model_dir()
     # a 1,200-token prompt budget keeps CPU prefill short; the grammar still offers every name

@@ -19,15 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 import pytest_asyncio
 
 from shop_r1.envs.actions import Click, Terminate, TypeAndSubmit
 from shop_r1.envs.observation import Element, Observation, with_option_elements
 from shop_r1.simulator.policies.base import PolicyRequest
-from shop_r1.simulator.policies.http_policy import SamplingParams
+from shop_r1.simulator.llm.sampling import SamplingParams
 from shop_r1.simulator.policies.vllm_policy import VLLMPolicy, page_names, response_format_for_page
-from shop_r1.simulator.vllm_server import VLLMNotInstalledError, VLLMServer, VLLMStartError, resolve_vllm_python
+from shop_r1.simulator.llm.vllm_server import VLLMNotInstalledError, VLLMServer, VLLMStartError, resolve_vllm_python
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_NAME = "tiny-qwen2"
@@ -109,7 +110,7 @@ def test_missing_vllm_python_names_what_was_tried(tmp_path: Path, monkeypatch: p
     monkeypatch.setenv("SHOP_R1_VLLM_PYTHON", str(missing))
     with pytest.raises(VLLMNotInstalledError, match="SHOP_R1_VLLM_PYTHON"):
         resolve_vllm_python()
-    from shop_r1.simulator.tiny_model import tiny_model_dir
+    from shop_r1.simulator.llm.tiny_model import tiny_model_dir
 
     with pytest.raises(VLLMNotInstalledError, match="make vllm-env"):
         VLLMServer(tiny_model_dir(0)).start()
@@ -122,7 +123,7 @@ def test_model_folder_must_exist(tmp_path: Path) -> None:
 
 def test_early_exit_raises_with_log_tail(tmp_path: Path) -> None:
     """A Python without vLLM exits at once: the error must carry the log's last lines."""
-    from shop_r1.simulator.tiny_model import tiny_model_dir
+    from shop_r1.simulator.llm.tiny_model import tiny_model_dir
 
     server = VLLMServer(tiny_model_dir(0), vllm_python=sys.executable, log_path=tmp_path / "vllm.log", ready_timeout_s=60)
     with pytest.raises(VLLMStartError) as err:
@@ -133,7 +134,7 @@ def test_early_exit_raises_with_log_tail(tmp_path: Path) -> None:
 
 
 async def test_launch_failure_raises_and_leaves_nothing(tmp_path: Path) -> None:
-    from shop_r1.simulator.tiny_model import tiny_model_dir
+    from shop_r1.simulator.llm.tiny_model import tiny_model_dir
 
     name = f"launch-fail-{os.getpid()}"
     launched = VLLMPolicy.launch(tiny_model_dir(0), server_kwargs={"vllm_python": sys.executable, "served_model_name": name,
@@ -149,7 +150,7 @@ async def test_launch_failure_raises_and_leaves_nothing(tmp_path: Path) -> None:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[VLLMServer]:
     """The module's server, started through ``VLLMPolicy.launch`` so that path is exercised for real."""
-    from shop_r1.simulator.tiny_model import tiny_model_dir
+    from shop_r1.simulator.llm.tiny_model import tiny_model_dir
 
     log = tmp_path_factory.mktemp("vllm") / "server.log"
     server_kwargs = dict(served_model_name=MODEL_NAME, max_model_len=2048, kv_cache_gib=1, dev_mode=True,
@@ -204,7 +205,7 @@ async def test_unconstrained_output_of_an_untrained_model_is_recorded_not_raised
         await pol.close()
     # Random weights cannot write the JSON on their own: the parse error is recorded.
     assert resp.action is None and resp.error
-    assert resp.extra["error_code"] in {"empty", "no_json", "invalid_json"}
+    assert resp.error.code in {"empty", "no_json", "invalid_json"}
     assert resp.completion_tokens > 0
 
 
@@ -260,7 +261,7 @@ async def test_batch_of_8_latency_and_throughput(server: VLLMServer) -> None:
 
 @pytest.mark.slow
 def test_reload_weights_changes_and_restores_the_model(server: VLLMServer) -> None:
-    from shop_r1.simulator.tiny_model import tiny_model_dir
+    from shop_r1.simulator.llm.tiny_model import tiny_model_dir
 
     def top_logprobs() -> list[tuple[str, float]]:
         body = {"model": MODEL_NAME, "messages": make_request(0).messages, "max_tokens": 1, "temperature": 0,
@@ -285,7 +286,7 @@ async def test_sft_checkpoint_is_served_by_vllm(server: VLLMServer, tmp_path: Pa
     import datasets
 
     from shop_r1.simulator.prompt import format_answer
-    from shop_r1.simulator.tiny_model import tiny_model_dir
+    from shop_r1.simulator.llm.tiny_model import tiny_model_dir
     from shop_r1.training.config import SFTSettings
     from shop_r1.training.sft import train_sft
 
@@ -332,15 +333,10 @@ def test_stop_leaves_no_process(server: VLLMServer) -> None:
 
 def _processes_mentioning(token: str) -> list[int]:
     found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            cmd = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"vllm.entrypoints.openai.api_server" in cmd and token.encode() in cmd:
-            found.append(int(entry))
+    for proc in psutil.process_iter(["cmdline"]):
+        cmd = proc.info["cmdline"] or []
+        if "vllm.entrypoints.openai.api_server" in cmd and token in cmd:
+            found.append(proc.pid)
     return found
 
 
@@ -348,7 +344,7 @@ def _processes_mentioning(token: str) -> list[int]:
 
 @pytest.mark.slow
 def test_cli_serve_until_interrupted(tmp_path: Path) -> None:
-    from shop_r1.simulator.tiny_model import tiny_model_dir
+    from shop_r1.simulator.llm.tiny_model import tiny_model_dir
 
     exe = Path(sys.executable).with_name("shop-r1")
     log = tmp_path / "serve.log"

@@ -7,7 +7,7 @@ action, then the current page -- exactly what a model-backed policy is trained o
 such as the scripted shopper needs). Requests go to the policy in batches, rows of one session in
 step order (a stateful policy sees a session unfold as it did).
 
-Scoring is :func:`shop_r1.simulator.metrics.compute_metrics` (the one owner of the metrics): exact action
+Scoring is :func:`shop_r1.simulator.scoring.compute_metrics` (the one owner of the metrics): exact action
 accuracy, action-type accuracy, action-type macro-F1 and the per-type table.
 
 What counts as a prediction: the *answer*, not its executability. A backend rejects an answer
@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shop_r1.envs.observation import Element, Observation
-from shop_r1.simulator.metrics import MetricsReport, compute_metrics
+from shop_r1.simulator.scoring import MetricsReport, compute_metrics
 from shop_r1.simulator.policies.base import Policy, PolicyRequest, PolicyResponse
-from shop_r1.simulator.rewards import DEFAULT_CONFIG, RewardConfig, coerce_label
+from shop_r1.simulator.scoring import DEFAULT_CONFIG, RewardConfig, coerce_label
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,8 @@ async def aevaluate(
     report = compute_metrics(predictions, labels, config)
     details = [
         {"session_id": req.session_id, "step": req.step, "label": label.to_json(),
-         "prediction": pred.to_json() if pred is not None else None, "error": resp.error,
+         "prediction": pred.to_json() if pred is not None else None,
+         "error": resp.error.model_dump() if resp.error is not None else None,
          "raw_output": resp.raw_text}
         for req, label, pred, resp in zip(requests, labels, predictions, responses)
     ]

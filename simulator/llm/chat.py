@@ -145,9 +145,10 @@ class ChatClient:
         loop = asyncio.get_running_loop()
         if self._sdk is None or self._sem is None or self._loop is not loop:
             self._loop = loop
-            # A keyless local server still needs a key for the SDK; an empty one sends none.
+            # The SDK insists on a key; a keyless local server (vLLM without --api-key) ignores
+            # the placeholder, which is the one vLLM's own docs use.
             self._sdk = openai.AsyncOpenAI(
-                base_url=self.base_url, api_key=self.endpoint.api_key or "", max_retries=self.max_retries,
+                base_url=self.base_url, api_key=self.endpoint.api_key or "EMPTY", max_retries=self.max_retries,
                 timeout=self.timeout_s, default_headers=self.headers or None,
             )
             self._sem = asyncio.Semaphore(self.max_concurrency)

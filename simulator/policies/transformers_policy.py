@@ -16,74 +16,35 @@ backend uses, so a constrained answer is checked exactly like a free one.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import os
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shop_r1.simulator.policies.base import Policy, PolicyRequest, PolicyResponse
+from shop_r1.simulator.llm.loader import LoadedModel, load_for_generation
+from shop_r1.simulator.llm.models import PROVENANCE_FILE, resolve_model
+from shop_r1.simulator.llm.sampling import SamplingParams, seed_hash
+from shop_r1.simulator.policies.base import Policy, PolicyRequest, PolicyResponse, failure, response_from_text
+from shop_r1.simulator.policies.constrained import (
+    ConstrainedRows,
+    TokenTable,
+    grammar_for_observation,
+    make_logits_processor,
+)
+from shop_r1.simulator.prompt import build_messages
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class GenerationSettings:
-    """Sampling settings. ``temperature`` 0 means greedy decoding."""
-
-    max_new_tokens: int = 256
-    temperature: float = 0.6  # the paper's sampling temperature
-    top_p: float = 0.95
-    seed: int | None = 0
-
-    def __post_init__(self) -> None:
-        if self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
-        if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
 
 
 def _batch_seed(base: int | None, requests: Sequence[PolicyRequest]) -> int | None:
     """One seed per batch from the run seed and who is in it: reruns repeat, batches differ."""
     if base is None:
         return None
-    key = f"{base}:" + "|".join(f"{r.session_id}:{r.step}" for r in requests)
-    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=4).digest(), "big") & 0x7FFFFFFF
-
-
-def _resolve_device(device: str) -> str:
-    import torch
-
-    if device != "auto":
-        return device
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
-def _resolve_dtype(dtype: str, device: str) -> Any:
-    import torch
-
-    if dtype == "auto":
-        if device.startswith("cuda") and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float32  # CPU: bf16 matmuls are slow on most CPUs and fp16 is unsupported
-    try:
-        value = getattr(torch, dtype)
-    except AttributeError:
-        value = None
-    if not isinstance(value, torch.dtype):
-        raise ValueError(f"unknown dtype {dtype!r}; use auto, float32, bfloat16 or float16")
-    return value
+    return seed_hash(base, "|".join(f"{r.session_id}:{r.step}" for r in requests))
 
 
 class TransformersPolicy(Policy):
@@ -114,14 +75,12 @@ class TransformersPolicy(Policy):
         num_threads: int | None = None,
         show_status: bool = False,
     ) -> None:
-        from shop_r1.simulator.models import resolve_model
-
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         is_default = model is None or str(model).strip().lower() in ("", "default")
         self.model_dir: Path = resolve_model(model, show_status=show_status)
         self.constrained = is_default if constrained is None else constrained
-        self.settings = GenerationSettings(max_new_tokens, temperature, top_p, seed)
+        self.settings = SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_new_tokens, seed=seed)
         self.batch_size = batch_size
         self.device_spec = device
         self.dtype_spec = dtype
@@ -132,10 +91,8 @@ class TransformersPolicy(Policy):
         # Default: leave one core to Chromium and the shop. Torch's OpenMP threads spin-wait, so
         # on a CPU shared with browsers all-cores torch is many times slower, not faster.
         self.num_threads = num_threads if num_threads is not None else max(1, (os.cpu_count() or 1) - 1)
-        self._model: Any = None
-        self._tokenizer: Any = None
-        self._table: Any = None
-        self._device: str | None = None
+        self._loaded: LoadedModel | None = None
+        self._table: TokenTable | None = None
         self._load_lock = threading.Lock()
         self._gen_lock: asyncio.Lock | None = None
         self.load_seconds: float | None = None
@@ -144,40 +101,27 @@ class TransformersPolicy(Policy):
     def load(self) -> None:
         """Load model and tokenizer (blocking; idempotent, thread-safe)."""
         with self._load_lock:
-            if self._model is not None:
+            if self._loaded is not None:
                 return
-            import torch  # noqa: F401  (fail early with a clear error if torch is missing)
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-
-            t0 = time.perf_counter()
-            device = _resolve_device(self.device_spec)
-            dtype = _resolve_dtype(self.dtype_spec, device)
-            tokenizer = AutoTokenizer.from_pretrained(self.model_dir)
-            if tokenizer.chat_template is None:
-                raise ValueError(f"{self.model_dir}: the tokenizer has no chat template; a policy needs one")
-            tokenizer.padding_side = "left"  # decoder-only: new tokens must follow every prompt
-            if tokenizer.pad_token_id is None:
-                tokenizer.pad_token = tokenizer.eos_token
-            model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=dtype).to(device)
-            model.eval()
+            loaded = load_for_generation(self.model_dir, device=self.device_spec, dtype=self.dtype_spec)
             if self.constrained:
-                from shop_r1.simulator.policies.constrained import TokenTable
+                self._table = TokenTable(loaded.tokenizer, vocab_size=loaded.vocab_size)
+            self._loaded = loaded
+            self.load_seconds = loaded.seconds
 
-                self._table = TokenTable(tokenizer, vocab_size=model.get_output_embeddings().weight.shape[0])
-            self._tokenizer, self._model, self._device = tokenizer, model, device
-            self.load_seconds = time.perf_counter() - t0
-            log.info("loaded %s on %s (%s) in %.2f s", self.model_dir, device, dtype, self.load_seconds)
+    @property
+    def loaded(self) -> LoadedModel:
+        self.load()
+        assert self._loaded is not None
+        return self._loaded
 
     @property
     def tokenizer(self) -> Any:
-        self.load()
-        return self._tokenizer
+        return self.loaded.tokenizer
 
     @property
     def context_length(self) -> int:
-        self.load()
-        cfg = self._model.config
-        return int(getattr(cfg, "max_position_embeddings", None) or 4096)
+        return self.loaded.context_length
 
     # -- prompts -----------------------------------------------------------------------------
     def _budget(self, new_tokens: int) -> int:
@@ -197,9 +141,7 @@ class TransformersPolicy(Policy):
         context, counted with this model's tokenizer."""
         if request.messages is not None:
             return request.messages
-        from shop_r1.simulator.prompt import build_messages  # lazy: the prompt owner sits beside us
-
-        budget = self._budget(new_tokens if new_tokens is not None else self.settings.max_new_tokens)
+        budget = self._budget(new_tokens if new_tokens is not None else self._max_new_tokens)
         return build_messages(request.observation, request.history, request.persona, token_budget=budget,
                               count_tokens=self.count_tokens, url=request.observation.url)
 
@@ -216,8 +158,8 @@ class TransformersPolicy(Policy):
                     out.extend(await asyncio.to_thread(self._act_batch, chunk))
                 except Exception as exc:  # a failed batch must not sink the run
                     log.exception("transformers policy: batch of %d failed", len(chunk))
-                    out.extend(PolicyResponse(action=None, error=f"internal: {type(exc).__name__}: {exc}",
-                                              extra={"error_code": "internal"}) for _ in chunk)
+                    err = failure("internal", f"{type(exc).__name__}: {exc}")
+                    out.extend(PolicyResponse(action=None, error=err) for _ in chunk)
         return out
 
     def act_sync(self, requests: Sequence[PolicyRequest]) -> list[PolicyResponse]:
@@ -225,15 +167,19 @@ class TransformersPolicy(Policy):
         return [r for s in range(0, len(requests), self.batch_size)
                 for r in self._act_batch(list(requests[s:s + self.batch_size]))]
 
-    def _act_batch(self, requests: list[PolicyRequest]) -> list[PolicyResponse]:
-        import torch
+    @property
+    def _max_new_tokens(self) -> int:
+        return self.settings.max_tokens or 256
 
-        self.load()
+    def _act_batch(self, requests: list[PolicyRequest]) -> list[PolicyResponse]:
+        import torch  # optional heavy dependency: only local-model users need it
+
+        loaded = self.loaded
         if self.num_threads:
             # Set in the worker thread that runs generate; on a CPU shared with other work,
             # fewer intra-op threads avoid OpenMP spin-wait thrashing (measured: 17x on 2 busy cores).
             torch.set_num_threads(self.num_threads)
-        tok, model = self._tokenizer, self._model
+        tok, model = loaded.tokenizer, loaded.model
         t0 = time.perf_counter()
         results: list[PolicyResponse | None] = [None] * len(requests)
         prompts: list[list[int]] = []
@@ -242,10 +188,8 @@ class TransformersPolicy(Policy):
         limit = self.context_length
         for i, req in enumerate(requests):
             try:
-                new_tokens = self.settings.max_new_tokens
+                new_tokens = self._max_new_tokens
                 if self.constrained:
-                    from shop_r1.simulator.policies.constrained import grammar_for_observation
-
                     grammar = grammar_for_observation(req.observation, **self.grammar_bounds)
                     new_tokens = grammar.max_tokens()
                 messages = self.messages_for(req, new_tokens)
@@ -253,14 +197,12 @@ class TransformersPolicy(Policy):
                                               return_dict=True)["input_ids"]
             except Exception as exc:
                 log.exception("session %s step %d: could not build the prompt", req.session_id, req.step)
-                results[i] = PolicyResponse(action=None, error=f"prompt_error: {type(exc).__name__}: {exc}",
-                                            extra={"error_code": "prompt_error"})
+                results[i] = PolicyResponse(action=None, error=failure("prompt_error", f"{type(exc).__name__}: {exc}"))
                 continue
             if len(ids) + 1 >= limit:
-                results[i] = PolicyResponse(
-                    action=None, prompt_tokens=len(ids), extra={"error_code": "prompt_too_long"},
-                    error=f"prompt_too_long: {len(ids)} prompt tokens leave no room in the model's "
-                          f"{limit}-token context ({self.model_dir})")
+                results[i] = PolicyResponse(action=None, prompt_tokens=len(ids), error=failure(
+                    "prompt_too_long", f"{len(ids)} prompt tokens leave no room in the model's "
+                    f"{limit}-token context ({self.model_dir})", prompt_tokens=len(ids), context=limit))
                 continue
             prompts.append(list(ids))
             live.append(i)
@@ -269,14 +211,12 @@ class TransformersPolicy(Policy):
         if not live:
             return [r for r in results if r is not None]
 
-        batch = tok.pad({"input_ids": prompts}, padding=True, return_tensors="pt").to(self._device)
+        batch = tok.pad({"input_ids": prompts}, padding=True, return_tensors="pt").to(loaded.device)
         prompt_len = batch["input_ids"].shape[1]
-        max_new = self.settings.max_new_tokens
+        max_new = self._max_new_tokens
         processors = None
         rows = None
         if self.constrained:
-            from shop_r1.simulator.policies.constrained import ConstrainedRows, make_logits_processor
-
             # The grammar bounds every answer: give generation exactly that room, so a
             # constrained answer is never cut off (and never runs longer than needed).
             max_new = max(g.max_tokens() for g in grammars)
@@ -288,10 +228,10 @@ class TransformersPolicy(Policy):
             "max_new_tokens": max_new,
             "pad_token_id": tok.pad_token_id,
             "eos_token_id": tok.eos_token_id,
-            "do_sample": s.temperature > 0,
+            "do_sample": bool(s.temperature),
         }
-        if s.temperature > 0:
-            gen_kwargs.update(temperature=s.temperature, top_p=s.top_p, top_k=0)
+        if s.temperature:
+            gen_kwargs.update(temperature=s.temperature, top_p=s.top_p or 1.0, top_k=0)
         seed = _batch_seed(s.seed, [requests[i] for i in live])
         if seed is not None:
             torch.manual_seed(seed)
@@ -305,48 +245,22 @@ class TransformersPolicy(Policy):
             stop = next((k for k, t in enumerate(seq) if t == eos), None)
             completion = seq if stop is None else seq[: stop + 1]
             text = tok.decode(completion, skip_special_tokens=True)
-            results[i] = self._parse(requests[i], text, prompt_tokens=len(prompts[row]),
-                                     completion_tokens=len(completion), latency=latency,
-                                     finish="length" if stop is None else "stop", batch=len(live))
+            results[i] = response_from_text(
+                requests[i], text, finish_reason="length" if stop is None else "stop",
+                prompt_tokens=len(prompts[row]), completion_tokens=len(completion), latency_s=latency,
+                extra={"batch_size": len(live), "constrained": self.constrained})
         log.debug("batch of %d: %.2f s, prompt_len %d, max_new %d", len(live), latency, prompt_len, max_new)
         return [r for r in results if r is not None]
 
-    def _parse(self, request: PolicyRequest, text: str, *, prompt_tokens: int, completion_tokens: int,
-               latency: float, finish: str, batch: int) -> PolicyResponse:
-        from shop_r1.simulator.prompt import parse_output  # lazy, as above
-
-        kinds = {el.name: el.kind for el in request.observation.elements}
-        extra: dict[str, Any] = {"finish_reason": finish, "batch_size": batch, "constrained": self.constrained}
-        try:
-            parsed = parse_output(text, list(kinds), kinds)
-        except Exception as exc:  # parse_output promises not to raise; guard anyway
-            log.exception("parse_output raised on session %s step %d", request.session_id, request.step)
-            return PolicyResponse(action=None, raw_text=text, error=f"internal: parse_output raised {exc!r}",
-                                  prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-                                  latency_s=latency, extra={**extra, "error_code": "internal"})
-        error = None
-        if parsed.action is None:
-            error = f"{parsed.error_code}: {parsed.error}"
-            extra["error_code"] = parsed.error_code
-            if finish == "length":
-                error += " (output cut at max_new_tokens)"
-        extra["strict_json"] = getattr(parsed, "strict", None)
-        return PolicyResponse(action=parsed.action, rationale=parsed.rationale or "", raw_text=text, error=error,
-                              prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-                              latency_s=latency, extra=extra)
-
     async def close(self) -> None:
-        self._model = None
-        self._tokenizer = None
+        self._loaded = None
         self._table = None
 
     def describe(self) -> dict[str, Any]:
-        from shop_r1.simulator.models import PROVENANCE_FILE
-
         info: dict[str, Any] = {
-            "policy": self.name, "model": str(self.model_dir), "device": self._device or self.device_spec,
+            "policy": self.name, "model": str(self.model_dir), "device": self._loaded.device if self._loaded else self.device_spec,
             "dtype": self.dtype_spec, "constrained": self.constrained, "batch_size": self.batch_size,
-            "max_new_tokens": self.settings.max_new_tokens, "temperature": self.settings.temperature,
+            "max_new_tokens": self._max_new_tokens, "temperature": self.settings.temperature,
             "top_p": self.settings.top_p, "seed": self.settings.seed,
         }
         prov = self.model_dir / PROVENANCE_FILE
@@ -359,4 +273,4 @@ class TransformersPolicy(Policy):
         return info
 
 
-__all__ = ["GenerationSettings", "TransformersPolicy"]
+__all__ = ["TransformersPolicy"]
