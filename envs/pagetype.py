@@ -1,0 +1,201 @@
+"""What kind of page a shopper is on, from the page's content and structure alone.
+
+The scripted shopper, the run report's funnel, replay's verdicts and the realism metrics all ask
+"was this a product page?". They must agree, and they must answer on storefronts nobody wrote
+rules for, so the answer comes from what a person sees — a title heading with a price and one
+buy control is a product; repeated blocks of link + price are a listing; a heading about the
+cart with a checkout control is a cart — never from URL conventions (``/dp/``, ``/product``),
+which differ per shop and lie on many.
+
+The input is what every policy sees: the reduced page (element table + simplified HTML). The
+simplified HTML is parsed once here into a tree because structure (siblings that repeat) is the
+evidence; the element table gives the controls with their roles.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Literal, Protocol
+
+import lxml.html
+from lxml.etree import ParserError
+from pydantic import BaseModel, ConfigDict
+
+from shop_r1.envs.controls import ADD_TO_CART, BUY_NOW, CHECKOUT, ORDER_CONFIRMATION, PLACE_ORDER, control_label
+from shop_r1.envs.observation import Element
+
+PageType = Literal["home", "listing", "product", "cart", "checkout", "account", "other"]
+PAGE_TYPES: tuple[PageType, ...] = ("home", "listing", "product", "cart", "checkout", "account", "other")
+
+# Prices in the ways shops print them: "$12.99", "US $0.01", "€ 12,50", "12.50 USD", "EUR 9".
+PRICE_TEXT = re.compile(
+    r"(?:[$€£¥]\s?\d[\d,.]*|\b(?:USD|EUR|GBP|CAD|AUD)\s?\d[\d,.]*|\d[\d,.]*\s?(?:[$€£]|USD|EUR|GBP)(?![A-Za-z]))")
+BID = re.compile(r"place[\s_.-]*(?:a[\s_.-]*)?bid|buy[\s_.-]*it[\s_.-]*now", re.I)
+_NOT_BUY = re.compile(r"wish|watch|compare|registry|save for later", re.I)
+_RESULT_CUE = re.compile(
+    r"\b\d[\d,]*\s*\+?\s*(?:results?|matches|products|items)\b|\bno (?:results|products|items|matches)\b"
+    r"|\b(?:found|showing)\s+\d|\bresults? for\b|did you mean|total results|search results|\d+\s*-\s*\d+ of \d",
+    re.I)
+_SORT = re.compile(r"\bsort\b|low[\s_.-]*to[\s_.-]*high|high[\s_.-]*to[\s_.-]*low|newest|best[\s_.-]*selling", re.I)
+_NEXT = re.compile(r"^\s*(?:next|next page|›|»|>|next\s*>)\s*$", re.I)
+_CART_WORD = re.compile(r"\b(?:cart|basket|bag|trolley)\b", re.I)
+_CART_CUE = re.compile(r"subtotal|\bempty\b|order summary|\btotal\b", re.I)
+_ACCOUNT = re.compile(r"sign[\s-]?in|log[\s-]?in|create (?:an )?account|my account|register|forgot (?:your )?password",
+                      re.I)
+_CHECKOUT_HEAD = re.compile(r"check[\s-]?out|shipping (?:address|details)|payment|delivery address|billing", re.I)
+_ADDRESS = re.compile(r"street|address|city|zip|postal|postcode|email|e-mail|phone|card[\s_]*number|surname|"
+                      r"full[\s_]*name|first[\s_]*name|last[\s_]*name|state|country", re.I)
+_HOME_HEAD = re.compile(r"shop by|featured|best[\s-]?sellers?|new arrivals|today'?s deals|trending|popular|"
+                        r"welcome|collections?|recommended|top picks", re.I)
+_HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
+
+
+class PageView(Protocol):
+    """What the classifier reads: an Observation or a reducer's ReducedPage."""
+
+    title: str
+    simplified_html: str
+    elements: Sequence[Element]
+
+
+class PageClass(BaseModel):
+    """A page's type and the evidence it was decided on (kept so a report can say why)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: PageType
+    reasons: tuple[str, ...]
+    heading: str = ""
+    prices: int = 0
+    buy_controls: tuple[str, ...] = ()
+    item_blocks: int = 0  # the longest run of repeated link + price blocks
+    item_runs: int = 0  # how many such runs (home pages show several shelves)
+    listing_cues: tuple[str, ...] = ()
+    confirmation: bool = False
+
+
+def _text(node: lxml.html.HtmlElement) -> str:
+    return " ".join(" ".join(node.itertext()).split())
+
+
+def _parse(html: str) -> lxml.html.HtmlElement | None:
+    if not html.strip():
+        return None
+    try:
+        return lxml.html.fragment_fromstring(html, create_parent="div")
+    except (ParserError, ValueError):
+        return None
+
+
+def _is_card(node: lxml.html.HtmlElement) -> bool:
+    """One item block: a few links (title, image, rating), a price, some words — not a whole list."""
+    if not isinstance(node.tag, str) or node.tag in _HEADINGS:
+        return False
+    links = [a for a in node.iter("a", "button") if a.get("name")]
+    if not 1 <= len(links) <= 4:
+        return False
+    text = _text(node)
+    return len(text.split()) >= 3 and len(PRICE_TEXT.findall(text)) >= 1
+
+
+def _card_runs(root: lxml.html.HtmlElement) -> list[int]:
+    """Lengths of runs of consecutive sibling cards (>= 3) anywhere in the tree.
+
+    Reduced pages flatten wrappers, so the shelves of a home page end up as siblings split only
+    by their headings: a run ends at any sibling that is not a card.
+    """
+    runs: list[int] = []
+    for parent in root.iter():
+        if not isinstance(parent.tag, str):
+            continue
+        n = 0
+        for child in parent:
+            if _is_card(child):
+                n += 1
+                continue
+            if n >= 3:
+                runs.append(n)
+            n = 0
+        if n >= 3:
+            runs.append(n)
+    return runs
+
+
+def _main_heading(root: lxml.html.HtmlElement) -> str:
+    for level in _HEADINGS[:3]:
+        for h in root.iter(level):
+            text = _text(h)
+            if text and not text.lower().startswith("instruction"):
+                return text
+    return ""
+
+
+def _label(el: Element) -> str:
+    return control_label(el.name, el.text)
+
+
+def classify(page: PageView) -> PageClass:
+    """The page's type, decided in a fixed order of precedence (most specific first).
+
+    Order matters: a product page also lists "customers also viewed" items (a listing's shape),
+    and a checkout page shows an order summary of cart lines, so purchase steps and the product's
+    buy box are checked before repeated blocks.
+    """
+    root = _parse(page.simplified_html)
+    text = _text(root) if root is not None else ""
+    heading = _main_heading(root) if root is not None else ""
+    headings = [_text(h) for h in root.iter(*_HEADINGS)] if root is not None else []
+    runs = _card_runs(root) if root is not None else []
+    prices = len(PRICE_TEXT.findall(text))
+    live = [el for el in page.elements if not el.disabled]
+    clickables = [el for el in live if el.kind == "clickable"]
+    inputs = [el for el in live if el.kind == "input"]
+    buy = [el.name for el in clickables
+           if (ADD_TO_CART.search(_label(el)) or BUY_NOW.search(_label(el)) or BID.search(_label(el)))
+           and not _NOT_BUY.search(_label(el))]
+    cues = sorted({m.group(0).lower() for m in _RESULT_CUE.finditer(" ".join(headings) + " " + text[:3000])})
+    sortable = any(_SORT.search(_label(el)) for el in live if el.kind in ("clickable", "select"))
+    paged = any(_NEXT.match(el.text or "") or el.name.rsplit(".", 1)[-1] in ("next", "next_page") for el in clickables)
+    confirmation = bool(ORDER_CONFIRMATION.search(page.title) or ORDER_CONFIRMATION.search(heading))
+    base = dict(heading=heading, prices=prices, buy_controls=tuple(buy), item_blocks=max(runs, default=0),
+                item_runs=len(runs), listing_cues=tuple(cues), confirmation=confirmation)
+
+    def result(kind: PageType, *reasons: str) -> PageClass:
+        return PageClass(type=kind, reasons=reasons, **base)
+
+    head_and_title = f"{heading} {page.title}"
+    address_fields = [el for el in inputs if _ADDRESS.search(f"{el.name} {el.text}") and el.input_type != "search"]
+    if confirmation:
+        return result("checkout", "order confirmation in the heading or title")
+    if any(PLACE_ORDER.search(_label(el)) for el in clickables):
+        return result("checkout", "a place-order control")
+    if len(address_fields) >= 2 and _CHECKOUT_HEAD.search(head_and_title + " " + " ".join(headings)):
+        return result("checkout", f"{len(address_fields)} address fields under a checkout heading")
+    if _CHECKOUT_HEAD.search(heading) and not buy and not runs:
+        return result("checkout", "a checkout heading")
+    if any(el.input_type == "password" for el in inputs):
+        return result("account", "a password field")
+    if _ACCOUNT.search(heading) and not buy:
+        return result("account", "a sign-in / account heading")
+    if _CART_WORD.search(heading) and (any(CHECKOUT.search(_label(el)) for el in clickables)
+                                       or _CART_CUE.search(text)) and len(buy) <= 1:
+        return result("cart", "a cart heading with a checkout control or subtotal")
+    if buy and len(set(buy)) <= 3 and prices and heading and not _RESULT_CUE.search(heading):
+        return result("product", f"a title heading, a price and a buy control ({buy[0]})")
+    if cues and (runs or prices or "no " in " ".join(cues) or "did you mean" in cues):
+        return result("listing", f"result-count wording ({cues[0]})")
+    if runs and (sortable or paged):
+        return result("listing", "repeated item blocks with sort or pagination controls")
+    if len(runs) >= 2 or (runs and any(_HOME_HEAD.search(h) for h in headings)):
+        return result("home", f"{len(runs)} shelves of item blocks")
+    if runs:
+        return result("listing", f"{max(runs)} repeated item blocks with links and prices")
+    if sum(1 for h in headings if _HOME_HEAD.search(h)) >= 1 and len(clickables) >= 8:
+        return result("home", "promotional section headings and navigation")
+    return result("other", "no product, listing, cart, checkout or account evidence")
+
+
+def page_type(page: PageView) -> PageType:
+    """Just the type (the funnel and the realism metrics need nothing else)."""
+    return classify(page).type
