@@ -19,8 +19,8 @@ from shop_r1.training.rationales import (
     RationaleCache,
     TeacherError,
     TemplateTeacher,
-    TokenBucket,
     clean_rationale,
+    rate_limiter,
     synthesize,
 )
 
@@ -108,7 +108,7 @@ class FakeOpenAI:
 
 
 def _teacher(server: FakeOpenAI, **kw) -> OpenAITeacher:
-    return OpenAITeacher(server.url, "teacher-model", api_key="test", backoff_s=0.01, **kw)
+    return OpenAITeacher(server.url, "teacher-model", api_key="test", **kw)
 
 
 async def test_openai_teacher_writes_rationales_and_caches_them(bare_trace, tmp_path):
@@ -121,7 +121,7 @@ async def test_openai_teacher_writes_rationales_and_caches_them(bare_trace, tmp_
             if step.action is None:
                 assert step.rationale == ""
             else:
-                assert step.rationale == f"I choose to {step.action['type']} here because it fits my goal."
+                assert step.rationale == f"I choose to {step.action.type} here because it fits my goal."
                 assert step.extra["rationale_source"] == "openai:teacher-model"
         # the teacher saw the one prompt template, the page and the recorded action
         first = server.bodies[0]["messages"][0]["content"]
@@ -173,8 +173,8 @@ async def test_rate_limit_bounds_the_request_rate(bare_trace, tmp_path):
         assert at - t0 >= k / rate - 0.03, (k, at - t0)
 
 
-async def test_token_bucket_allows_a_burst_then_the_rate():
-    bucket = TokenBucket(rate=20, burst=3)
+async def test_rate_limiter_allows_a_burst_then_the_rate():
+    bucket = rate_limiter(rate=20, burst=3)
     t0 = time.monotonic()
     for _ in range(3):
         await bucket.acquire()
@@ -183,13 +183,13 @@ async def test_token_bucket_allows_a_burst_then_the_rate():
         await bucket.acquire()
     assert time.monotonic() - t0 >= 4 / 20 - 0.02
     with pytest.raises(ValueError, match="rate"):
-        TokenBucket(rate=0)
+        rate_limiter(rate=0)
 
 
 async def test_failures_are_reported_and_retried_only_on_rerun(bare_trace, tmp_path):
     trace = read_trace(bare_trace)
     n = _needed(bare_trace)
-    refused = [s for s in trace.steps if s.action is not None and s.action["type"] == "type_and_submit"]
+    refused = [s for s in trace.steps if s.action is not None and s.action.type == "type_and_submit"]
     assert refused, "the scripted shopper always searches"
     async with FakeOpenAI(fail_when=ACTION_IS_SEARCH, flaky_first=True) as server:
         rep = await synthesize(bare_trace, tmp_path / "out", _teacher(server), cache=tmp_path / "cache")
@@ -236,7 +236,7 @@ def test_template_teacher_via_cli(bare_trace, tmp_path):
     first_person = {"i", "i'm", "i'll", "i've", "my", "me"}
     assert steps and all(s.rationale for s in steps)
     assert all(first_person & set(s.rationale.lower().replace(",", " ").replace(".", " ").replace(";", " ").split())
-               for s in steps if s.action["type"] != "click" or "cart" not in s.rationale), \
+               for s in steps if s.action.type != "click" or "cart" not in s.rationale), \
         [s.rationale for s in steps]
     again = CliRunner().invoke(main, ["data", "rationales", str(bare_trace), "--out", str(tmp_path / "t2"),
                                       "--teacher", "template"])

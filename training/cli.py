@@ -106,7 +106,7 @@ def build(traces: tuple[Path, ...], out_dir: Path, by: str, seed: int, val: floa
               help="Who writes them: an OpenAI-compatible endpoint, a local model folder, or templates.")
 @click.option("--base-url", default=None, help="OpenAI-compatible API root incl. /v1 [env OPENAI_BASE_URL].")
 @click.option("--model", default=None, help="Served model name (openai) or model folder / 'default' (transformers).")
-@click.option("--rate", type=float, default=None, help="At most R requests per second (token bucket).")
+@click.option("--rate", type=float, default=None, help="At most R requests per second (rate limiter).")
 @click.option("--burst", type=float, default=1.0, show_default=True, help="Requests allowed at once above the rate.")
 @click.option("--concurrency", type=int, default=4, show_default=True, help="Calls in flight at once.")
 @click.option("--max-retries", type=int, default=3, show_default=True, help="Retries per call (429/5xx/connection).")

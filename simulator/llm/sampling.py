@@ -34,22 +34,20 @@ class SamplingParams:
 
 
 def seed_hash(*parts: object) -> int:
-    """A 31-bit seed from ``parts`` (joined by ``:``): stable across runs, machines and Python versions.
-
-    ``hash()`` is salted per process, so it cannot make a rerun repeat; blake2b can.
-    """
+    """An unsigned 32-bit hash of ``parts`` (joined by ``:``): stable across runs, machines and
+    Python versions, which ``hash()`` (salted per process) is not."""
     digest = hashlib.blake2b(":".join(str(p) for p in parts).encode(), digest_size=4).digest()
-    return int.from_bytes(digest, "big") & 0x7FFFFFFF
+    return int.from_bytes(digest, "big")
 
 
-def derive_seed(base: int | None, session_id: str, step: int) -> int | None:
-    """A per-request seed from the run's seed: shoppers differ, a rerun repeats exactly.
+def derive_seed(base: int | None, *parts: object) -> int | None:
+    """A per-request (or per-batch) seed from the run's seed: shoppers differ, a rerun repeats.
 
     Sending one seed with every request would make all shoppers in a batch sample the same
-    tokens for the same prompt; hashing in the session and step keeps runs reproducible without
-    that correlation.
+    tokens for the same prompt; hashing in who is asking (session, step) keeps runs reproducible
+    without that correlation. 31 bits: what every server's and torch's seed accepts.
     """
-    return None if base is None else seed_hash(base, session_id, step)
+    return None if base is None else seed_hash(base, *parts) & 0x7FFFFFFF
 
 
 __all__ = ["SamplingParams", "derive_seed", "seed_hash"]

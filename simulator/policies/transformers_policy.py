@@ -27,7 +27,7 @@ from typing import Any
 
 from shop_r1.simulator.llm.loader import LoadedModel, load_for_generation
 from shop_r1.simulator.llm.models import PROVENANCE_FILE, resolve_model
-from shop_r1.simulator.llm.sampling import SamplingParams, seed_hash
+from shop_r1.simulator.llm.sampling import SamplingParams, derive_seed
 from shop_r1.simulator.policies.base import Policy, PolicyRequest, PolicyResponse, failure, response_from_text
 from shop_r1.simulator.policies.constrained import (
     ConstrainedRows,
@@ -42,9 +42,7 @@ log = logging.getLogger(__name__)
 
 def _batch_seed(base: int | None, requests: Sequence[PolicyRequest]) -> int | None:
     """One seed per batch from the run seed and who is in it: reruns repeat, batches differ."""
-    if base is None:
-        return None
-    return seed_hash(base, "|".join(f"{r.session_id}:{r.step}" for r in requests))
+    return derive_seed(base, "|".join(f"{r.session_id}:{r.step}" for r in requests))
 
 
 class TransformersPolicy(Policy):
