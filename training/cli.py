@@ -124,6 +124,7 @@ def rationales(trace: Path, out_dir: Path, teacher: str, base_url: str | None, m
     failure asks only for what is still missing. Exits with status 1 if any step failed (they
     keep an empty rationale and are listed).
     """
+    # lazy: teachers pull in the openai SDK (seconds to import); `--help` and other commands stay fast
     from shop_r1.training.rationales import make_teacher, synthesize
 
     try:

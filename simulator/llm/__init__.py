@@ -11,14 +11,25 @@ Policies (:mod:`shop_r1.simulator.policies`) and the rationale teachers
 (:mod:`shop_r1.training.rationales`) both build on it.
 """
 
-from shop_r1.simulator.llm.chat import ChatClient, ChatRequestError, ChatResult, ClientStats
-from shop_r1.simulator.llm.endpoint import OPENAI_DEFAULT_BASE_URL, Endpoint, openai_endpoint, vllm_endpoint
-from shop_r1.simulator.llm.loader import LoadedModel, load_for_generation, resolve_device, resolve_dtype
-from shop_r1.simulator.llm.models import ModelNotFoundError, resolve_model
-from shop_r1.simulator.llm.sampling import SamplingParams, derive_seed, seed_hash
+from importlib import import_module
+from typing import Any
 
-__all__ = [
-    "ChatClient", "ChatRequestError", "ChatResult", "ClientStats", "Endpoint", "LoadedModel", "ModelNotFoundError",
-    "OPENAI_DEFAULT_BASE_URL", "SamplingParams", "derive_seed", "load_for_generation", "openai_endpoint",
-    "resolve_device", "resolve_dtype", "resolve_model", "seed_hash", "vllm_endpoint",
-]
+# Public names by submodule. Resolved on first use (PEP 562) because ``openai`` takes seconds to
+# import: code that only needs a model folder (resolve_model) or the loader must not pay for it.
+_EXPORTS = {
+    "chat": ("ChatClient", "ChatRequestError", "ChatResult", "ClientStats"),
+    "endpoint": ("OPENAI_DEFAULT_BASE_URL", "Endpoint", "openai_endpoint", "vllm_endpoint"),
+    "loader": ("LoadedModel", "load_for_generation", "resolve_device", "resolve_dtype"),
+    "models": ("ModelNotFoundError", "resolve_model"),
+    "sampling": ("SamplingParams", "derive_seed", "seed_hash"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{module}"), name)
