@@ -1,0 +1,120 @@
+"""One A/B experiment end to end: serve the builds, draw the shoppers, run both arms, write
+``DIR/a/``, ``DIR/b/`` (ordinary run directories with their reports), ``DIR/ab.json`` and
+``DIR/ab.html``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shop_r1.personas.model import Persona
+from shop_r1.simulator.ab.analysis import ABResult, analyse
+from shop_r1.simulator.ab.design import Arm, Design, balanced_split, serve_arms, unique_ids, with_tasks
+from shop_r1.simulator.ab.html import write_ab_html
+from shop_r1.simulator.ab.run import run_arms
+from shop_r1.simulator.cli_simulate import _load_personas as load_personas_for_run  # the `simulate` command's own persona loading
+from shop_r1.simulator.policies.factory import PolicySpec, open_policy
+from shop_r1.simulator.report import build_report
+from shop_r1.simulator.runner import RunConfig
+
+log = logging.getLogger(__name__)
+
+
+class Experiment(BaseModel):
+    """Everything that shapes an experiment (both arms share all but the storefront)."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    a: Arm
+    b: Arm
+    out_dir: Path
+    shoppers: int = Field(40, ge=1, le=10_000, description="pairs (paired) or sessions per arm (between)")
+    design: Design = "paired"
+    seed: int = 0
+    shop_seed: int = 0
+    personas_file: Path | None = None
+    mix: Path | None = None
+    tasks: list[str] = Field(default_factory=list)
+    run_id: str | None = None  # arms are RUN_ID-a and RUN_ID-b; default: the time
+    run: dict[str, Any] = Field(default_factory=dict, description="RunConfig fields shared by both arms")
+
+
+def load_tasks(path: Path) -> list[str]:
+    """Intents, one per line, or a JSON list of strings (or of {"intent": ...} objects)."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        data = json.loads(text)
+        if not isinstance(data, list):
+            raise ValueError(f"{path}: expected a JSON list of intents, got {type(data).__name__}")
+        tasks = []
+        for i, item in enumerate(data):
+            intent = item.get("intent") if isinstance(item, dict) else item
+            if not isinstance(intent, str) or not intent.strip():
+                raise ValueError(f"{path}[{i}]: an intent must be a non-empty string, got {item!r}")
+            tasks.append(intent.strip())
+    else:
+        tasks = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    if not tasks:
+        raise ValueError(f"{path}: no intents in the file")
+    return tasks
+
+
+def _assign(exp: Experiment, url_a: str) -> tuple[list[Persona], list[Persona]]:
+    n = exp.shoppers * (2 if exp.design == "between" else 1)
+    people = unique_ids(with_tasks(load_personas_for_run(exp.personas_file, exp.mix, n, exp.seed, url_a), exp.tasks))
+    if exp.design == "between":
+        return balanced_split(people, exp.seed)
+    return people, list(people)
+
+
+def run_experiment(exp: Experiment, spec: PolicySpec) -> ABResult:
+    """Run both arms and write the experiment's files; returns the result (also in ab.json)."""
+    out = exp.out_dir
+    for label in ("a", "b"):
+        if (out / label / "trace.jsonl").exists():
+            raise FileExistsError(f"{out / label} already holds a trace; choose another output directory")
+    run_id = exp.run_id or time.strftime("ab-%Y%m%d-%H%M%S")
+    with serve_arms([exp.a, exp.b], exp.shop_seed) as urls:
+        personas = dict(zip(("a", "b"), _assign(exp, urls["a"])))
+        configs = {k: RunConfig(**{**exp.run, "shop_url": urls[k], "shoppers": len(personas[k]),
+                                   "seed": exp.seed, "out_dir": out / k, "policy": spec.name, "model": spec.model})
+                   for k in ("a", "b")}
+
+        async def main() -> float:
+            t0 = time.perf_counter()
+            async with open_policy(spec) as policy:
+                await run_arms(configs, policy, personas, {k: f"{run_id}-{k}" for k in ("a", "b")})
+            return time.perf_counter() - t0
+
+        wall = asyncio.run(main())
+    for k in ("a", "b"):
+        build_report(out / k)
+    result = analyse(out / "a", out / "b", design=exp.design, targets=(exp.a.target, exp.b.target),
+                     urls=(urls["a"], urls["b"]), wall_s=round(wall, 2))
+    write_result(result, out)
+    return result
+
+
+def write_result(result: ABResult, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / ".ab.json.tmp"
+    tmp.write_text(result.model_dump_json(indent=2), encoding="utf-8")
+    os.replace(tmp, out / "ab.json")
+    write_ab_html(result, out / "ab.html")
+    log.info("experiment written to %s", out)
+
+
+def compare_runs(a_dir: Path, b_dir: Path, out: Path, design: Design = "paired",
+                 labels: Sequence[str] = ("a", "b")) -> ABResult:
+    """Analyse two existing run directories as an experiment (no shoppers are run)."""
+    result = analyse(a_dir, b_dir, design=design, targets=(labels[0], labels[1]))
+    write_result(result, out)
+    return result
