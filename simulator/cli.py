@@ -28,6 +28,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("shop_r1.simulator.cli_import:import_", "Import real logs (OPeRA schema) as a trace."),
     "reward": ("shop_r1.simulator.cli_reward:reward", "Print the Shop-R1 reward components for one prediction."),
     "report": ("shop_r1.simulator.cli_simulate:report", "Rebuild the summary report of a run directory."),
+    "ab": ("shop_r1.simulator.ab.cli:ab", "A/B experiment: the same shoppers on two builds, differences with 95% intervals."),
 }
 
 _ENTRY_GROUP = "shop_r1.commands"
