@@ -11,8 +11,11 @@ import sys
 from pathlib import Path
 
 import click
+from rich.console import Console
+from rich.table import Table
 
-from shop_r1.simulator.rewards import (
+from shop_r1.envs.actions import Action
+from shop_r1.simulator.scoring import (
     COMPONENTS,
     AnswerFormatError,
     LabelError,
@@ -39,7 +42,7 @@ def _read_text_arg(value: str, param_hint: str) -> str:
     return value
 
 
-def _binary_breakdown(prediction: str, label_action, config: RewardConfig) -> RewardBreakdown:
+def _binary_breakdown(prediction: str, label_action: Action, config: RewardConfig) -> RewardBreakdown:
     """The binary reward in the breakdown's shape: components are 0, the total is the reward."""
     total = binary_reward(prediction, label_action, config)
     try:
@@ -91,9 +94,6 @@ def reward(prediction: str, label: str, as_json: bool, kind: str, threshold: flo
     if as_json:
         click.echo(json.dumps(result.to_json()))
         return
-
-    from rich.console import Console
-    from rich.table import Table
 
     table = Table(title=f"{kind} reward vs label {json.dumps(label_action.to_json())}")
     table.add_column("component")

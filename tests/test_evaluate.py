@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from shop_r1.envs.actions import ACTION_TYPES
-from shop_r1.simulator.metrics import MetricsReport
+from shop_r1.simulator.scoring import MetricsReport
 from shop_r1.simulator.policies.base import Policy, PolicyRequest, PolicyResponse
 from shop_r1.training.data import build_dataset_dir, load_split
 from shop_r1.training.evaluate import EvaluationDataError, aevaluate, request_for_row
@@ -80,7 +80,7 @@ class _Echo(Policy):
         for r in requests:
             parsed = parse_output_for(self.text, r.observation)
             out.append(PolicyResponse(action=parsed.action, rationale=parsed.rationale, raw_text=self.text,
-                                      error=parsed.error_text))
+                                      error=parsed.error))
         return out
 
 

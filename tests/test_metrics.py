@@ -8,8 +8,8 @@ import pytest
 from rich.console import Console
 
 from shop_r1.envs.actions import Click, Terminate, TypeAndSubmit
-from shop_r1.simulator.metrics import MetricsReport, compute_metrics, is_exact
-from shop_r1.simulator.rewards import RewardConfig
+from shop_r1.simulator.scoring import MetricsReport, compute_metrics, is_exact
+from shop_r1.simulator.scoring import RewardConfig
 
 SEARCH = "search_input"
 

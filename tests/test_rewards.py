@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from shop_r1.envs.actions import Click, Terminate, TypeAndSubmit
-from shop_r1.simulator import rewards as R
+from shop_r1.simulator import scoring as R
 from shop_r1.simulator.cli import main as cli_main
-from shop_r1.simulator.rewards import RewardConfig, action_reward, binary_reward
+from shop_r1.simulator.scoring import RewardConfig, action_reward, binary_reward
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -371,7 +371,7 @@ def test_total_reward() -> None:
 
 
 def test_import_is_light() -> None:
-    code = "import sys, shop_r1.simulator.rewards; print('torch' in sys.modules, 'rouge_score' in sys.modules)"
+    code = "import sys, shop_r1.simulator.scoring; print('torch' in sys.modules, 'rouge_score' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.split() == ["False", "False"]
 

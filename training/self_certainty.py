@@ -1,9 +1,8 @@
 """Trainer-side plumbing of the self-certainty rationale reward (Eq. 3).
 
-The math -- s(r) = mean over rationale tokens of KL(p_j || uniform) / |V| -- lives in
-:func:`shop_r1.simulator.rewards.self_certainty`; which tokens are the rationale's lives in
-:func:`shop_r1.simulator.rewards.rationale_char_span` / :func:`shop_r1.simulator.rewards.rationale_token_mask`.
-This module gets the policy's token distributions to them. TRL reward functions receive texts
+The math -- s(r) = mean over rationale tokens of KL(p_j || uniform) / |V| -- and which tokens
+are the rationale's live in :mod:`shop_r1.simulator.scoring.self_certainty` (replay and training
+share them). This module gets the policy's token distributions to them. TRL reward functions receive texts
 and token ids, never logits, so there are two ways (both implemented, chosen by ``mode``):
 
 ``generation`` (default with transformers generation)
@@ -31,43 +30,16 @@ import time
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from shop_r1.simulator.rewards import rationale_char_span, rationale_token_mask, self_certainty
+from shop_r1.simulator.scoring.self_certainty import (
+    mean_over_mask,
+    rationale_mask,
+    self_certainty,
+    token_self_certainty,
+)
 
 log = logging.getLogger(__name__)
 
 Mode = Literal["generation", "forward"]
-
-
-# --------------------------------------------------------------------------------------------
-# Which completion tokens are the rationale
-# --------------------------------------------------------------------------------------------
-
-
-def completion_offsets(tokenizer: Any, ids: Sequence[int]) -> tuple[str, list[tuple[int, int]]]:
-    """The decoded completion (as TRL decodes it) and each token's character span in it.
-
-    Offsets come from decoding growing prefixes, so they follow the text TRL hands to reward
-    functions (``skip_special_tokens=True``) even for token sequences a tokenizer would never
-    produce itself (sampled ones). Special tokens get empty spans; a token that ends inside a
-    multi-byte character gets an empty span and the next token covers the character.
-    """
-    ids = [int(i) for i in ids]
-    offsets: list[tuple[int, int]] = []
-    prev = 0
-    for k in range(1, len(ids) + 1):
-        text = tokenizer.decode(ids[:k], skip_special_tokens=True)
-        end = len(text.rstrip("\ufffd")) if k < len(ids) else len(text)
-        end = max(end, prev)
-        offsets.append((prev, end))
-        prev = end
-    full = tokenizer.decode(ids, skip_special_tokens=True)
-    return full, offsets
-
-
-def rationale_mask(tokenizer: Any, ids: Sequence[int]) -> list[bool]:
-    """For each completion token, whether it is part of the rationale string (Eq. 3's N tokens)."""
-    text, offsets = completion_offsets(tokenizer, ids)
-    return rationale_token_mask(offsets, rationale_char_span(text))
 
 
 # --------------------------------------------------------------------------------------------
@@ -105,21 +77,18 @@ class GenerationCertaintyRecorder:
         return scores
 
     def _flush(self) -> None:
-        import torch
+        import torch  # optional heavy dependency (the ml extra)
 
         if not self._pending:
             return
         with torch.no_grad():
             logits = torch.stack(self._pending, dim=1)  # (batch, k, V)
-            mask = torch.ones(logits.shape[:2], dtype=torch.bool, device=logits.device)
-            # self_certainty averages over the mask; per step, feed each token as its own "sequence".
-            flat = self_certainty(logits.reshape(-1, 1, logits.shape[-1]), mask.reshape(-1, 1))
-            self._done.append(flat.reshape(logits.shape[:2]).cpu())
+            self._done.append(token_self_certainty(logits).cpu())
         self._pending = []
 
     def table(self) -> Any | None:
         """``(batch, steps)`` per-token self-certainty of the last generation, or None."""
-        import torch
+        import torch  # optional heavy dependency (the ml extra)
 
         t0 = time.perf_counter()
         self._flush()
@@ -191,11 +160,7 @@ class SelfCertaintyReward:
             log.warning("self-certainty: no matching generation record (%s rows for %d completions); "
                         "using a forward pass", None if table is None else tuple(table.shape), len(completion_ids))
             return None
-        out: list[float] = []
-        for row, mask in enumerate(masks):
-            picked = [float(table[row, j]) for j, m in enumerate(mask) if m]
-            out.append(sum(picked) / len(picked) if picked else 0.0)
-        return out
+        return [mean_over_mask(table[row].tolist(), mask) for row, mask in enumerate(masks)]
 
     def _prompt_ids(self, prompt: Any) -> list[int]:
         tok = self.tokenizer
@@ -207,7 +172,7 @@ class SelfCertaintyReward:
 
     def _from_forward(self, prompts: Sequence[Any], completion_ids: Sequence[Sequence[int]],
                       masks: list[list[bool]]) -> list[float]:
-        import torch
+        import torch  # optional heavy dependency (the ml extra)
 
         if self.trainer is None:
             raise RuntimeError("SelfCertaintyReward.bind(trainer) must be called before a forward-mode reward")
@@ -240,4 +205,4 @@ class SelfCertaintyReward:
         return out
 
 
-__all__ = ["GenerationCertaintyRecorder", "SelfCertaintyReward", "completion_offsets", "rationale_mask"]
+__all__ = ["GenerationCertaintyRecorder", "SelfCertaintyReward"]

@@ -10,18 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from shop_r1.envs.actions import ACTION_TYPES, Click, Terminate, TypeAndSubmit
-from shop_r1.simulator.rewards import DEFAULT_CONFIG, RewardConfig, passes_threshold, rouge_l
+from rich.console import Console
+from rich.table import Table
 
-if TYPE_CHECKING:  # pragma: no cover - typing only
-    from rich.console import Console
+from shop_r1.envs.actions import ACTION_MODELS, ACTION_TYPES, Action, Click, TypeAndSubmit
+from shop_r1.simulator.scoring.config import DEFAULT_CONFIG, RewardConfig
+from shop_r1.simulator.scoring.similarity import passes_threshold, rouge_l
 
-ActionT = Click | TypeAndSubmit | Terminate
 
-
-def is_exact(prediction: ActionT | None, label: ActionT, config: RewardConfig = DEFAULT_CONFIG) -> bool:
+def is_exact(prediction: Action | None, label: Action, config: RewardConfig = DEFAULT_CONFIG) -> bool:
     """Exact action match as the paper's metric defines it.
 
     click: same exact name; type_and_submit: same exact name and text "of the same meaning",
@@ -133,9 +132,6 @@ class MetricsReport:
 
     def render_table(self, console: Console | None = None, title: str = "Shop-R1 metrics") -> None:
         """Print the overall numbers and the per-type table, percentages with 2 decimals."""
-        from rich.console import Console
-        from rich.table import Table
-
         console = console or Console()
         overall = Table(title=title)
         overall.add_column("steps", justify="right")
@@ -161,7 +157,7 @@ class MetricsReport:
 
 
 def compute_metrics(
-    predictions: Sequence[ActionT | None], labels: Sequence[ActionT], config: RewardConfig = DEFAULT_CONFIG
+    predictions: Sequence[Action | None], labels: Sequence[Action], config: RewardConfig = DEFAULT_CONFIG
 ) -> MetricsReport:
     """Score predicted actions against labelled ones, step by step.
 
@@ -174,10 +170,10 @@ def compute_metrics(
     if not labels:
         raise ValueError("no steps to score: metrics over an empty set are undefined")
     for i, label in enumerate(labels):
-        if not isinstance(label, (Click, TypeAndSubmit, Terminate)):
-            raise TypeError(f"labels[{i}] is {type(label).__name__}, not an action (use envs.actions.parse_action)")
+        if not isinstance(label, ACTION_MODELS):
+            raise TypeError(f"labels[{i}] is {type(label).__name__}, not an action (use shop_r1.envs.actions.parse_action)")
     for i, pred in enumerate(predictions):
-        if pred is not None and not isinstance(pred, (Click, TypeAndSubmit, Terminate)):
+        if pred is not None and not isinstance(pred, ACTION_MODELS):
             raise TypeError(f"predictions[{i}] is {type(pred).__name__}, not an action or None")
 
     support = dict.fromkeys(ACTION_TYPES, 0)
