@@ -34,7 +34,7 @@ def rl_parquet(rl_rows, tmp_path_factory) -> Path:
 
 
 def test_config_defaults_are_the_papers():
-    from shop_r1.simulator.rewards import RewardConfig
+    from shop_r1.simulator.scoring import RewardConfig
     from shop_r1.training.config import GRPOSettings, SFTSettings
 
     sft = SFTSettings(data="d", out="o")
@@ -65,7 +65,7 @@ def test_config_file_and_flags(tmp_path: Path):
 
 def test_component_rewards_sum_to_the_action_reward(rl_rows):
     from shop_r1.simulator.prompt import format_answer
-    from shop_r1.simulator.rewards import action_reward
+    from shop_r1.simulator.scoring import action_reward
     from shop_r1.training.config import GRPOSettings
     from shop_r1.training.grpo import build_reward_funcs
 
@@ -93,9 +93,10 @@ def test_self_certainty_generation_record_equals_forward_pass(rl_rows):
     from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
 
     from shop_r1.simulator.prompt import format_answer
-    from shop_r1.simulator.rewards import rationale_token_mask_for_text, self_certainty
+    from shop_r1.simulator.scoring import rationale_token_mask_for_text, self_certainty
     from shop_r1.simulator.llm.tiny_model import tiny_model_dir
-    from shop_r1.training.self_certainty import GenerationCertaintyRecorder, SelfCertaintyReward, completion_offsets
+    from shop_r1.simulator.scoring import completion_offsets
+    from shop_r1.training.self_certainty import GenerationCertaintyRecorder, SelfCertaintyReward
 
     d = tiny_model_dir()
     tok, model = AutoTokenizer.from_pretrained(d), AutoModelForCausalLM.from_pretrained(d).eval()

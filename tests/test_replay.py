@@ -30,7 +30,7 @@ from shop_r1.simulator.replay.view import (
     read_key,
     read_line_command,
 )
-from shop_r1.simulator.rewards import action_reward
+from shop_r1.simulator.scoring import action_reward
 from shop_r1.simulator.trace import elements_from_html, read_trace
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -24,20 +24,20 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from shop_r1.simulator.scoring import RewardConfig
+from shop_r1.simulator.scoring.constants import PAPER_ALPHA, PAPER_BETA, PAPER_DARS, PAPER_THRESHOLD
+
 RewardKind = Literal["hierarchical", "binary"]
 SelfCertaintyMode = Literal["auto", "generation", "forward"]
 
-#: The paper's values, one place (``--help`` texts and the tests read them from here).
+#: The paper's trainer values, one place (``--help`` texts and the tests read them from here);
+#: the reward's constants (alpha, beta, DARS, threshold) are scoring's, imported above.
 PAPER_SFT_EPOCHS = 4
 PAPER_SFT_LR = 2e-5
 PAPER_GRPO_LR = 1e-7
 PAPER_GRPO_STEPS = 500
 PAPER_TEMPERATURE = 0.6
 PAPER_GLOBAL_BATCH = 64
-PAPER_ALPHA = 0.005
-PAPER_BETA = 0.001
-PAPER_DARS = 1000.0
-PAPER_THRESHOLD = 0.75
 #: Not given by the paper; 8 is the usual GRPO group size and divides the global batch of 64.
 DEFAULT_NUM_GENERATIONS = 8
 
@@ -129,10 +129,8 @@ class GRPOSettings(_Base):
             )
         return self
 
-    def reward_config(self) -> Any:
-        """The :class:`shop_r1.simulator.rewards.RewardConfig` these settings describe."""
-        from shop_r1.simulator.rewards import RewardConfig
-
+    def reward_config(self) -> RewardConfig:
+        """The :class:`shop_r1.simulator.scoring.RewardConfig` these settings describe."""
         return RewardConfig(dars=float(self.dars), similarity_threshold=float(self.threshold),
                             alpha=float(self.alpha), beta=float(self.beta), use_format=self.format_reward)
 

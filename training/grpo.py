@@ -5,10 +5,10 @@ advantages. How that maps onto TRL's ``GRPOTrainer``:
 
 * v(a), the hierarchical action reward of Table 1, is given as four reward functions --
   ``format``, ``type``, ``attribute``, ``value`` -- each returning its component of
-  :func:`shop_r1.simulator.rewards.action_reward` against the row's recorded ``label``. Their sum (weights
+  :func:`shop_r1.simulator.scoring.action_reward` against the row's recorded ``label``. Their sum (weights
   1) is v(a) exactly, and TRL logs each one's mean (``rewards/format/mean`` ...), which is how a
   person sees *what* the policy is learning (e.g. format saturates first, value last). The
-  ``binary`` variant is one function, :func:`shop_r1.simulator.rewards.binary_reward`.
+  ``binary`` variant is one function, :func:`shop_r1.simulator.scoring.binary_reward`.
 * s(r), the self-certainty of the rationale, is one more reward function with weight alpha
   (:class:`shop_r1.training.self_certainty.SelfCertaintyReward`). alpha = 0 (the no-rationale-reward
   ablation) drops it, and with it its cost.
@@ -29,7 +29,7 @@ from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from typing import Any
 
-from shop_r1.simulator.rewards import RewardConfig, action_reward, binary_reward
+from shop_r1.simulator.scoring import RewardConfig, action_reward, binary_reward
 from shop_r1.training.config import GRPOSettings
 from shop_r1.training.self_certainty import GenerationCertaintyRecorder, SelfCertaintyReward
 from shop_r1.training.trainer_common import (

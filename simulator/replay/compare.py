@@ -3,9 +3,9 @@
 At every recorded step the policy gets exactly the recorded context -- the earlier recorded
 pages and actions (not its own), the current recorded page, the session's persona -- and its
 answer is put beside the recorded one with the Shop-R1 reward components
-(:func:`shop_r1.simulator.rewards.action_reward`) and the exact-match verdict
-(:func:`shop_r1.simulator.metrics.is_exact`). The run ends with the metrics of the paper's Table 2/3
-(:func:`shop_r1.simulator.metrics.compute_metrics`). Rewards and metrics are imported, never
+(:func:`shop_r1.simulator.scoring.action_reward`) and the exact-match verdict
+(:func:`shop_r1.simulator.scoring.is_exact`). The run ends with the metrics of the paper's Table 2/3
+(:func:`shop_r1.simulator.scoring.compute_metrics`). Rewards and metrics are imported, never
 re-implemented, so this view and training can never disagree.
 
 Policies answer in batches: step ``k`` of every session is asked together, sessions advance in
@@ -28,13 +28,13 @@ from rich.text import Text
 
 from shop_r1.envs.actions import Action, ParseError
 from shop_r1.personas.model import Persona
-from shop_r1.simulator.metrics import MetricsReport, compute_metrics, is_exact
+from shop_r1.simulator.scoring import MetricsReport, compute_metrics, is_exact
 from shop_r1.simulator.policies.base import Policy, PolicyRequest, PolicyResponse
 from shop_r1.simulator.prompt import format_answer
 from shop_r1.simulator.replay import ReplaySession
 from shop_r1.simulator.trace import history_before, observation_from_step
 from shop_r1.simulator.replay.view import action_text
-from shop_r1.simulator.rewards import DEFAULT_CONFIG, RewardConfig, action_reward
+from shop_r1.simulator.scoring import DEFAULT_CONFIG, RewardConfig, action_reward
 from shop_r1.simulator.trace import TraceStep
 
 log = logging.getLogger(__name__)
