@@ -24,13 +24,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from shop_r1.envs.actions import Action, Click, ParseError, Terminate
+from shop_r1.envs.actions import Action, Click, Terminate
 from shop_r1.envs.browser import BrowserPool, SessionOptions
 from shop_r1.envs.controls import ADD_TO_CART, PLACE_ORDER, control_label
 from shop_r1.envs.observation import Observation, StepResult
 from shop_r1.envs.reducer import ReducerOptions
 from shop_r1.simulator.batching import PolicyBatcher
-from shop_r1.simulator.policies.base import HistoryItem, Policy, PolicyRequest, PolicyResponse
+from shop_r1.simulator.policies.base import HistoryItem, Policy, PolicyRequest, PolicyResponse, failure
 from shop_r1.simulator.safety import allowed_origins
 from shop_r1.simulator.trace import TraceStep, TraceWriter, history_item, session_end_event, step_record
 from shop_r1.simulator.trace.builder import NO_ACTION
@@ -170,9 +170,8 @@ class _Session:
                 try:
                     resp = await asyncio.wait_for(r.batcher.submit(req), cfg.step_timeout_s)
                 except asyncio.TimeoutError:
-                    resp = PolicyResponse(action=None, error=ParseError(
-                        code="generation_failed", message=f"the policy took over {cfg.step_timeout_s:.0f} s",
-                        detail={"timeout_s": cfg.step_timeout_s}))
+                    resp = PolicyResponse(action=None, error=failure(
+                        "timeout", f"the policy took over {cfg.step_timeout_s:.0f} s", timeout_s=cfg.step_timeout_s))
                 policy_s = time.perf_counter() - t0
                 last = step == cfg.max_steps - 1
                 if resp.action is None:
