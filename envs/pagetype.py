@@ -30,7 +30,7 @@ PAGE_TYPES: tuple[PageType, ...] = ("home", "listing", "product", "cart", "check
 
 # Prices in the ways shops print them: "$12.99", "US $0.01", "€ 12,50", "12.50 USD", "EUR 9".
 PRICE_TEXT = re.compile(
-    r"(?:[$€£¥]\s?\d[\d,.]*|\b(?:USD|EUR|GBP|CAD|AUD)\s?\d[\d,.]*|\d[\d,.]*\s?(?:[$€£]|USD|EUR|GBP)(?![A-Za-z]))")
+    r"(?:[$€£¥]\s?\d[\d,.]*|\b(?:USD|EUR|GBP|CAD|AUD)\s?\d[\d,.]*|\d[\d,.]*\s?(?:[$€£]|USD|EUR|GBP)(?![\w$€£]))")
 BID = re.compile(r"place[\s_.-]*(?:a[\s_.-]*)?bid|buy[\s_.-]*it[\s_.-]*now", re.I)
 _NOT_BUY = re.compile(r"wish|watch|compare|registry|save for later", re.I)
 _RESULT_CUE = re.compile(
@@ -59,6 +59,16 @@ class PageView(Protocol):
     elements: Sequence[Element]
 
 
+class ItemLink(BaseModel):
+    """One item block's title link: what a shopper would open to see that item."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    text: str  # the whole block's words (title, rating, price), as a shopper reads them
+    price: float | None = None
+
+
 class PageClass(BaseModel):
     """A page's type and the evidence it was decided on (kept so a report can say why)."""
 
@@ -73,6 +83,8 @@ class PageClass(BaseModel):
     item_runs: int = 0  # how many such runs (home pages show several shelves)
     listing_cues: tuple[str, ...] = ()
     confirmation: bool = False
+    items: tuple[ItemLink, ...] = ()  # every item block's link (in runs or alone), page order
+    main_price: float | None = None  # the page's own price (a product's), not a listed item's
 
 
 def _text(node: lxml.html.HtmlElement) -> str:
@@ -97,6 +109,103 @@ def _is_card(node: lxml.html.HtmlElement) -> bool:
         return False
     text = _text(node)
     return len(text.split()) >= 3 and len(PRICE_TEXT.findall(text)) >= 1
+
+
+def _price_value(text: str) -> float | None:
+    m = PRICE_TEXT.search(text)
+    if not m:
+        return None
+    digits = re.search(r"\d[\d,.]*", m.group(0))
+    raw = digits.group(0).rstrip(".,") if digits else ""
+    if re.search(r",\d{2}$", raw) and "." not in raw:  # "12,50" (comma decimals)
+        raw = raw.replace(",", ".")
+    try:
+        return float(raw.replace(",", ""))
+    except ValueError:
+        return None
+
+
+def _events(node: lxml.html.HtmlElement, out: list[tuple[str, str, str]]) -> None:
+    """The page in reading order: ("control", name, own text), ("text", "", words), ("stop", "", "")."""
+    if not isinstance(node.tag, str):
+        return
+    name = node.get("name")
+    if name and node.tag in ("a", "button", "input", "select"):
+        out.append(("control" if node.tag == "a" else "input", name, _text(node)))
+    else:
+        if node.tag == "h1":
+            out.append(("stop", "", ""))
+        if node.text and node.text.strip():
+            out.append(("text", "", node.text))
+        for child in node:
+            _events(child, out)
+    if node.tail and node.tail.strip():
+        out.append(("text", "", node.tail))
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[^\W\d_]{2,}", PRICE_TEXT.sub(" ", text))
+
+
+# Links that act on the page or its item rather than naming an item.
+_NOT_ITEM = re.compile(r"^\s*[\d,.]+\s*\+?\s*\w*\s*$|\b(?:reviews?|ratings?|stars?|bids?|watch\w*|share|save|compare|"
+                       r"sign in|log in|help|answered questions|out of 5)\b", re.I)
+
+
+def _names_item(own: str) -> bool:
+    if not _words(own) or _NOT_ITEM.search(own):
+        return False
+    # A facet such as "$25 to $50" or "Under $25" is only a price with a word around it.
+    return not PRICE_TEXT.search(own) or len(_words(own)) >= 3
+
+
+def _main_price(root: lxml.html.HtmlElement, items: Sequence[ItemLink]) -> float | None:
+    """The page's own price: the first after the title heading (h1), else the first not in an item."""
+    events: list[tuple[str, str, str]] = []
+    _events(root, events)
+    item_names = {i.name for i in items}
+    after_h1 = any(kind == "stop" for kind, _, _ in events)
+    seen_h1, in_item = False, False
+    for kind, name, text in events:
+        if kind == "stop":
+            seen_h1 = True
+        elif kind in ("control", "input"):
+            in_item = name in item_names
+        elif (seen_h1 or not after_h1) and not in_item:
+            price = _price_value(text)
+            if price is not None:
+                return price
+    return None
+
+
+def _items(root: lxml.html.HtmlElement) -> list[ItemLink]:
+    """Every item's link: a link followed by a price before the next control, in page order.
+
+    Reduced pages flatten item wrappers (a result is a heading link, then a rating and a price
+    as siblings), so items are found in reading order rather than by container. Breadcrumbs,
+    "did you mean" suggestions, category tiles and facets are followed by no price of their own
+    (or are only a price, like "$25 to $50"), so they are never items, whatever their names say;
+    the page's own title heading (h1) ends any item before it.
+    """
+    events: list[tuple[str, str, str]] = []
+    _events(root, events)
+    out: list[ItemLink] = []
+    seen: set[str] = set()
+    for i, (kind, name, own) in enumerate(events):
+        if kind != "control" or name in seen or not _names_item(own):
+            continue
+        parts = [own]
+        for kind2, _name2, text2 in events[i + 1:]:
+            if kind2 != "text":
+                break
+            parts.append(text2)
+        text = " ".join(" ".join(parts).split())
+        price = _price_value(text)
+        if price is None or len(text.split()) < 3:
+            continue
+        seen.add(name)
+        out.append(ItemLink(name=name, text=text, price=price))
+    return out
 
 
 def _card_runs(root: lxml.html.HtmlElement) -> list[int]:
@@ -147,6 +256,9 @@ def classify(page: PageView) -> PageClass:
     heading = _main_heading(root) if root is not None else ""
     headings = [_text(h) for h in root.iter(*_HEADINGS)] if root is not None else []
     runs = _card_runs(root) if root is not None else []
+    items = tuple(_items(root)) if root is not None else ()
+    if not runs and len(items) >= 3:  # flattened result lists: the items are the run
+        runs = [len(items)]
     prices = len(PRICE_TEXT.findall(text))
     live = [el for el in page.elements if not el.disabled]
     clickables = [el for el in live if el.kind == "clickable"]
@@ -159,7 +271,8 @@ def classify(page: PageView) -> PageClass:
     paged = any(_NEXT.match(el.text or "") or el.name.rsplit(".", 1)[-1] in ("next", "next_page") for el in clickables)
     confirmation = bool(ORDER_CONFIRMATION.search(page.title) or ORDER_CONFIRMATION.search(heading))
     base = dict(heading=heading, prices=prices, buy_controls=tuple(buy), item_blocks=max(runs, default=0),
-                item_runs=len(runs), listing_cues=tuple(cues), confirmation=confirmation)
+                item_runs=len(runs), listing_cues=tuple(cues), confirmation=confirmation,
+                items=items, main_price=_main_price(root, items) if root is not None else None)
 
     def result(kind: PageType, *reasons: str) -> PageClass:
         return PageClass(type=kind, reasons=reasons, **base)

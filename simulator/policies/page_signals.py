@@ -43,13 +43,65 @@ def tokens(text: str) -> set[str]:
     return {w for w in words if w not in _STOP and (len(w) > 2 or w.isdigit())}
 
 
-def query_from_intent(intent: str, rng: random.Random | None = None) -> str:
-    """Turn "i want a noise cancelling usb microphone, and price lower than 40 dollars" into a
-    short query, the way people type: the head of the request, without filler or the budget."""
-    text = re.split(r",?\s*(?:and\s+)?price\s+(?:lower|less)", intent, flags=re.I)[0]
-    words = [w for w in re.findall(r"[A-Za-z0-9][A-Za-z0-9'&-]*", text) if w.lower() not in _STOP]
-    limit = 4 if rng is None else rng.choice((3, 4, 4, 5))
-    return " ".join(words[:limit]).lower() or intent.strip()[:40]
+# Words that only say how to shop, not what: dropped from a typed query.
+_GOAL_FILLER = set(
+    "looking find want need get buy like would please also should must prefer choose pick ones one them "
+    "something some that which with for and the a an in of to my me is are it its size color colour come "
+    "price lower less than dollars under between id i'd im i'm am".split()
+)
+_OWN_INTENT_WORDS = 5  # intents this short are the shopper's own words (OPeRA queries), not a written goal
+
+
+def intent_kind(intent: str) -> str:
+    """``own`` for a shopper's own short need ("Bike bott"), ``goal`` for a written instruction.
+
+    People type differently for the two (OPeRA shoppers' first queries: median 2 words; WebShop
+    workers given goals of median 13 words typed a median of 6), so the realism reference and
+    the scripted shopper's query both depend on it.
+    """
+    return "own" if len(intent.split()) <= _OWN_INTENT_WORDS else "goal"
+
+
+def content_words(intent: str) -> list[str]:
+    """The intent's words that describe the item, in order, without filler or the budget."""
+    text = re.split(r",?\s*(?:and\s+)?price\s+(?:lower|less)|\bunder\s+\$|\bless than\s+\$", intent, flags=re.I)[0]
+    words = re.findall(r"[A-Za-z0-9][A-Za-z0-9'&-]*", text.lower())
+    return [w for w in words if w not in _STOP and w not in _GOAL_FILLER and not re.fullmatch(r"[\d.]+", w)]
+
+
+def typo(word: str, rng: random.Random) -> str:
+    """One slip of the fingers: a swapped, dropped or doubled letter (never the first one)."""
+    if len(word) < 4:
+        return word
+    i = rng.randrange(1, len(word) - 1)
+    kind = rng.choice(("swap", "drop", "double"))
+    if kind == "swap":
+        return word[:i] + word[i + 1] + word[i] + word[i + 2:]
+    if kind == "drop":
+        return word[:i] + word[i + 1:]
+    return word[:i] + word[i] + word[i:]
+
+
+def query_from_intent(intent: str, rng: random.Random | None = None, *, typo_rate: float = 0.0,
+                      partial_rate: float = 0.0) -> str:
+    """What a person would type for this intent: short, sometimes misspelt or cut off.
+
+    Own intents are typed nearly as they are (they are what the person had in mind); written
+    goals are condensed to their head words — 4 to 8 of them, median 6 as WebShop's workers did.
+    ``typo_rate`` is per word, ``partial_rate`` the chance the last word is left half-typed
+    ("kitchen kni"), as in OPeRA's recorded queries.
+    """
+    rng = rng or random.Random(0)
+    if intent_kind(intent) == "own":
+        words = re.findall(r"[A-Za-z0-9][A-Za-z0-9'&.-]*", intent.lower())[:4]
+    else:
+        words = content_words(intent)[: rng.choice((4, 5, 6, 6, 6, 7, 8))]
+    if not words:
+        return intent.strip().lower()[:40]
+    words = [typo(w, rng) if rng.random() < typo_rate else w for w in words]
+    if len(words) > 1 and len(words[-1]) >= 5 and rng.random() < partial_rate:
+        words[-1] = words[-1][: max(3, int(len(words[-1]) * rng.uniform(0.5, 0.8)))]
+    return " ".join(words)
 
 
 def _label(el: Element) -> str:

@@ -1,10 +1,20 @@
-"""A persona-driven, rule-based shopper: the baseline policy and the source of synthetic sessions.
+"""A persona-driven, rule-based shopper that shops the way people do, on any storefront.
 
-It reads only what a model would read — the reduced page's element names and visible text plus
-the simplified HTML — and never uses shop-specific rules, so it also walks storefronts it has
-never seen. Its choices are seeded per session (same seed, same session → same walk) but vary
-between shoppers through the persona: patience from conscientiousness, price sensitivity from
-the stated priorities and budget, a taste for refinements and sorting.
+It is the baseline policy and the source of synthetic sessions, so its behaviour is measured
+against real people (``simulator.realism``): people mostly click — they open several products,
+read reviews, pick options, page through results — and type few, short queries (OPeRA: 86 %
+clicks, 10 % queries, median first query 2 words). So this shopper types a short query (with
+the occasional typo or half-typed word), reformulates from the shop's own words when results
+are poor, browses categories when search fails, compares several products before committing,
+reads details as its persona would, and leaves with a reason grounded in the persona (over
+budget, missing size, nothing close enough).
+
+It reads only what a model would read — the reduced page's element table and simplified HTML
+— and understands pages through the shared classifier (``envs.pagetype``), never one shop's
+markup or URLs. Choices are seeded per session (same seed, same session → same walk) and vary
+between shoppers through the persona: patience and reading from conscientiousness, curiosity
+(refinements, sort, browsing) from openness, typos from a per-persona rate, price sensitivity
+from priorities and budget.
 """
 
 from __future__ import annotations
@@ -17,19 +27,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from shop_r1.envs.actions import Click, Terminate, TypeAndSubmit
+from shop_r1.envs.actions import Click, Terminate, TypeAndSubmit, answer_json
+from shop_r1.envs.controls import REFINEMENT
 from shop_r1.envs.observation import Element, Observation
-from shop_r1.simulator.policies.base import Policy, PolicyRequest, PolicyResponse
+from shop_r1.envs.pagetype import ItemLink, PageClass, classify
+from shop_r1.simulator.policies.base import Policy, PolicyRequest, PolicyResponse, failure
 from shop_r1.simulator.policies.page_signals import (
     PageSignals,
-    main_price,
-    price_near,
+    content_words,
+    intent_kind,
     query_from_intent,
     read_signals,
     tokens,
 )
 
 log = logging.getLogger(__name__)
+
+Decision = tuple[Click | TypeAndSubmit | Terminate, str]
 
 # Fake but well-formed checkout values; never a real person's data.
 _ADDRESS = {
@@ -40,29 +54,58 @@ _ADDRESS = {
     "city": "Springfield",
     "zip": "12345",
     "postal": "12345",
+    "postcode": "12345",
     "email": "alex.doe@example.com",
     "phone": "5550100",
     "state": "IL",
 }
+_DETAILS = re.compile(r"reviews?|ratings?|description|features|details|specifications?|read more|see more", re.I)
+_NEXT_PAGE = re.compile(r"^\s*(?:next|next page|›|»|next\s*>)\s*$", re.I)
+_SIZE_WORDS = re.compile(r"\bsize\s*:?\s*([a-z0-9.-]+)|\b(x{0,3}-?small|medium|x{0,3}-?large|xs|xl|xxl)\b", re.I)
+_LEVEL = {"low": 0, "medium": 1, "high": 2}
+_SIZE_ALIASES = {"xs": "x-small", "s": "small", "m": "medium", "l": "large", "xl": "x-large", "xxl": "xx-large"}
+# Site chrome, not a department: never browsed as a category.
+_CHROME = re.compile(r"\b(?:about|careers?|help|conditions|privacy|returns?|shipping|terms|contact|back to top|sign|"
+                     r"log|account|cart|basket|bag|checkout|continue shopping|home|faq|polic\w*|store|visit|"
+                     r"registry|gift cards?|sell|deals)\b", re.I)
+
+
+def _size(text: str) -> str:
+    t = text.strip().lower().strip(".,;:")
+    return _SIZE_ALIASES.get(t, t)
 
 
 @dataclass
 class _State:
     rng: random.Random
+    intent: str
+    kind: str  # "own" or "goal" (see page_signals.intent_kind)
+    want: set[str]  # content words of the intent
     query: str
     budget: float | None
-    patience: int
-    likes_refinements: bool
+    patience: int  # products to look at before giving up
+    compare: int  # products to look at before buying one that fits
+    reads: float  # chance of reading reviews/details on a product page
+    curious: float  # chance of refining, sorting, paging
     price_sensitive: bool
+    typo_rate: float
+    wanted_size: str | None
     searched: int = 0
-    viewed: list[str] = field(default_factory=list)
-    rejected: set[str] = field(default_factory=set)
-    chosen_selects: set[str] = field(default_factory=set)
-    typed: set[str] = field(default_factory=set)
+    tried_queries: list[str] = field(default_factory=list)
+    browsed: set[str] = field(default_factory=set)  # category link texts followed
+    seen_items: set[str] = field(default_factory=set)  # item texts opened
+    viewed: list[str] = field(default_factory=list)  # product titles viewed
+    read_on: set[str] = field(default_factory=set)
+    chosen_groups: set[str] = field(default_factory=set)
+    refined: bool = False
+    sorted: bool = False
     in_cart: bool = False
-    sorted_or_refined: bool = False
+    reviewed_cart: bool = False
+    checkout_clicked: bool = False
+    typed: set[str] = field(default_factory=set)
     ordered: bool = False
-    last_click: str | None = None
+    last_reject: str = ""
+    vocabulary: dict[str, str] = field(default_factory=dict)  # shop words -> a link text using them
 
 
 def _persona_field(persona: Any, name: str, default: Any = None) -> Any:
@@ -74,26 +117,33 @@ def _persona_field(persona: Any, name: str, default: Any = None) -> Any:
 
 
 def _budget_from(intent: str, persona: Any) -> float | None:
-    m = re.search(r"(?:lower|less|under|below|cheaper)\s+than\s+\$?\s*(\d+(?:\.\d+)?)", intent, re.I)
-    if m:
-        return float(m.group(1))
-    m = re.search(r"under\s+\$\s*(\d+(?:\.\d+)?)", intent, re.I)
+    """The session's ceiling: a price stated in the intent, else the persona's monthly budget."""
+    m = re.search(r"(?:lower|less|under|below|cheaper)\s+(?:than\s+)?\$?\s*(\d+(?:\.\d+)?)", intent, re.I)
     if m:
         return float(m.group(1))
     budget = _persona_field(persona, "budget")
     if isinstance(budget, (int, float)) and budget > 0:
         return float(budget)
-    if isinstance(budget, str):
-        nums = [float(x) for x in re.findall(r"\d+(?:\.\d+)?", budget.replace(",", ""))]
-        if nums:
-            return max(nums)
     return None
 
 
-def _trait(persona: Any, trait: str) -> str:
+def _trait(persona: Any, trait: str) -> int:
     big_five = _persona_field(persona, "big_five", {}) or {}
     value = big_five.get(trait) if isinstance(big_five, dict) else None
-    return str(value or "medium").lower()
+    return _LEVEL.get(str(value or "medium").lower(), 1)
+
+
+def _overlap(want: set[str], text: str) -> float:
+    if not want:
+        return 0.0
+    have = tokens(text)
+    hits = sum(1 for w in want if w in have or any(h.startswith(w[:5]) for h in have if len(w) >= 5))
+    return hits / len(want)
+
+
+def _short(text: str, n: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 class ScriptedPolicy(Policy):
@@ -117,10 +167,9 @@ class ScriptedPolicy(Policy):
                 action, rationale = self._decide(req)
             except Exception as exc:  # a rule bug must not stop the other shoppers
                 log.exception("scripted policy failed for %s", req.session_id)
-                out.append(PolicyResponse(action=None, error=f"internal: {exc}"))
+                out.append(PolicyResponse(action=None, error=failure("internal", f"scripted policy: {exc}")))
                 continue
-            raw = {"rationale": rationale, "action": action.to_json()}
-            out.append(PolicyResponse(action=action, rationale=rationale, raw_text=_dump(raw)))
+            out.append(PolicyResponse(action=action, rationale=rationale, raw_text=answer_json(rationale, action)))
         return out
 
     # --- state -------------------------------------------------------------------------------
@@ -130,61 +179,294 @@ class ScriptedPolicy(Policy):
             return st
         digest = hashlib.sha256(f"{self.seed}:{req.session_id}".encode()).digest()
         rng = random.Random(int.from_bytes(digest[:8], "big"))
-        intent = _persona_field(req.persona, "intent") or self.default_intent
+        intent = str(_persona_field(req.persona, "intent") or self.default_intent)
         priorities = " ".join(_persona_field(req.persona, "priorities", []) or []).lower()
         conscientious = _trait(req.persona, "conscientiousness")
-        patience = {"low": 1, "medium": 2, "high": 4}.get(conscientious, 2) + rng.randint(0, 1)
+        openness = _trait(req.persona, "openness")
+        # Careful people slip less; OPeRA's typed queries show typos and half words in ~1 of 10.
+        typo_rate = (0.10, 0.06, 0.03)[conscientious]
+        size = _SIZE_WORDS.search(intent)
         st = _State(
             rng=rng,
-            query=query_from_intent(intent, rng),
+            intent=intent,
+            kind=intent_kind(intent),
+            want=set(content_words(intent)) or tokens(intent),
+            query=query_from_intent(intent, rng, typo_rate=typo_rate, partial_rate=typo_rate),
             budget=_budget_from(intent, req.persona),
-            patience=patience,
-            likes_refinements=_trait(req.persona, "openness") == "high" or rng.random() < 0.3,
-            price_sensitive=("price" in priorities or "deal" in priorities or "budget" in priorities
-                             or rng.random() < 0.3),
+            patience=3 + conscientious + rng.randint(0, 2),
+            compare=1 + conscientious + rng.randint(0, 1),
+            reads=(0.35, 0.6, 0.85)[conscientious] if "review" in priorities or conscientious else 0.3,
+            curious=(0.2, 0.35, 0.5)[openness],
+            price_sensitive=any(w in priorities for w in ("price", "value", "deal", "budget")) or rng.random() < 0.3,
+            typo_rate=typo_rate,
+            wanted_size=_size(size.group(1) or size.group(2)) if size else None,
         )
         self._states[req.session_id] = st
         return st
 
     # --- decision ----------------------------------------------------------------------------
-    def _decide(self, req: PolicyRequest) -> tuple[Click | TypeAndSubmit | Terminate, str]:
+    def _decide(self, req: PolicyRequest) -> Decision:
         st = self._state(req)
         obs = req.observation
+        page = classify(obs)
         sig = read_signals(obs)
-        if st.last_click and sig.is_confirmation:
+        self._learn_vocabulary(st, obs, page)
+        if page.confirmation or st.ordered:
             st.ordered = True
-        if st.ordered:
             return Terminate(), "My order is placed, so I'm done shopping."
-
-        if sig.place_order is not None:
+        if page.type == "checkout":
             return self._at_checkout(st, sig)
-        if sig.checkout is not None and st.in_cart:
-            return self._click(st, sig.checkout, "My item is in the cart; I'll head to checkout.")
-        if sig.add_to_cart is not None:
-            if st.in_cart and sig.cart_link is not None:
-                return self._click(st, sig.cart_link, "I already added it, so let me look at my cart.")
-            return self._on_product(st, obs, sig)
-        if sig.search_input is not None and st.searched == 0:
-            return self._search(st, sig.search_input)
-        if sig.products:
-            return self._on_results(st, obs, sig)
-        if sig.search_input is not None and st.searched < 3:
-            return self._search(st, sig.search_input)
-        return Terminate(), "I can't find a way forward on this page, so I'll leave."
+        if page.type == "cart":
+            return self._at_cart(st, obs, page, sig)
+        if page.type == "product":
+            return self._on_product(st, obs, page, sig)
+        if page.type == "listing":
+            return self._on_listing(st, obs, page, sig)
+        return self._elsewhere(st, obs, page, sig)
 
-    def _search(self, st: _State, box: Element) -> tuple[TypeAndSubmit, str]:
+    # --- helpers -----------------------------------------------------------------------------
+    def _learn_vocabulary(self, st: _State, obs: Observation, page: PageClass) -> None:
+        """Remember the shop's navigation words (category links): reformulations come from them."""
+        item_names = {i.name for i in page.items}
+        for el in obs.elements:
+            if el.kind != "clickable" or el.tag not in ("a", "") or el.name in item_names:
+                continue
+            text = " ".join(el.text.split())
+            # The shop's own name (in the page title) is its logo link, not a department.
+            if (1 <= len(text.split()) <= 4 and not re.search(r"\d", text) and not _CHROME.search(text)
+                    and not el.name.startswith("footer") and text.lower() not in obs.title.lower()):
+                for word in tokens(text):
+                    st.vocabulary.setdefault(word, text)
+
+    def _search(self, st: _State, box: Element, query: str, why: str) -> Decision:
         st.searched += 1
-        return TypeAndSubmit(name=box.name, text=st.query), st.rng.choice([
-            f"I'm looking for {st.query}, so I'll search for it.",
-            f"Let me search for {st.query} and see what comes up.",
-            f"I'll type '{st.query}' into the search box.",
+        st.tried_queries.append(query)
+        st.query = query
+        return TypeAndSubmit(name=box.name, text=query), why
+
+    def _click(self, el: Element | ItemLink | str, why: str) -> Decision:
+        name = el if isinstance(el, str) else el.name
+        return Click(name=name), why
+
+    def _category(self, st: _State, obs: Observation, page: PageClass) -> Element | None:
+        """A navigation link to browse: the one sharing most words with the intent, else any."""
+        item_names = {i.name for i in page.items}
+        links = [el for el in obs.elements if el.kind == "clickable" and el.tag == "a" and el.name not in item_names
+                 and el.text.strip() and " ".join(el.text.split()) in set(st.vocabulary.values())
+                 and " ".join(el.text.split()) not in st.browsed and not REFINEMENT.search(el.name)]
+        if not links:
+            return None
+        scored = sorted(links, key=lambda el: (_overlap(st.want, el.text), st.rng.random()), reverse=True)
+        best = scored[0]
+        if _overlap(st.want, best.text) == 0 and st.rng.random() < 0.5:
+            best = st.rng.choice(links[: 12])
+        return best
+
+    def _browse(self, st: _State, obs: Observation, page: PageClass, why: str) -> Decision | None:
+        cat = self._category(st, obs, page)
+        if cat is None:
+            return None
+        st.browsed.add(" ".join(cat.text.split()))
+        return self._click(cat, f"{why} I'll browse {cat.text.strip()} instead.")
+
+    def _reformulate(self, st: _State, sig: PageSignals) -> Decision | None:
+        """A new query from the shop's own words, else a shorter one; never the same twice."""
+        if sig.search_input is None or st.searched >= 3:
+            return None
+        shop_words = [w for w in sorted(st.want) if w in st.vocabulary]
+        candidates = []
+        if shop_words:
+            candidates.append(" ".join(shop_words[:2]))
+        words = [w for w in content_words(st.intent) if len(w) > 2]
+        if words:
+            candidates.append(words[-1] if st.kind == "goal" else " ".join(words[:2]))
+            candidates.append(" ".join(words[:2]))
+        for q in candidates:
+            if q and q not in st.tried_queries:
+                return self._search(st, sig.search_input, q, st.rng.choice([
+                    f"That search didn't find what I want; I'll try '{q}'.",
+                    f"Let me search with different words: {q}.",
+                ]))
+        return None
+
+    def _pick_item(self, st: _State, items: Sequence[ItemLink], floor: float) -> ItemLink | None:
+        scored = []
+        for item in items:
+            if item.text in st.seen_items:
+                continue
+            fit = _overlap(st.want, item.text)
+            if st.budget is not None and item.price is not None:
+                fit += 0.15 if item.price <= st.budget else -0.4
+            scored.append((fit + st.rng.random() * 0.2, item))
+        scored.sort(key=lambda t: t[0], reverse=True)
+        if scored and scored[0][0] > floor:
+            return scored[0][1]
+        return None
+
+    def _open(self, st: _State, item: ItemLink, why: str) -> Decision:
+        st.seen_items.add(item.text)
+        title = _short(item.text.split("$")[0].split(" EUR ")[0])
+        return self._click(item, why.format(title=title))
+
+    # --- pages -------------------------------------------------------------------------------
+    def _elsewhere(self, st: _State, obs: Observation, page: PageClass, sig: PageSignals) -> Decision:
+        """Home, help or account pages: start (or restart) with a search, else browse."""
+        if sig.search_input is not None and st.searched == 0:
+            return self._search(st, sig.search_input, st.query, st.rng.choice([
+                f"I'm looking for {st.intent if st.kind == 'own' else st.query}, so I'll search for it.",
+                f"Let me search for '{st.query}' and see what comes up.",
+                f"I'll type '{st.query}' into the search box.",
+            ]))
+        if page.items and len(st.viewed) < st.patience:
+            item = self._pick_item(st, page.items, 0.25)
+            if item is not None:
+                return self._open(st, item, "'{title}' on this page catches my eye; let me look.")
+        browse = self._browse(st, obs, page, "Nothing here is what I came for.")
+        if browse is not None:
+            return browse
+        again = self._reformulate(st, sig)
+        if again is not None:
+            return again
+        return Terminate(), "I can't find a way to what I want on this site, so I'll leave."
+
+    def _on_listing(self, st: _State, obs: Observation, page: PageClass, sig: PageSignals) -> Decision:
+        items = list(page.items)
+        fresh = [i for i in items if i.text not in st.seen_items]
+        best = max((_overlap(st.want, i.text) for i in fresh), default=0.0)
+        if len(st.viewed) >= st.patience:
+            return self._give_up(st)
+        if not items or (best == 0 and st.searched and not st.browsed):
+            # Zero or poor results: other words first (from the shop's vocabulary), then browsing.
+            again = self._reformulate(st, sig)
+            if again is not None:
+                return again
+            browse = self._browse(st, obs, page, "The results don't have it.")
+            if browse is not None:
+                return browse
+        if fresh:
+            roll = st.rng.random()
+            if not st.refined and roll < st.curious and sig.refinements:
+                st.refined = True
+                matching = [el for el in sig.refinements if _overlap(st.want, el.text) > 0]
+                if matching:
+                    choice = st.rng.choice(matching)
+                    return self._click(choice, f"I'll narrow the results to {choice.text.strip()}.")
+            if not st.sorted and st.price_sensitive and sig.sort_low_to_high is not None and roll < 0.5:
+                st.sorted = True
+                return self._click(sig.sort_low_to_high, "Price matters to me, so I'll sort from low to high.")
+            item = self._pick_item(st, fresh, -0.2 if st.browsed else 0.0)
+            if item is not None:
+                return self._open(st, item, st.rng.choice([
+                    "'{title}' looks promising; let me open it.",
+                    "I'll check the details of '{title}'.",
+                    "This result seems closest to what I want: {title}.",
+                ]))
+        nxt = next((el for el in obs.elements if el.kind == "clickable" and not el.disabled
+                    and (_NEXT_PAGE.match(el.text or "") or el.name.rsplit(".", 1)[-1] in ("next", "next_page"))), None)
+        if nxt is not None and st.rng.random() < 0.5 + st.curious:
+            return self._click(nxt, "Nothing on this page fits; let me see the next page of results.")
+        again = self._reformulate(st, sig)
+        if again is not None:
+            return again
+        browse = self._browse(st, obs, page, "These results don't fit.")
+        if browse is not None:
+            return browse
+        return self._give_up(st)
+
+    def _on_product(self, st: _State, obs: Observation, page: PageClass, sig: PageSignals) -> Decision:
+        title = page.heading or obs.title
+        if st.in_cart and sig.cart_link is not None:
+            return self._click(sig.cart_link, "I added it; let me look at my cart.")
+        if title not in st.viewed:
+            st.viewed.append(title)
+        price = _page_price(page)
+        details = [el for el in obs.elements if el.kind == "clickable" and not el.disabled
+                   and _DETAILS.search(f"{el.name.rsplit('.', 1)[-1]} {el.text}")
+                   and el.name not in {i.name for i in page.items}]
+        if title not in st.read_on and details and st.rng.random() < st.reads:
+            st.read_on.add(title)
+            el = st.rng.choice(details)
+            return self._click(el, st.rng.choice([
+                "Before deciding I want to read what other buyers say.",
+                "Let me read the details and reviews first.",
+            ]))
+        st.read_on.add(title)
+        relevance = _overlap(st.want, title)
+        over_budget = st.budget is not None and price is not None and price > st.budget
+        missing_size = self._missing_size(st, sig)
+        fits = not over_budget and not missing_size and relevance >= 0.34
+        settle = not over_budget and not missing_size and len(st.viewed) >= st.compare + 1 and st.rng.random() < 0.6
+        if (fits and len(st.viewed) >= st.compare) or settle or (fits and relevance >= 0.75):
+            return self._buy(st, sig, price)
+        st.last_reject = ("it costs more than I want to spend" if over_budget else
+                          f"it doesn't come in my size ({st.wanted_size})" if missing_size else
+                          "it isn't quite what I'm after" if not fits else "I want to compare a few more first")
+        if len(st.viewed) >= st.patience:
+            return self._give_up(st)
+        # Compare: a related item from this page, else back to a listing by its category link.
+        related = self._pick_item(st, page.items, 0.1)
+        if related is not None:
+            return self._open(st, related, f"This one won't do because {st.last_reject}; '{{title}}' looks closer.")
+        browse = self._browse(st, obs, page, f"This one won't do because {st.last_reject}.")
+        if browse is not None:
+            return browse
+        again = self._reformulate(st, sig)
+        if again is not None:
+            return again
+        return self._give_up(st)
+
+    def _missing_size(self, st: _State, sig: PageSignals) -> bool:
+        if not st.wanted_size:
+            return False
+        for group, options in sig.option_groups.items():
+            if "size" in group.rsplit(".", 1)[-1].lower():
+                return not any(_size(o.text) == st.wanted_size for o in options)
+        return False
+
+    def _buy(self, st: _State, sig: PageSignals, price: float | None) -> Decision:
+        for group, options in sig.option_groups.items():
+            if group in st.chosen_groups:
+                continue
+            st.chosen_groups.add(group)
+            option = _pick_option(options, st)
+            return self._click(option, f"I'll choose {option.text.strip() or 'this option'} before adding it.")
+        control = sig.add_to_cart or sig.buy_now
+        if control is None:
+            return self._give_up(st)
+        st.in_cart = True
+        return self._click(control, st.rng.choice([
+            "This looks right for me, so I'll add it to my cart.",
+            f"It matches what I need{' and fits my budget' if price and st.budget else ''}; adding it to the cart.",
+            "Good reviews and a fair price: into the cart it goes.",
+        ]))
+
+    def _at_cart(self, st: _State, obs: Observation, page: PageClass, sig: PageSignals) -> Decision:
+        if not st.in_cart:  # opened the cart early, or it is empty: go on shopping
+            browse = self._browse(st, obs, page, "My cart has nothing yet.")
+            if browse is not None:
+                return browse
+            if sig.search_input is not None and st.searched < 3:
+                return self._search(st, sig.search_input, st.query, "My cart is empty; back to searching.")
+            return self._give_up(st)
+        checkout = sig.checkout
+        if checkout is None:
+            checkout = next((el for el in obs.elements if el.kind == "clickable"
+                             and re.search(r"check\s*out|checkout", f"{el.name} {el.text}", re.I)), None)
+        if not st.reviewed_cart:
+            st.reviewed_cart = True
+            line = next((el for el in obs.elements if el.kind == "clickable" and el.tag == "a"
+                         and el.text.strip() in st.viewed), None)
+            if line is not None and st.rng.random() < st.reads * 0.3:
+                return self._click(line, "Let me double-check the item in my cart.")
+        if checkout is not None and not st.checkout_clicked and st.rng.random() < 0.7:
+            st.checkout_clicked = True
+            return self._click(checkout, "My item is in the cart; I'll head to checkout.")
+        return Terminate(), st.rng.choice([
+            "It's in my cart; I'll think it over before paying.",
+            "I'll leave it in the cart and decide later.",
         ])
 
-    def _click(self, st: _State, el: Element, rationale: str) -> tuple[Click, str]:
-        st.last_click = el.name
-        return Click(name=el.name), rationale
-
-    def _at_checkout(self, st: _State, sig: PageSignals) -> tuple[Click | TypeAndSubmit | Terminate, str]:
+    def _at_checkout(self, st: _State, sig: PageSignals) -> Decision:
         if not self.allow_purchase:
             return Terminate(), "I've reached checkout, but I'm not ready to pay today."
         for el in sig.form_inputs:
@@ -195,94 +477,27 @@ class ScriptedPolicy(Policy):
                 continue
             st.typed.add(el.name)
             return TypeAndSubmit(name=el.name, text=value), f"I'll fill in my {_field_label(el)}."
-        assert sig.place_order is not None
-        return self._click(st, sig.place_order, "Everything is filled in; I'll place my order.")
+        if sig.place_order is None:
+            return Terminate(), "I can't see how to finish the order here, so I'll stop."
+        return self._click(sig.place_order, "Everything is filled in; I'll place my order.")
 
-    def _on_product(self, st: _State, obs: Observation, sig: PageSignals) -> tuple[Click | TypeAndSubmit | Terminate, str]:
-        if obs.url not in st.viewed:
-            st.viewed.append(obs.url)
-        price = main_price(obs)
-        relevance = _overlap(st.query, obs.title)
-        over_budget = st.budget is not None and price is not None and price > st.budget
-        keen = relevance >= 0.34 and not over_budget
-        if keen or (len(st.viewed) >= st.patience and not over_budget and st.rng.random() < 0.6):
-            for group, options in sig.option_groups.items():
-                if group in st.chosen_selects:
-                    continue
-                st.chosen_selects.add(group)
-                option = _pick_option(options, st)
-                return self._click(st, option, f"I'll choose {option.text.strip() or 'this option'} before adding it.")
-            st.in_cart = True
-            return self._click(st, sig.add_to_cart, st.rng.choice([
-                "This looks right for me, so I'll add it to my cart.",
-                f"It matches what I need{' and fits my budget' if price else ''}; adding it to the cart.",
-                "Good reviews and a fair price: into the cart it goes.",
-            ]))
-        st.rejected.add(obs.url)
-        reason = "it's over my budget" if over_budget else "it isn't quite what I'm after"
-        if len(st.viewed) >= st.patience + 1:
-            return Terminate(), f"I've looked at {len(st.viewed)} products and {reason}; I'll stop here."
-        if sig.search_input is not None:
-            st.searched += 1
-            return TypeAndSubmit(name=sig.search_input.name, text=st.query), f"This one won't do because {reason}; back to my search."
-        return Terminate(), f"This one won't do because {reason}, and I see no way back."
-
-    def _on_results(self, st: _State, obs: Observation, sig: PageSignals) -> tuple[Click | TypeAndSubmit | Terminate, str]:
-        if not st.sorted_or_refined and st.likes_refinements and sig.refinements and st.rng.random() < 0.5:
-            st.sorted_or_refined = True
-            matching = [el for el in sig.refinements if _overlap(st.query, el.text) > 0]
-            if matching:
-                choice = st.rng.choice(matching)
-                return self._click(st, choice, f"I'll narrow the results to {choice.text.strip() or 'that filter'}.")
-        if not st.sorted_or_refined and st.price_sensitive and sig.sort_low_to_high is not None:
-            st.sorted_or_refined = True
-            return self._click(st, sig.sort_low_to_high, "Price matters to me, so I'll sort from low to high.")
-        scored = []
-        for el in sig.products:
-            if el.name in st.rejected:
-                continue
-            rel = _overlap(st.query, el.text)
-            price = price_near(obs, el.name)
-            fit = 0.0 if st.budget is None or price is None else (0.3 if price <= st.budget else -0.5)
-            scored.append((rel + fit + st.rng.random() * 0.15, el))
-        scored.sort(key=lambda t: t[0], reverse=True)
-        # Zero-overlap results are only opened by the curious, and only after a refined search.
-        if scored and scored[0][0] > (0.1 if st.searched > 1 else 0.2) and len(st.viewed) <= st.patience:
-            el = scored[0][1]
-            st.rejected.add(el.name)  # do not open the same result twice
-            return self._click(st, el, st.rng.choice([
-                f"'{_short(el.text)}' looks promising; let me open it.",
-                f"I'll check the details of '{_short(el.text)}'.",
-                f"This result seems closest to what I want: {_short(el.text)}.",
-            ]))
-        if st.searched < 2 and sig.search_input is not None and len(st.query.split()) > 1:
-            st.searched += 1
-            st.query = " ".join(st.query.split()[:-1])
-            return TypeAndSubmit(name=sig.search_input.name, text=st.query), "Nothing fits; I'll try a broader search."
-        return Terminate(), "None of these results fit what I want, so I'm leaving."
+    def _give_up(self, st: _State) -> Decision:
+        n = len(st.viewed)
+        if n == 0:
+            return Terminate(), "I couldn't find anything like what I'm looking for, so I'll leave."
+        reason = st.last_reject or "none of them was right"
+        return Terminate(), f"I've looked at {n} product{'s' if n != 1 else ''} and {reason}; I'll stop here."
 
 
-def _dump(obj: dict[str, Any]) -> str:
-    import json
-
-    return json.dumps(obj, ensure_ascii=False)
-
-
-def _overlap(query: str, text: str) -> float:
-    q = tokens(query)
-    if not q:
-        return 0.0
-    return len(q & tokens(text)) / len(q)
-
-
-def _short(text: str, n: int = 60) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= n else text[: n - 1] + "…"
+def _page_price(page: PageClass) -> float | None:
+    """The product's own price: the first price that is not one of the page's listed items."""
+    return page.main_price
 
 
 def _pick_option(options: Sequence[Element], st: _State) -> Element:
-    """Prefer an option the intent mentions ("size large"), else a seeded random one."""
-    wanted = [o for o in options if _overlap(o.text, st.query) > 0]
+    """Prefer an option the intent names ("size large", "navy"), else a seeded random one."""
+    wanted = [o for o in options if o.text.strip() and (tokens(o.text) & st.want
+                                                        or _size(o.text) == st.wanted_size)]
     return wanted[0] if wanted else st.rng.choice(list(options))
 
 
