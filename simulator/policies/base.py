@@ -71,28 +71,21 @@ def failure(reason: str, message: str, **detail: Any) -> ParseError:
     return ParseError(code="generation_failed", message=message, detail={"reason": reason, **detail})
 
 
-def response_from_text(request: PolicyRequest, text: str, *, finish_reason: str | None = None,
-                       **fields: Any) -> PolicyResponse:
+def response_from_text(request: PolicyRequest, text: str, *, finish_reason: str | None, prompt_tokens: int,
+                       completion_tokens: int, latency_s: float, extra: dict[str, Any] | None = None) -> PolicyResponse:
     """A model's text read against the request's page: the one place every model backend parses.
 
     The parser's error object is passed through as it is; a cut-off answer (``finish_reason``
     ``length``) says so in its ``detail``, since that, not the model, is then the likely cause.
     """
-    extra: dict[str, Any] = dict(fields.pop("extra", None) or {})
-    extra["finish_reason"] = finish_reason
+    extra = {**(extra or {}), "finish_reason": finish_reason}
     parsed = parse_output_for(text, request.observation)
     extra["strict_json"] = parsed.strict
     extra["extraction"] = parsed.how
-    error = None if parsed.action is not None else _parse_error_of(parsed)
+    error = parsed.error
     if error is not None and finish_reason == "length":
         error = error.model_copy(update={"detail": {**error.detail, "truncated": True}})
     return PolicyResponse(action=parsed.action, rationale=parsed.rationale or "", raw_text=text, error=error,
-                          extra=extra, **fields)
+                          prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, latency_s=latency_s,
+                          extra=extra)
 
-
-def _parse_error_of(parsed: Any) -> ParseError:
-    # The prompt package's ParsedOutput.error becomes a ParseError; until it lands, the older
-    # error_code + error strings are turned into one here (and nowhere else).
-    if isinstance(parsed.error, ParseError):
-        return parsed.error
-    return ParseError(code=parsed.error_code, message=parsed.error or parsed.error_code)

@@ -48,7 +48,7 @@ def _batch_seed(base: int | None, requests: Sequence[PolicyRequest]) -> int | No
 class TransformersPolicy(Policy):
     """A shopper policy decoded locally with ``transformers``.
 
-    ``model``: a spec for :func:`shop_r1.simulator.models.resolve_model` (``None``/``"default"`` for the
+    ``model``: a spec for :func:`shop_r1.simulator.llm.models.resolve_model` (``None``/``"default"`` for the
     embedded SmolLM2-135M-Instruct, ``"tiny"``, or a local folder). ``constrained``: ``None``
     means on for the default model and off otherwise (a fine-tuned model is evaluated on what it
     writes). The model loads on first use (or :meth:`load`), in the worker thread.
