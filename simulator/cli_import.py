@@ -8,6 +8,15 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from shop_r1.simulator.opera_import import (
+    ImportReport,
+    OperaImportError,
+    import_opera,
+    load_hf_rows,
+    load_users,
+    read_rows,
+)
+
 log = logging.getLogger(__name__)
 
 
@@ -35,15 +44,6 @@ def opera(file: Path | None, out: Path, users_file: Path | None, hf_name: str | 
     tab_activate and other context rows become trace events. Rows that cannot be mapped are
     counted by reason and listed (also in run.json), never dropped silently.
     """
-    from shop_r1.simulator.opera_import import (
-        ImportReport,
-        OperaImportError,
-        import_opera,
-        load_hf_rows,
-        load_users,
-        read_rows,
-    )
-
     console = Console()
     if (file is None) == (hf_name is None):
         raise click.UsageError("give either FILE or --hf DATASET (one of them)")

@@ -12,6 +12,20 @@ from typing import Any
 import click
 from rich.console import Console
 
+from shop_r1.simulator.policies.factory import PolicyConfigError, PolicySpec, open_policy
+from shop_r1.simulator.replay import ReplayError, open_trace
+from shop_r1.simulator.replay.compare import ComparedStep, compare_policy, render_compared, render_summary
+from shop_r1.simulator.replay.execute import StepVerdict, execute_trace, origin_of, step_line
+from shop_r1.simulator.replay.view import (
+    ReplayViewer,
+    pick_session,
+    print_sessions,
+    session_json,
+    sessions_table,
+    step_json,
+    terminal_keys,
+)
+
 log = logging.getLogger(__name__)
 
 
@@ -59,8 +73,6 @@ def replay(trace_path: Path, session_id: str | None, from_step: int, full: bool,
     f full page, q quit. --execute replays the actions live and compares every page;
     --policy asks a policy at every recorded step and scores it with the Shop-R1 rewards.
     """
-    from shop_r1.simulator.replay import ReplayError, open_trace
-
     console = Console()
     if execute and policy:
         raise click.UsageError("--execute and --policy are separate modes; give one of them")
@@ -77,8 +89,6 @@ def replay(trace_path: Path, session_id: str | None, from_step: int, full: bool,
         raise click.ClickException(f"{trace.path}: the trace holds no sessions")
 
     if list_only:
-        from shop_r1.simulator.replay.view import session_json, sessions_table
-
         if fmt == "json":
             for s in sessions:
                 _emit(session_json(s))
@@ -99,16 +109,6 @@ def replay(trace_path: Path, session_id: str | None, from_step: int, full: bool,
 
 def _view(trace: Any, sessions: list[Any], console: Console, *, session_given: bool, from_step: int, full: bool,
           interactive: bool | None, fmt: str) -> None:
-    from shop_r1.simulator.replay.view import (
-        ReplayViewer,
-        pick_session,
-        print_sessions,
-        session_json,
-        sessions_table,
-        step_json,
-        terminal_keys,
-    )
-
     if fmt == "json":
         for s in sessions:
             if not session_given:
@@ -144,13 +144,6 @@ def _view(trace: Any, sessions: list[Any], console: Console, *, session_given: b
 
 def _execute(trace: Any, sessions: list[Any], console: Console, *, fmt: str, shop_url: str | None, resync: bool,
              fail_on_divergence: bool, concurrency: int, allow_purchase: bool, browser_path: str | None) -> int:
-    from shop_r1.simulator.replay.execute import (
-        StepVerdict,
-        execute_trace,
-        origin_of,
-        step_line,
-    )
-
     if shop_url:
         try:
             origin_of(shop_url)
@@ -187,14 +180,6 @@ def _execute(trace: Any, sessions: list[Any], console: Console, *, fmt: str, sho
 
 def _compare(sessions: list[Any], console: Console, *, fmt: str, from_step: int, policy: str, model: str | None,
              base_url: str | None, seed: int, temperature: float | None, constrained: bool) -> None:
-    from shop_r1.simulator.policies.factory import PolicyConfigError, PolicySpec, open_policy
-    from shop_r1.simulator.replay.compare import (
-        ComparedStep,
-        compare_policy,
-        render_compared,
-        render_summary,
-    )
-
     try:
         spec = PolicySpec(name=policy, model=model, base_url=base_url, seed=seed, constrained=constrained,
                           temperature=temperature)

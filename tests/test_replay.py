@@ -21,7 +21,7 @@ from fixtures.opera_builder import SESSION_A, SESSION_B, SESSION_C, write_opera_
 from rich.console import Console
 
 from shop_r1.simulator.cli import main
-from shop_r1.simulator.replay import ReplayError, observation_from_step, open_trace
+from shop_r1.simulator.replay import ReplayError, open_trace
 from shop_r1.simulator.replay.view import (
     CONTEXT_LINES,
     ReplayViewer,
@@ -31,7 +31,7 @@ from shop_r1.simulator.replay.view import (
     read_line_command,
 )
 from shop_r1.simulator.scoring import action_reward
-from shop_r1.simulator.trace import elements_from_html, read_trace
+from shop_r1.simulator.trace import elements_from_html, observation_from_step, read_trace
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOP_R1 = str(ROOT / ".venv" / "bin" / "shop-r1")

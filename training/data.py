@@ -213,7 +213,7 @@ def _persona_json(persona: Any) -> str:
 
 
 def sft_features():
-    from datasets import Features, List, Value
+    from datasets import Features, List, Value  # optional heavy dependency: only when building
 
     s = Value("string")
     return Features({
@@ -223,7 +223,7 @@ def sft_features():
 
 
 def rl_features():
-    from datasets import Features, List, Value
+    from datasets import Features, List, Value  # optional heavy dependency: only when building
 
     s = Value("string")
     return Features({
@@ -238,7 +238,7 @@ def rl_features():
 
 
 def _to_dataset(rows: Sequence[Mapping[str, Any]], features) -> datasets.Dataset:
-    import datasets
+    import datasets  # optional heavy dependency: only when building
 
     if not rows:
         return datasets.Dataset.from_dict({name: [] for name in features}, features=features)
@@ -510,7 +510,7 @@ def load_split(path: str | os.PathLike[str], kind: DatasetKind = "rl", split: Sp
 def read_parquet(path: str | os.PathLike[str]) -> datasets.Dataset:
     """A Parquet file as an in-memory ``Dataset`` -- empty files included (``Dataset.from_parquet``
     refuses a file without rows, and an empty validation split is legitimate)."""
-    import datasets
+    import datasets  # optional heavy dependency: only when loading a split
     import pyarrow.parquet as pq
 
     # An explicit fingerprint from the file's bytes: cheaper than letting `datasets` pickle the

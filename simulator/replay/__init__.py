@@ -6,9 +6,9 @@ This module holds what the three modes share, so that each conversion exists onc
 * :func:`open_trace` reads a run directory (or a ``trace.jsonl``) and its ``run.json`` into
   :class:`ReplaySession` objects (steps, context events, persona, intent, outcome), with a clear
   :class:`ReplayError` naming ``file:line`` for anything that cannot be replayed.
-* the conversions of a recorded step to what a policy reads (:func:`observation_from_step`,
-  :func:`history_before`) live in :mod:`shop_r1.simulator.trace.convert`, shared with training;
-  they are re-exported here for replay's callers.
+* the conversions of a recorded step to what a policy reads (``observation_from_step``,
+  ``history_before``) live in :mod:`shop_r1.simulator.trace.convert`, shared with training and
+  the runner, so a replayed page is built the way the live one was recorded.
 
 The submodules: :mod:`shop_r1.simulator.replay.view` (terminal view), :mod:`shop_r1.simulator.replay.execute`
 (live re-execution and divergence), :mod:`shop_r1.simulator.replay.compare` (policy versus recorded).
@@ -33,12 +33,8 @@ from shop_r1.simulator.trace import (
     TraceProblem,
     TraceReadResult,
     TraceStep,
-    history_before,
-    history_item,
     load_run_info,
-    observation_from_step,
     read_trace,
-    step_names,
 )
 
 log = logging.getLogger(__name__)
@@ -178,7 +174,4 @@ def open_trace(source: str | os.PathLike[str], *, strict: bool = True) -> Replay
     return ReplayTrace(path=path, run_info=run_info, sessions=sessions, problems=list(result.problems), read=result)
 
 
-__all__ = [
-    "ReplayError", "ReplaySession", "ReplayTrace", "history_before", "history_item",
-    "observation_from_step", "open_trace", "step_names",
-]
+__all__ = ["ReplayError", "ReplaySession", "ReplayTrace", "open_trace"]
