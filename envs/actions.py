@@ -29,10 +29,11 @@ TEXT_MAX_CHARS = 120
 TargetKind = Literal["clickable", "input"]
 
 
-class _ActionBase(BaseModel):
-    """Common base: frozen, no extra keys.
+class ActionBase(BaseModel):
+    """Common base of the action models: frozen, no extra keys.
 
-    ``target_kind`` names the group of page elements (``Observation.executable_names``) whose
+    A subclass's docstring is its line in the prompt (its first paragraph, as an instruction to
+    the shopper), its fields after ``type`` are what an answer writes, and ``target_kind`` names the group of page elements (``Observation.executable_names``) whose
     names the action's ``name`` field takes; it lets the schema, the grammar and the parser
     restrict ``name`` per page without knowing the action types by heart.
     """
@@ -53,7 +54,7 @@ def _strip_name(v: str) -> str:
     return v
 
 
-class Click(_ActionBase):
+class Click(ActionBase):
     """Click a link, button, tab or option."""
 
     target_kind: ClassVar[TargetKind | None] = "clickable"
@@ -64,7 +65,7 @@ class Click(_ActionBase):
     _strip = field_validator("name")(_strip_name)
 
 
-class TypeAndSubmit(_ActionBase):
+class TypeAndSubmit(ActionBase):
     """Type text into an input field (such as the search box) and press Enter."""
 
     target_kind: ClassVar[TargetKind | None] = "input"
@@ -76,7 +77,7 @@ class TypeAndSubmit(_ActionBase):
     _strip = field_validator("name")(_strip_name)
 
 
-class Terminate(_ActionBase):
+class Terminate(ActionBase):
     """Close the browser: you are done, or you give up."""
 
     type: Literal["terminate"] = "terminate"
@@ -85,11 +86,11 @@ class Terminate(_ActionBase):
 # The one exported union: annotate with ``Action`` everywhere (pydantic fields discriminate on
 # ``type``); ``ACTION_MODELS`` is the same set for ``isinstance`` and for the renderers below.
 Action = Annotated[Union[Click, TypeAndSubmit, Terminate], Field(discriminator="type")]
-ACTION_MODELS: tuple[type[_ActionBase], ...] = (Click, TypeAndSubmit, Terminate)
+ACTION_MODELS: tuple[type[ActionBase], ...] = (Click, TypeAndSubmit, Terminate)
 _ADAPTER: TypeAdapter[Action] = TypeAdapter(Action)
 
 
-def action_type(model: type[_ActionBase]) -> str:
+def action_type(model: type[ActionBase]) -> str:
     """The ``type`` value of an action model (its ``Literal`` default)."""
     return str(model.model_fields["type"].default)
 
@@ -146,12 +147,12 @@ def parse_action(data: Any) -> Action:
 # --------------------------------------------------------------------------------------------
 
 
-def action_fields(model: type[_ActionBase]) -> list[str]:
+def action_fields(model: type[ActionBase]) -> list[str]:
     """The model's fields after ``type``, in the order an answer writes them."""
     return [name for name in model.model_fields if name != "type"]
 
 
-def _union(models: Sequence[type[_ActionBase]]) -> Any:
+def _union(models: Sequence[type[ActionBase]]) -> Any:
     return Annotated[Union[tuple(models)], Field(discriminator="type")]  # type: ignore[valid-type]
 
 
@@ -190,7 +191,7 @@ def _inline(node: Any, defs: Mapping[str, Any]) -> Any:
 
 def action_json_schema(
     clickable: Sequence[str] | None = None, inputs: Sequence[str] | None = None,
-    *, models: Sequence[type[_ActionBase]] = ACTION_MODELS,
+    *, models: Sequence[type[ActionBase]] = ACTION_MODELS,
 ) -> dict[str, Any]:
     """JSON schema of the policy's whole answer ``{"rationale", "action"}``, from the models.
 
@@ -211,7 +212,7 @@ def action_json_schema(
 
 
 @lru_cache(maxsize=32)
-def _answer_schema(models: tuple[type[_ActionBase], ...]) -> dict[str, Any]:
+def _answer_schema(models: tuple[type[ActionBase], ...]) -> dict[str, Any]:
     """The page-independent schema for this action space (built once: a vLLM policy asks for
     a schema on every step, and building a pydantic model takes milliseconds)."""
 
@@ -228,7 +229,7 @@ def _answer_schema(models: tuple[type[_ActionBase], ...]) -> dict[str, Any]:
 _NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
 
-def action_template(model: type[_ActionBase]) -> str:
+def action_template(model: type[ActionBase]) -> str:
     """The action's JSON with placeholders, e.g. ``{"type": "click", "name": "<name>"}``."""
     parts = [f'"type": {json.dumps(action_type(model))}']
     for name in action_fields(model):
@@ -236,7 +237,7 @@ def action_template(model: type[_ActionBase]) -> str:
     return "{" + ", ".join(parts) + "}"
 
 
-def action_summary(model: type[_ActionBase]) -> str:
+def action_summary(model: type[ActionBase]) -> str:
     """The docstring's first paragraph as a phrase (first letter lower-cased): the prompt's line."""
     doc = inspect.cleandoc(model.__doc__ or "").split("\n\n", 1)[0].replace("\n", " ").strip()
     if not doc:
@@ -244,7 +245,7 @@ def action_summary(model: type[_ActionBase]) -> str:
     return doc[0].lower() + doc[1:]
 
 
-def describe_actions(models: Sequence[type[_ActionBase]] = ACTION_MODELS) -> str:
+def describe_actions(models: Sequence[type[ActionBase]] = ACTION_MODELS) -> str:
     """The prompt's list of actions, one numbered line per model."""
     n = len(models)
     count = _NUMBER_WORDS[n] if n < len(_NUMBER_WORDS) else str(n)
@@ -253,7 +254,7 @@ def describe_actions(models: Sequence[type[_ActionBase]] = ACTION_MODELS) -> str
     return "\n".join(lines)
 
 
-def describe_name_rule(models: Sequence[type[_ActionBase]] = ACTION_MODELS) -> str:
+def describe_name_rule(models: Sequence[type[ActionBase]] = ACTION_MODELS) -> str:
     """The prompt's rule on ``name``: which names are valid, and which actions need an input."""
     rule = '"name" must be exactly one of the `name` attributes on the current page'
     needs_input = [action_type(m) for m in models if m.target_kind == "input"]
@@ -262,6 +263,6 @@ def describe_name_rule(models: Sequence[type[_ActionBase]] = ACTION_MODELS) -> s
     return rule + "."
 
 
-def answer_json(rationale: str, action: _ActionBase) -> str:
+def answer_json(rationale: str, action: ActionBase) -> str:
     """One answer as JSON text, rationale first: the canonical layout (SFT targets, the prompt's example)."""
     return json.dumps({"rationale": rationale, "action": action.to_json()}, ensure_ascii=False)

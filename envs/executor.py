@@ -43,13 +43,12 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Frame, Page, Request
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
-from shop_r1.envs.actions import Click, Terminate, TypeAndSubmit, parse_action
+from shop_r1.envs.actions import Action, Click, Terminate, TypeAndSubmit, parse_action
 from shop_r1.envs.controls import PLACE_ORDER
 from shop_r1.envs.observation import ActionError, Element, option_name
 
 log = logging.getLogger(__name__)
 
-AnyAction = Click | TypeAndSubmit | Terminate
 
 # Text on buttons that commits money ("Place your order", "Pay now", ...): envs.controls owns it.
 PURCHASE_PATTERN = PLACE_ORDER
@@ -323,7 +322,7 @@ async def _live_names(page: Page) -> list[str]:
         return []
 
 
-async def _candidates(page: Page, table: dict[str, Element], action: AnyAction) -> list[str]:
+async def _candidates(page: Page, table: dict[str, Element], action: Action) -> list[str]:
     """Names to suggest, of the kind the action needs, with option names for selects."""
     elements = list(table.values())
     names: list[str] = []
@@ -344,7 +343,7 @@ async def _facts(locator: Any, options: ExecutorOptions) -> dict[str, Any]:
     return await locator.evaluate(load_js("executor_prepare.js"), timeout=options.interact_timeout_ms)
 
 
-async def _resolve(page: Page, name: str, table: dict[str, Element], action: AnyAction,
+async def _resolve(page: Page, name: str, table: dict[str, Element], action: Action,
                    options: ExecutorOptions) -> _Target | ActionError:
     """Find the live node for ``name`` (or the select + option it names)."""
     element = table.get(name)
@@ -530,7 +529,7 @@ async def _type_and_submit(page: Page, target: _Target, text: str, watch: _PageW
 
 async def execute(
     page: Page,
-    action: AnyAction | dict[str, Any],
+    action: Action | dict[str, Any],
     elements: Mapping[str, Element] | Sequence[Element],
     *,
     options: ExecutorOptions | None = None,

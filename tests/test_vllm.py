@@ -27,7 +27,7 @@ from shop_r1.envs.actions import Click, Terminate, TypeAndSubmit
 from shop_r1.envs.observation import Element, Observation, with_option_elements
 from shop_r1.simulator.policies.base import PolicyRequest
 from shop_r1.simulator.llm.sampling import SamplingParams
-from shop_r1.simulator.policies.vllm_policy import VLLMPolicy, page_names, response_format_for_page
+from shop_r1.simulator.policies.vllm_policy import VLLMPolicy, response_format_for_page
 from shop_r1.simulator.llm.vllm_server import VLLMNotInstalledError, VLLMServer, VLLMStartError, resolve_vllm_python
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +58,7 @@ PAGE = Observation(
         Element(name="north_face_venture.add_to_cart", kind="clickable", text="Out of stock", tag="button", disabled=True),
     )),
 )
-CLICKABLE, INPUTS = page_names(PAGE)
+CLICKABLE, INPUTS = PAGE.executable_names()
 
 
 def make_request(i: int) -> PolicyRequest:

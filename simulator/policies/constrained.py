@@ -1,7 +1,9 @@
 """JSON-structure-constrained decoding for local models: every answer is an executable action.
 
 A 135M-parameter model cannot reliably emit valid JSON that names a real element of the page.
-Instead of hoping, decoding is steered by a small grammar of the answer the prompt asks for::
+Instead of hoping, decoding is steered by a small grammar of the answer the prompt asks for,
+one alternative per action model of ``shop_r1.envs.actions`` (rendered from the models' fields,
+so a new action type needs no change here)::
 
     {"rationale": "<free text>", "action": {"type": "click", "name": "<clickable name>"}}
     {"rationale": "<free text>", "action": {"type": "type_and_submit", "name": "<input>", "text": "<free>"}}
@@ -33,14 +35,16 @@ from __future__ import annotations
 import json
 import logging
 import math
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from shop_r1.envs.actions import ACTION_MODELS, action_fields, action_type
+from shop_r1.envs.observation import Observation
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch
-
-    from shop_r1.envs.observation import Observation
 
 log = logging.getLogger(__name__)
 
@@ -134,43 +138,102 @@ def action_grammar(
     text_max_chars: int = 80,
     text_max_tokens: int = 16,
     allow_terminate: bool = True,
+    models: Sequence[type] = ACTION_MODELS,
 ) -> ActionGrammar:
     """The grammar of an answer on a page with these clickable and input names.
 
-    Action types that the page cannot support are left out (``type_and_submit`` needs an input,
-    ``click`` a clickable), so the model cannot pick an action that is sure to fail.
-    ``rationale_min_chars`` keeps a small model from closing its rationale after two words when
-    its preferred next token (a newline, say) is not allowed inside a JSON string.
+    One alternative per action model (``models``, the project's action space by default), its
+    fields in declaration order: ``name`` is a choice among the page's names of the model's
+    ``target_kind``, a ``Literal`` field a choice among its values, any other string field free
+    text (bounded by ``text_max_*``). Action types that the page cannot support are left out
+    (``type_and_submit`` needs an input, ``click`` a clickable), so the model cannot pick an
+    action that is sure to fail; ``terminate`` is always possible unless ``allow_terminate`` is
+    False and something else is. ``rationale_min_chars`` keeps a small model from closing its
+    rationale after two words when its preferred next token (a newline, say) is not allowed
+    inside a JSON string.
     """
     clickable = tuple(dict.fromkeys(n for n in clickable if n))
     inputs = tuple(dict.fromkeys(n for n in inputs if n))
-    options: list[str] = []
-    thens: list[tuple[Segment, ...]] = []
-    if clickable:
-        names = tuple(_json_inner(n) + CLOSE_ACTION for n in clickable)
-        options.append('click", "name": "')
-        thens.append((Choice(names, tuple(() for _ in names)),))
-    if inputs:
-        text = Free(closing=CLOSE_ACTION, max_chars=text_max_chars, max_tokens=text_max_tokens)
-        names = tuple(_json_inner(n) + '", "text": "' for n in inputs)
-        options.append('type_and_submit", "name": "')
-        thens.append((Choice(names, tuple((text,) for _ in names)),))
-    if allow_terminate or not options:
-        options.append('terminate"}}')
-        thens.append(())
-    types = Choice(tuple(options), tuple(thens))
+    names_by_kind = {"clickable": clickable, "input": inputs}
+    text = _FreeBounds(max_chars=text_max_chars, max_tokens=text_max_tokens)
+    alternatives: list[tuple[str, tuple[Segment, ...]]] = []
+    terminate: tuple[str, tuple[Segment, ...]] | None = None
+    for model in models:
+        kind = getattr(model, "target_kind", None)
+        if kind is not None and not names_by_kind[kind]:
+            continue
+        alternative = _action_alternative(model, names_by_kind, text)
+        if action_type(model) == "terminate":
+            terminate = alternative
+            if not allow_terminate:
+                continue
+        alternatives.append(alternative)
+    if not alternatives and terminate is not None:
+        alternatives.append(terminate)
+    if not alternatives:
+        raise ValueError("no action of the action space is possible on this page")
+    types = Choice(tuple(o for o, _ in alternatives), tuple(t for _, t in alternatives))
     rationale = Free(closing=ACTION_OPEN, max_chars=rationale_max_chars, max_tokens=rationale_max_tokens,
                      min_chars=rationale_min_chars)
     root = (literal(RATIONALE_PREFIX), rationale, types)
     return ActionGrammar(root=root, clickable=clickable, inputs=inputs)
 
 
-def executable_names(observation: "Observation") -> tuple[list[str], list[str]]:
+@dataclass(frozen=True)
+class _FreeBounds:
+    max_chars: int
+    max_tokens: int
+
+
+def _action_alternative(model: type, names_by_kind: dict[str, tuple[str, ...]],
+                        text: _FreeBounds) -> tuple[str, tuple[Segment, ...]]:
+    """(the option after ``"type": "``, the grammar that follows it) for one action model.
+
+    Every option and closing literal carries the text up to the next free part -- the next
+    field's key (``", "name": "``) or the end of the action (``"}}``) -- so a choice decides
+    what follows it and no token has to span two segments.
+    """
+    fields = action_fields(model)
+
+    def after(i: int) -> str:
+        return f'", "{fields[i]}": "' if i < len(fields) else CLOSE_ACTION
+
+    def segments(i: int) -> tuple[Segment, ...]:
+        if i == len(fields):
+            return ()
+        values = _field_choices(model, fields[i], names_by_kind)
+        if values is None:
+            free = Free(closing=after(i + 1), max_chars=text.max_chars, max_tokens=text.max_tokens)
+            return (free, *segments(i + 1))
+        rest = segments(i + 1)
+        options = tuple(_json_inner(v) + after(i + 1) for v in values)
+        return (Choice(options, tuple(rest for _ in options)),)
+
+    return action_type(model) + after(0), segments(0)
+
+
+def _field_choices(model: type, name: str, names_by_kind: dict[str, tuple[str, ...]]) -> tuple[str, ...] | None:
+    """The values a field may take (the page's names, a Literal's values), or None for free text."""
+    kind = getattr(model, "target_kind", None)
+    if name == "name" and kind is not None:
+        return names_by_kind[kind]
+    annotation = model.model_fields[name].annotation
+    if typing.get_origin(annotation) is typing.Literal:
+        values = typing.get_args(annotation)
+        if all(isinstance(v, str) for v in values):
+            return tuple(values)
+    if annotation is str:
+        return None
+    raise ValueError(f"{model.__name__}.{name}: the decoding grammar handles string fields only "
+                     f"(free text, a page name or a Literal of strings), not {annotation!r}")
+
+
+def executable_names(observation: Observation) -> tuple[list[str], list[str]]:
     """See :meth:`shop_r1.envs.observation.Observation.executable_names` (the one definition)."""
     return observation.executable_names()
 
 
-def grammar_for_observation(observation: "Observation", **bounds: Any) -> ActionGrammar:
+def grammar_for_observation(observation: Observation, **bounds: Any) -> ActionGrammar:
     """:func:`action_grammar` over the page's :func:`executable_names`."""
     clickable, inputs = executable_names(observation)
     return action_grammar(clickable, inputs, **bounds)
@@ -194,7 +257,7 @@ class TokenTable:
     """
 
     def __init__(self, tokenizer: Any, vocab_size: int | None = None) -> None:
-        import torch
+        import torch  # optional heavy dependency (the ml extra)
 
         n_tok = len(tokenizer)
         self.vocab_size = max(vocab_size or 0, n_tok)
@@ -352,7 +415,7 @@ class _State:
         if must_close and content >= seg.min_chars:
             # Close now: only tokens that start the closing literal with nothing before it.
             return [i for i in closers if table.strings[i][0] == '"'] or table.eos_ids
-        import torch
+        import torch  # optional heavy dependency (the ml extra)
 
         mask = table.free_ok & (table.lengths <= seg.max_chars - n_chars)
         if closers:
@@ -380,7 +443,7 @@ class ConstrainedRows:
         self.states = [_State(tuple(g.root)) for g in self.grammars]
 
     def __call__(self, input_ids: "torch.LongTensor", scores: "torch.FloatTensor") -> "torch.FloatTensor":
-        import torch
+        import torch  # optional heavy dependency (the ml extra)
 
         if input_ids.shape[0] != len(self.states):
             raise ValueError(f"constrained decoding was set up for {len(self.states)} rows, got {input_ids.shape[0]} "
@@ -416,7 +479,7 @@ class ConstrainedRows:
 
 def make_logits_processor(rows: ConstrainedRows) -> Any:
     """Wrap :class:`ConstrainedRows` as a ``transformers.LogitsProcessor`` instance."""
-    from transformers import LogitsProcessor
+    from transformers import LogitsProcessor  # optional heavy dependency (the ml extra)
 
     class _Processor(LogitsProcessor):
         def __call__(self, input_ids, scores):  # type: ignore[override]

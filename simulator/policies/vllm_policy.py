@@ -16,6 +16,7 @@ from typing import Any
 
 from shop_r1.envs.actions import action_json_schema
 from shop_r1.envs.observation import Observation
+from shop_r1.simulator.llm.vllm_server import VLLMServer
 from shop_r1.simulator.policies.base import PolicyRequest
 from shop_r1.simulator.policies.http_policy import HTTPChatPolicy
 
@@ -25,11 +26,6 @@ SCHEMA_NAME = "shop_r1_action"
 #: emit them, and a strict JSON parser then rejects the whole answer. Every free-text string of
 #: the schema is therefore constrained to this character class.
 SAFE_CHARS = r"[^\x00-\x1f]"
-
-
-def page_names(observation: Observation) -> tuple[list[str], list[str]]:
-    """(clickable names, input names) the schema allows: :meth:`Observation.executable_names`."""
-    return observation.executable_names()
 
 
 def _forbid_control_chars(node: Any) -> Any:
@@ -50,8 +46,9 @@ def _forbid_control_chars(node: Any) -> Any:
 
 
 def page_schema(observation: Observation) -> dict[str, Any]:
-    """The answer's JSON schema for this page: ``name`` an enum of its usable names."""
-    clickable, inputs = page_names(observation)
+    """The answer's JSON schema for this page: ``name`` an enum of its usable names
+    (:meth:`Observation.executable_names`, the one definition the token grammar shares)."""
+    clickable, inputs = observation.executable_names()
     return _forbid_control_chars(action_json_schema(clickable, inputs))
 
 
@@ -88,14 +85,12 @@ class VLLMPolicy(HTTPChatPolicy):
     @contextlib.asynccontextmanager
     async def launch(cls, model_dir: str | os.PathLike[str], *, server_kwargs: dict[str, Any] | None = None,
                      **policy_kwargs: Any) -> AsyncIterator[VLLMPolicy]:
-        """Start a :class:`~shop_r1.simulator.vllm_server.VLLMServer` for ``model_dir`` and yield a policy on it.
+        """Start a :class:`~shop_r1.simulator.llm.vllm_server.VLLMServer` for ``model_dir`` and yield a policy on it.
 
         The server is stopped (its whole process group) when the block exits, also on error.
         ``server_kwargs`` go to ``VLLMServer`` (``max_model_len``, ``kv_cache_gib``, ``dev_mode`` ...),
         the rest to the policy. The server is reachable as ``policy.server``.
         """
-        from shop_r1.simulator.llm.vllm_server import VLLMServer
-
         server = VLLMServer(model_dir, **(server_kwargs or {}))
         async with server:
             policy = cls(server.base_url, server.served_model_name, **policy_kwargs)
