@@ -37,9 +37,9 @@ from urllib.parse import urlsplit
 from playwright.async_api import Browser, BrowserContext, Page, Playwright, Request, Route, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
-from shop_r1.envs.actions import ActionValidationError, Terminate, parse_action
+from shop_r1.envs.actions import Action, ActionValidationError, Terminate, parse_action
 from shop_r1.envs.chromium import LAUNCH_ARGS, find_chromium
-from shop_r1.envs.executor import AnyAction, ExecutorOptions, execute
+from shop_r1.envs.executor import ExecutorOptions, execute
 from shop_r1.envs.observation import ActionError, Observation, StepResult
 from shop_r1.envs.reducer import ReducedPage, ReducerError, ReducerOptions, reduce_page
 
@@ -180,7 +180,7 @@ class ShopperSession:
                           self.options.settle_max_ms, start_url)
             return await self._observe({"action_ms": 0.0, "settle_ms": round((time.monotonic() - t0) * 1000, 2)})
 
-    async def step(self, action: AnyAction | dict[str, Any]) -> StepResult:
+    async def step(self, action: Action | dict[str, Any]) -> StepResult:
         """Execute one action and observe the page; errors come back in the result, never raised."""
         async with self._lock:
             if self._closed:
