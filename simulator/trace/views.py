@@ -35,6 +35,7 @@ Outcome = Literal[
     "policy_error",
     "browser_error",
     "interrupted",
+    "host_lost",
 ]
 OUTCOMES: tuple[str, ...] = Outcome.__args__  # type: ignore[attr-defined]
 
