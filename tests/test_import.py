@@ -56,7 +56,7 @@ def test_import_maps_actions_orders_rows_and_counts_skips(fixture_files, tmp_pat
     assert {sid: len(trace.sessions.get(sid, [])) for sid in EXPECTED_STEPS} == EXPECTED_STEPS
     a = trace.sessions[SESSION_A]
     # Sorted by timestamp, not file order; unmappable rows left out.
-    assert [s.parsed_action for s in a] == [
+    assert [s.action for s in a] == [
         TypeAndSubmit(name="header.search_bar.search", text="wireless headphones"),
         Click(name="results.anker_q30.view_product"),
         Click(name="add_to_cart"),

@@ -79,7 +79,7 @@ def test_sessions_round_trip_in_step_order(tmp_path: Path) -> None:
     assert [s.step for s in result.sessions["b"]] == [0, 1]
     first = result.sessions["b"][0]
     assert first.action.to_json() == {"type": "type_and_submit", "name": "search_input", "text": "red mug"}
-    assert first.parsed_action == TypeAndSubmit(name="search_input", text="red mug")
+    assert first.action == TypeAndSubmit(name="search_input", text="red mug")
     assert first.schema_version == SCHEMA_VERSION and first.run_id == "run-1"
     assert first.element("search_input").kind == "input"
     assert first.timings["policy_s"] == 0.5 and first.tokens.prompt == 1000

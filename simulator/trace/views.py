@@ -161,11 +161,6 @@ class TraceStep(_Record):
         return v
 
     @property
-    def parsed_action(self) -> Action | None:
-        """The action model (the same object as ``action``; kept for callers of schema 1)."""
-        return self.action
-
-    @property
     def target_name(self) -> str | None:
         """The element the action names (None for ``terminate`` or no action)."""
         return self.action.name if isinstance(self.action, (Click, TypeAndSubmit)) else None
