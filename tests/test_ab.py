@@ -176,11 +176,13 @@ def test_ab_html_opens_in_chromium_and_shows_paired_sessions(recolor_run) -> Non
         assert session.locator("td.rationale").first.inner_text().strip()
         # the single-run report of arm A links to every session
         page.goto((out / "a" / "report.html").as_uri())
-        links = page.locator('section:has(h2:text("Sessions")) table a')
+        links = page.locator('section:has(h2:text-is("Sessions")) table a')
         assert links.count() == PAIRS
-        links.nth(2).click()
+        target = links.nth(2).get_attribute("href")
         sid = links.nth(2).inner_text()
-        block = page.locator(f"details.session:has(summary:text('{sid}'))")
+        links.nth(2).click()
+        block = page.locator(target)
+        assert sid in block.locator("summary").first.inner_text()
         block.locator("summary").first.click()
         assert block.locator("td.rationale").first.is_visible()
         block.locator("details.page summary").first.click()
