@@ -78,7 +78,8 @@ def run_and_report(*, shop: str | None, shop_seed: int, shoppers: int, concurren
                    allow_origin: tuple[str, ...], headed: bool, browser_path: str | None, constrained: bool,
                    temperature: float | None, step_timeout: float, session_timeout: float,
                    screenshots: bool, console: Console, page_budget: int = 8000,
-                   prompt_budget: int | None = None) -> int:
+                   prompt_budget: int | None = None, ray: str | None = None, host_capacity: int | None = None,
+                   retry_lost: bool = False) -> int:
     from shop_r1.simulator.live import LiveView
     from shop_r1.simulator.policies.factory import PolicyConfigError, PolicySpec, open_policy
     from shop_r1.simulator.report import build_report
@@ -102,6 +103,12 @@ def run_and_report(*, shop: str | None, shop_seed: int, shoppers: int, concurren
         personas = _load_personas(personas_file, mix, shoppers, seed, shop_url)
 
         async def main() -> Any:
+            if ray:
+                from shop_r1.simulator.cluster import run_on_ray  # imports ray (the `cluster` extra)
+
+                with LiveView(console) as view:
+                    return await run_on_ray(config, spec, personas, address=ray, observer=view,
+                                            host_capacity_override=host_capacity, retry_lost=retry_lost)
             async with open_policy(spec) as pol:
                 with LiveView(console) as view:
                     return await Runner(config, pol, personas, observer=view).run()
@@ -153,6 +160,11 @@ def _common_options(fn: Any) -> Any:
         click.option("--screenshots", is_flag=True, help="Keep a screenshot per observation (larger traces)."),
         click.option("--page-budget", default=8000, show_default=True,
                      help="Tokens one reduced page may take (the reducer drops far-away text first, visible controls last)."),
+        click.option("--ray", default=None, metavar="ADDRESS",
+                     help="Spread shoppers over a Ray cluster (HOST:PORT of its head, or 'local' for this machine)."),
+        click.option("--host-capacity", type=int, default=None,
+                     help="With --ray: contexts per browser host (default: from the node's CPUs and memory)."),
+        click.option("--retry-lost", is_flag=True, help="With --ray: retry a session once elsewhere when its host dies."),
         click.option("--prompt-budget", type=int, default=None,
                      help="Prompt tokens for model policies (current page first, then recent history); default: the backend's."),
     ]

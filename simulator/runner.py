@@ -13,11 +13,12 @@ Design points that users rely on:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,7 +105,12 @@ class RunObserver:
     def on_session_end(self, end: SessionEnd) -> None: ...
 
 
-def _persona_id(persona: Any) -> str | None:
+def new_run_id() -> str:
+    """Sortable by start time, unique across hosts: ``20261201-193000-1a2b3c``."""
+    return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+
+
+def persona_id(persona: Any) -> str | None:
     if persona is None:
         return None
     if isinstance(persona, dict):
@@ -112,7 +118,7 @@ def _persona_id(persona: Any) -> str | None:
     return getattr(persona, "persona_id", None)
 
 
-def _persona_json(persona: Any) -> dict[str, Any] | None:
+def persona_json(persona: Any) -> dict[str, Any] | None:
     if persona is None:
         return None
     if hasattr(persona, "model_dump"):
@@ -123,8 +129,9 @@ def _persona_json(persona: Any) -> dict[str, Any] | None:
 class _Session:
     """One shopper's loop; owns its browser context and writes its own steps."""
 
-    def __init__(self, runner: "Runner", index: int, persona: Any):
+    def __init__(self, runner: "Runner", index: int, persona: Any, writer: Any = None):
         self.r = runner
+        self.writer = writer if writer is not None else runner.writer
         self.persona = persona
         self.session_id = f"{runner.run_id}-{index:04d}"
         self.steps = 0
@@ -135,11 +142,11 @@ class _Session:
                 policy_s: float, step_ms: float, outcome: str | None = None, reason: str = "") -> TraceStep:
         record = step_record(
             run_id=self.r.run_id, session_id=self.session_id, step=step, observation=obs, response=resp,
-            result=result, persona_id=_persona_id(self.persona),
+            result=result, persona_id=persona_id(self.persona),
             timings={"policy_s": round(policy_s, 4), "step_ms": round(step_ms, 1)},
             outcome=outcome, end_reason=reason,
         )
-        return self.r.writer.write_step(record)
+        return self.writer.write_step(record)
 
     def _outcome_on_terminate(self) -> str:
         if self.purchased:
@@ -161,63 +168,67 @@ class _Session:
         policy_errors = 0
         obs: Observation | None = None
         try:
-            obs = await session.reset(cfg.shop_url)
-            for step in range(cfg.max_steps):
-                self.steps = step + 1
-                req = PolicyRequest(session_id=self.session_id, observation=obs, history=tuple(history),
-                                    persona=self.persona, step=step)
-                t0 = time.perf_counter()
-                try:
-                    resp = await asyncio.wait_for(r.batcher.submit(req), cfg.step_timeout_s)
-                except asyncio.TimeoutError:
-                    resp = PolicyResponse(action=None, error=failure(
-                        "timeout", f"the policy took over {cfg.step_timeout_s:.0f} s", timeout_s=cfg.step_timeout_s))
-                policy_s = time.perf_counter() - t0
-                last = step == cfg.max_steps - 1
-                if resp.action is None:
-                    policy_errors += 1
-                    fatal = policy_errors >= cfg.max_policy_errors
-                    error = resp.error or NO_ACTION
-                    end = ("policy_error", f"{policy_errors} policy errors in a row; last: {error.code} "
-                           f"({error.message})") if fatal else (("max_steps", reason) if last else (None, ""))
-                    self._record(step, obs, resp, None, policy_s, 0.0, end[0], end[1])
-                    r.observer.on_step(self.session_id, step, None, error.code)
+            async with asyncio.timeout(cfg.session_timeout_s):
+                obs = await session.reset(cfg.shop_url)
+                for step in range(cfg.max_steps):
+                    self.steps = step + 1
+                    req = PolicyRequest(session_id=self.session_id, observation=obs, history=tuple(history),
+                                        persona=self.persona, step=step)
+                    t0 = time.perf_counter()
+                    try:
+                        resp = await asyncio.wait_for(r.batcher.submit(req), cfg.step_timeout_s)
+                    except asyncio.TimeoutError:
+                        resp = PolicyResponse(action=None, error=failure(
+                            "timeout", f"the policy took over {cfg.step_timeout_s:.0f} s", timeout_s=cfg.step_timeout_s))
+                    policy_s = time.perf_counter() - t0
+                    last = step == cfg.max_steps - 1
+                    if resp.action is None:
+                        policy_errors += 1
+                        fatal = policy_errors >= cfg.max_policy_errors
+                        error = resp.error or NO_ACTION
+                        end = ("policy_error", f"{policy_errors} policy errors in a row; last: {error.code} "
+                               f"({error.message})") if fatal else (("max_steps", reason) if last else (None, ""))
+                        self._record(step, obs, resp, None, policy_s, 0.0, end[0], end[1])
+                        r.observer.on_step(self.session_id, step, None, error.code)
+                        r.result.steps += 1
+                        if end[0] is not None:
+                            outcome, reason = end
+                            break
+                        continue
+                    policy_errors = 0
+                    action = resp.action
+                    t1 = time.perf_counter()
+                    result = await session.step(action)
+                    step_ms = (time.perf_counter() - t1) * 1000
+                    if result.error is None and isinstance(action, Click):
+                        el = obs.element(action.name)
+                        label = control_label(action.name, el.text if el else "")
+                        if ADD_TO_CART.search(label):
+                            self.added_to_cart = True
+                        if PLACE_ORDER.search(label):
+                            self.purchased = True
+                    end: tuple[str | None, str] = (None, "")
+                    if isinstance(action, Terminate):
+                        end = (self._outcome_on_terminate(), resp.rationale or "the shopper chose to stop")
+                    elif result.done:
+                        code = result.error.code if result.error else "done"
+                        end = ("browser_error" if code == "page_crashed" else self._outcome_on_terminate(),
+                               result.error.message if result.error else "session done")
+                    elif last:
+                        end = ("max_steps", reason)
+                    record = self._record(step, obs, resp, result, policy_s, step_ms, end[0], end[1])
+                    r.observer.on_step(self.session_id, step, record.action,
+                                       result.error.code if result.error else None)
                     r.result.steps += 1
+                    history.append(history_item(record))  # what replay rebuilds from the trace
                     if end[0] is not None:
                         outcome, reason = end
                         break
-                    continue
-                policy_errors = 0
-                action = resp.action
-                t1 = time.perf_counter()
-                result = await session.step(action)
-                step_ms = (time.perf_counter() - t1) * 1000
-                if result.error is None and isinstance(action, Click):
-                    el = obs.element(action.name)
-                    label = control_label(action.name, el.text if el else "")
-                    if ADD_TO_CART.search(label):
-                        self.added_to_cart = True
-                    if PLACE_ORDER.search(label):
-                        self.purchased = True
-                end: tuple[str | None, str] = (None, "")
-                if isinstance(action, Terminate):
-                    end = (self._outcome_on_terminate(), resp.rationale or "the shopper chose to stop")
-                elif result.done:
-                    code = result.error.code if result.error else "done"
-                    end = ("browser_error" if code == "page_crashed" else self._outcome_on_terminate(),
-                           result.error.message if result.error else "session done")
-                elif last:
-                    end = ("max_steps", reason)
-                record = self._record(step, obs, resp, result, policy_s, step_ms, end[0], end[1])
-                r.observer.on_step(self.session_id, step, record.action,
-                                   result.error.code if result.error else None)
-                r.result.steps += 1
-                history.append(history_item(record))  # what replay rebuilds from the trace
-                if end[0] is not None:
-                    outcome, reason = end
-                    break
-                if result.observation is not None:
-                    obs = result.observation
+                    if result.observation is not None:
+                        obs = result.observation
+        except TimeoutError:  # the session's own time budget (asyncio.timeout), not a policy call's
+            outcome, reason = "timeout", f"session exceeded {cfg.session_timeout_s:.0f} s"
+            self._end_event(outcome, reason, obs)
         except asyncio.CancelledError:
             outcome, reason = "interrupted", "the run was stopped"
             self._end_event(outcome, reason, obs)
@@ -231,13 +242,13 @@ class _Session:
                 await asyncio.shield(session.close())
             except Exception:  # a dead context cannot be closed; nothing to keep
                 pass
-        return SessionEnd(self.session_id, _persona_id(self.persona), self.steps, outcome, reason)
+        return SessionEnd(self.session_id, persona_id(self.persona), self.steps, outcome, reason)
 
     def _end_event(self, outcome: str, reason: str, obs: Observation | None) -> None:
         """An end marker for sessions that stop between steps (crash, Ctrl-C)."""
-        self.r.writer.write_event(session_end_event(
+        self.writer.write_event(session_end_event(
             run_id=self.r.run_id, session_id=self.session_id, step=self.steps, outcome=outcome,
-            end_reason=reason, persona_id=_persona_id(self.persona), url=obs.url if obs else None))
+            end_reason=reason, persona_id=persona_id(self.persona), url=obs.url if obs else None))
 
 
 class Runner:
@@ -249,34 +260,40 @@ class Runner:
         self.policy = policy
         self.personas = list(personas)[: config.shoppers]
         self.observer = observer or RunObserver()
-        self.run_id = run_id or time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        self.run_id = run_id or new_run_id()
         self.origins = allowed_origins(config.shop_url, config.extra_origins)
         self.result = RunResult(self.run_id, Path(config.out_dir))
+        self.writer: Any = None
+
+    @contextlib.asynccontextmanager
+    async def hosting(self) -> AsyncIterator[Runner]:
+        """The browser and the policy batcher that sessions run in (a local run or a cluster host)."""
+        cfg = self.config
+        async with BrowserPool(browser_path=cfg.browser_path, headless=cfg.headless) as pool, \
+                PolicyBatcher(self.policy, max_batch=cfg.max_batch) as batcher:
+            self.pool, self.batcher = pool, batcher
+            yield self
+
+    async def run_session(self, index: int, persona: Any, writer: Any = None) -> SessionEnd:
+        """One shopper from first page to its one end marker, written through ``writer``
+        (default: this run's trace writer). Inside :meth:`hosting`."""
+        return await _Session(self, index, persona, writer).run()
 
     async def run(self) -> RunResult:
         cfg = self.config
         t0 = time.perf_counter()
         run_config = {**cfg.model_dump(mode="json"), "policy_info": self.policy.describe()}
-        personas_json = [_persona_json(p) for p in self.personas]
+        personas_json = [persona_json(p) for p in self.personas]
         with TraceWriter(cfg.out_dir, run_id=self.run_id, config=run_config, seed=cfg.seed,
                          personas=personas_json) as writer:
             self.writer = writer
-            async with BrowserPool(browser_path=cfg.browser_path, headless=cfg.headless) as pool, \
-                    PolicyBatcher(self.policy, max_batch=cfg.max_batch) as batcher:
-                self.pool, self.batcher = pool, batcher
+            async with self.hosting():
                 self.observer.on_start(cfg.shoppers)
                 sem = asyncio.Semaphore(cfg.concurrency)
 
                 async def one(i: int, persona: Any) -> None:
                     async with sem:
-                        try:
-                            end = await asyncio.wait_for(_Session(self, i, persona).run(), cfg.session_timeout_s)
-                        except asyncio.TimeoutError:
-                            end = SessionEnd(f"{self.run_id}-{i:04d}", _persona_id(persona), 0, "timeout",
-                                             f"session exceeded {cfg.session_timeout_s:.0f} s")
-                            writer.write_event(session_end_event(
-                                run_id=self.run_id, session_id=end.session_id, step=0, outcome="timeout",
-                                end_reason=end.reason, persona_id=end.persona_id))
+                        end = await self.run_session(i, persona)
                         self.result.sessions.append(end)
                         self.observer.on_session_end(end)
 

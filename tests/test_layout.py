@@ -8,6 +8,7 @@ would be importable in the editable checkout and missing from a real install.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -57,8 +58,11 @@ def test_no_bare_top_level_imports_of_our_packages() -> None:
 @pytest.mark.slow
 def test_wheel_adds_only_shop_r1(tmp_path: Path) -> None:
     """Build the real wheel and look inside: only ``shop_r1/`` plus metadata, package data present."""
+    # Build from a copy: setuptools leaves a build/ folder in the tree it builds.
+    src = tmp_path / "src"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".venv*", ".git", "build", "runs", "__pycache__", "*.egg-info"))
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(src)],
         capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -1,0 +1,161 @@
+"""Shoppers on a real Ray cluster: a head and a second node on their own loopback addresses.
+
+Ray turns 127.0.0.1 into the machine's outward address, so every node (and the driver) gets
+its own other loopback address (ENVIRONMENT.md, section Ray): no traffic leaves loopback.
+The fault test kills the second node's raylet and workers mid-run and checks that only its
+sessions end (``host_lost``), the run completes, and every session is in the trace once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import psutil
+import pytest
+
+from shop_r1.personas.sampler import sample
+from shop_r1.simulator.cluster import run_on_ray
+from shop_r1.simulator.policies.factory import PolicySpec
+from shop_r1.simulator.runner import RunConfig
+from shop_r1.simulator.trace import read_trace
+
+pytest.importorskip("ray", reason="the cluster extra (ray) is installed by `make test`")
+
+RAY = Path(sys.executable).parent / "ray"
+HEAD_IP, WORKER_IP = "127.0.0.3", "127.0.0.2"
+ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+
+
+def _free_port(host: str) -> int:
+    # Outside Ray's default worker-port range (10002-19999).
+    for port in range(26400, 26500):
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port for the Ray head")
+
+
+def _ray(*args: str, timeout: float = 180) -> None:
+    proc = subprocess.run([str(RAY), *args], env=ENV, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"ray {' '.join(args)} failed:\n{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    temp = tmp_path_factory.mktemp("ray")
+    port = _free_port(HEAD_IP)
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    try:
+        _ray("start", "--head", "--node-ip-address", HEAD_IP, "--port", str(port), "--num-cpus", "1",
+             "--temp-dir", str(temp), "--disable-usage-stats", "--include-dashboard=false")
+        _ray("start", "--address", f"{HEAD_IP}:{port}", "--node-ip-address", WORKER_IP, "--num-cpus", "1",
+             "--disable-usage-stats")
+        yield f"{HEAD_IP}:{port}"
+    finally:
+        subprocess.run([str(RAY), "stop", "--force"], env=ENV, capture_output=True, timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _config(shop_url: str, out: Path, shoppers: int, steps: int) -> RunConfig:
+    return RunConfig(shop_url=shop_url, shoppers=shoppers, concurrency=shoppers, max_steps=steps, seed=3,
+                     out_dir=out, policy="scripted")
+
+
+def _ends(out: Path) -> Counter[str]:
+    """Session id -> number of end markers (a final step or a session_end event)."""
+    trace = read_trace(out / "trace.jsonl")
+    ends: Counter[str] = Counter()
+    for record in trace.records:
+        if getattr(record, "done", False):
+            ends[record.session_id] += 1
+    return ends
+
+
+def _kill_node(ip: str) -> int:
+    """Kill the raylet of the node at ``ip`` and every process under it (its actors)."""
+    killed = 0
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmd = " ".join(proc.info.get("cmdline") or [])
+        if "raylet" in (proc.info.get("name") or "") and f"--node_ip_address={ip}" in cmd:
+            for p in [*proc.children(recursive=True), proc]:
+                try:
+                    p.kill()
+                    killed += 1
+                except psutil.NoSuchProcess:
+                    pass
+    return killed
+
+
+@pytest.mark.slow
+def test_sessions_spread_over_two_nodes_one_trace(cluster: str, shop_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    personas = sample(6, seed=3)
+    result = asyncio.run(run_on_ray(_config(shop_url, out, 6, 4), PolicySpec(name="scripted", seed=3), personas,
+                                    address=cluster, host_capacity_override=2, node_ip=HEAD_IP))
+    assert len(result.sessions) == 6 and "host_lost" not in result.outcomes
+    ends = _ends(out)
+    assert len(ends) == 6 and set(ends.values()) == {1}, ends
+    import json
+
+    run = json.loads((out / "run.json").read_text())
+    cluster_info = run["summary"]["cluster"]
+    assert cluster_info["actors"] == 2
+    assert set(cluster_info["sessions_per_node"]) == {HEAD_IP, WORKER_IP}, cluster_info
+    assert sum(cluster_info["sessions_per_node"].values()) == 6
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.raddr and conn.pid and conn.raddr.ip not in ("127.0.0.1", HEAD_IP, WORKER_IP, "::1"):
+            proc_name = psutil.Process(conn.pid).name() if psutil.pid_exists(conn.pid) else "?"
+            assert "ray" not in proc_name and "raylet" not in proc_name, (conn, proc_name)
+
+
+@pytest.mark.slow
+def test_a_lost_node_ends_only_its_sessions(cluster: str, shop_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    personas = sample(8, seed=5)
+    trace = out / "trace.jsonl"
+
+    def killer() -> None:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if trace.exists() and sum(1 for line in trace.read_text().splitlines() if '"step"' in line) >= 4:
+                break
+            time.sleep(0.2)
+        _kill_node(WORKER_IP)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    result = asyncio.run(run_on_ray(_config(shop_url, out, 8, 8), PolicySpec(name="scripted", seed=5), personas,
+                                    address=cluster, host_capacity_override=2, node_ip=HEAD_IP, retry_lost=True))
+    thread.join(5)
+    outcomes = result.outcomes
+    assert outcomes["host_lost"] >= 1, outcomes
+    ends = _ends(out)
+    assert set(ends.values()) == {1}, ends  # one end marker per session, none lost
+    original = {f"{result.run_id}-{i:04d}" for i in range(8)}
+    assert original <= set(ends), original - set(ends)
+    retried = [s for s in result.sessions if s.session_id not in original]
+    assert all(s.outcome != "host_lost" for s in retried), retried  # retried on the live node
+    assert len(retried) == outcomes["host_lost"]
+
+
+def test_ray_local_runs_scripted_shoppers(shop_url: str, tmp_path: Path) -> None:
+    """``--ray local``: an in-process cluster of this machine (its own loopback address)."""
+    out = tmp_path / "run"
+    result = asyncio.run(run_on_ray(_config(shop_url, out, 3, 3), PolicySpec(name="scripted", seed=1), sample(3, seed=1),
+                                    address="local", node_ip=HEAD_IP))
+    assert len(result.sessions) == 3 and result.steps >= 3
+    ends = _ends(out)
+    assert len(ends) == 3 and set(ends.values()) == {1}
