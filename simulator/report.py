@@ -420,7 +420,7 @@ def _percentile(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[idx]
 
 
-def _persona_field(persona: dict[str, Any] | None, name: str) -> str:
+def persona_field(persona: dict[str, Any] | None, name: str) -> str:
     if persona is None:
         return "unknown"
     for key in (name, *SEGMENT_FIELD_FALLBACKS.get(name, ())):
@@ -471,13 +471,12 @@ def summarize(
     stage_counts: Counter[str] = Counter()
     abandonment: Counter[int] = Counter()
     per_session: dict[str, tuple[str, set[str], int, str | None]] = {}
+    facts = session_facts(trace)
     for sid in session_ids:
         steps = trace.sessions.get(sid, [])
         end = trace.session_end(sid)
         outcome = trace.outcome(sid)
-        stages = session_stages(steps)
-        if outcome == "purchased":
-            stages.add("purchased")
+        stages = set(facts[sid].stages)  # "purchased" included when the outcome says so
         outcomes[outcome] += 1
         stage_counts.update(stages)
         if "purchased" not in stages:
@@ -504,7 +503,7 @@ def summarize(
     for name in _segment_fields(run_info, segment_by):
         groups: dict[str, list[tuple[str, set[str], int, str | None]]] = {}
         for rec in per_session.values():
-            value = _persona_field(run_info.persona(rec[3]) if run_info else None, name)
+            value = persona_field(run_info.persona(rec[3]) if run_info else None, name)
             groups.setdefault(value, []).append(rec)
         rows = []
         for value, recs in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
@@ -519,7 +518,7 @@ def summarize(
 
     if not outcomes.get("unfinished"):
         outcomes.pop("unfinished", None)
-    facts = list(session_facts(trace).values())
+    session_list = list(facts.values())
     return RunSummary(
         run_id=(run_info.run_id if run_info else None) or (trace.run_ids[0] if trace.run_ids else None),
         sessions=n_sessions,
@@ -540,11 +539,11 @@ def summarize(
         started_at=run_info.started_at if run_info else None,
         ended_at=run_info.ended_at if run_info else None,
         policy=_policy_name(run_info),
-        exit_pages=exit_pages(facts),
-        common_paths=common_paths(facts),
-        stage_timing=stage_timing(facts),
+        exit_pages=exit_pages(session_list),
+        common_paths=common_paths(session_list),
+        stage_timing=stage_timing(session_list),
         session_index=[SessionRow(f.session_id, f.persona_id, f.outcome, f.steps,
-                                  [st for st in FUNNEL_STAGES if st in f.stages]) for f in facts],
+                                  [st for st in FUNNEL_STAGES if st in f.stages]) for f in session_list],
         trace=trace,
     )
 
@@ -655,7 +654,7 @@ def render_console(summary: RunSummary, console: Console | None = None) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def _svg_img(draw, alt: str, size: tuple[float, float] = (6.0, 3.0)) -> str:
+def svg_img(draw, alt: str, size: tuple[float, float] = (6.0, 3.0)) -> str:
     """Render a matplotlib drawing to an inline base64 SVG ``<img>``.
 
     Uses a bare ``Figure`` (no pyplot global state) so it is safe off the main thread.
@@ -706,9 +705,9 @@ def _charts(summary: RunSummary) -> list[str]:
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
 
     return [
-        _svg_img(funnel, "funnel: sessions reaching each stage"),
-        _svg_img(outcomes, "session outcomes"),
-        _svg_img(abandonment, "abandonment step histogram"),
+        svg_img(funnel, "funnel: sessions reaching each stage"),
+        svg_img(outcomes, "session outcomes"),
+        svg_img(abandonment, "abandonment step histogram"),
     ]
 
 

@@ -173,3 +173,53 @@ def test_render_console_lists_trace_problems(run_dir: Path) -> None:
     render_console(summary, console)
     assert "truncated last line" in console.export_text()
     assert "truncated last line" in render_html(summary)
+
+
+def test_report_for_people_exit_pages_paths_and_stage_timing(run_dir: Path) -> None:
+    summary = summarize(run_dir)
+    exits = {x.kind: x for x in summary.exit_pages}
+    # Non-purchasing sessions with steps: C, F end on the home page; B (/p?id=4), D (/item/9) on a
+    # product page; E on the checkout page (by its title). G has no steps, A purchased.
+    assert [x.kind for x in summary.exit_pages] == ["home", "product", "checkout"]
+    assert (exits["home"].exits, exits["home"].visits) == (2, 4)  # A, B, C, F saw the home page
+    assert (exits["product"].exits, exits["product"].visits) == (2, 3)  # A, B, D saw a product page
+    assert exits["product"].quotes == [("B", "because"), ("D", "because")]
+    assert sorted(exits["product"].example_paths) == ["/item/9", "/p"]
+    paths = {p.path: p for p in summary.common_paths}
+    assert sum(p.sessions for p in summary.common_paths) == 7
+    assert paths["home → listing → product → cart → checkout"].carted == 1
+    assert paths["home"].example_sessions == ["C", "F"]
+    timing = {t.stage: t for t in summary.stage_timing}
+    assert (timing["purchased"].sessions, timing["purchased"].median_step) == (1, 4)
+    assert (timing["reached_checkout"].sessions, timing["reached_checkout"].median_step) == (2, 1.5)  # A at 3, E at 0
+    assert [r.session_id for r in summary.session_index] == ["A", "B", "C", "D", "E", "F", "G"]
+    assert "trace" not in summary.to_json() and summary.to_json()["exit_pages"][0]["kind"] == "home"
+
+
+def test_report_opens_in_chromium_and_every_session_is_one_click_away(run_dir: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from shop_r1.envs.chromium import launch_options
+
+    build_report(run_dir)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(**launch_options())
+        page = browser.new_page()
+        page.goto((run_dir / "report.html").as_uri())
+        links = page.locator('section:has(h2:text-is("Sessions")) table a')
+        assert [links.nth(i).inner_text() for i in range(links.count())] == ["A", "B", "C", "D", "E", "F", "G"]
+        target = links.nth(2).get_attribute("href")  # session C: an exec error and a parse error
+        links.nth(2).click()
+        block = page.locator(target)
+        assert not block.locator("td.err").first.is_visible()  # collapsed until opened
+        block.locator("summary").first.click()
+        errors = block.locator("td.err")
+        assert "unknown_name" in errors.nth(0).inner_text() and "no_json" in errors.nth(1).inner_text()
+        assert block.locator("td.rationale").first.inner_text() == "because"
+        block.locator("details.page summary").first.click()
+        assert block.locator("details.page pre").first.inner_text() == "<main/>"
+        # exit-page quotes link to their sessions too
+        quote = page.locator('section:has(h2:text("Exit pages")) blockquote a', has_text="D")
+        quote.click()
+        assert page.evaluate("location.hash") == "#s-D"
+        browser.close()
