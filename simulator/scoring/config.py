@@ -1,7 +1,8 @@
 """Every knob of the Shop-R1 reward, in one frozen object that rewards, metrics and training share.
 
 The paper's values are the defaults (from :mod:`.constants`); the choices the paper leaves open
-are fields too (see ``docs/SHOP_R1_METHOD.md``), so a run states every choice it made.
+are fields too (``require_type_match``, ``rouge_measure``, ``threshold_inclusive``), so a run
+states every choice it made.
 """
 
 from __future__ import annotations
