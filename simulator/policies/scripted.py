@@ -116,14 +116,15 @@ def _persona_field(persona: Any, name: str, default: Any = None) -> Any:
     return getattr(persona, name, default)
 
 
-def _budget_from(intent: str, persona: Any) -> float | None:
-    """The session's ceiling: a price stated in the intent, else the persona's monthly budget."""
+def _budget_from(intent: str, persona: Any, price_sensitive: bool) -> float | None:
+    """The session's ceiling: a price stated in the intent is firm; the persona's budget is a
+    monthly spend, so it only caps one item for price-sensitive shoppers, and loosely (x2)."""
     m = re.search(r"(?:lower|less|under|below|cheaper)\s+(?:than\s+)?\$?\s*(\d+(?:\.\d+)?)", intent, re.I)
     if m:
         return float(m.group(1))
     budget = _persona_field(persona, "budget")
-    if isinstance(budget, (int, float)) and budget > 0:
-        return float(budget)
+    if price_sensitive and isinstance(budget, (int, float)) and budget > 0:
+        return 2.0 * float(budget)
     return None
 
 
@@ -186,18 +187,19 @@ class ScriptedPolicy(Policy):
         # Careful people slip less; OPeRA's typed queries show typos and half words in ~1 of 10.
         typo_rate = (0.10, 0.06, 0.03)[conscientious]
         size = _SIZE_WORDS.search(intent)
+        price_sensitive = any(w in priorities for w in ("price", "value", "deal", "budget")) or rng.random() < 0.3
         st = _State(
             rng=rng,
             intent=intent,
             kind=intent_kind(intent),
             want=set(content_words(intent)) or tokens(intent),
             query=query_from_intent(intent, rng, typo_rate=typo_rate, partial_rate=typo_rate),
-            budget=_budget_from(intent, req.persona),
+            budget=_budget_from(intent, req.persona, price_sensitive),
             patience=3 + conscientious + rng.randint(0, 2),
             compare=1 + conscientious + rng.randint(0, 1),
             reads=(0.35, 0.6, 0.85)[conscientious] if "review" in priorities or conscientious else 0.3,
             curious=(0.2, 0.35, 0.5)[openness],
-            price_sensitive=any(w in priorities for w in ("price", "value", "deal", "budget")) or rng.random() < 0.3,
+            price_sensitive=price_sensitive,
             typo_rate=typo_rate,
             wanted_size=_size(size.group(1) or size.group(2)) if size else None,
         )

@@ -1,0 +1,193 @@
+"""How much a run's shoppers behave like real people: the realism block of run.json and the report.
+
+The product exists to simulate human shoppers, so every run is measured against human reference
+data shipped in ``simulator/data/realism_reference.json`` (OPeRA's action mix and first queries,
+WebShop's typed queries; each figure names its source there). Each item reports the run's value,
+the reference, one distance and — where the project set one — whether the target is met, so a
+reader sees at a glance which way the run departs from people.
+
+Funnel stages are decided by page content (``envs.pagetype``), never by URL paths, so the funnel
+counts product pages on any storefront.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from scipy.stats import wasserstein_distance
+
+from shop_r1.envs.actions import Click, TypeAndSubmit
+from shop_r1.envs.controls import ADD_TO_CART, PLACE_ORDER, control_label
+from shop_r1.envs.pagetype import classify
+from shop_r1.simulator.policies.page_signals import intent_kind
+from shop_r1.simulator.trace import TraceReadResult, TraceStep, observation_from_step
+
+log = logging.getLogger(__name__)
+
+REFERENCE_FILE = Path(__file__).resolve().parent / "data" / "realism_reference.json"
+ACTION_TYPES = ("click", "type_and_submit", "terminate")
+FUNNEL_STAGES = ("searched", "listing", "product", "added_to_cart", "cart", "checkout", "purchased")
+
+
+class RealismItem(BaseModel):
+    """One comparison: the run's figure, the human one, how far apart, and against what."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    value: Any
+    reference: Any = None
+    distance: float | None = None
+    metric: str = ""
+    target: str | None = None
+    met: bool | None = None
+    source: str = ""
+
+
+class RealismBlock(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sessions: int
+    actions: int
+    action_mix: dict[str, float]
+    session_length: dict[str, float]
+    first_query_words: dict[str, dict[str, float]]  # per intent kind: n, median, mean
+    funnel: dict[str, float]
+    items: list[RealismItem]
+
+
+@lru_cache(maxsize=1)
+def load_reference(path: Path = REFERENCE_FILE) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"realism reference {path} is unreadable: {exc}") from exc
+
+
+def _sessions(trace_or_steps: TraceReadResult | Iterable[TraceStep]) -> dict[str, list[TraceStep]]:
+    if isinstance(trace_or_steps, TraceReadResult):
+        groups = {sid: list(steps) for sid, steps in trace_or_steps.sessions.items()}
+    else:
+        groups = {}
+        for step in trace_or_steps:
+            if not isinstance(step, TraceStep):
+                raise TypeError(f"realism_block wants TraceStep records, got {type(step).__name__}")
+            groups.setdefault(step.session_id, []).append(step)
+    return {sid: sorted(steps, key=lambda s: s.step) for sid, steps in groups.items()}
+
+
+def _stages(steps: list[TraceStep]) -> set[str]:
+    """The funnel stages one session reached, from what its pages were and what its clicks did."""
+    reached: set[str] = set()
+    for step in steps:
+        page = classify(observation_from_step(step))
+        if page.type in ("listing", "product", "cart", "checkout"):
+            reached.add(page.type)
+        if page.confirmation:
+            reached.add("purchased")
+        act = step.action
+        if isinstance(act, TypeAndSubmit):
+            reached.add("searched")
+        if isinstance(act, Click) and step.exec_error is None:
+            el = step.element(act.name)
+            label = control_label(act.name, el.text if el else "")
+            if ADD_TO_CART.search(label):
+                reached.add("added_to_cart")
+            if PLACE_ORDER.search(label):
+                reached.add("purchased")
+    if "added_to_cart" not in reached:
+        reached.discard("cart")  # looking at an empty cart is not a funnel stage
+    return reached
+
+
+def _stats(values: list[int]) -> dict[str, float]:
+    if not values:
+        return {"n": 0}
+    qs = statistics.quantiles(values, n=10) if len(values) > 1 else [values[0]] * 9
+    return {"n": len(values), "median": float(statistics.median(values)), "mean": round(statistics.fmean(values), 2),
+            "p10": round(qs[0], 2), "p90": round(qs[-1], 2), "min": min(values), "max": max(values)}
+
+
+def realism(trace_or_steps: TraceReadResult | Iterable[TraceStep],
+            intents: Mapping[str, str] | None = None) -> RealismBlock:
+    """The realism figures of one run.
+
+    ``intents`` maps session id to the shopper's intent; it decides which people a session's
+    first query is compared with (own short intents → OPeRA, written goals → WebShop). Without
+    it a session counts as "own" (an intent typed by the shopper), which is how shoppers arrive
+    on a real site.
+    """
+    ref = load_reference()
+    sessions = _sessions(trace_or_steps)
+    counts: Counter[str] = Counter()
+    lengths: list[int] = []
+    first_query: dict[str, list[int]] = {"own": [], "goal": []}
+    funnel: Counter[str] = Counter()
+    for sid, steps in sessions.items():
+        acted = [s.action for s in steps if s.action is not None]
+        lengths.append(len(acted))
+        for a in acted:
+            counts[a.type] += 1
+        query = next((a.text for a in acted if isinstance(a, TypeAndSubmit)), None)
+        if query is not None:
+            kind = intent_kind(intents[sid]) if intents and sid in intents else "own"
+            first_query[kind].append(len(query.split()))
+        funnel.update(_stages(steps))
+    total = sum(counts.values())
+    mix = {t: round(counts[t] / total, 4) if total else 0.0 for t in ACTION_TYPES}
+    n = len(sessions)
+    funnel_share = {stage: round(funnel[stage] / n, 4) if n else 0.0 for stage in FUNNEL_STAGES}
+
+    items: list[RealismItem] = []
+    ref_mix = ref["action_mix"]["value"]
+    tv = 0.5 * sum(abs(mix[t] - ref_mix[t]) for t in ACTION_TYPES)
+    limit = ref["action_mix"]["target_abs_diff"]
+    items.append(RealismItem(
+        name="action_mix", value=mix, reference=ref_mix, distance=round(tv, 4), metric="total variation distance",
+        target=f"each share within {limit} of the reference",
+        met=bool(total) and all(abs(mix[t] - ref_mix[t]) <= limit for t in ACTION_TYPES),
+        source=ref["action_mix"]["source"]))
+    ref_len = ref["session_length"]["value"]["mean_actions"]
+    length_stats = _stats(lengths)
+    items.append(RealismItem(
+        name="session_length", value=length_stats, reference={"mean_actions": ref_len},
+        distance=round(abs(length_stats["mean"] - ref_len) / ref_len, 4) if lengths else None,
+        metric="relative difference of the mean", source=ref["session_length"]["source"]))
+    q_ref = ref["first_query_words"]
+    q_limit = q_ref["target_abs_diff"]
+    for kind in ("own", "goal"):
+        values = first_query[kind]
+        if not values:
+            continue
+        median = statistics.median(values)
+        people = q_ref[kind]
+        distance = abs(median - people["median"])
+        metric = "absolute difference of medians (words)"
+        if "histogram" in people:
+            human = [int(k) for k, c in people["histogram"].items() for _ in range(c)]
+            distance_w = wasserstein_distance(values, human)
+            metric = f"absolute difference of medians (words); Wasserstein-1 to the human lengths: {distance_w:.3f}"
+        items.append(RealismItem(
+            name=f"first_query_words_{kind}", value={"median": median, "n": len(values)},
+            reference={"median": people["median"]}, distance=float(distance), metric=metric,
+            target=f"median within {q_limit} words", met=distance <= q_limit, source=people["source"]))
+    items.append(RealismItem(name="funnel", value=funnel_share, reference=None, distance=None,
+                             metric="share of sessions reaching each stage", source=ref["funnel"]["source"]))
+    return RealismBlock(
+        sessions=n, actions=total, action_mix=mix, session_length=length_stats,
+        first_query_words={k: _stats(v) for k, v in first_query.items() if v},
+        funnel=funnel_share, items=items)
+
+
+def realism_block(trace_or_steps: TraceReadResult | Iterable[TraceStep],
+                  intents: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The ``realism`` block of run.json (plain JSON)."""
+    return realism(trace_or_steps, intents).model_dump(mode="json")

@@ -1,0 +1,117 @@
+"""The scripted shopper on three storefronts in real Chromium: the bundled shop in both layouts
+and a third-party shop with other markup conventions. Shoppers must reach product pages (by
+content) and carts (as the shop itself records them), type short human-like queries, and never
+take a "did you mean" suggestion or a breadcrumb for a product."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from fixtures.third_party_shop import ThirdPartyShop
+from shop_r1.envs.actions import Click, TypeAndSubmit
+from shop_r1.envs.pagetype import classify
+from shop_r1.personas.sampler import sample
+from shop_r1.simulator.policies.scripted import ScriptedPolicy
+from shop_r1.simulator.realism import realism_block
+from shop_r1.simulator.runner import RunConfig, Runner
+from shop_r1.simulator.trace import observation_from_step, read_trace
+
+TERMS = ["headphones", "shirt", "kitchen", "shoes", "toys", "coffee", "laptop"]
+# Intents that fit the third-party shop's catalogue, in the library's two styles (own words,
+# written goals), plus one it does not stock at all: that shopper must still browse to products.
+THIRD_PARTY_INTENTS = [
+    "trail running shoes",
+    "i need a waterproof rain jacket in size m for hiking, price lower than 150 dollars",
+    "cast iron skillet",
+    "organic freeze dried beets",
+    "fleece pullover",
+    "i want a pour over coffee kettle with a gooseneck spout",
+]
+
+
+def _run(url: str, out: Path, personas, steps: int = 20):
+    cfg = RunConfig(shop_url=url, shoppers=len(personas), concurrency=3, max_steps=steps, seed=3, out_dir=out)
+    result = asyncio.run(Runner(cfg, ScriptedPolicy(seed=3), personas).run())
+    return result, read_trace(out)
+
+
+def _product_sessions(trace) -> int:
+    return sum(any(classify(observation_from_step(s)).type == "product" for s in steps)
+               for steps in trace.sessions.values())
+
+
+def _check_clicks_are_honest(trace) -> None:
+    """A click meant to open an item targets an item block of that page, never a suggestion/breadcrumb."""
+    for steps in trace.sessions.values():
+        for s in steps:
+            if not isinstance(s.action, Click):
+                continue
+            page = classify(observation_from_step(s))
+            opening = any(w in s.rationale for w in ("looks promising", "check the details", "closest to what",
+                                                     "catches my eye", "looks closer"))
+            if opening:
+                assert s.action.name in {i.name for i in page.items}, (s.action.name, s.rationale)
+            el = s.element(s.action.name)
+            if "did you mean" in page.listing_cues and el is not None and el.name not in {i.name for i in page.items}:
+                assert not opening
+
+
+@pytest.mark.parametrize("layout", ["v1", "v2"])
+def test_bundled_shop_layouts(layout, tmp_path):
+    from shop_r1.envs.shop.server import run_in_thread
+
+    personas = sample(6, seed=3, catalog_terms=TERMS)
+    with run_in_thread(seed=0, port=0, layout=layout) as shop:
+        result, trace = _run(shop.url, tmp_path / "run", personas)
+        state = shop.state()
+    carts = state["carts"]
+    assert not trace.problems and len(trace.sessions) == 6
+    assert _product_sessions(trace) >= 5
+    assert sum(1 for sid in trace.sessions if carts.get(sid)) >= 2, result.outcomes
+    assert state["orders"] == []  # no purchase without --allow-purchase
+    _check_clicks_are_honest(trace)
+    firsts = [next(s.action for s in steps if isinstance(s.action, TypeAndSubmit)) for steps in trace.sessions.values()]
+    assert all(1 <= len(a.text.split()) <= 8 for a in firsts), [a.text for a in firsts]
+    intents = {sid: p.intent for sid, p in zip(sorted(trace.sessions), personas)}
+    block = realism_block(trace, intents)
+    assert abs(sum(block["action_mix"].values()) - 1) < 1e-3
+    assert block["funnel"]["product"] >= 5 / 6 - 1e-9
+    assert block["action_mix"]["click"] > block["action_mix"]["type_and_submit"]
+
+
+def test_third_party_shop(tmp_path):
+    personas = [p.with_intent(i) for p, i in zip(sample(6, seed=3), THIRD_PARTY_INTENTS)]
+    with ThirdPartyShop() as shop:
+        result, trace = _run(shop.url, tmp_path / "run", personas)
+        bags = dict(shop.bags)
+        orders = list(shop.server.orders)
+    assert not trace.problems and len(trace.sessions) == 6
+    assert _product_sessions(trace) >= 5, result.outcomes
+    assert len([b for b in bags.values() if b]) >= 2, result.outcomes
+    assert orders == []  # checkout is guarded: nobody pays without --allow-purchase
+    _check_clicks_are_honest(trace)
+    # The shopper whose item the shop does not stock never clicks the "Did you mean" link.
+    beets = next(sid for sid, p in zip(sorted(trace.sessions), personas) if "beets" in p.intent)
+    clicked = {s.action.name for s in trace.sessions[beets] if isinstance(s.action, Click)}
+    assert "boots" not in clicked and "jacket" not in clicked
+
+
+def test_did_you_mean_page_decision():
+    """On a zero-results page the shopper reformulates or browses; the suggestion is no product."""
+    from shop_r1.envs.reducer import observe
+
+    with ThirdPartyShop() as shop:
+        page = observe(shop.page("find", term="organic freeze dried beets"))
+    from shop_r1.envs.observation import Observation
+    from shop_r1.simulator.policies.base import PolicyRequest
+
+    obs = Observation(url=page.url, title=page.title, simplified_html=page.simplified_html, elements=page.elements)
+    persona = sample(1, seed=3)[0].with_intent("organic freeze dried beets")
+    policy = ScriptedPolicy(seed=1)
+    req = PolicyRequest(session_id="s-1", observation=obs, persona=persona, step=1)
+    policy._state(req).searched = 1  # as if this page answered its first search
+    (resp,) = asyncio.run(policy.act([req]))
+    assert resp.action is not None and getattr(resp.action, "name", "") != "boots", resp
