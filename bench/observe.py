@@ -1,7 +1,7 @@
 """Benchmark the page reducer against BrowserGym's observation extraction, same pages, same Chromium.
 
 For each page (the recorded eBay and WebShop pages in ../shared/data/pages, plus the bundled
-shop's home, results and product pages when ``shop_r1.envs.shop`` is available) it prints:
+shop's home, results and product pages unless ``--no-shop``) it prints:
 
 * raw tokens (the serialized live DOM) vs our simplified tokens, and the ratio;
 * kept / total actionable controls: an independent in-page count of visible (non-empty box, as
@@ -32,12 +32,17 @@ from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from playwright.async_api import async_playwright
+from playwright.sync_api import sync_playwright
+from rich.console import Console
+from rich.table import Table
 
-from shop_r1.envs.chromium import LAUNCH_ARGS, find_chromium  # noqa: E402
-from shop_r1.envs.reducer import ReducerOptions, open_target, reduce_page  # noqa: E402
-from shop_r1.envs.tokens import TOKENIZER_NAME, count_tokens  # noqa: E402
+from shop_r1.envs.chromium import launch_chromium, launch_options
+from shop_r1.envs.reducer import ReducerOptions, open_target, reduce_page
+from shop_r1.envs.shop.server import run_in_thread
+from shop_r1.envs.tokens import TOKENIZER_NAME, count_tokens
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SHARED_PAGES = ROOT.parent / "shared" / "data" / "pages"
 
@@ -91,12 +96,10 @@ async def shop_product_url(browser, shop_url: str) -> str | None:
 
 
 async def measure_ours(pages: list[tuple[str, str]], repeat: int, budget: int, shop_url: str | None) -> list[Row]:
-    from playwright.async_api import async_playwright
-
     rows: list[Row] = []
     options = ReducerOptions(token_budget=budget)
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=find_chromium(), args=list(LAUNCH_ARGS))
+        browser = await launch_chromium(pw)
         if shop_url:
             product = await shop_product_url(browser, shop_url)
             if product:
@@ -139,17 +142,16 @@ def _local_route(url: str, body: bytes):
 
 def measure_browsergym(rows: list[Row], pages: list[tuple[str, str]], repeat: int) -> str | None:
     """BrowserGym's extraction on the same pages (sync Playwright, same Chromium). None if unavailable."""
-    try:
+    try:  # optional, heavy and not a dependency of the project: only this comparison needs it
         from browsergym.core.observation import (_post_extract, _pre_extract, extract_dom_extra_properties,
                                                  extract_dom_snapshot, extract_merged_axtree)
         from browsergym.utils.obs import flatten_axtree_to_str, flatten_dom_to_str, prune_html
     except ImportError as exc:
         return f"browsergym-core is not installed ({exc}); `pip install --no-deps browsergym-core gymnasium pyparsing`"
-    from playwright.sync_api import sync_playwright
 
     by_label = {r.page: r for r in rows}
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=find_chromium(), args=list(LAUNCH_ARGS))
+        browser = pw.chromium.launch(**launch_options())
         for label, target in pages:
             row = by_label[label]
             context = browser.new_context(viewport={"width": 1280, "height": 800})
@@ -187,9 +189,6 @@ def measure_browsergym(rows: list[Row], pages: list[tuple[str, str]], repeat: in
 
 
 def print_table(rows: list[Row], note: str | None, budget: int, repeat: int) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     table = Table(title=f"Page observation: ours vs BrowserGym (SmolLM2 tokens, median of {repeat}, budget {budget})")
     for col in ("page", "raw tok", "ours tok", "ours/raw", "actionable kept", "ours ms",
                 "BG axtree tok", "BG pruned-html tok", "BG ms", "speed-up"):
@@ -220,12 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     with ExitStack() as stack:
         shop_url = None
         if not args.no_shop:
-            try:
-                from shop_r1.envs.shop.server import run_in_thread
-
-                shop_url = stack.enter_context(run_in_thread(seed=0, port=0)).url
-            except ImportError:
-                pass
+            shop_url = stack.enter_context(run_in_thread(seed=0, port=0)).url
         pages = targets(shop_url)
         rows = asyncio.run(measure_ours(pages, args.repeat, args.budget, shop_url))
         note = measure_browsergym(rows, pages, args.repeat)

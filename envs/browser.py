@@ -38,7 +38,7 @@ from playwright.async_api import Browser, BrowserContext, Page, Playwright, Requ
 from playwright.async_api import Error as PlaywrightError
 
 from shop_r1.envs.actions import Action, ActionValidationError, Terminate, parse_action
-from shop_r1.envs.chromium import LAUNCH_ARGS, find_chromium
+from shop_r1.envs.chromium import LAUNCH_ARGS, launch_chromium
 from shop_r1.envs.executor import ExecutorOptions, execute
 from shop_r1.envs.observation import ActionError, Observation, StepResult
 from shop_r1.envs.reducer import ReducedPage, ReducerError, ReducerOptions, reduce_page
@@ -46,10 +46,6 @@ from shop_r1.envs.reducer import ReducedPage, ReducerError, ReducerOptions, redu
 log = logging.getLogger(__name__)
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
-
-
-class BrowserError(RuntimeError):
-    """The browser could not be started, or died and could not be relaunched."""
 
 
 class SessionCrashed(RuntimeError):
@@ -265,17 +261,12 @@ class ShopperSession:
         reduce_ms = round((time.monotonic() - t0) * 1000, 2)
         screenshot = await self.page.screenshot(type="png") if self.options.screenshot else None
         count, examples = self._take_blocked()
-        observation = Observation(
-            url=reduced.url,
-            title=reduced.title,
-            simplified_html=reduced.simplified_html,
-            elements=tuple(reduced.elements),
-            stats=reduced.stats,
+        observation = reduced.to_observation(
             timings={**timings, "reduce_ms": reduce_ms},
             blocked_requests=count,
             blocked_urls=examples,
             screenshot=screenshot,
-            raw_html=reduced.raw_html if self.options.keep_raw_html else None,
+            keep_raw_html=self.options.keep_raw_html,
         )
         self.last_observation = observation
         return observation
@@ -404,7 +395,7 @@ class BrowserPool:
         return dict(self._sessions)
 
     async def start(self) -> None:
-        """Start Playwright and launch Chromium (idempotent)."""
+        """Start Playwright and launch Chromium (idempotent); raises ``chromium.BrowserError``."""
         async with self._launch_lock:
             await self._ensure_browser()
 
@@ -475,16 +466,11 @@ class BrowserPool:
             log.warning("relaunching Chromium after it died (launch #%d)", self.launches + 1)
         if self._playwright is None:
             self._playwright = await async_playwright().start()
-        path = find_chromium(self.browser_path)
-        try:
-            browser = await self._playwright.chromium.launch(
-                executable_path=path, headless=self.headless, args=list(self.launch_args))
-        except PlaywrightError as exc:
-            raise BrowserError(f"could not launch Chromium at {path}: {str(exc).splitlines()[0]}") from exc
+        browser = await launch_chromium(self._playwright, self.browser_path, headless=self.headless,
+                                        args=self.launch_args)
         browser.on("disconnected", self._on_disconnected)
         self._browser = browser
         self.launches += 1
-        log.info("Chromium %s started (%s)", browser.version, path)
         return browser
 
     def _on_disconnected(self, browser: Browser) -> None:

@@ -1,9 +1,13 @@
-"""Finding (or installing) a Chromium for Playwright.
+"""Finding (or installing) and launching the one Chromium build every browser in the project uses.
 
 Order: an explicit path (``--browser-path`` / ``SHOP_R1_CHROMIUM``), Playwright's managed
 Chromium when it was installed (the normal case on a laptop), then the system ``chromium``.
 ``python -m shop_r1.envs.chromium ensure`` also installs one when none is found, which is what the
 project's set-up calls on a fresh machine.
+
+:func:`launch_chromium` (async) and :func:`launch_options` (for a sync Playwright) are the only
+launch path: the shopper pool, one-shot observation, benchmarks and tests all start the same
+executable with the same flags, so a page behaves the same wherever it is opened.
 """
 
 from __future__ import annotations
@@ -13,7 +17,12 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+from playwright.async_api import Browser, Playwright
+from playwright.async_api import Error as PlaywrightError
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +45,10 @@ LAUNCH_ARGS: tuple[str, ...] = (
 
 class ChromiumNotFound(RuntimeError):
     pass
+
+
+class BrowserError(RuntimeError):
+    """The browser could not be started, or died and could not be relaunched."""
 
 
 def _managed_chromium() -> str | None:
@@ -74,6 +87,28 @@ def find_chromium(explicit: str | None = None) -> str:
         f"no Chromium found; tried ${ENV_VAR}, {'; '.join(tried)}. "
         "Run `make setup`, `playwright install chromium`, or set SHOP_R1_CHROMIUM."
     )
+
+
+def launch_options(browser_path: str | None = None, *, headless: bool = True,
+                   args: Sequence[str] = LAUNCH_ARGS) -> dict[str, Any]:
+    """Keyword arguments for Playwright's ``chromium.launch`` (async or sync API alike).
+
+    Raises :class:`ChromiumNotFound` naming everything tried.
+    """
+    return {"executable_path": find_chromium(browser_path), "headless": headless, "args": list(args)}
+
+
+async def launch_chromium(playwright: Playwright, browser_path: str | None = None, *, headless: bool = True,
+                          args: Sequence[str] = LAUNCH_ARGS) -> Browser:
+    """Start Chromium through ``playwright``; :class:`BrowserError` names the executable if it fails."""
+    options = launch_options(browser_path, headless=headless, args=args)
+    try:
+        browser = await playwright.chromium.launch(**options)
+    except PlaywrightError as exc:
+        raise BrowserError(f"could not launch Chromium at {options['executable_path']}: "
+                           f"{str(exc).splitlines()[0]}") from exc
+    log.info("Chromium %s started (%s)", browser.version, options["executable_path"])
+    return browser
 
 
 def ensure_chromium() -> str:

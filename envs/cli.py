@@ -12,7 +12,10 @@ import json
 import sys
 
 import click
+from rich.console import Console
+from rich.syntax import Syntax
 
+from shop_r1.envs.chromium import BrowserError, ChromiumNotFound
 from shop_r1.envs.reducer import ObserveError, ReducerError, ReducerOptions
 from shop_r1.envs.reducer import observe as observe_page
 
@@ -29,12 +32,10 @@ from shop_r1.envs.reducer import observe as observe_page
               help="Also save a PNG of the viewport to this file.")
 def observe_cmd(target: str, fmt: str, budget: int, browser_path: str | None, screenshot: str | None) -> None:
     """Print the simplified page (or JSON) for TARGET, an http(s) URL or a local .html file."""
-    from shop_r1.envs.chromium import ChromiumNotFound
-
     options = ReducerOptions(token_budget=budget, count_raw_tokens=True)
     try:
         page = observe_page(target, options, browser_path, screenshot=screenshot)
-    except (ObserveError, ReducerError, ChromiumNotFound) as exc:
+    except (ObserveError, ReducerError, ChromiumNotFound, BrowserError) as exc:
         raise click.ClickException(str(exc)) from None
     s = page.stats
     if fmt == "json":
@@ -49,9 +50,6 @@ def observe_cmd(target: str, fmt: str, budget: int, browser_path: str | None, sc
         click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
         return
     if sys.stdout.isatty():
-        from rich.console import Console
-        from rich.syntax import Syntax
-
         Console().print(Syntax(page.simplified_html, "html", word_wrap=True, theme="ansi_dark"))
     else:
         click.echo(page.simplified_html, nl=False)

@@ -1,9 +1,10 @@
 """The page reducer: a live page → the simplified HTML a shopper policy reads.
 
-The Shop-R1 context format (see docs/SHOP_R1_METHOD.md) is simplified HTML in which scripts,
-styles and purely visual content are gone and every interactable element carries a unique,
-hierarchical, readable ``name`` attribute (``header.search_bar.search_for_anything``,
-``results.air_jordan_stay_loyal_shoes_black.view_product``, ``color.black``). The policy answers
+The Shop-R1 context format (Shop-R1, arXiv 2507.17842; see ``docs/training.md``) is simplified
+HTML in which scripts, styles and purely visual content are gone and every interactable element
+carries a unique, hierarchical, readable ``name`` attribute
+(``header.search_bar.search_for_anything``, ``results.air_jordan_stay_loyal_shoes_black.view_product``,
+``color.black``). The policy answers
 with those names; the executor finds the live node again through ``[data-sr1-name="<name>"]``,
 which the reducer stamps on the DOM.
 
@@ -31,15 +32,17 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple, TypeAlias
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
+from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Error as PlaywrightError
+
+from shop_r1.envs.chromium import launch_chromium
 from shop_r1.envs.observation import Element, Observation, PageStats, with_option_elements
 from shop_r1.envs.tokens import count_tokens, count_tokens_batch
 
-if TYPE_CHECKING:  # playwright is imported lazily by observe_target
-    from playwright.async_api import Page
 
 log = logging.getLogger(__name__)
 
@@ -117,11 +120,19 @@ class ReducedPage:
     def names(self) -> list[str]:
         return [el.name for el in self.elements]
 
-    def to_observation(self, **extra: Any) -> Observation:
-        """The same page as an :class:`~shop_r1.envs.observation.Observation` (extra fields by keyword)."""
+    def to_observation(self, *, timings: dict[str, float], blocked_requests: int = 0,
+                       blocked_urls: tuple[str, ...] = (), screenshot: bytes | None = None,
+                       keep_raw_html: bool = False) -> Observation:
+        """This page as the step's :class:`~shop_r1.envs.observation.Observation`.
+
+        ``timings`` are the step's (they go into the trace); the reducer's own breakdown
+        (``self.timings``: js, evaluate, budget) stays here, for benchmarks, so a trace's timings
+        keep one meaning whatever the reducer measures.
+        """
         return Observation(url=self.url, title=self.title, simplified_html=self.simplified_html,
-                           elements=self.elements, stats=self.stats, raw_html=self.raw_html,
-                           timings={**self.timings, **extra.pop("timings", {})}, **extra)
+                           elements=self.elements, stats=self.stats, timings=timings,
+                           blocked_requests=blocked_requests, blocked_urls=blocked_urls, screenshot=screenshot,
+                           raw_html=self.raw_html if keep_raw_html else None)
 
 
 # The reducer function's name on the page's window, and the call that uses it once installed.
@@ -135,23 +146,63 @@ def _script() -> str:
 
 
 # ---- the tree returned by reduce.js ------------------------------------------------------------
-# node = [tag, attrs | None, children, dist_px, flags]; children are str or node; flags & 1 = actionable.
 
-def _render(node: list, out: list[str]) -> None:
-    tag, attrs, children, _dist, _flags = node
-    if node_is_empty(node):
+# A child of a node: a text run, a kept element, or None where the budget dropped it (children
+# lists are edited in place so that re-rendering after each phase needs no copy of the tree).
+Child: TypeAlias = "TreeNode | str | None"
+
+
+@dataclass(slots=True)
+class TreeNode:
+    """One kept element as reduce.js emits it (``{tag, attrs, children, dist, actionable}``).
+
+    ``dist`` is how far (px) the element lies outside the viewport, 0 inside it: the budget drops
+    far content first. ``actionable`` marks a named control, which is never dropped as prose.
+    """
+
+    tag: str
+    attrs: dict[str, str] | None
+    children: list[Child]
+    dist: int
+    actionable: bool
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TreeNode:
+        return cls(tag=data["tag"], attrs=data["attrs"], dist=data["dist"], actionable=data["actionable"],
+                   children=[c if isinstance(c, str) else cls.from_json(c) for c in data["children"]])
+
+    def is_empty(self) -> bool:
+        """A non-actionable node left with no text and no kept children is dropped when rendered."""
+        if self.actionable:
+            return False
+        return all(c is None or (not isinstance(c, str) and c.is_empty()) for c in self.children)
+
+    def names(self) -> set[str]:
+        """Names of the controls in this subtree (what dropping it takes off the element table)."""
+        found: set[str] = set()
+        if self.actionable and self.attrs and "name" in self.attrs:
+            found.add(self.attrs["name"])
+        for child in self.children:
+            if isinstance(child, TreeNode):
+                found |= child.names()
+        return found
+
+
+def _render(node: TreeNode, out: list[str]) -> None:
+    if node.is_empty():
         return
+    tag = node.tag
     if tag in _BLOCK_TAGS:
         out.append("\n")
-    if attrs:
-        parts = [f'{k}="{html.escape(str(v), quote=True)}"' if v != "" else k for k, v in attrs.items()]
+    if node.attrs:
+        parts = [f'{k}="{html.escape(str(v), quote=True)}"' if v != "" else k for k, v in node.attrs.items()]
         out.append(f"<{tag} {' '.join(parts)}>")
     else:
         out.append(f"<{tag}>")
     if tag in _VOID_TAGS:
         return
     first = True
-    for child in children:
+    for child in node.children:
         if child is None:
             continue
         if isinstance(child, str):
@@ -164,16 +215,9 @@ def _render(node: list, out: list[str]) -> None:
     out.append(f"</{tag}>")
 
 
-def node_is_empty(node: list) -> bool:
-    """A non-actionable node left with no text and no kept children is dropped when rendered."""
-    if node[4] & 1:
-        return False
-    return all(c is None or (not isinstance(c, str) and node_is_empty(c)) for c in node[2])
-
-
-def render_tree(tree: list) -> str:
+def render_tree(tree: TreeNode) -> str:
     out: list[str] = []
-    for child in tree[2]:
+    for child in tree.children:
         if child is None:
             continue
         if isinstance(child, str):
@@ -187,21 +231,29 @@ def render_tree(tree: list) -> str:
 class _Text:
     """A text run of the tree, addressable for dropping or shortening."""
 
-    parent: list
+    siblings: list[Child]
     index: int
     dist: int
     actionable: bool
     tokens: int = 0
 
 
-def _texts(tree: list) -> list[_Text]:
+class _Control(NamedTuple):
+    """An outermost actionable node and where it sits, so the budget can drop it in place."""
+
+    siblings: list[Child]
+    index: int
+    node: TreeNode
+
+
+def _texts(tree: TreeNode) -> list[_Text]:
     found: list[_Text] = []
 
-    def visit(node: list, actionable: bool) -> None:
-        act = actionable or bool(node[4] & 1)
-        for i, child in enumerate(node[2]):
+    def visit(node: TreeNode, actionable: bool) -> None:
+        act = actionable or node.actionable
+        for i, child in enumerate(node.children):
             if isinstance(child, str):
-                found.append(_Text(node[2], i, node[3], act))
+                found.append(_Text(node.children, i, node.dist, act))
             elif child is not None:
                 visit(child, act)
 
@@ -209,16 +261,16 @@ def _texts(tree: list) -> list[_Text]:
     return found
 
 
-def _controls(tree: list) -> list[tuple[list, int, list]]:
-    """(parent children list, index, node) for each actionable node, outermost only."""
-    found: list[tuple[list, int, list]] = []
+def _controls(tree: TreeNode) -> list[_Control]:
+    """Each actionable node, outermost only, in document order."""
+    found: list[_Control] = []
 
-    def visit(node: list) -> None:
-        for i, child in enumerate(node[2]):
-            if child is None or isinstance(child, str):
+    def visit(node: TreeNode) -> None:
+        for i, child in enumerate(node.children):
+            if not isinstance(child, TreeNode):
                 continue
-            if child[4] & 1:
-                found.append((node[2], i, child))
+            if child.actionable:
+                found.append(_Control(node.children, i, child))
             else:
                 visit(child)
 
@@ -231,7 +283,7 @@ def _shorten(text: str, words: int) -> str:
     return text if len(parts) <= words else " ".join(parts[:words]) + " …"
 
 
-def _fit_budget(tree: list, budget: int, url: str) -> tuple[str, int, bool, set[str]]:
+def _fit_budget(tree: TreeNode, budget: int, url: str) -> tuple[str, int, bool, set[str]]:
     """Render the tree within ``budget`` tokens. Returns (html, tokens, truncated, dropped names).
 
     Truncation policy, applied in this order and only as far as needed:
@@ -252,7 +304,7 @@ def _fit_budget(tree: list, budget: int, url: str) -> tuple[str, int, bool, set[
         return rendered, total, False, set()
     start = total
     texts = _texts(tree)
-    for t, n in zip(texts, count_tokens_batch([t.parent[t.index] for t in texts])):
+    for t, n in zip(texts, count_tokens_batch([t.siblings[t.index] for t in texts])):
         t.tokens = n + 1
     dropped: set[str] = set()
     actions: list[str] = []
@@ -269,9 +321,9 @@ def _fit_budget(tree: list, budget: int, url: str) -> tuple[str, int, bool, set[
         for t in candidates:
             if excess <= 0:
                 break
-            if t.parent[t.index] is None:
+            if t.siblings[t.index] is None:
                 continue
-            t.parent[t.index] = None
+            t.siblings[t.index] = None
             excess -= t.tokens
             n += 1
         if n:
@@ -288,29 +340,29 @@ def _fit_budget(tree: list, budget: int, url: str) -> tuple[str, int, bool, set[
             break
         n = 0
         for t in texts:
-            s = t.parent[t.index]
-            if s is None:
+            s = t.siblings[t.index]
+            if not isinstance(s, str):
                 continue
             short = _shorten(s, label_words if t.actionable else prose_words)
             if short != s:
-                t.parent[t.index] = short
+                t.siblings[t.index] = short
                 n += 1
         if n:
             actions.append(f"shortened {n} long texts to {prose_words}/{label_words} words")
             total = recount()
 
-    def drop_controls(candidates: list[tuple[list, int, list]], label: str) -> None:
+    def drop_controls(candidates: list[_Control], label: str) -> None:
         nonlocal total
         n = 0
         while total > budget and candidates:
             # drop in slices so that a huge page does not re-render once per element
             step = max(1, len(candidates) // 8)
             batch, candidates[:] = candidates[:step], candidates[step:]
-            for parent, index, node in batch:
-                if parent[index] is None:
+            for control in batch:
+                if control.siblings[control.index] is None:
                     continue
-                parent[index] = None
-                dropped.update(_names_in(node))
+                control.siblings[control.index] = None
+                dropped.update(control.node.names())
                 n += 1
             total = recount()
         if n:
@@ -318,7 +370,7 @@ def _fit_budget(tree: list, budget: int, url: str) -> tuple[str, int, bool, set[
 
     # 3. controls outside the viewport, farthest first
     if total > budget:
-        drop_controls(sorted((c for c in _controls(tree) if c[2][3] > 0), key=lambda c: -c[2][3]),
+        drop_controls(sorted((c for c in _controls(tree) if c.node.dist > 0), key=lambda c: -c.node.dist),
                       "actionable elements outside the viewport")
     # 4. visible prose, bottom of the page first
     if total > budget:
@@ -329,16 +381,6 @@ def _fit_budget(tree: list, budget: int, url: str) -> tuple[str, int, bool, set[
     log.info("reduced page %s truncated from %d to %d tokens (budget %d): %s", url, start, total, budget,
              "; ".join(actions) or "nothing to drop")
     return rendered, total, True, dropped
-
-
-def _names_in(node: list) -> set[str]:
-    names: set[str] = set()
-    if node[1] and "name" in node[1] and node[4] & 1:
-        names.add(node[1]["name"])
-    for child in node[2]:
-        if child is not None and not isinstance(child, str):
-            names |= _names_in(child)
-    return names
 
 
 async def reduce_page(page: Page, options: ReducerOptions | None = None) -> ReducedPage:
@@ -354,13 +396,14 @@ async def reduce_page(page: Page, options: ReducerOptions | None = None) -> Redu
         if payload is None:
             payload = await page.evaluate(f"(arg) => {{ window.{_GLOBAL} = {_script().strip().rstrip(';')}\n; "
                                           f"return JSON.stringify(window.{_GLOBAL}(arg)); }}", arg)
-    except Exception as exc:  # playwright.Error; kept generic so this module imports without it
+    except PlaywrightError as exc:
         raise ReducerError(f"reducing {page.url} failed in the page: {exc}") from exc
     result: dict[str, Any] = json.loads(payload)
     if result.get("error"):
         raise ReducerError(f"reducing {page.url}: {result['error']}")
     t_js = time.perf_counter()
-    html_text, tokens, truncated, dropped = _fit_budget(result["tree"], opts.token_budget, result["url"])
+    tree = TreeNode.from_json(result["tree"])
+    html_text, tokens, truncated, dropped = _fit_budget(tree, opts.token_budget, result["url"])
     every = with_option_elements(tuple(
         Element(name=e["name"], kind=e["kind"], text=e["text"], selector=f'[data-sr1-name="{e["name"]}"]',
                 tag=e["tag"], in_viewport=bool(e["in_viewport"]), disabled=bool(e["disabled"]),
@@ -410,16 +453,14 @@ def resolve_target(target: str) -> tuple[str, bool]:
     return path.resolve().as_uri(), True
 
 
-async def open_target(browser: Any, target: str, *, viewport: tuple[int, int] = (1280, 800),
+async def open_target(browser: Browser, target: str, *, viewport: tuple[int, int] = (1280, 800),
                       timeout_ms: int = 30_000) -> Page:
-    """A new page of ``browser`` (a Playwright async Browser) showing ``target``.
+    """A new page of ``browser`` showing ``target``.
 
     A local file is loaded with every network request aborted except the file itself: recorded
     pages reference trackers, ads and CDNs, and observing them must neither leak requests nor
     depend on what those hosts answer today. Raises ObserveError naming the target.
     """
-    from playwright.async_api import Error as PlaywrightError
-
     url, local = resolve_target(target)
     context = await browser.new_context(viewport={"width": viewport[0], "height": viewport[1]},
                                         service_workers="block")
@@ -467,16 +508,12 @@ async def observe_target(
 ) -> ReducedPage:
     """Open ``target`` (http(s) URL or local .html file) in a short-lived headless Chromium and reduce it.
 
-    Network rules for local files: see :func:`open_target`.
+    Network rules for local files: see :func:`open_target`. Chromium is started by
+    :func:`~shop_r1.envs.chromium.launch_chromium`, the shopper pool's launcher.
     """
-    from playwright.async_api import async_playwright
-
-    from shop_r1.envs.chromium import LAUNCH_ARGS, find_chromium
-
     resolve_target(target)  # fail on a bad target before starting a browser
-    executable = find_chromium(browser_path)
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=executable, args=list(LAUNCH_ARGS), headless=True)
+        browser = await launch_chromium(pw, browser_path)
         try:
             page = await open_target(browser, target, viewport=viewport, timeout_ms=timeout_ms)
             reduced = await reduce_page(page, options)

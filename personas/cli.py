@@ -10,9 +10,12 @@ import sys
 from pathlib import Path
 
 import click
+from rich.console import Console
+from rich.table import Table
 
-from shop_r1.personas.library import INTENT_KINDS
+from shop_r1.personas.library import INTENT_KINDS, LibraryDataError
 from shop_r1.personas.model import Persona, save_personas
+from shop_r1.personas.sampler import MixError, sample
 
 
 @click.group("personas")
@@ -21,9 +24,6 @@ def personas() -> None:
 
 
 def _table(rows: list[Persona], title: str) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     table = Table(title=title)
     table.add_column("persona", no_wrap=True, min_width=14)
     table.add_column("who", ratio=2)
@@ -56,9 +56,6 @@ def _table(rows: list[Persona], title: str) -> None:
 def sample_cmd(n: int, mix_path: Path | None, seed: int, terms: tuple[str, ...], intent_kind: str,
                out: Path | None, fmt: str) -> None:
     """Draw N personas, each paired with a shopping intent."""
-    from shop_r1.personas.library import LibraryDataError
-    from shop_r1.personas.sampler import MixError, sample
-
     try:
         rows = sample(n, seed=seed, mix=mix_path, catalog_terms=list(terms) if terms else None,
                       intent_kind=intent_kind)  # type: ignore[arg-type]

@@ -112,11 +112,6 @@ class DemographicMix:
         return values
 
 
-def load_mix(path: str | Path) -> DemographicMix:
-    """A demographic mix from a JSON file (see :class:`DemographicMix`)."""
-    return DemographicMix.from_file(path)
-
-
 # -- similarity of field values ---------------------------------------------------------------
 
 def _band(text: str) -> tuple[float, float] | None:

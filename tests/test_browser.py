@@ -18,6 +18,7 @@ import pytest
 from aiohttp import web
 
 from shop_r1.envs.browser import BrowserPool, SessionCrashed, SessionOptions, origin_of
+from shop_r1.envs.chromium import LAUNCH_ARGS, BrowserError, launch_options
 from shop_r1.envs.observation import Element, Observation, option_name
 
 PIXEL = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b")
@@ -122,6 +123,24 @@ async def test_reset_and_step_reduce_real_pages(serve, pool: BrowserPool) -> Non
     assert result.done and result.error is None and result.observation is not None
     await session.close()
     assert "s1" not in pool.sessions
+
+
+async def test_observation_carries_the_steps_timings_and_raw_html_only_when_asked(serve, pool: BrowserPool) -> None:
+    # One conversion (ReducedPage.to_observation): the step's timings, not the reducer's breakdown.
+    site = await serve({"/": simple_page()})
+    session = await pool.new_session("plain")
+    obs = await session.reset(site.url + "/")
+    assert obs.raw_html is None and obs.screenshot is None
+    assert "reduce_ms" in obs.timings and not {"js_ms", "evaluate_ms", "budget_ms"} & set(obs.timings)
+    assert obs.elements and all(el.selector or el.tag == "option" for el in obs.elements)
+
+
+async def test_a_chromium_that_will_not_start_names_its_path() -> None:
+    pool = BrowserPool(browser_path="/bin/true")  # executable, but no browser
+    with pytest.raises(BrowserError, match="could not launch Chromium at /bin/true"):
+        await pool.start()
+    await pool.close()
+    assert launch_options()["args"] == list(LAUNCH_ARGS) == list(pool.launch_args)
 
 
 async def test_type_and_submit_and_invalid_actions_are_results(serve, pool: BrowserPool) -> None:

@@ -14,7 +14,7 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Page, async_playwright
 
-from shop_r1.envs.chromium import LAUNCH_ARGS, find_chromium
+from shop_r1.envs.chromium import launch_chromium
 from shop_r1.envs.executor import (
     ExecutorOptions,
     default_purchase_guard,
@@ -89,7 +89,7 @@ async def site() -> AsyncIterator[Site]:
 @pytest.fixture
 async def page(site: Site) -> AsyncIterator[Page]:
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=find_chromium(), args=list(LAUNCH_ARGS))
+        browser = await launch_chromium(pw)
         context = await browser.new_context()
         page = await context.new_page()
         await page.goto(site.url + "/")

@@ -60,3 +60,12 @@ def test_unreachable_url_is_one_clear_error() -> None:
     assert result.exit_code != 0
     assert url in result.stderr and "could not load" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_browser_that_will_not_start_is_one_clear_error(shared_data: Path) -> None:
+    # /bin/true is executable (so discovery accepts it) but is no Chromium: the shared launcher
+    # (envs.chromium.launch_chromium, also BrowserPool's) must name it in one line.
+    result = _run(str(shared_data / "pages" / "webshop_item.html"), "--browser-path", "/bin/true")
+    assert result.exit_code != 0
+    assert "could not launch Chromium at /bin/true" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output

@@ -11,7 +11,7 @@ import lxml.html
 import pytest
 from playwright.async_api import async_playwright
 
-from shop_r1.envs.chromium import LAUNCH_ARGS, find_chromium
+from shop_r1.envs.chromium import launch_chromium
 from shop_r1.envs.reducer import NAME_RE, ReducedPage, ReducerError, ReducerOptions, observe_target, reduce_page
 from shop_r1.envs.tokens import TOKENIZER_NAME, count_tokens, count_tokens_batch, get_tokenizer, tokenizer_path
 
@@ -214,7 +214,7 @@ async def test_synthetic_page_rules_stamps_and_no_network(tmp_path: Path) -> Non
 async def test_stamps_overrides_and_bad_options(shared_data: Path) -> None:
     url = (shared_data / "pages" / "webshop_item.html").resolve().as_uri()
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=find_chromium(), args=list(LAUNCH_ARGS))
+        browser = await launch_chromium(pw)
         try:
             page = await browser.new_page()
             await page.route("**/*", lambda r: r.continue_() if r.request.url == url else r.abort())
@@ -250,7 +250,7 @@ async def test_bundled_shop_pages(shop_url: str) -> None:
     assert len(products) >= 3
     assert any(n.startswith("refinements.brand.") for n in results.names)
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=find_chromium(), args=list(LAUNCH_ARGS))
+        browser = await launch_chromium(pw)
         try:
             page = await browser.new_page()
             await page.goto(shop_url + "/s?k=headphones")

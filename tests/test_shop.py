@@ -21,8 +21,10 @@ import aiohttp
 import httpx
 import pytest
 from bs4 import BeautifulSoup
+from playwright.async_api import async_playwright
 from pydantic import TypeAdapter
 
+from shop_r1.envs.chromium import launch_chromium
 from shop_r1.envs.shop import words
 from shop_r1.envs.shop.catalog import PRICE_BANDS, SearchRequest, build_catalog
 from shop_r1.envs.shop.server import SESSION_COOKIE, SESSION_HEADER, create_app, run_in_thread
@@ -390,10 +392,6 @@ async def test_32_concurrent_shoppers_stay_separate(fresh_shop) -> None:
 
 
 async def test_browser_journey_two_shoppers(fresh_shop) -> None:
-    from playwright.async_api import async_playwright
-
-    from shop_r1.envs.chromium import LAUNCH_ARGS, find_chromium
-
     target = product_with(lambda p: p.category == "shoes" and len(p.colors) > 1)
     second = product_with(lambda p: p.category == "home-kitchen" and len(p.colors) == 1)
     size, color = target.sizes[1], target.colors[-1]
@@ -437,7 +435,7 @@ async def test_browser_journey_two_shoppers(fresh_shop) -> None:
         await context.close()
 
     async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=find_chromium(), args=list(LAUNCH_ARGS), headless=True)
+        browser = await launch_chromium(pw)
         try:
             order_id, _ = await asyncio.gather(alice(browser), bob(browser))
         finally:

@@ -7,8 +7,9 @@
 // which owns the tokenizer; to make that possible each emitted node carries its distance (px)
 // from the viewport and whether it is actionable.
 //
-// Output tree node: [tag, attrs, children, dist, flags] where children are strings or nodes,
-// dist = px outside the viewport (0 = visible region), flags & 1 = actionable element.
+// Output tree node: {tag, attrs, children, dist, actionable} where children are strings or nodes,
+// dist = px outside the viewport (0 = visible region) and actionable marks a named control
+// (envs/reducer.py reads it as its TreeNode).
 //
 // Names: scope segments from the element's ancestors (override selectors, landmarks, labelled
 // regions, sections led by a heading, items of repeated lists titled by their heading) + a token
@@ -318,8 +319,7 @@
       // A generic clickable wrapping other controls (a card with onclick): named, children kept.
       const rec = register(el, tag, kind, ctx, ws(el.textContent).slice(0, 80));
       const children = walkChildren(el, ctx);
-      const node = ['div', { name: rec }, children, rec.dist, 1];
-      return [node];
+      return [{ tag: 'div', attrs: { name: rec }, children, dist: rec.dist, actionable: true }];
     }
 
     const seg = ownSegment(el, tag, !!ctx.item);
@@ -339,7 +339,7 @@
       if (INLINE.has(tag)) return children;
       const r = el.getBoundingClientRect();
       const outTag = KEEP.has(tag) ? tag : (tag === 'p' ? 'p' : 'div');
-      return [[outTag, null, children, distOf(r), 0]];
+      return [{ tag: outTag, attrs: null, children, dist: distOf(r), actionable: false }];
     }
     return children; // purely structural wrapper: unwrap
   }
@@ -372,7 +372,7 @@
         // Names are assigned after the walk: keep the record, resolve it in fix() below.
         const oa = { optionOf: rec, optSlug: optSlug(label) };
         if (o.selected) oa.selected = '';
-        return ['option', oa, [label], rec.dist, 0];
+        return { tag: 'option', attrs: oa, children: [label], dist: rec.dist, actionable: false };
       });
     } else if (rec.kind === 'input') {
       if (rec.text) children = [rec.text];
@@ -381,7 +381,7 @@
       else if (rec.label) a['aria-label'] = rec.label;
     }
     if (rec.disabled) a.disabled = '';
-    return [outTag, a, children, rec.dist, 1];
+    return { tag: outTag, attrs: a, children, dist: rec.dist, actionable: true };
   }
 
   const body = document.body || document.documentElement;
@@ -389,7 +389,8 @@
   const rawSource = (document.doctype ? '<!DOCTYPE html>' : '') + document.documentElement.outerHTML;
   const rawBytes = new TextEncoder().encode(rawSource).length;
   const rawHtml = keepRaw ? rawSource : null;
-  const tree = ['body', null, walkChildren(body, { scopes: [], item: null }), 0, 0];
+  const tree = { tag: 'body', attrs: null, children: walkChildren(body, { scopes: [], item: null }), dist: 0,
+    actionable: false };
 
   // ---- names --------------------------------------------------------------------------------
   const FALLBACK = { a: 'link', button: 'button', select: 'select', textarea: 'text_input', summary: 'toggle' };
@@ -445,13 +446,14 @@
   // Replace record references in the tree by their names, depth-first.
   const fix = (node) => {
     if (typeof node === 'string') return;
-    if (node[1] && node[1].name && typeof node[1].name === 'object') node[1].name = node[1].name.name;
-    if (node[1] && node[1].optionOf) {
-      if (node[1].optionOf.name) node[1].name = `${node[1].optionOf.name}.${node[1].optSlug}`;
-      delete node[1].optionOf;
-      delete node[1].optSlug;
+    const a = node.attrs;
+    if (a && a.name && typeof a.name === 'object') a.name = a.name.name;
+    if (a && a.optionOf) {
+      if (a.optionOf.name) a.name = `${a.optionOf.name}.${a.optSlug}`;
+      delete a.optionOf;
+      delete a.optSlug;
     }
-    for (const c of node[2]) fix(c);
+    for (const c of node.children) fix(c);
   };
   fix(tree);
 
