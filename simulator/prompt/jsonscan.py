@@ -13,51 +13,37 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from typing import Literal, NamedTuple
 
-LexemeKind = Literal["string", "unterminated", "punct", "other"]
-
-# Whitespace is what ``str.strip`` removes (unicode); strings keep escapes as written; an
-# unterminated string runs to the end of the text (truncated output).
+# One lexeme per match (``lastgroup`` names its kind); whitespace -- what ``str.strip`` removes
+# -- lies between matches. Strings keep escapes as written; an unterminated string runs to the
+# end of the text (truncated output). A run of opening brackets is one lexeme, and callers loop
+# over ``finditer`` themselves: garbage such as ``"{" * 32_000`` must stay cheap to scan.
 _LEXEME = re.compile(
     r'(?P<string>"[^"\\]*(?:\\.[^"\\]*)*")'
     r'|(?P<unterminated>".*)'
-    r'|(?P<punct>[{}\[\]:,])'
+    r'|(?P<open>[{\[]+)'
+    r'|(?P<close>[}\]])'
+    r'|(?P<sep>[:,])'
     r'|(?P<other>[^\s{}\[\]:,"]+)',
     re.S,
 )
 
 
-class Lexeme(NamedTuple):
-    kind: LexemeKind
-    start: int
-    end: int  # exclusive; a string's span includes its quotes
-
-
-def lex(text: str, start: int = 0) -> Iterator[Lexeme]:
-    """The lexemes of ``text`` from ``start``, whitespace skipped."""
-    for m in _LEXEME.finditer(text, start):
-        yield Lexeme(m.lastgroup, m.start(), m.end())  # type: ignore[arg-type]
-
-
 def match_brace(text: str, start: int) -> int | None:
     """Index of the ``}`` closing the ``{`` at ``start``, or None (unclosed, or mismatched)."""
     depth = 0
-    for kind, s, _ in lex(text, start):
-        if kind == "unterminated":
-            return None
-        if kind != "punct":
-            continue
-        ch = text[s]
-        if ch in "{[":
-            depth += 1
-        elif ch in "}]":
+    for m in _LEXEME.finditer(text, start):
+        kind = m.lastgroup
+        if kind == "open":
+            depth += m.end() - m.start()
+        elif kind == "close":
             depth -= 1
             if depth == 0:
-                return s if ch == "}" else None
+                return m.start() if text[m.start()] == "}" else None
             if depth < 0:
                 return None
+        elif kind == "unterminated":
+            return None
     return None
 
 
@@ -89,11 +75,11 @@ def strip_trailing_commas(text: str) -> str:
     are ambiguous and stay errors."""
     drop: list[int] = []
     comma: int | None = None
-    for kind, s, _ in lex(text):
-        is_punct = kind == "punct"
-        if is_punct and comma is not None and text[s] in "}]":
+    for m in _LEXEME.finditer(text):
+        kind, at = m.lastgroup, m.start()
+        if kind == "close" and comma is not None:
             drop.append(comma)
-        comma = s if is_punct and text[s] == "," else None
+        comma = at if kind == "sep" and text[at] == "," else None
     if not drop:
         return text
     out, prev = [], 0
@@ -129,7 +115,8 @@ def _key_span_in_object(text: str, start: int, key: str) -> tuple[tuple[int, int
     depth = 0
     awaiting = False  # just read `"key":` at the top level
     candidate: tuple[int, int] | None = None  # a top-level string that may be a key
-    for kind, s, e in lex(text, start):
+    for m in _LEXEME.finditer(text, start):
+        kind, s, e = m.lastgroup, m.start(), m.end()
         if kind == "unterminated":
             return ((s + 1, len(text)) if depth == 1 and awaiting else None), None
         if kind == "string":
@@ -138,20 +125,18 @@ def _key_span_in_object(text: str, start: int, key: str) -> tuple[tuple[int, int
                     return (s + 1, e - 1), None
                 candidate = (s, e)
             continue
-        ch = text[s]
-        if kind == "punct" and ch == ":" and candidate is not None:
+        if kind == "sep" and text[s] == ":" and candidate is not None:
             awaiting = _decoded(text[candidate[0]:candidate[1]]) == key
             candidate = None
             continue
         candidate = None
         awaiting = False  # the value is not a string
-        if kind == "punct":
-            if ch in "{[":
-                depth += 1
-            elif ch in "}]":
-                depth -= 1
-                if depth == 0:
-                    return None, e
+        if kind == "open":
+            depth += e - s
+        elif kind == "close":
+            depth -= 1
+            if depth == 0:
+                return None, e
     return None, None
 
 
