@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,9 @@ from typing import Any
 
 import click
 from rich.console import Console
+
+from shop_r1.simulator.preflight import PreflightError, check_start_url
+from shop_r1.simulator.trace import FAILED_OUTCOMES
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +83,7 @@ def run_and_report(*, shop: str | None, shop_seed: int, shoppers: int, concurren
                    temperature: float | None, step_timeout: float, session_timeout: float,
                    screenshots: bool, console: Console, page_budget: int = 8000,
                    prompt_budget: int | None = None, ray: str | None = None, host_capacity: int | None = None,
-                   retry_lost: bool = False) -> int:
+                   retry_lost: bool = False, max_failed: int = 0) -> int:
     from shop_r1.simulator.live import LiveView
     from shop_r1.simulator.policies.factory import PolicyConfigError, PolicySpec, open_policy
     from shop_r1.simulator.report import build_report
@@ -89,6 +93,10 @@ def run_and_report(*, shop: str | None, shop_seed: int, shoppers: int, concurren
     if (out_dir / "trace.jsonl").exists():
         raise click.ClickException(f"{out_dir} already holds a trace; choose another --out")
     with _shop(shop, shop_seed, console) as shop_url:
+        try:
+            check_start_url(shop_url)
+        except PreflightError as exc:
+            raise click.ClickException(str(exc)) from exc
         try:
             spec = PolicySpec(name=policy, model=model, base_url=base_url, seed=seed, allow_purchase=allow_purchase,
                               constrained=constrained, temperature=temperature, max_concurrency=concurrency,
@@ -103,6 +111,30 @@ def run_and_report(*, shop: str | None, shop_seed: int, shoppers: int, concurren
         personas = _load_personas(personas_file, mix, shoppers, seed, shop_url)
 
         async def main() -> Any:
+            # Ctrl-C and SIGTERM stop the run the same way: sessions get their end marker, the
+            # trace and run.json are finished, the report is written. A second signal while
+            # that happens only says so (no traceback, nothing half-written).
+            loop, task = asyncio.get_running_loop(), asyncio.current_task()
+            stopping: list[str] = []
+
+            def stop(name: str) -> None:
+                if stopping:
+                    console.print(f"[yellow]{name}: already stopping — finishing the trace and report[/]")
+                    return
+                stopping.append(name)
+                console.print(f"[yellow]{name}: stopping; sessions in progress end as interrupted[/]")
+                assert task is not None
+                task.cancel()
+
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop, sig.name)
+            try:
+                return await _run(config, spec, personas)
+            finally:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
+
+        async def _run(config: Any, spec: Any, personas: list[Any]) -> Any:
             if ray:
                 from shop_r1.simulator.cluster import run_on_ray  # imports ray (the `cluster` extra)
 
@@ -117,8 +149,9 @@ def run_and_report(*, shop: str | None, shop_seed: int, shoppers: int, concurren
         try:
             result = asyncio.run(main())
             interrupted = result.interrupted
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, asyncio.CancelledError):  # stopped before the runner began
             interrupted = True
+            result = None
         except Exception as exc:  # a setup failure (browser, model): one clear line
             log.debug("run failed", exc_info=True)
             raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
@@ -128,6 +161,12 @@ def run_and_report(*, shop: str | None, shop_seed: int, shoppers: int, concurren
     if interrupted:
         console.print("[yellow]interrupted: everything recorded so far is kept[/]")
         return 130
+    failed = {k: v for k, v in (result.outcomes if result is not None else {}).items() if k in FAILED_OUTCOMES}
+    if sum(failed.values()) > max_failed:
+        console.print(f"[red]{sum(failed.values())} of {len(result.sessions)} sessions failed for reasons other than "
+                      f"the shopper's choice ({', '.join(f'{k} {v}' for k, v in sorted(failed.items()))}); "
+                      f"--max-failed is {max_failed}[/]")
+        return 3
     return 0
 
 
@@ -160,6 +199,8 @@ def _common_options(fn: Any) -> Any:
         click.option("--screenshots", is_flag=True, help="Keep a screenshot per observation (larger traces)."),
         click.option("--page-budget", default=8000, show_default=True,
                      help="Tokens one reduced page may take (the reducer drops far-away text first, visible controls last)."),
+        click.option("--max-failed", default=0, show_default=True,
+                     help="Sessions that may fail (browser/shop/policy errors, timeouts, lost hosts) before the run exits non-zero."),
         click.option("--ray", default=None, metavar="ADDRESS",
                      help="Spread shoppers over a Ray cluster (HOST:PORT of its head, or 'local' for this machine)."),
         click.option("--host-capacity", type=int, default=None,

@@ -26,10 +26,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shop_r1.envs.actions import Action, Click, Terminate
-from shop_r1.envs.browser import BrowserPool, SessionOptions
+from shop_r1.envs.browser import BrowserPool, ResetError, SessionOptions
 from shop_r1.envs.controls import ADD_TO_CART, PLACE_ORDER, control_label
 from shop_r1.envs.observation import Observation, StepResult
 from shop_r1.envs.reducer import ReducerOptions
+from shop_r1.simulator.admission import Admission
 from shop_r1.simulator.batching import PolicyBatcher
 from shop_r1.simulator.policies.base import HistoryItem, Policy, PolicyRequest, PolicyResponse, failure
 from shop_r1.simulator.safety import allowed_origins
@@ -64,6 +65,7 @@ class RunConfig(BaseModel):
     browser_path: str | None = None
     screenshots: bool = False
     page_token_budget: int = Field(8000, ge=256, description="the reducer's budget for one page, in tokens")
+    first_page_attempts: int = Field(3, ge=1, le=10, description="tries to load the start page before a session is given up")
 
     @field_validator("shop_url")
     @classmethod
@@ -135,6 +137,7 @@ class _Session:
         self.persona = persona
         self.session_id = f"{runner.run_id}-{index:04d}"
         self.steps = 0
+        self.interrupted: SessionEnd | None = None
         self.added_to_cart = False
         self.purchased = False
 
@@ -169,7 +172,7 @@ class _Session:
         obs: Observation | None = None
         try:
             async with asyncio.timeout(cfg.session_timeout_s):
-                obs = await session.reset(cfg.shop_url)
+                obs = await self._first_page(session)
                 for step in range(cfg.max_steps):
                     self.steps = step + 1
                     req = PolicyRequest(session_id=self.session_id, observation=obs, history=tuple(history),
@@ -232,6 +235,7 @@ class _Session:
         except asyncio.CancelledError:
             outcome, reason = "interrupted", "the run was stopped"
             self._end_event(outcome, reason, obs)
+            self.interrupted = SessionEnd(self.session_id, persona_id(self.persona), self.steps, outcome, reason)
             raise
         except Exception as exc:  # browser or internal failure: this session only
             log.warning("session %s failed: %s", self.session_id, exc, exc_info=log.isEnabledFor(logging.DEBUG))
@@ -243,6 +247,28 @@ class _Session:
             except Exception:  # a dead context cannot be closed; nothing to keep
                 pass
         return SessionEnd(self.session_id, persona_id(self.persona), self.steps, outcome, reason)
+
+    async def _first_page(self, session: Any) -> Observation:
+        """The start page, retried: on a loaded host a first navigation can time out once, and
+        giving the session up then would turn overload into lost shoppers."""
+        cfg, admission = self.r.config, self.r.admission
+        for attempt in range(1, cfg.first_page_attempts + 1):
+            t0 = time.perf_counter()
+            try:
+                obs = await session.reset(cfg.shop_url)
+            except ResetError as exc:
+                if admission is not None:
+                    await admission.first_page(time.perf_counter() - t0, ok=False)
+                if attempt == cfg.first_page_attempts:
+                    raise
+                log.info("session %s: first page failed (attempt %d of %d): %s", self.session_id, attempt,
+                         cfg.first_page_attempts, exc)
+                await asyncio.sleep(min(8.0, 2.0 ** attempt))
+                continue
+            if admission is not None:
+                await admission.first_page(time.perf_counter() - t0, ok=True)
+            return obs
+        raise AssertionError("unreachable")
 
     def _end_event(self, outcome: str, reason: str, obs: Observation | None) -> None:
         """An end marker for sessions that stop between steps (crash, Ctrl-C)."""
@@ -264,6 +290,7 @@ class Runner:
         self.origins = allowed_origins(config.shop_url, config.extra_origins)
         self.result = RunResult(self.run_id, Path(config.out_dir))
         self.writer: Any = None
+        self.admission: Admission | None = None
 
     @contextlib.asynccontextmanager
     async def hosting(self) -> AsyncIterator[Runner]:
@@ -277,7 +304,14 @@ class Runner:
     async def run_session(self, index: int, persona: Any, writer: Any = None) -> SessionEnd:
         """One shopper from first page to its one end marker, written through ``writer``
         (default: this run's trace writer). Inside :meth:`hosting`."""
-        return await _Session(self, index, persona, writer).run()
+        session = _Session(self, index, persona, writer)
+        try:
+            return await session.run()
+        except asyncio.CancelledError:
+            if session.interrupted is not None:  # counted in run.json's summary too
+                self.result.sessions.append(session.interrupted)
+                self.observer.on_session_end(session.interrupted)
+            raise
 
     async def run(self) -> RunResult:
         cfg = self.config
@@ -289,13 +323,16 @@ class Runner:
             self.writer = writer
             async with self.hosting():
                 self.observer.on_start(cfg.shoppers)
-                sem = asyncio.Semaphore(cfg.concurrency)
+                self.admission = admission = Admission(cfg.concurrency)
 
                 async def one(i: int, persona: Any) -> None:
-                    async with sem:
+                    await admission.acquire()
+                    try:
                         end = await self.run_session(i, persona)
-                        self.result.sessions.append(end)
-                        self.observer.on_session_end(end)
+                    finally:
+                        await admission.release()
+                    self.result.sessions.append(end)
+                    self.observer.on_session_end(end)
 
                 tasks = [asyncio.create_task(one(i, p)) for i, p in enumerate(self.personas)]
                 try:
@@ -321,6 +358,7 @@ class Runner:
             "steps_per_s": round(res.steps / res.wall_s, 3) if res.wall_s else 0.0,
             "interrupted": res.interrupted,
             "batch_sizes": Counter(self.batcher.batch_sizes) if hasattr(self, "batcher") else {},
+            "admission": self.admission.report.to_json() if self.admission is not None else None,
         }
 
 

@@ -19,18 +19,13 @@ from typing import Any
 
 import psutil
 
+from shop_r1.simulator.admission import host_capacity
 from shop_r1.simulator.cluster.host import QUEUE_RECORDS, BrowserHostImpl, HostInfo, PolicyActorImpl
 from shop_r1.simulator.policies.factory import PolicyConfigError, PolicySpec
 from shop_r1.simulator.runner import RunConfig, RunObserver, RunResult, SessionEnd, new_run_id, persona_id, persona_json
 from shop_r1.simulator.trace import TraceWriter, session_end_event
 
 log = logging.getLogger(__name__)
-
-#: Contexts per CPU a host opens by default (measured: 32 shoppers step well on 2 cores).
-CONTEXTS_PER_CPU = 16
-#: Memory one shopper's context needs (measured: 64 contexts -> 4.5 GiB PSS).
-CONTEXT_BYTES = 80 * 2**20
-
 
 class ClusterError(RuntimeError):
     """The cluster cannot be reached or holds no node that can host a browser."""
@@ -49,13 +44,6 @@ class ClusterReport:
         data = asdict(self)
         data["sessions_per_node"] = dict(self.sessions_per_node)
         return data
-
-
-def host_capacity(cpus: float, memory_bytes: float) -> int:
-    """Contexts one host opens: by CPU, never more than half the node's memory holds."""
-    by_cpu = max(1, int(cpus * CONTEXTS_PER_CPU))
-    by_memory = max(1, int(memory_bytes * 0.5 // CONTEXT_BYTES))
-    return min(by_cpu, by_memory)
 
 
 def connect(address: str, node_ip: str | None = None) -> Any:

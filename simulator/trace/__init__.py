@@ -31,6 +31,7 @@ from shop_r1.simulator.trace.reader import (
 )
 from shop_r1.simulator.trace.schema import RUN_FILE, RUN_SCHEMA_VERSION, SCHEMA_VERSION, TRACE_FILE
 from shop_r1.simulator.trace.views import (
+    FAILED_OUTCOMES,
     OUTCOMES,
     ExecErrorInfo,
     Outcome,
@@ -45,7 +46,7 @@ from shop_r1.simulator.trace.views import (
 from shop_r1.simulator.trace.writer import TraceWriter, collect_versions
 
 __all__ = [
-    "OUTCOMES", "Outcome", "RUN_FILE", "RUN_SCHEMA_VERSION", "SCHEMA_VERSION", "TRACE_FILE",
+    "FAILED_OUTCOMES", "OUTCOMES", "Outcome", "RUN_FILE", "RUN_SCHEMA_VERSION", "SCHEMA_VERSION", "TRACE_FILE",
     "ExecErrorInfo", "RunInfo", "Tokens", "TraceElement", "TraceEvent", "TraceFormatError",
     "TraceParseError", "TraceProblem", "TraceReadResult", "TraceRecord", "TraceStep", "TraceWriter",
     "collect_versions", "elements_from_html", "history_before", "history_item", "iter_sessions",

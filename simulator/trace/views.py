@@ -36,8 +36,13 @@ Outcome = Literal[
     "browser_error",
     "interrupted",
     "host_lost",
+    "shop_error",
+    "shop_unreachable",
 ]
 OUTCOMES: tuple[str, ...] = Outcome.__args__  # type: ignore[attr-defined]
+#: Outcomes that are not the shopper's choice: the run exits non-zero past ``--max-failed``.
+FAILED_OUTCOMES: tuple[str, ...] = ("timeout", "policy_error", "browser_error", "host_lost", "shop_error",
+                                    "shop_unreachable")
 
 
 class _Strict(BaseModel):
