@@ -44,7 +44,12 @@ def test_config_defaults_are_the_papers():
     assert (g.alpha, g.beta, g.dars, g.threshold, g.reward, g.format_reward) == (0.005, 0.001, 1000, 0.75,
                                                                                  "hierarchical", True)
     assert g.reward_config() == RewardConfig()  # the reward module's own paper defaults
-    assert g.gradient_accumulation_steps() == 64 // (g.per_device_batch_size * g.resolved_world_size())
+    # The paper's global batch is 64 prompts, each with its group of G completions.
+    assert g.completions_per_step() == 64 * g.num_generations
+    assert g.gradient_accumulation_steps() == 64 * g.num_generations // (g.per_device_batch_size
+                                                                         * g.resolved_world_size())
+    assert GRPOSettings(data="d", out="o", global_batch_size=3, num_generations=4,
+                        per_device_batch_size=4, world_size=1).gradient_accumulation_steps() == 3
     assert g.ablation() == "full"
     assert GRPOSettings(data="d", out="o", alpha=0, format_reward=False).ablation() == "no_format+no_rationale"
 
@@ -59,8 +64,48 @@ def test_config_file_and_flags(tmp_path: Path):
     (tmp_path / "bad.json").write_text('{"data": "d", "out": "o", "alpah": 0.1}')
     with pytest.raises(ConfigError, match="alpah"):
         load_settings(GRPOSettings, tmp_path / "bad.json")
-    with pytest.raises(ConfigError, match="multiple of num_generations"):
-        load_settings(GRPOSettings, None, data="d", out="o", global_batch_size=10, num_generations=4)
+    with pytest.raises(ConfigError, match="40 completions is not a multiple of per_device_batch_size 16"):
+        load_settings(GRPOSettings, None, data="d", out="o", global_batch_size=10, num_generations=4,
+                      per_device_batch_size=16, world_size=1)
+    with pytest.raises(ValueError, match="multiple of num_generations"):  # no global batch: one pass per step
+        GRPOSettings(data="d", out="o", global_batch_size=None, num_generations=4, per_device_batch_size=6,
+                     world_size=1)
+
+
+def test_precision_keeps_fp32_masters_unless_the_backend_holds_them():
+    """bf16 weights without fp32 masters barely move (issue 9): plain GPU and DDP runs load fp32 and autocast."""
+    from shop_r1.training.precision import choose_precision, distributed_backend
+
+    gpu = choose_precision(cuda=True, bf16_supported=True, bf16=None, backend=None)
+    assert (gpu.load_dtype, gpu.bf16, gpu.masters) == ("float32", True, "model")
+    old_gpu = choose_precision(cuda=True, bf16_supported=False, bf16=None, backend=None)
+    assert (old_gpu.load_dtype, old_gpu.bf16) == ("float32", False)
+    cpu = choose_precision(cuda=False, bf16_supported=False, bf16=None, backend=None)
+    assert (cpu.load_dtype, cpu.bf16) == ("float32", False)
+    cpu_autocast = choose_precision(cuda=False, bf16_supported=False, bf16=True, backend=None)
+    assert (cpu_autocast.load_dtype, cpu_autocast.bf16) == ("float32", True)
+    for backend in ("deepspeed", "fsdp"):
+        p = choose_precision(cuda=True, bf16_supported=True, bf16=None, backend=backend)
+        assert (p.load_dtype, p.bf16, p.masters) == ("bfloat16", True, backend)
+        off = choose_precision(cuda=True, bf16_supported=True, bf16=False, backend=backend)
+        assert (off.load_dtype, off.bf16) == ("float32", False)
+    assert distributed_backend({"ACCELERATE_USE_DEEPSPEED": "true"}) == "deepspeed"
+    assert distributed_backend({"ACCELERATE_USE_FSDP": "True"}) == "fsdp"
+    assert distributed_backend({"ACCELERATE_USE_DEEPSPEED": "false"}) is None and distributed_backend({}) is None
+
+
+def test_model_loaded_for_a_cuda_config_holds_fp32_parameters():
+    import torch
+
+    from shop_r1.simulator.llm.tiny_model import tiny_model_dir
+    from shop_r1.training.precision import choose_precision
+    from shop_r1.training.trainer_common import load_model
+
+    d = tiny_model_dir()
+    model = load_model(d, choose_precision(cuda=True, bf16_supported=True, bf16=None, backend=None))
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    sharded = load_model(d, choose_precision(cuda=True, bf16_supported=True, bf16=None, backend="deepspeed"))
+    assert {p.dtype for p in sharded.parameters()} == {torch.bfloat16}
 
 
 def test_component_rewards_sum_to_the_action_reward(rl_rows):
@@ -148,6 +193,18 @@ def test_self_certainty_generation_record_equals_forward_pass(rl_rows):
     assert float(self_certainty(logits, mask)[0]) == pytest.approx(s_fwd[0], rel=1e-3)
 
 
+def weight_distance(initial: Path, final: Path) -> tuple[float, float]:
+    """||final - initial|| and ||initial|| computed directly from the two folders' weights."""
+    import torch
+    from safetensors.torch import load_file
+
+    a, b = load_file(str(initial / "model.safetensors")), load_file(str(final / "model.safetensors"))
+    assert set(a) == set(b)
+    diff = sum(float((b[k].double() - a[k].double()).square().sum()) for k in a)
+    norm = sum(float(a[k].double().square().sum()) for k in a)
+    return math.sqrt(diff), math.sqrt(norm)
+
+
 def _history(folder: Path) -> dict:
     from shop_r1.training.trainer_common import TRAIN_RECORD_FILE
 
@@ -160,7 +217,7 @@ def test_grpo_hierarchical_with_self_certainty_runs_and_reloads(rl_parquet: Path
 
     out = tmp_path / "grpo"
     settings = GRPOSettings(model="tiny", data=str(rl_parquet), out=str(out), max_steps=2, num_generations=2,
-                            per_device_batch_size=2, global_batch_size=2, max_completion_length=32, device="cpu")
+                            per_device_batch_size=2, global_batch_size=1, max_completion_length=32, device="cpu")
     result = train_grpo(settings)
     assert result.metrics["global_step"] == 2
     record = _history(out)
@@ -174,8 +231,56 @@ def test_grpo_hierarchical_with_self_certainty_runs_and_reloads(rl_parquet: Path
     assert record["reward_weights"] == pytest.approx([1.0, 1.0, 1.0, 1.0, 0.005])
     assert record["self_certainty"]["mode"] == "generation" and record["self_certainty"]["fallbacks"] == 0
     assert record["self_certainty"]["calls"] == 2
+    # The record says how far the weights moved, computed from the two folders. (The random tiny model never
+    # writes a rationale, so every reward is 0, every advantage 0 and the distance 0: the record shows it;
+    # test_grpo_moves_the_weights_at_the_papers_lr starts from a policy that does.)
+    assert record["precision"]["param_dtype"] == "float32" and record["precision"]["masters"] == "model"
+    change = record["param_change"]
+    l2, initial = weight_distance(Path(record["base_model"]), out)
+    assert change["l2"] == pytest.approx(l2, rel=1e-6, abs=1e-12) and change["initial_l2"] == pytest.approx(initial)
+    if all(h["frac_reward_zero_std"] == 1 and h["grad_norm"] == 0 for h in steps):
+        assert change["l2"] == 0
     resp, obs = act_with_checkpoint(out, rl_rows[0])
     assert resp.action is not None, resp.error
+
+
+@pytest.fixture(scope="module")
+def warm_policy(trace_dir: Path, tmp_path_factory) -> Path:
+    """The tiny model after a short real SFT: it starts its answers with a rationale, so its rewards vary."""
+    from shop_r1.training.config import SFTSettings
+    from shop_r1.training.data import build_sft_dataset
+    from shop_r1.training.sft import train_sft
+
+    base = tmp_path_factory.mktemp("warm")
+    build_sft_dataset(trace_dir, max_tokens=1000, max_page_tokens=300, with_persona=False).to_parquet(
+        str(base / "sft.parquet"))
+    result = train_sft(SFTSettings(model="tiny", data=str(base / "sft.parquet"), out=str(base / "sft"), max_steps=40,
+                                   lr=3e-3, device="cpu", logging_steps=10))
+    assert result.metrics["final_loss"] < 4.0, result.metrics  # it learnt the answers' shape
+    return result.out_dir
+
+
+def test_grpo_moves_the_weights_at_the_papers_lr(warm_policy: Path, rl_parquet: Path, tmp_path: Path):
+    """Issue 9: GRPO at lr 1e-7 changes (almost) every weight with fp32 masters; bf16 weights would not move."""
+    from shop_r1.training.config import GRPOSettings
+    from shop_r1.training.grpo import train_grpo
+
+    out = tmp_path / "grpo-warm"
+    settings = GRPOSettings(model=str(warm_policy), data=str(rl_parquet), out=str(out), max_steps=2,
+                            num_generations=4, per_device_batch_size=4, global_batch_size=1,
+                            max_completion_length=96, device="cpu")
+    assert settings.lr == 1e-7
+    train_grpo(settings)
+    record = _history(out)
+    steps = [h for h in record["history"] if "reward" in h]
+    assert any(h["rewards/self_certainty/mean"] > 0 for h in steps), steps  # rationales were written
+    change = record["param_change"]
+    l2, initial = weight_distance(warm_policy, out)
+    assert change["l2"] > 0 and change["l2"] == pytest.approx(l2, rel=1e-6)
+    assert change["relative"] == pytest.approx(l2 / initial, rel=1e-6) and change["relative"] > 0
+    # AdamW moves each weight with a gradient by ~lr; in bf16 without masters ~0.1 % would change (bench/bf16_masters.py)
+    assert change["frac_changed"] > 0.5, change
+    assert change["max_abs"] < 1e-5  # ... and by about the learning rate, not more
 
 
 def test_grpo_binary_one_step(rl_parquet: Path, tmp_path: Path):
@@ -184,7 +289,7 @@ def test_grpo_binary_one_step(rl_parquet: Path, tmp_path: Path):
 
     out = tmp_path / "grpo-binary"
     train_grpo(GRPOSettings(model="tiny", data=str(rl_parquet), out=str(out), max_steps=1, reward="binary",
-                            alpha=0, num_generations=2, per_device_batch_size=2, global_batch_size=2,
+                            alpha=0, num_generations=2, per_device_batch_size=2, global_batch_size=1,
                             max_completion_length=16, device="cpu"))
     record = _history(out)
     assert record["reward_functions"] == ["binary"] and record["variant"] == "binary"

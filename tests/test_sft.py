@@ -115,6 +115,13 @@ def test_sft_trains_on_assistant_tokens_only_and_reloads(sft_parquet: Path, trac
 
     before, after = load_file(str(model_dir / "model.safetensors")), load_file(str(out / "model.safetensors"))
     assert any(not torch.equal(before[k], after[k]) for k in before)
+    # ... and the record holds ||final - initial|| of exactly these weights.
+    diff = sum(float((after[k].double() - before[k].double()).square().sum()) for k in before)
+    change = record["param_change"]
+    assert change["l2"] > 0 and change["l2"] == pytest.approx(math.sqrt(diff), rel=1e-6)
+    assert change["relative"] > 0 and change["tensors"] == len(before) and change["unmatched"] == []
+    assert record["precision"] == {"load_dtype": "float32", "bf16": False, "masters": "model",
+                                   "param_dtype": "float32"}
 
     rows = build_rl_dataset(trace_dir, token_budget=400, with_persona=False)
     resp, obs = act_with_checkpoint(out, rows[0])
