@@ -83,7 +83,7 @@ def run_and_report(*, shop: str | None, shop_seed: int, shoppers: int, concurren
                    temperature: float | None, step_timeout: float, session_timeout: float,
                    screenshots: bool, console: Console, page_budget: int = 8000,
                    prompt_budget: int | None = None, ray: str | None = None, host_capacity: int | None = None,
-                   retry_lost: bool = False, max_failed: int = 0) -> int:
+                   retry_lost: bool = False, max_failed: int = 0, redact: bool = True) -> int:
     from shop_r1.simulator.live import LiveView
     from shop_r1.simulator.policies.factory import PolicyConfigError, PolicySpec, open_policy
     from shop_r1.simulator.report import build_report
@@ -105,7 +105,7 @@ def run_and_report(*, shop: str | None, shop_seed: int, shoppers: int, concurren
                                seed=seed, out_dir=out_dir, policy=policy, model=model, allow_purchase=allow_purchase,
                                extra_origins=list(allow_origin), headless=not headed, browser_path=browser_path,
                                step_timeout_s=step_timeout, session_timeout_s=session_timeout,
-                               screenshots=screenshots, page_token_budget=page_budget)
+                               screenshots=screenshots, page_token_budget=page_budget, redact=redact)
         except (PolicyConfigError, ValueError) as exc:
             raise click.ClickException(str(exc)) from exc
         personas = _load_personas(personas_file, mix, shoppers, seed, shop_url)
@@ -199,6 +199,8 @@ def _common_options(fn: Any) -> Any:
         click.option("--screenshots", is_flag=True, help="Keep a screenshot per observation (larger traces)."),
         click.option("--page-budget", default=8000, show_default=True,
                      help="Tokens one reduced page may take (the reducer drops far-away text first, visible controls last)."),
+        click.option("--redact/--no-redact", default=True, show_default=True,
+                     help="Scrub typed secrets (and card/IBAN/e-mail values) from every recorded field."),
         click.option("--max-failed", default=0, show_default=True,
                      help="Sessions that may fail (browser/shop/policy errors, timeouts, lost hosts) before the run exits non-zero."),
         click.option("--ray", default=None, metavar="ADDRESS",

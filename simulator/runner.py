@@ -33,7 +33,7 @@ from shop_r1.envs.reducer import ReducerOptions
 from shop_r1.simulator.admission import Admission
 from shop_r1.simulator.batching import PolicyBatcher
 from shop_r1.simulator.policies.base import HistoryItem, Policy, PolicyRequest, PolicyResponse, failure
-from shop_r1.simulator.safety import allowed_origins
+from shop_r1.simulator.safety import Redactor, allowed_origins
 from shop_r1.simulator.trace import TraceStep, TraceWriter, history_item, session_end_event, step_record
 from shop_r1.simulator.trace.builder import NO_ACTION
 
@@ -65,6 +65,7 @@ class RunConfig(BaseModel):
     browser_path: str | None = None
     screenshots: bool = False
     page_token_budget: int = Field(8000, ge=256, description="the reducer's budget for one page, in tokens")
+    redact: bool = Field(True, description="scrub typed secrets and secret-looking values from every record")
     first_page_attempts: int = Field(3, ge=1, le=10, description="tries to load the start page before a session is given up")
 
     @field_validator("shop_url")
@@ -138,6 +139,7 @@ class _Session:
         self.session_id = f"{runner.run_id}-{index:04d}"
         self.steps = 0
         self.interrupted: SessionEnd | None = None
+        self.redactor = Redactor(enabled=runner.config.redact)
         self.added_to_cart = False
         self.purchased = False
 
@@ -147,7 +149,7 @@ class _Session:
             run_id=self.r.run_id, session_id=self.session_id, step=step, observation=obs, response=resp,
             result=result, persona_id=persona_id(self.persona),
             timings={"policy_s": round(policy_s, 4), "step_ms": round(step_ms, 1)},
-            outcome=outcome, end_reason=reason,
+            outcome=outcome, end_reason=reason, redactor=self.redactor,
         )
         return self.writer.write_step(record)
 
@@ -274,7 +276,8 @@ class _Session:
         """An end marker for sessions that stop between steps (crash, Ctrl-C)."""
         self.writer.write_event(session_end_event(
             run_id=self.r.run_id, session_id=self.session_id, step=self.steps, outcome=outcome,
-            end_reason=reason, persona_id=persona_id(self.persona), url=obs.url if obs else None))
+            end_reason=reason, persona_id=persona_id(self.persona), url=obs.url if obs else None,
+            redactor=self.redactor))
 
 
 class Runner:
