@@ -28,6 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 TASKS = ["electric kettle", "yoga mat", "portable ssd", "smartwatch", "coffee maker", "water bottle",
          "mechanical keyboard", "dog bed", "hair dryer", "camping tent"]
 PAIRS = 10
+# Hiding add-to-cart makes every control-build carter (about 3 in 4 with TASKS) a discordant pair, so
+# fewer pairs suffice; sessions on that build wander to the step budget, so each pair costs more.
+HIDDEN_PAIRS = 8
 RUN = {"max_steps": 8, "concurrency": 5}
 
 
@@ -196,7 +199,7 @@ def test_ab_cli_on_hidden_add_to_cart_finds_fewer_adds_and_gates(tmp_path: Path)
     out = tmp_path / "hidden"
     proc = subprocess.run(
         [sys.executable, "-m", "shop_r1.simulator.cli", "ab", "--a", "bundled:control", "--b",
-         "bundled:hidden-add-to-cart", "--shoppers", str(PAIRS), "--seed", "11", "--tasks", str(tasks),
+         "bundled:hidden-add-to-cart", "--shoppers", str(HIDDEN_PAIRS), "--seed", "11", "--tasks", str(tasks),
          "--max-steps", str(RUN["max_steps"]), "--concurrency", str(RUN["concurrency"]), "--out", str(out),
          "--fail-if", "added_to_cart.diff < -0.05", "--fail-if", "purchased.diff > 0.5"],
         capture_output=True, text=True, timeout=600, cwd=ROOT)
@@ -208,4 +211,4 @@ def test_ab_cli_on_hidden_add_to_cart_finds_fewer_adds_and_gates(tmp_path: Path)
     fail_lines = [line for line in proc.stderr.splitlines() if line.startswith("failed:")]
     assert fail_lines == [f"failed: added_to_cart.diff < -0.05 (added_to_cart: A {m['a']:.3f}, B 0.000, "
                           f"diff {m['diff']:+.3f}, 95% CI [{m['ci95'][0]:+.3f}, {m['ci95'][1]:+.3f}], "
-                          f"p {m['p_value']:.3g}, n {PAIRS})"]
+                          f"p {m['p_value']:.3g}, n {HIDDEN_PAIRS})"]

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 class Experiment(BaseModel):
     """Everything that shapes an experiment (both arms share all but the storefront)."""
 
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid")
 
     a: Arm
     b: Arm
