@@ -19,9 +19,8 @@ from pathlib import Path
 from shop_r1.envs.shop.server import run_in_thread
 from shop_r1.personas.sampler import sample
 from shop_r1.simulator.policies.scripted import ScriptedPolicy
-from shop_r1.simulator.realism import realism_block
+from shop_r1.simulator.realism import realism_of_run
 from shop_r1.simulator.runner import RunConfig, Runner
-from shop_r1.simulator.trace import read_trace
 
 TERMS = ["headphones", "shirt", "kitchen", "shoes", "toys", "coffee", "laptop"]
 
@@ -29,14 +28,10 @@ TERMS = ["headphones", "shirt", "kitchen", "shoes", "toys", "coffee", "laptop"]
 def measure(layout: str, shoppers: int, max_steps: int, seed: int, out: Path) -> dict:
     personas = sample(shoppers, seed=seed, catalog_terms=TERMS)
     with run_in_thread(seed=0, port=0, layout=layout) as shop:
-        cfg = RunConfig(shop_url=shop.url, shoppers=shoppers, concurrency=min(shoppers, 8), max_steps=max_steps,
+        cfg = RunConfig(shop_url=shop.url, shoppers=shoppers, concurrency=min(shoppers, 4), max_steps=max_steps,
                         seed=seed, out_dir=out)
         result = asyncio.run(Runner(cfg, ScriptedPolicy(seed=seed), personas).run())
-    trace = read_trace(out)
-    # Sessions are numbered in persona order; the intent decides which people a query is compared with.
-    by_order = sorted(trace.session_ids)
-    intents = {sid: p.intent or "" for sid, p in zip(by_order, personas)}
-    block = realism_block(trace, intents)
+    block = realism_of_run(out)
     block["outcomes"] = dict(result.outcomes)
     return block
 
@@ -48,12 +43,14 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--layouts", default="v1,v2")
     ap.add_argument("--json", type=Path, default=None, help="also write the blocks here")
+    ap.add_argument("--keep", type=Path, default=None, help="keep each layout's run directory under this folder")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     blocks = {}
     for layout in args.layouts.split(","):
         with tempfile.TemporaryDirectory() as tmp:
-            blocks[layout] = b = measure(layout, args.shoppers, args.max_steps, args.seed, Path(tmp) / "run")
+            out = (args.keep / layout) if args.keep else Path(tmp) / "run"
+            blocks[layout] = b = measure(layout, args.shoppers, args.max_steps, args.seed, out)
         print(f"== layout {layout}: {b['sessions']} sessions, {b['actions']} actions, outcomes {b['outcomes']}")
         for item in b["items"]:
             met = "" if item["met"] is None else ("  target met" if item["met"] else "  target MISSED")

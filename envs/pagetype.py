@@ -85,6 +85,7 @@ class PageClass(BaseModel):
     confirmation: bool = False
     items: tuple[ItemLink, ...] = ()  # every item block's link (in runs or alone), page order
     main_price: float | None = None  # the page's own price (a product's), not a listed item's
+    suggestions: tuple[str, ...] = ()  # links offered as other searches ("Did you mean …?")
 
 
 def _text(node: lxml.html.HtmlElement) -> str:
@@ -150,6 +151,20 @@ def _words(text: str) -> list[str]:
 # Links that act on the page or its item rather than naming an item.
 _NOT_ITEM = re.compile(r"^\s*[\d,.]+\s*\+?\s*\w*\s*$|\b(?:reviews?|ratings?|stars?|bids?|watch\w*|share|save|compare|"
                        r"sign in|log in|help|answered questions|out of 5)\b", re.I)
+
+
+_SUGGEST = re.compile(r"did you mean|search instead for|showing results for|related searches|similar searches", re.I)
+
+
+def _suggestions(root: lxml.html.HtmlElement) -> list[str]:
+    """Links offered as other searches ("Did you mean boots?"): neither items nor departments."""
+    events: list[tuple[str, str, str]] = []
+    _events(root, events)
+    out: list[str] = []
+    for i, (kind, name, _own) in enumerate(events):
+        if kind == "control" and any(k == "text" and _SUGGEST.search(t) for k, _, t in events[max(0, i - 2):i]):
+            out.append(name)
+    return out
 
 
 def _names_item(own: str) -> bool:
@@ -272,7 +287,8 @@ def classify(page: PageView) -> PageClass:
     confirmation = bool(ORDER_CONFIRMATION.search(page.title) or ORDER_CONFIRMATION.search(heading))
     base = dict(heading=heading, prices=prices, buy_controls=tuple(buy), item_blocks=max(runs, default=0),
                 item_runs=len(runs), listing_cues=tuple(cues), confirmation=confirmation,
-                items=items, main_price=_main_price(root, items) if root is not None else None)
+                items=items, main_price=_main_price(root, items) if root is not None else None,
+                suggestions=tuple(_suggestions(root)) if root is not None else ())
 
     def result(kind: PageType, *reasons: str) -> PageClass:
         return PageClass(type=kind, reasons=reasons, **base)

@@ -28,7 +28,7 @@ from shop_r1.envs.actions import Click, TypeAndSubmit
 from shop_r1.envs.controls import ADD_TO_CART, PLACE_ORDER, control_label
 from shop_r1.envs.pagetype import classify
 from shop_r1.simulator.policies.page_signals import intent_kind
-from shop_r1.simulator.trace import TraceReadResult, TraceStep, observation_from_step
+from shop_r1.simulator.trace import TraceReadResult, TraceStep, load_run_info, observation_from_step, read_trace
 
 log = logging.getLogger(__name__)
 
@@ -191,3 +191,20 @@ def realism_block(trace_or_steps: TraceReadResult | Iterable[TraceStep],
                   intents: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The ``realism`` block of run.json (plain JSON)."""
     return realism(trace_or_steps, intents).model_dump(mode="json")
+
+
+def run_intents(run_dir: Path, trace: TraceReadResult) -> dict[str, str]:
+    """Each session's intent, from run.json's personas (matched by the steps' persona id)."""
+    info = load_run_info(run_dir)
+    out: dict[str, str] = {}
+    for sid, steps in trace.sessions.items():
+        persona = info.persona(steps[0].persona_id) if steps else None
+        if persona and persona.get("intent"):
+            out[sid] = str(persona["intent"])
+    return out
+
+
+def realism_of_run(run_dir: Path) -> dict[str, Any]:
+    """The realism block of a run directory (trace.jsonl + run.json): the one call run.json needs."""
+    trace = read_trace(run_dir)
+    return realism_block(trace, run_intents(Path(run_dir), trace))

@@ -85,6 +85,10 @@ def test_third_party_markup():
         pages = asyncio.run(_observe_all(list(expected)))
     _check(expected, pages)
     assert classify(pages[8]).confirmation and not classify(pages[7]).confirmation
+    zero = classify(pages[2])  # "Did you mean boots?" is an offered search, not an item
+    assert zero.suggestions and not set(zero.suggestions) & {i.name for i in zero.items}
+    product = classify(pages[4])
+    assert product.main_price == 139.0 and product.items == ()  # the breadcrumb is not an item
     home = classify(pages[0])
     assert home.item_runs == 2, home  # two shelves ("New arrivals", "Staff picks")
 

@@ -15,7 +15,7 @@ from shop_r1.envs.actions import Click, TypeAndSubmit
 from shop_r1.envs.pagetype import classify
 from shop_r1.personas.sampler import sample
 from shop_r1.simulator.policies.scripted import ScriptedPolicy
-from shop_r1.simulator.realism import realism_block
+from shop_r1.simulator.realism import realism_of_run
 from shop_r1.simulator.runner import RunConfig, Runner
 from shop_r1.simulator.trace import observation_from_step, read_trace
 
@@ -75,8 +75,8 @@ def test_bundled_shop_layouts(layout, tmp_path):
     _check_clicks_are_honest(trace)
     firsts = [next(s.action for s in steps if isinstance(s.action, TypeAndSubmit)) for steps in trace.sessions.values()]
     assert all(1 <= len(a.text.split()) <= 8 for a in firsts), [a.text for a in firsts]
-    intents = {sid: p.intent for sid, p in zip(sorted(trace.sessions), personas)}
-    block = realism_block(trace, intents)
+    block = realism_of_run(tmp_path / "run")  # intents from run.json's personas
+    assert sum(block["first_query_words"][k]["n"] for k in block["first_query_words"]) == 6
     assert abs(sum(block["action_mix"].values()) - 1) < 1e-3
     assert block["funnel"]["product"] >= 5 / 6 - 1e-9
     assert block["action_mix"]["click"] > block["action_mix"]["type_and_submit"]

@@ -229,7 +229,7 @@ class ScriptedPolicy(Policy):
     # --- helpers -----------------------------------------------------------------------------
     def _learn_vocabulary(self, st: _State, obs: Observation, page: PageClass) -> None:
         """Remember the shop's navigation words (category links): reformulations come from them."""
-        item_names = {i.name for i in page.items}
+        item_names = {i.name for i in page.items} | set(page.suggestions)
         for el in obs.elements:
             if el.kind != "clickable" or el.tag not in ("a", "") or el.name in item_names:
                 continue
@@ -252,7 +252,7 @@ class ScriptedPolicy(Policy):
 
     def _category(self, st: _State, obs: Observation, page: PageClass) -> Element | None:
         """A navigation link to browse: the one sharing most words with the intent, else any."""
-        item_names = {i.name for i in page.items}
+        item_names = {i.name for i in page.items} | set(page.suggestions)
         links = [el for el in obs.elements if el.kind == "clickable" and el.tag == "a" and el.name not in item_names
                  and el.text.strip() and " ".join(el.text.split()) in set(st.vocabulary.values())
                  and " ".join(el.text.split()) not in st.browsed and not REFINEMENT.search(el.name)]
@@ -381,7 +381,7 @@ class ScriptedPolicy(Policy):
             return self._click(sig.cart_link, "I added it; let me look at my cart.")
         if title not in st.viewed:
             st.viewed.append(title)
-        price = _page_price(page)
+        price = page.main_price
         details = [el for el in obs.elements if el.kind == "clickable" and not el.disabled
                    and _DETAILS.search(f"{el.name.rsplit('.', 1)[-1]} {el.text}")
                    and el.name not in {i.name for i in page.items}]
@@ -489,11 +489,6 @@ class ScriptedPolicy(Policy):
             return Terminate(), "I couldn't find anything like what I'm looking for, so I'll leave."
         reason = st.last_reject or "none of them was right"
         return Terminate(), f"I've looked at {n} product{'s' if n != 1 else ''} and {reason}; I'll stop here."
-
-
-def _page_price(page: PageClass) -> float | None:
-    """The product's own price: the first price that is not one of the page's listed items."""
-    return page.main_price
 
 
 def _pick_option(options: Sequence[Element], st: _State) -> Element:
