@@ -29,17 +29,32 @@ from shop_r1.simulator.scoring import (
 )
 
 
+#: A policy answer is a few hundred characters; past this it is not one (and would cost memory).
+MAX_TEXT_CHARS = 262_144
+
+
 def _read_text_arg(value: str, param_hint: str) -> str:
     """``-`` reads stdin, ``@path`` reads a file, anything else is the text itself."""
-    if value == "-":
-        return sys.stdin.read()
-    if value.startswith("@"):
-        path = Path(value[1:])
-        try:
-            return path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise click.BadParameter(f"cannot read {path}: {exc.strerror or exc}", param_hint=param_hint) from exc
-    return value
+    where = "stdin" if value == "-" else value[1:] if value.startswith("@") else "the argument"
+    try:
+        if value == "-":
+            data = sys.stdin.buffer.read(MAX_TEXT_CHARS * 4 + 1)
+        elif value.startswith("@"):
+            with Path(value[1:]).open("rb") as fh:
+                data = fh.read(MAX_TEXT_CHARS * 4 + 1)
+        else:
+            data = value.encode("utf-8", "surrogatepass")
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {where}: {exc.strerror or exc}", param_hint=param_hint) from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise click.BadParameter(f"{where} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})",
+                                 param_hint=param_hint) from exc
+    if len(text) > MAX_TEXT_CHARS:
+        raise click.BadParameter(f"{where} holds more than {MAX_TEXT_CHARS:,} characters; a policy answer or "
+                                 "label is far shorter", param_hint=param_hint)
+    return text
 
 
 def _binary_breakdown(prediction: str, label_action: Action, config: RewardConfig) -> RewardBreakdown:

@@ -64,18 +64,26 @@ def parse_answer(text: str, *, strict: bool = True) -> ParsedAnswer:
     return ParsedAnswer(rationale=parsed.rationale, action=parsed.action)
 
 
+#: An action label is a type, a name and a short text; anything longer is not one.
+MAX_LABEL_CHARS = 262_144
+
+
 def coerce_label(label: Any) -> Action:
     """A label as an action: an action model, an action dict, a full answer dict
     (``{"rationale", "action"}``) or the JSON text of either. Raises :class:`LabelError`."""
     if isinstance(label, ACTION_MODELS):
         return label
     if isinstance(label, (str, bytes)):
+        if len(label) > MAX_LABEL_CHARS:
+            raise LabelError(f"label is {len(label):,} characters; an action label is at most {MAX_LABEL_CHARS:,}")
         try:
             label = json.loads(label)
         except json.JSONDecodeError as exc:
             raise LabelError(
                 f"label is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
             ) from exc
+        except RecursionError as exc:
+            raise LabelError("label JSON is nested too deeply to be an action") from exc
     if isinstance(label, dict) and "type" not in label and isinstance(label.get("action"), dict):
         label = label["action"]
     try:
