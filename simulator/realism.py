@@ -12,6 +12,7 @@ counts product pages on any storefront.
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import statistics
@@ -208,3 +209,26 @@ def realism_of_run(run_dir: Path) -> dict[str, Any]:
     """The realism block of a run directory (trace.jsonl + run.json): the one call run.json needs."""
     trace = read_trace(run_dir)
     return realism_block(trace, run_intents(Path(run_dir), trace))
+
+
+def realism_html(block: Mapping[str, Any]) -> str:
+    """The report's "Realism" section: one row per item, the run next to people, with the source.
+
+    Kept here (not in the report module) so the figures and their presentation cannot drift.
+    """
+    def cell(v: Any) -> str:
+        if isinstance(v, dict):
+            v = ", ".join(f"{k} {x}" for k, x in v.items())
+        return html.escape("—" if v is None else str(v))
+
+    rows = "".join(
+        f"<tr><td>{cell(i['name'])}</td><td>{cell(i['value'])}</td><td>{cell(i['reference'])}</td>"
+        f"<td>{cell(i['distance'])}</td><td>{cell(i['metric'])}</td>"
+        f"<td>{'—' if i['met'] is None else ('met' if i['met'] else 'missed')}"
+        f"{' (' + cell(i['target']) + ')' if i['target'] else ''}</td>"
+        f"<td><small>{cell(i['source'])}</small></td></tr>"
+        for i in block.get("items", []))
+    return ("<section id='realism'><h2>Realism</h2><p>How this run's shoppers compare with real people "
+            f"({int(block.get('sessions', 0))} sessions, {int(block.get('actions', 0))} actions).</p>"
+            "<table><thead><tr><th>item</th><th>this run</th><th>people</th><th>distance</th><th>metric</th>"
+            f"<th>target</th><th>reference</th></tr></thead><tbody>{rows}</tbody></table></section>")

@@ -9,7 +9,7 @@ import pytest
 
 from shop_r1.envs.actions import Click, Terminate, TypeAndSubmit
 from shop_r1.personas.library import load_intents
-from shop_r1.simulator.realism import REFERENCE_FILE, load_reference, realism_block
+from shop_r1.simulator.realism import REFERENCE_FILE, load_reference, realism_block, realism_html
 from shop_r1.simulator.trace import TraceElement, TraceStep
 
 LISTING = ('<h1>3 results for "kettle"</h1><div><a name="r.a">Blue Steel Kettle</a> $19.99</div>'
@@ -56,6 +56,8 @@ def test_figures_from_steps():
     assert items["first_query_words_goal"]["distance"] == 1.0 and "WebShop" in items["first_query_words_goal"]["source"]
     assert all(i["source"] for i in block["items"])
     json.dumps(block)  # plain JSON for run.json
+    section = realism_html(block)
+    assert section.count("<tr>") == len(block["items"]) + 1 and "0.863" in section and "OPeRA" in section
 
 
 def test_reference_matches_the_shipped_sources():
