@@ -193,7 +193,8 @@ class ShopperSession:
             timings: dict[str, float] = {}
             elements = self.last_observation.elements if self.last_observation else ()
             self._blocked_navigation = None
-            error = await execute(self.page, action, elements, options=self.options, timings=timings)
+            error = await execute(self.page, action, elements, options=self.options, timings=timings,
+                                  seen=self.last_observation)
             if self.crashed or (error is not None and error.code == "page_crashed"):
                 if not self.crashed:
                     self._mark_dead(error.message if error else "page crashed")

@@ -46,6 +46,8 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 from shop_r1.envs.actions import Action, Click, Terminate, TypeAndSubmit, parse_action
 from shop_r1.envs.controls import PLACE_ORDER
 from shop_r1.envs.observation import ActionError, Element, option_name
+from shop_r1.envs.pagetype import PageView
+from shop_r1.envs.purchase import ControlFacts, click_reason, purchase_step, submit_reason, whole_phrase
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +63,17 @@ _CRASH_MARKERS = ("target crashed", "page crashed", "has been closed", "target c
 
 
 def default_purchase_guard(element: Element) -> bool:
-    """True when clicking ``element`` would commit a purchase (matched on its text and name).
+    """True when ``element``'s words alone say it commits a purchase (its text and name).
 
-    The live ``data-purchase="true"`` attribute is checked by the executor itself, because an
-    :class:`Element` does not carry attributes; a custom guard adds to it, it cannot remove it
-    (``allow_purchase=True`` is the one switch that lets purchases through).
+    Only the words: the executor also refuses by the live form and the page
+    (:mod:`shop_r1.envs.purchase`), which an :class:`Element` does not carry. A custom guard adds
+    to all that, it cannot remove it (``allow_purchase=True`` is the one switch that lets
+    purchases through).
     """
+    if element.tag == "a":
+        # A link that merely mentions paying ("Checkout paynow help") is navigation; one whose
+        # whole text or own name is an order phrase is an order button styled as a link.
+        return whole_phrase(element.text) or whole_phrase(element.name.rsplit(".", 1)[-1].replace("_", " "))
     # Deliberately wider than control_label: a guard errs on the side of blocking, so every
     # segment of the name counts ("place_order.submit" is a purchase too).
     readable_name = element.name.replace("_", " ").replace(".", " ")
@@ -387,22 +394,31 @@ async def _resolve(page: Page, name: str, table: dict[str, Element], action: Act
     return ActionError("unknown_name", message, name=name, suggestions=suggestions)
 
 
-def _purchase_error(target: _Target, options: ExecutorOptions) -> ActionError | None:
+_PURCHASES_OFF = "purchases are disabled for this session (SessionOptions.allow_purchase=False, --allow-purchase)"
+
+
+def _purchase_error(page: Page, target: _Target, options: ExecutorOptions,
+                    seen: PageView | None) -> ActionError | None:
+    """purchase_blocked when clicking the target would place an order (see :mod:`shop_r1.envs.purchase`)."""
     if options.allow_purchase:
         return None
     facts = target.facts
-    probe = target.element or Element(name=target.name, kind="clickable", text=facts.get("text", ""),
-                                      tag=facts.get("tag", ""))
-    if not probe.text and facts.get("text"):
-        probe = Element(name=probe.name, kind=probe.kind, text=facts["text"], tag=probe.tag)
-    if facts.get("purchase") or options.purchase_guard(probe):
-        return ActionError(
-            "purchase_blocked",
-            f"{target.name!r} would place an order ({facts.get('text') or probe.text!r}); purchases are "
-            "disabled for this session (SessionOptions.allow_purchase=False)",
-            name=target.name,
-        )
-    return None
+    control = ControlFacts.model_validate(facts)
+    probe = target.element or Element(name=target.name, kind="clickable", text=control.text, tag=control.tag)
+    if not probe.text and control.text:
+        probe = Element(name=probe.name, kind=probe.kind, text=control.text, tag=probe.tag)
+    navigates = _leads_elsewhere(control.href, page.url)
+    reason = click_reason(control, navigates=navigates, step=None)
+    if reason is None and not navigates:  # the page is classified only when it can matter
+        reason = click_reason(control, navigates=navigates, step=purchase_step(seen))
+    if reason is None and options.purchase_guard(probe):
+        reason = "its words say it places an order"
+    if reason is None:
+        return None
+    log.info("purchase guard: refused click on %r (%s)", target.name, reason)
+    return ActionError("purchase_blocked",
+                       f"{target.name!r} would place an order: {reason} ({control.text or probe.text!r}); "
+                       f"{_PURCHASES_OFF}", name=target.name)
 
 
 def _usable(target: _Target) -> ActionError | None:
@@ -430,7 +446,8 @@ def _leads_elsewhere(href: str, current: str) -> bool:
     return href.split("#", 1)[0] != current.split("#", 1)[0] or "#" not in href
 
 
-async def _click(page: Page, target: _Target, watch: _PageWatch, options: ExecutorOptions) -> ActionError | None:
+async def _click(page: Page, target: _Target, watch: _PageWatch, options: ExecutorOptions,
+                 seen: PageView | None) -> ActionError | None:
     facts = target.facts
     if target.option_index is not None or facts["tag"] == "option":
         return await _choose_option(target, target.option_index, options)
@@ -444,7 +461,7 @@ async def _click(page: Page, target: _Target, watch: _PageWatch, options: Execut
             name=target.name,
             suggestions=names[:3],
         )
-    blocked = _purchase_error(target, options)
+    blocked = _purchase_error(page, target, options, seen)
     if blocked:
         return blocked
     watch.expect_navigation = _leads_elsewhere(facts["href"], page.url) or facts["submits"]
@@ -474,7 +491,7 @@ def _best_label(text: str, labels: list[str]) -> int | None:
 
 
 async def _type_and_submit(page: Page, target: _Target, text: str, watch: _PageWatch,
-                           options: ExecutorOptions) -> ActionError | None:
+                           options: ExecutorOptions, seen: PageView | None) -> ActionError | None:
     facts = target.facts
     tag, kind = facts["tag"], facts["type"]
     if tag == "select":
@@ -493,13 +510,16 @@ async def _type_and_submit(page: Page, target: _Target, text: str, watch: _PageW
                            name=target.name)
     if facts["readonly"]:
         return ActionError("disabled", f"{target.name!r} is read-only", name=target.name)
-    if not options.allow_purchase and facts["in_form"]:
-        guarded = facts["form_purchase"] or any(
-            options.purchase_guard(Element(name=target.name, kind="clickable", text=t))
-            for t in facts["form_submit_texts"])
-        if guarded:
-            return ActionError("purchase_blocked", f"submitting {target.name!r} would place an order; "
-                               "purchases are disabled for this session", name=target.name)
+    if not options.allow_purchase:
+        control = ControlFacts.model_validate(facts)
+        reason = submit_reason(control, step=purchase_step(seen))
+        if reason is None and any(options.purchase_guard(Element(name=target.name, kind="clickable", text=t))
+                                  for t in facts["form_submit_texts"]):
+            reason = "its form's submit button says it places an order"
+        if reason is not None:
+            log.info("purchase guard: refused type_and_submit into %r (%s)", target.name, reason)
+            return ActionError("purchase_blocked", f"submitting {target.name!r} would place an order: {reason}; "
+                               f"{_PURCHASES_OFF}", name=target.name)
     watch.expect_navigation = facts["in_form"]
     try:
         await target.locator.fill(text, timeout=options.interact_timeout_ms)
@@ -534,12 +554,15 @@ async def execute(
     *,
     options: ExecutorOptions | None = None,
     timings: dict[str, float] | None = None,
+    seen: PageView | None = None,
 ) -> ActionError | None:
     """Perform ``action`` on ``page``; ``None`` on success, else a structured error.
 
     ``elements`` is the element table of the observation the policy acted on (a sequence or a
     name → element mapping). ``timings``, if given, receives ``action_ms`` (finding and acting)
-    and ``settle_ms`` (waiting for the page afterwards).
+    and ``settle_ms`` (waiting for the page afterwards). ``seen``, the observation itself, lets
+    the purchase guard judge the page by its type (a checkout page); without it the guard goes
+    by the live form and the words.
     """
     options = options or ExecutorOptions()
     if isinstance(action, dict):
@@ -564,9 +587,9 @@ async def execute(
             error = _usable(target)
             if error is None:
                 if isinstance(action, Click):
-                    error = await _click(page, target, watch, options)
+                    error = await _click(page, target, watch, options, seen)
                 else:
-                    error = await _type_and_submit(page, target, action.text, watch, options)
+                    error = await _type_and_submit(page, target, action.text, watch, options, seen)
             settle_started = time.monotonic()
             if error is not None:
                 return error

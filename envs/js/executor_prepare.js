@@ -39,6 +39,26 @@
     || !!el.closest('[data-purchase="true"]') && (isSubmitter || tag === "a")
     || (isSubmitter && !!form && form.getAttribute("data-purchase") === "true");
 
+  // What the purchase guard needs to judge a form by meaning (envs/purchase.py matches the words):
+  // where it posts and what its fields are called. Patterns stay in Python, in envs/controls.py.
+  const clean = (v) => (v || "").replace(/\s+/g, " ").trim();
+  const describeField = (f) => ({
+    type: (f.getAttribute("type") || f.tagName).toLowerCase(),
+    autocomplete: (f.getAttribute("autocomplete") || "").toLowerCase(),
+    words: clean([f.getAttribute("name"), f.id, f.getAttribute("aria-label"), f.getAttribute("placeholder"),
+      f.labels ? Array.from(f.labels).map((l) => l.textContent).join(" ") : ""].filter(Boolean).join(" ")).slice(0, 200),
+  });
+  const NOT_FIELDS = new Set(["hidden", "submit", "button", "reset", "image"]);
+  const formFacts = form ? {
+    method: clean((isSubmitter && el.getAttribute("formmethod")) || form.getAttribute("method") || "get").toLowerCase(),
+    action: isSubmitter && el.hasAttribute("formaction") ? el.formAction : form.action,
+    purchase: form.getAttribute("data-purchase") === "true",
+    fields: Array.from(form.elements)
+      .filter((f) => /^(input|select|textarea)$/i.test(f.tagName) && !NOT_FIELDS.has((f.getAttribute("type") || "").toLowerCase()))
+      .slice(0, 40).map(describeField),
+    submit_texts: submitTexts.slice(0, 5),
+  } : null;
+
   const text = (el.innerText || el.value || el.getAttribute("aria-label") || el.getAttribute("title") || "")
     .replace(/\s+/g, " ").trim().slice(0, 200);
 
@@ -56,6 +76,8 @@
     form_purchase: !!form && form.getAttribute("data-purchase") === "true",
     form_submit_texts: submitTexts.slice(0, 5),
     purchase,
+    form: formFacts,
+    field: /^(input|select|textarea)$/.test(tag) ? describeField(el) : null,
     options: select ? Array.from(select.options).map((o) => ({
       label: (o.label || o.textContent || "").replace(/\s+/g, " ").trim(),
       value: o.value,

@@ -74,6 +74,15 @@ def shop_app(counts: Counts, trap: str) -> web.Application:
 <form action="/place-order" method="post"><label>Card number <input name="card" autocomplete="cc-number"></label>
 <button type="submit">{html.escape(label)}</button></form></main>""")
 
+    async def checkout_js(request: web.Request) -> web.Response:
+        # No form at all: the order button posts by script, so only the page (a checkout page
+        # with address fields) and the button's words can tell it places an order.
+        label = ORDER_BUTTONS.get(request.match_info["lang"], "Buy now")
+        return _page("Checkout", f"""<main><h1>Checkout</h1><p>Total $89.00</p>
+<label>Street <input name="street"></label> <label>City <input name="city"></label>
+<button type="button" onclick="fetch('/place-order', {{method: 'POST'}}).then(() => {{ location.href = '/help/checkout'; }})">{html.escape(label)}</button>
+<a href="/product">Back to the shoe</a></main>""")
+
     async def place_order(_: web.Request) -> web.Response:
         counts.orders += 1
         return _page("Thank you", "<h1>Thank you for your order</h1>")
@@ -160,6 +169,7 @@ c.innerHTML = '<button>Closed deals</button>';
     r.add_post("/cart/add", cart_add)
     r.add_get("/checkout/{lang}", checkout)
     r.add_post("/place-order", place_order)
+    r.add_get("/checkout-js/{lang}", checkout_js)
     r.add_get("/help/checkout", help_checkout)
     r.add_get("/account", account)
     r.add_get("/status/500", status_500)
