@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from shop_r1.simulator.llm.models import resolve_model
+from shop_r1.training.data import build_rl_dataset, build_sft_dataset, load_split
 from shop_r1.training.param_change import param_change
 from shop_r1.training.precision import Precision, choose_precision, distributed_backend
 
@@ -45,8 +47,6 @@ def load_training_data(spec: str | os.PathLike[str], kind: Literal["sft", "rl"],
     read), a ``.parquet`` file, or a trace (run folder with ``trace.jsonl``, or a ``.jsonl``) that
     is turned into rows on the fly with :mod:`shop_r1.training.data` (``build_kwargs`` go to the builder).
     """
-    from shop_r1.training.data import build_rl_dataset, build_sft_dataset, load_split
-
     path = Path(spec).expanduser()
     if not path.exists():
         raise TrainingDataError(f"--data {spec}: no such file or folder")
@@ -74,7 +74,7 @@ def _require_rows(file: Path, kind: str) -> None:
     """An empty Parquet file makes ``datasets`` fail with a riddle; say what is wrong instead."""
     if not file.is_file():
         return  # load_split names the missing file and how to build it
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # datasets' storage layer; loaded with it, only when data is read
 
     if pq.ParquetFile(str(file)).metadata.num_rows == 0:
         raise TrainingDataError(f"{file}: the {kind} split has no rows; nothing to train on")
@@ -231,8 +231,6 @@ def _param_change_record(base_model: Path, out: Path) -> dict[str, Any] | None:
 
 def resolve_base_model(spec: str) -> Path:
     """``--model``: ``default``, ``tiny[:SEED]`` or a folder (see :func:`shop_r1.simulator.models.resolve_model`)."""
-    from shop_r1.simulator.llm.models import resolve_model
-
     return resolve_model(spec, show_status=True)
 
 
