@@ -278,7 +278,8 @@ def test_grpo_moves_the_weights_at_the_papers_lr(warm_policy: Path, rl_parquet: 
     l2, initial = weight_distance(warm_policy, out)
     assert change["l2"] > 0 and change["l2"] == pytest.approx(l2, rel=1e-6)
     assert change["relative"] == pytest.approx(l2 / initial, rel=1e-6) and change["relative"] > 0
-    # AdamW moves each weight with a gradient by ~lr; in bf16 without masters ~0.1 % would change (bench/bf16_masters.py)
+    # AdamW moves each weight with a gradient by ~lr; bf16 weights without masters: ~0.1 % would change
+    # (bench/bf16_masters.py)
     assert change["frac_changed"] > 0.5, change
     assert change["max_abs"] < 1e-5  # ... and by about the learning rate, not more
 

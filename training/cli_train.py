@@ -73,7 +73,8 @@ def train() -> None:
 @_common
 @click.option("--epochs", type=float, default=None, help=f"[default: {C.PAPER_SFT_EPOCHS} (paper)]")
 @click.option("--lr", type=float, default=None, help=f"Learning rate. [default: {C.PAPER_SFT_LR} (paper)]")
-@click.option("--max-length", type=int, default=None, help="Tokens per chat (truncated beyond). [default: the model's window, at most the paper's 32k]")
+@click.option("--max-length", type=int, default=None,
+              help="Tokens per chat (truncated beyond). [default: the model's window, at most the paper's 32k]")
 @click.option("--chat-template", type=click.Path(exists=True, dir_okay=False), default=None,
               help="A .jinja chat template with {% generation %} markers, for models whose template lacks them.")
 def sft(config_file: str | None, **flags: Any) -> None:
