@@ -16,6 +16,7 @@ default model) is needed for the non-tiny architectures; tiny uses its own.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
@@ -58,6 +59,10 @@ def build_random(arch: str, tokenizer_dir: Path, out: Path) -> tuple[Path, int]:
     return out, sum(p.numel() for p in model.parameters())
 
 
+def _record(result: Any) -> dict[str, Any]:
+    return json.loads(result.record_path.read_text(encoding="utf-8"))
+
+
 def _per_step(result: Any, steps: int) -> float:
     runtime = result.metrics.get("train_runtime") if isinstance(result.metrics, dict) else None
     return float(runtime if runtime else result.seconds) / max(1, steps)
@@ -67,9 +72,6 @@ def run_arch(arch: str, args: argparse.Namespace, work: Path, console: Console) 
     import torch
 
     from shop_r1.simulator.llm.tiny_model import build_tiny_model
-    from shop_r1.training.config import GRPOSettings, SFTSettings
-    from shop_r1.training.grpo import train_grpo
-    from shop_r1.training.sft import train_sft
 
     base = work / arch / "base"
     if arch == "tiny":
@@ -88,7 +90,28 @@ def run_arch(arch: str, args: argparse.Namespace, work: Path, console: Console) 
         base, params = build_random(arch, Path(args.tokenizer), base)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    console.print(f"[bold]{arch}[/] ({params / 1e6:.0f}M params): SFT {args.sft_steps} steps")
+    console.print(f"[bold]{arch}[/] ({params / 1e6:.0f}M params)")
+    with contextlib.redirect_stdout(sys.stderr):  # TRL prints its logs on stdout
+        sft, grpo = _train(arch, args, work, base, console)
+    peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
+    return {"arch": arch, "params_m": params / 1e6, "device": "cuda" if torch.cuda.is_available() and
+            args.device != "cpu" else "cpu", "sft_s_per_step": _per_step(sft, args.sft_steps),
+            "grpo_s_per_step": _per_step(grpo, args.grpo_steps), "peak_gpu_gib": peak,
+            # fp32 masters: on a bf16 GPU the weights must still move at lr 1e-7 (issue 9)
+            "precision": _record(grpo).get("precision"),
+            "param_change": {stage: {k: (_record(r).get("param_change") or {}).get(k)
+                                     for k in ("relative", "frac_changed")}
+                             for stage, r in (("sft", sft), ("grpo", grpo))},
+            "grpo_last": {k: v for k, v in (grpo.history[-1] if grpo.history else {}).items()
+                          if isinstance(v, (int, float))}}
+
+
+def _train(arch: str, args: argparse.Namespace, work: Path, base: Path, console: Console) -> tuple[Any, Any]:
+    from shop_r1.training.config import GRPOSettings, SFTSettings
+    from shop_r1.training.grpo import train_grpo
+    from shop_r1.training.sft import train_sft
+
+    console.print(f"[bold]{arch}[/]: SFT {args.sft_steps} steps")
     sft = train_sft(SFTSettings(model=str(base), data=args.data, out=str(work / arch / "sft"),
                                 max_steps=args.sft_steps, max_length=args.max_length, device=args.device,
                                 lr=2e-5, save_steps=None))
@@ -97,12 +120,7 @@ def run_arch(arch: str, args: argparse.Namespace, work: Path, console: Console) 
                                    max_steps=args.grpo_steps, num_generations=args.num_generations,
                                    per_device_batch_size=args.num_generations, global_batch_size=None,
                                    max_completion_length=args.max_completion_length, device=args.device))
-    peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
-    return {"arch": arch, "params_m": params / 1e6, "device": "cuda" if torch.cuda.is_available() and
-            args.device != "cpu" else "cpu", "sft_s_per_step": _per_step(sft, args.sft_steps),
-            "grpo_s_per_step": _per_step(grpo, args.grpo_steps), "peak_gpu_gib": peak,
-            "grpo_last": {k: v for k, v in (grpo.history[-1] if grpo.history else {}).items()
-                          if isinstance(v, (int, float))}}
+    return sft, grpo
 
 
 def main() -> int:
@@ -136,7 +154,7 @@ def main() -> int:
         table.add_row(r["arch"], f"{r['params_m']:.0f}M", r["device"], f"{r['sft_s_per_step']:.2f}",
                       f"{r['grpo_s_per_step']:.2f}", f"{r['grpo_s_per_step'] / base:.1f}",
                       "–" if r["peak_gpu_gib"] is None else f"{r['peak_gpu_gib']:.1f}")
-    Console().print(table)
+    Console(stderr=args.json).print(table)  # stdout is the JSON's alone
     if args.json:
         print(json.dumps(rows, indent=2))
     return 0
