@@ -279,7 +279,7 @@ def train_grpo_stage(cfg: BenchConfig, sft_dir: Path, data_dir: Path, out: Path,
     g = cfg.num_generations
     settings = GRPOSettings(
         model=str(sft_dir), data=str(data_dir), out=str(out / name), max_steps=cfg.grpo_steps, lr=cfg.grpo_lr,
-        num_generations=g, per_device_batch_size=g, global_batch_size=g * cfg.grpo_prompts_per_step,
+        num_generations=g, per_device_batch_size=g, global_batch_size=cfg.grpo_prompts_per_step,
         max_completion_length=cfg.max_completion_length, reward=reward, alpha=alpha, beta=cfg.beta,
         seed=cfg.seed, device="cpu", logging_steps=1,
     )

@@ -8,11 +8,12 @@ ones winning: the defaults below, a JSON/YAML config file (``--config``), then c
 Validation is strict (``extra="forbid"``): a misspelt key in a config file is an error that names
 the key and the file, not a silently ignored setting.
 
-Batch sizes follow TRL's units. ``global_batch_size`` counts *completions* per optimizer step
-(TRL's ``per_device_train_batch_size x gradient_accumulation_steps x world_size``); a GRPO group
-is ``num_generations`` completions of one prompt, so a global batch of 64 with groups of 8 holds
-8 prompts. The gradient-accumulation steps are derived from the global batch, the per-device
-batch and the world size, so the same config gives the same optimisation on 1 CPU or 8 GPUs.
+``global_batch_size`` counts training examples per optimizer step, as the paper does: chats for
+SFT, *prompts* for GRPO, each prompt with its group of ``num_generations`` completions (the paper's
+global batch of 64 is 64 prompts, 512 completions with G = 8). ``per_device_batch_size`` is in
+TRL's unit (sequences per device per pass: chats, completions). The gradient-accumulation steps
+are derived from the global batch, the per-device batch and the world size, so the same config
+gives the same optimisation on 1 CPU or 8 GPUs.
 """
 
 from __future__ import annotations
@@ -86,10 +87,18 @@ class _Base(BaseModel):
 class SFTSettings(_Base):
     """Cold-start SFT: whole sessions as chats, loss on the assistant turns only."""
 
-    epochs: float = Field(PAPER_SFT_EPOCHS, gt=0)
-    lr: float = Field(PAPER_SFT_LR, gt=0)
-    max_length: int | None = Field(4096, ge=16, description="tokens per chat; longer chats are truncated")
-    warmup_ratio: float = Field(0.0, ge=0, lt=1)
+    epochs: float = Field(PAPER_SFT_EPOCHS, gt=0, description="paper: 4")
+    lr: float = Field(PAPER_SFT_LR, gt=0, description="paper: 2e-5")
+    per_device_batch_size: int = Field(1, ge=1, description="chats per device per pass; memory, not method")
+    global_batch_size: int | None = Field(
+        None, ge=1, description="chats (whole sessions) per optimizer step over all devices; None: one per-device "
+        "batch per step (1 chat on one device). Not given by the paper (deviation: none to follow); 1 gives the "
+        "most updates on the few hundred sessions a CPU run trains on, set 16-64 on GPUs")
+    max_length: int | None = Field(
+        None, ge=16, description="tokens per chat, longer chats are truncated; None: the base model's context "
+        "window up to the paper's 32k (SmolLM2-135M: 8192, the tiny models: 4096; the chats themselves are "
+        "limited when the dataset is built, `shop-r1 data build --sft-max-tokens`, 4096 by default)")
+    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="not given by the paper; 0 = none (TRL's default)")
     chat_template: str | None = Field(
         None, description="a .jinja file with {% generation %} markers, for a model whose template lacks them"
     )
@@ -98,14 +107,22 @@ class SFTSettings(_Base):
 class GRPOSettings(_Base):
     """GRPO with the Shop-R1 rewards (Eq. 4: v(a) + alpha * s(r) - beta * KL)."""
 
-    lr: float = Field(PAPER_GRPO_LR, gt=0)
-    max_steps: int = Field(PAPER_GRPO_STEPS, ge=1)
-    global_batch_size: int | None = Field(PAPER_GLOBAL_BATCH, ge=1)
-    per_device_batch_size: int = Field(DEFAULT_NUM_GENERATIONS, ge=1)
-    num_generations: int = Field(DEFAULT_NUM_GENERATIONS, ge=2, description="group size G")
-    temperature: float = Field(PAPER_TEMPERATURE, gt=0)
-    max_completion_length: int = Field(256, ge=8)
-    max_prompt_tokens: int | None = Field(None, ge=16, description="None: no truncation of prompts")
+    lr: float = Field(PAPER_GRPO_LR, gt=0, description="paper: 1e-7")
+    max_steps: int = Field(PAPER_GRPO_STEPS, ge=1, description="optimizer steps; paper: 500")
+    global_batch_size: int | None = Field(
+        PAPER_GLOBAL_BATCH, ge=1, description="prompts per optimizer step over all devices (paper: 64). Each "
+        "prompt brings its group of num_generations completions, so a step trains on global_batch_size x "
+        "num_generations completions (TRL's per-device batch x gradient accumulation x world size). None: one "
+        "per-device batch of completions per step")
+    per_device_batch_size: int = Field(
+        DEFAULT_NUM_GENERATIONS, ge=1, description="completions per device per pass; memory, not method")
+    num_generations: int = Field(DEFAULT_NUM_GENERATIONS, ge=2, description="group size G; not given by the paper")
+    temperature: float = Field(PAPER_TEMPERATURE, gt=0, description="sampling temperature; paper: 0.6")
+    max_completion_length: int = Field(
+        256, ge=8, description="tokens per answer; not given by the paper (an answer is ~40-120 tokens)")
+    max_prompt_tokens: int | None = Field(
+        None, ge=16, description="drop longer prompts; None: keep all (their length is set when the dataset is "
+        "built, `--token-budget`, 6000 tokens by default vs the paper's 32k context)")
     reward: RewardKind = "hierarchical"
     alpha: float = Field(PAPER_ALPHA, ge=0, description="self-certainty weight; 0 = no rationale reward")
     beta: float = Field(PAPER_BETA, ge=0, description="KL weight")
@@ -122,12 +139,36 @@ class GRPOSettings(_Base):
 
     @model_validator(mode="after")
     def _groups_fit(self) -> GRPOSettings:
-        if self.global_batch_size is not None and self.global_batch_size % self.num_generations:
-            raise ValueError(
-                f"global_batch_size {self.global_batch_size} must be a multiple of num_generations "
-                f"{self.num_generations} (each prompt's group of completions sits in one batch)"
-            )
+        problem = self._batch_problem()
+        if problem:
+            raise ValueError(problem)
         return self
+
+    def completions_per_step(self) -> int:
+        """Completions one optimizer step trains on: prompts x G, or one per-device batch on each device."""
+        if self.global_batch_size is None:
+            return self.per_device_batch_size * self.resolved_world_size()
+        return self.global_batch_size * self.num_generations
+
+    def _batch_problem(self) -> str | None:
+        per_pass = self.per_device_batch_size * self.resolved_world_size()
+        total = self.completions_per_step()
+        if total % per_pass:
+            return (f"global_batch_size {self.global_batch_size} prompts x num_generations {self.num_generations} = "
+                    f"{total} completions is not a multiple of per_device_batch_size {self.per_device_batch_size} "
+                    f"x world_size {self.resolved_world_size()} = {per_pass}")
+        if total % self.num_generations:
+            return (f"per_device_batch_size {self.per_device_batch_size} x world_size {self.resolved_world_size()} "
+                    f"= {total} completions per step must be a multiple of num_generations {self.num_generations} "
+                    "(each prompt's group of completions sits in one step)")
+        return None
+
+    def gradient_accumulation_steps(self) -> int:
+        """Completions per step / (per-device batch x world size): prompts count, not completions."""
+        problem = self._batch_problem()
+        if problem:
+            raise ConfigError(problem)
+        return self.completions_per_step() // (self.per_device_batch_size * self.resolved_world_size())
 
     def reward_config(self) -> RewardConfig:
         """The :class:`shop_r1.simulator.scoring.RewardConfig` these settings describe."""
