@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from shop_r1.simulator.ab.analysis import RATE_METRICS
+from shop_r1.simulator.ab.analysis import RATE_METRICS, ABResult, analyse
 from shop_r1.simulator.ab.design import Arm
 from shop_r1.simulator.ab.experiment import Experiment, run_experiment
 from shop_r1.simulator.policies.factory import PolicySpec
@@ -36,6 +36,8 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=4, help="per arm")
     ap.add_argument("--no-tasks", action="store_true", help="intents drawn by the sampler instead of TASKS")
     ap.add_argument("--out", type=Path, default=None, help="keep the experiments here (default: a temp dir)")
+    ap.add_argument("--analyse-only", action="store_true",
+                    help="re-analyse the experiments already in --out (no shoppers are run)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -49,8 +51,14 @@ def main() -> None:
                          tasks=[] if args.no_tasks else TASKS, run_id=f"abnull-{seed}",
                          run={"max_steps": args.max_steps, "concurrency": args.concurrency})
         t0 = time.perf_counter()
-        result = run_experiment(exp, PolicySpec(name="scripted", seed=seed))
-        walls.append(time.perf_counter() - t0)
+        if args.analyse_only:
+            if not (exp.out_dir / "ab.json").is_file():
+                continue
+            result = analyse(exp.out_dir / "a", exp.out_dir / "b", design="paired")
+            walls.append(ABResult.model_validate_json((exp.out_dir / "ab.json").read_text()).wall_s or 0.0)
+        else:
+            result = run_experiment(exp, PolicySpec(name="scripted", seed=seed))
+            walls.append(time.perf_counter() - t0)
         hit = False
         cells = []
         for name in RATE_METRICS:
@@ -60,13 +68,14 @@ def main() -> None:
             hit |= out
             cells.append(f"{name} {100 * m.diff:+.0f}pp [{100 * m.ci95[0]:+.0f},{100 * m.ci95[1]:+.0f}]{'*' if out else ''}")
         excluded["any"] += hit
-        print(f"seed {seed}: " + "  ".join(cells) + f"  ({walls[-1]:.0f} s)", flush=True)
-    n = args.seeds
+        left_out = "".join(f"  [{note}]" for note in result.notes)
+        print(f"seed {seed}: " + "  ".join(cells) + f"  ({walls[-1]:.0f} s){left_out}", flush=True)
+    n = len(walls)
     print(f"\nvariant {args.variant}, {n} experiments x {args.pairs} pairs, max {args.max_steps} steps; "
           f"experiments in {root}")
     for name, k in excluded.items():
-        print(f"  95% interval excludes 0: {name:17s} {k}/{n} = {100 * k / n:.0f}%")
-    print(f"  wall time per experiment {sum(walls) / n:.0f} s, per pair {sum(walls) / n / args.pairs:.1f} s "
+        print(f"  95% interval excludes 0: {name:17s} {k}/{n} = {100 * k / max(n, 1):.0f}%")
+    print(f"  wall time per experiment {sum(walls) / max(n, 1):.0f} s, per pair {sum(walls) / max(n, 1) / args.pairs:.1f} s "
           f"(both arms at once, {args.concurrency} shoppers per arm)")
 
 

@@ -268,6 +268,13 @@ def analyse(a_dir: Path, b_dir: Path, *, design: str, targets: tuple[str, str] =
         lost = (len(arm_a.by_persona) - len(common)) + (len(arm_b.by_persona) - len(common))
         if lost:
             notes.append(f"{lost} sessions had no partner in the other arm and are left out of the paired analysis")
+        # A session that never made a decision (the start page did not load, the policy never
+        # answered) measured the machine, not the build; its pair is left out, and said so.
+        blind = [pid for pid in common if arm_a.by_persona[pid].steps == 0 or arm_b.by_persona[pid].steps == 0]
+        if blind:
+            common = [pid for pid in common if pid not in set(blind)]
+            notes.append(f"{len(blind)} pairs left out: a session of the pair made no decision "
+                         f"({', '.join(blind[:5])}{'…' if len(blind) > 5 else ''})")
         pairs = [(arm_a.by_persona[p], arm_b.by_persona[p]) for p in common]
         metrics = _metrics_paired(pairs)
         groups: dict[str, list[tuple[str, str, str]]] = {}
