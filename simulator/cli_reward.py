@@ -22,9 +22,10 @@ from shop_r1.simulator.scoring import (
     RewardBreakdown,
     RewardConfig,
     action_reward,
+    answer_action,
     binary_reward,
     coerce_label,
-    exact_match,
+    is_exact,
     parse_answer,
 )
 
@@ -62,7 +63,7 @@ def _binary_breakdown(prediction: str, label_action: Action, config: RewardConfi
     total = binary_reward(prediction, label_action, config)
     try:
         parsed = parse_answer(prediction, strict=config.strict_format).action
-        why = "action matches the label exactly -> 1" if exact_match(parsed, label_action) else (
+        why = "action matches the label exactly -> 1" if is_exact(parsed, label_action, config) else (
             f"action {json.dumps(parsed.to_json())} differs from the label -> 0"
         )
     except AnswerFormatError as exc:
@@ -79,7 +80,8 @@ def _binary_breakdown(prediction: str, label_action: Action, config: RewardConfi
               help='The recorded action as JSON, e.g. \'{"type":"click","name":"search_button"}\' '
                    "(a full answer with an 'action' key works too); '@FILE' reads a file.")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print only {format, type, attribute, value, total} as JSON.")
+              help="Print {format, type, attribute, value, total} of the chosen reward, plus exact (the "
+                   "evaluation's verdict) and binary (the binary reward), as JSON.")
 @click.option("--reward", "kind", type=click.Choice(["hierarchical", "binary"]), default="hierarchical",
               show_default=True,
               help="Shop-R1's hierarchical reward, or the binary baseline (components 0, total 0/1).")
@@ -89,7 +91,9 @@ def _binary_breakdown(prediction: str, label_action: Action, config: RewardConfi
               help="Difficulty-aware reward scaling of the long-text similarity terms.")
 @click.option("--rouge-measure", type=click.Choice(["fmeasure", "recall", "precision"]),
               default=RewardConfig.rouge_measure, show_default=True, help="Which ROUGE-L score to use.")
-@click.option("--lenient", is_flag=True, help="Accept a fenced or embedded JSON answer (strict by default).")
+@click.option("--lenient", is_flag=True,
+              help="Accept a fenced or embedded JSON answer (strict by default); the same switch as "
+                   "`shop-r1 evaluate --lenient` and `shop-r1 train grpo --lenient`.")
 def reward(prediction: str, label: str, as_json: bool, kind: str, threshold: float, dars: float,
            rouge_measure: str, lenient: bool) -> None:
     """Print the Shop-R1 reward components for one prediction against one label."""
@@ -107,7 +111,11 @@ def reward(prediction: str, label: str, as_json: bool, kind: str, threshold: flo
         result = action_reward(prediction_text, label_action, config)
 
     if as_json:
-        click.echo(json.dumps(result.to_json()))
+        # Both verdicts come from scoring's one definition of "exact" and one format rule, so they
+        # agree by construction: binary is 1.0 exactly when exact is true.
+        exact = is_exact(answer_action(prediction_text, config), label_action, config)
+        binary = binary_reward(prediction_text, label_action, config)
+        click.echo(json.dumps({**result.to_json(), "exact": exact, "binary": binary}))
         return
 
     table = Table(title=f"{kind} reward vs label {json.dumps(label_action.to_json())}")

@@ -388,9 +388,10 @@ def test_cli_json_output() -> None:
     result = invoke("--prediction", pred, "--label", json.dumps(CLICK_LABEL), "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert list(data) == ["format", "type", "attribute", "value", "total"]
-    assert all(isinstance(v, float) for v in data.values())
+    assert list(data) == ["format", "type", "attribute", "value", "total", "exact", "binary"]
+    assert all(isinstance(data[k], float) for k in R.COMPONENTS + ("total", "binary"))
     assert data["total"] == pytest.approx(801.0)
+    assert data["exact"] is False and data["binary"] == 0.0
 
 
 def test_cli_table_explains_threshold_and_reads_stdin() -> None:
@@ -414,7 +415,8 @@ def test_cli_options_file_and_binary(tmp_path: Path) -> None:
     assert low["value"] == pytest.approx(7.5)
     binary = json.loads(invoke("--prediction", f"@{pred_file}", "--label", label, "--json",
                                "--reward", "binary").output)
-    assert binary == {"format": 0.0, "type": 0.0, "attribute": 0.0, "value": 0.0, "total": 0.0}
+    assert binary == {"format": 0.0, "type": 0.0, "attribute": 0.0, "value": 0.0, "total": 0.0,
+                      "exact": False, "binary": 0.0}
     same = invoke("--prediction", answer(json.loads(label)), "--label", label, "--reward", "binary")
     assert same.exit_code == 0 and "matches the label exactly" in same.output
 
@@ -443,4 +445,53 @@ def test_cli_real_subprocess() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == {"format": 0.5, "type": 0.3, "attribute": 0.2,
-                                       "value": pytest.approx(1000.1), "total": pytest.approx(1001.1)}
+                                       "value": pytest.approx(1000.1), "total": pytest.approx(1001.1),
+                                       "exact": True, "binary": 1.0}
+
+
+# ------------------------------------------------------------------ one definition of "exact"
+
+#: (label, predicted action, exact?) -- near misses on both sides of the ROUGE-L threshold 0.75.
+NEAR_MISSES = [
+    (TAS_LABEL, {**TAS_LABEL, "text": "wireless cancelling headphones"}, True),  # F = 0.857: the case
+    (TAS_LABEL, {**TAS_LABEL, "text": "Wireless Noise-Cancelling Headphones"}, True),  # case, punctuation
+    (TAS_LABEL, {**TAS_LABEL, "text": "wireless noise cancelling headphones sony"}, True),  # F = 0.889
+    (TAS_LABEL, {**TAS_LABEL, "text": "noise cancelling headphones"}, True),  # F = 0.857
+    (TAS_LABEL, {**TAS_LABEL, "text": "wireless headphones"}, False),  # F = 0.667
+    (TAS_LABEL, {**TAS_LABEL, "text": "bluetooth earbuds"}, False),
+    (TAS_LABEL, {**TAS_LABEL, "name": "header.search_input"}, False),  # names are identifiers
+    ({"type": "type_and_submit", "name": "q", "text": "red shoes"}, {"type": "type_and_submit", "name": "q",
+                                                                     "text": "red running shoes"}, True),  # 0.8
+    ({"type": "type_and_submit", "name": "q", "text": "a b c d"}, {"type": "type_and_submit", "name": "q",
+                                                                   "text": "a b c x"}, True),  # exactly 0.75
+    ({"type": "type_and_submit", "name": "q", "text": "a b c d"}, {"type": "type_and_submit", "name": "q",
+                                                                   "text": "a b x y"}, False),  # 0.5
+    (CLICK_LABEL, {"type": "click", "name": "results.sony_x.view_products"}, False),  # close name: not exact
+    (CLICK_LABEL, CLICK_LABEL, True),
+    (CLICK_LABEL, {"type": "terminate"}, False),
+    ({"type": "terminate"}, {"type": "terminate"}, True),
+]
+
+
+@pytest.mark.parametrize(("label", "predicted", "exact"), NEAR_MISSES)
+def test_binary_reward_and_metric_agree_on_near_misses(label: dict, predicted: dict, exact: bool) -> None:
+    from shop_r1.envs.actions import parse_action
+
+    text = answer(predicted)
+    metric = R.compute_metrics([parse_action(predicted)], [parse_action(label)])
+    assert R.is_exact(parse_action(predicted), parse_action(label)) is exact
+    assert metric.exact_correct == int(exact)
+    assert binary_reward(text, label) == (1.0 if exact else 0.0)
+    # and the CLI's two verdicts are the same two functions
+    data = json.loads(invoke("--prediction", text, "--label", json.dumps(label), "--json").output)
+    assert data["exact"] is exact and data["binary"] == (1.0 if exact else 0.0)
+
+
+def test_exact_follows_the_similarity_rule_of_the_config() -> None:
+    label, pred = TAS_LABEL, {**TAS_LABEL, "text": "wireless cancelling headphones"}  # F 0.857, recall 0.75
+    strict = RewardConfig(similarity_threshold=0.9)
+    assert binary_reward(answer(pred), label, strict) == 0.0
+    assert R.compute_metrics([R.coerce_label(pred)], [R.coerce_label(label)], strict).exact_correct == 0
+    exclusive_recall = RewardConfig(rouge_measure="recall", threshold_inclusive=False)
+    assert binary_reward(answer(pred), label, exclusive_recall) == 0.0
+    assert not R.is_exact(R.coerce_label(pred), R.coerce_label(label), exclusive_recall)

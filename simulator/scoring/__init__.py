@@ -8,6 +8,7 @@ the same constants (:mod:`.constants`, the paper's values, defined once).
 - :mod:`.similarity`: ROUGE-L and the threshold rule;
 - :mod:`.rewards`: the hierarchical reward (Table 1), the binary baseline, the total (Eq. 4);
 - :mod:`.self_certainty`: Eq. 3 and which tokens are the rationale's;
+- :mod:`.exact`: the one definition of an exact action (metric and binary reward);
 - :mod:`.metrics`: exact / type accuracy and macro-F1 (Tables 2 and 3).
 """
 
@@ -18,7 +19,8 @@ from shop_r1.simulator.scoring.constants import (
     PAPER_DARS,
     PAPER_THRESHOLD,
 )
-from shop_r1.simulator.scoring.metrics import MetricsReport, TypeRow, compute_metrics, is_exact
+from shop_r1.simulator.scoring.exact import is_exact, text_same_meaning
+from shop_r1.simulator.scoring.metrics import MetricsReport, TypeRow, compute_metrics
 from shop_r1.simulator.scoring.rewards import (
     COMPONENTS,
     AnswerFormatError,
@@ -26,6 +28,7 @@ from shop_r1.simulator.scoring.rewards import (
     ParsedAnswer,
     RewardBreakdown,
     action_reward,
+    answer_action,
     binary_reward,
     coerce_label,
     exact_match,
@@ -47,7 +50,7 @@ from shop_r1.simulator.scoring.similarity import NameAwareTokenizer, passes_thre
 
 __all__ = [
     "COMPONENTS", "DEFAULT_CONFIG", "PAPER_ALPHA", "PAPER_BETA", "PAPER_DARS", "PAPER_THRESHOLD", "ROUGE_MEASURES",
-    "AnswerFormatError", "LabelError", "MetricsReport", "NameAwareTokenizer", "ParsedAnswer", "RewardBreakdown",
+    "AnswerFormatError", "LabelError", "answer_action", "text_same_meaning", "MetricsReport", "NameAwareTokenizer", "ParsedAnswer", "RewardBreakdown",
     "RewardConfig", "RougeMeasure", "TypeRow", "action_reward", "binary_reward", "coerce_label", "completion_offsets",
     "compute_metrics", "exact_match", "hierarchical_rewards", "is_exact", "mean_over_mask", "parse_answer",
     "passes_threshold", "rationale_char_span", "rationale_mask", "rationale_token_mask",

@@ -15,28 +15,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from shop_r1.envs.actions import ACTION_MODELS, ACTION_TYPES, Action, Click, TypeAndSubmit
+from shop_r1.envs.actions import ACTION_MODELS, ACTION_TYPES, Action
 from shop_r1.simulator.scoring.config import DEFAULT_CONFIG, RewardConfig
-from shop_r1.simulator.scoring.similarity import passes_threshold, rouge_l
-
-
-def is_exact(prediction: Action | None, label: Action, config: RewardConfig = DEFAULT_CONFIG) -> bool:
-    """Exact action match as the paper's metric defines it.
-
-    click: same exact name; type_and_submit: same exact name and text "of the same meaning",
-    i.e. ROUGE-L(text) passing ``config``'s threshold (default F-measure >= 0.75);
-    terminate: the type alone. An unparseable prediction (None) is never exact.
-    """
-    if prediction is None or prediction.type != label.type:
-        return False
-    if isinstance(label, Click):
-        return prediction.name == label.name  # type: ignore[union-attr]
-    if isinstance(label, TypeAndSubmit):
-        assert isinstance(prediction, TypeAndSubmit)
-        if prediction.name != label.name:
-            return False
-        return passes_threshold(rouge_l(label.text, prediction.text, config.rouge_measure), config)
-    return True
+from shop_r1.simulator.scoring.exact import is_exact
 
 
 def _ratio(num: int, den: int) -> float:

@@ -15,9 +15,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from shop_r1.envs.actions import ACTION_MODELS, Action, ActionValidationError, Click, TypeAndSubmit, parse_action
+from shop_r1.envs.actions import ACTION_MODELS, Action, ActionValidationError, parse_action
 from shop_r1.simulator.prompt import parse_output
 from shop_r1.simulator.scoring.config import DEFAULT_CONFIG, RewardConfig
+from shop_r1.simulator.scoring.exact import is_exact
 from shop_r1.simulator.scoring.similarity import _cmp_word, passes_threshold, rouge_l
 
 # --------------------------------------------------------------------------------------------
@@ -62,6 +63,22 @@ def parse_answer(text: str, *, strict: bool = True) -> ParsedAnswer:
         raise AnswerFormatError("answer has unexpected keys (only 'rationale' and 'action')")
     assert parsed.action is not None
     return ParsedAnswer(rationale=parsed.rationale, action=parsed.action)
+
+
+def answer_action(text: str | None, config: RewardConfig = DEFAULT_CONFIG) -> Action | None:
+    """The action an answer states under ``config``'s format rule, or None when it fails it.
+
+    The one format rule of the project: the rewards pay an answer only when this returns an
+    action, and the evaluation counts exactly these actions as predictions (anything else is
+    unparsed), so "strict" (default) or "lenient" (``strict_format=False``, fenced/embedded JSON
+    accepted) always means the same for both.
+    """
+    if text is None:
+        return None
+    try:
+        return parse_answer(text, strict=config.strict_format).action
+    except AnswerFormatError:
+        return None
 
 
 #: An action label is a type, a name and a short text; anything longer is not one.
@@ -239,41 +256,25 @@ def hierarchical_rewards(
 # --------------------------------------------------------------------------------------------
 
 
-def _normalise_text(text: str) -> str:
-    return " ".join(text.split()).casefold()
-
-
-def exact_match(prediction: Action, label: Action) -> bool:
-    """Whether two actions are the same action, as the binary reward judges it.
-
-    Decided here: the type must be equal; names must be equal exactly (they are identifiers,
-    already stripped by the schema); typed text is compared after collapsing whitespace and
-    case-folding, because a storefront's search treats "Sony Headphones" and "sony headphones"
-    as the same query. No similarity is involved: that is the point of the binary baseline.
-    """
-    if prediction.type != label.type:
-        return False
-    if isinstance(label, Click):
-        return prediction.name == label.name  # type: ignore[union-attr]
-    if isinstance(label, TypeAndSubmit):
-        assert isinstance(prediction, TypeAndSubmit)
-        return prediction.name == label.name and _normalise_text(prediction.text) == _normalise_text(label.text)
-    return True
+#: The binary reward's notion of "the same action" is the metric's (:mod:`.exact`), by construction.
+exact_match = is_exact
 
 
 def binary_reward(
     prediction_text: str, label: Mapping[str, Any] | Action | str, config: RewardConfig = DEFAULT_CONFIG
 ) -> float:
-    """1.0 if the answer is well formed and its action matches the label exactly, else 0.0.
+    """1.0 if the answer passes the format rule and the evaluation would count its action exact
+    (:func:`.exact.is_exact`: same type and name, typed text of the same meaning), else 0.0.
 
-    Only ``config.strict_format`` is read (whether a fenced/embedded answer is accepted).
+    Reads ``config.strict_format`` (the format rule) and the similarity rule (threshold,
+    ROUGE measure) -- the same fields the exact-accuracy metric reads.
     """
     target = coerce_label(label)
     try:
         answer = parse_answer(prediction_text, strict=config.strict_format)
     except AnswerFormatError:
         return 0.0
-    return 1.0 if exact_match(answer.action, target) else 0.0
+    return 1.0 if is_exact(answer.action, target, config) else 0.0
 
 
 
