@@ -256,11 +256,11 @@ def demo(shoppers: int, max_steps: int, policy: str, out: Path | None, seed: int
 @click.option("--segment-by", multiple=True, help="Persona field to segment rates by (repeatable).")
 def report(run_dir: Path, segment_by: tuple[str, ...]) -> None:
     """Rebuild DIR/report.html and print the summary of a run directory."""
-    from shop_r1.simulator.report import build_report
+    from shop_r1.simulator.report import ReportError, build_report
     from shop_r1.simulator.trace import TraceFormatError
 
     try:
         build_report(run_dir, console=Console(), segment_by=list(segment_by) or None)
-    except (TraceFormatError, FileNotFoundError) as exc:
+    except (TraceFormatError, FileNotFoundError, ReportError) as exc:
         raise click.ClickException(str(exc)) from exc
     Console().print(f"report: {run_dir / 'report.html'}")

@@ -859,12 +859,20 @@ def write_html(summary: RunSummary, path: str | os.PathLike[str]) -> Path:
     out = Path(path)
     if out.is_dir():
         out = out / "report.html"
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(render_html(summary), encoding="utf-8")
-    os.replace(tmp, out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(render_html(summary), encoding="utf-8")
+        os.replace(tmp, out)
+    except OSError as exc:  # a full disk or a read-only folder: the old report (if any) stays whole
+        tmp.unlink(missing_ok=True)
+        raise ReportError(f"cannot write {out}: {exc.strerror or exc}") from exc
     log.info("report written to %s", out)
     return out
+
+
+class ReportError(RuntimeError):
+    """The report cannot be built (no readable trace) or written (disk full); names the file."""
 
 
 def build_report(
@@ -881,6 +889,11 @@ def build_report(
     """
     run_dir = Path(run_dir)
     trace = read_trace(run_dir, strict=strict)
+    if not trace.steps and not trace.events:
+        where = run_dir / "trace.jsonl" if run_dir.is_dir() else run_dir
+        detail = f"; {len(trace.problems)} line(s) unreadable, first: {trace.problems[0]}" if trace.problems else \
+            " (the file is empty)"
+        raise ReportError(f"{where} holds no trace records{detail}")
     info = load_run_info(run_dir) if (run_dir / "run.json").is_file() else None
     summary = summarize(trace, info, segment_by=segment_by)
     write_html(summary, run_dir / "report.html")
@@ -892,6 +905,6 @@ def build_report(
 __all__ = [
     "ADD_TO_CART_RE", "CHECKOUT_RE", "DEFAULT_SEGMENT_FIELDS", "FUNNEL_STAGES", "PLACE_ORDER_RE",
     "PRODUCT_URL_RE", "STAGE_LABELS", "STAGE_RULES", "FunnelStage", "LatencyStats", "RunSummary",
-    "SegmentRow", "build_report", "is_product_page", "render_console", "render_html",
+    "ReportError", "SegmentRow", "build_report", "is_product_page", "render_console", "render_html",
     "session_stages", "summarize", "write_html",
 ]

@@ -78,8 +78,8 @@ def _ends(out: Path) -> Counter[str]:
     """Session id -> number of end markers (a final step or a session_end event)."""
     trace = read_trace(out / "trace.jsonl")
     ends: Counter[str] = Counter()
-    for record in trace.records:
-        if getattr(record, "done", False):
+    for record in [*trace.steps, *trace.events]:
+        if record.done:
             ends[record.session_id] += 1
     return ends
 

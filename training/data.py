@@ -422,6 +422,19 @@ class BuildResult:
     manifest: dict[str, Any]
 
 
+def _atomic_write(path: Path, write: Any) -> None:
+    """``write(tmp)`` then rename over ``path``: a full disk leaves the old file (or none), never
+    a truncated one, and the error names the file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise DatasetBuildError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
 def build_dataset_dir(
     traces: Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
@@ -451,6 +464,10 @@ def build_dataset_dir(
     sft = sft_rows(loaded, max_tokens=sft_max_tokens, max_page_tokens=sft_max_page_tokens,
                    with_persona=with_persona, missing_rationale=missing_rationale, count_tokens=count_tokens,
                    stats=sft_stats)
+    if not rl and not sft:
+        problems = [str(p) for t in loaded for p in t.problems]
+        first = f"; {len(problems)} unreadable line(s), first: {problems[0]}" if problems else ""
+        raise DatasetBuildError(f"no usable steps in {', '.join(str(t) for t in traces)}{first}; nothing was written")
     all_keys = [group_key({"session_id": sid, "persona_id": steps[0].persona_id if steps else None}, by)
                 for _, sid, steps in _sessions(loaded)]
     plan = assign_groups(all_keys, val=val, test=test, seed=seed)
@@ -461,7 +478,8 @@ def build_dataset_dir(
         (out / kind).mkdir(parents=True, exist_ok=True)
         counts[kind] = {}
         for name in SPLITS:
-            _to_dataset(parts[name], features).to_parquet(str(out / kind / f"{name}.parquet"))
+            target = out / kind / f"{name}.parquet"
+            _atomic_write(target, lambda tmp, rows=parts[name]: _to_dataset(rows, features).to_parquet(str(tmp)))
             counts[kind][name] = len(parts[name])
     problems = [str(p) for t in loaded for p in t.problems]
     manifest = {
@@ -479,7 +497,8 @@ def build_dataset_dir(
         "rl": rl_stats.to_json(),
         "sft": sft_stats.to_json(),
     }
-    (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+    _atomic_write(out / MANIFEST_FILE, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     log.info("dataset written to %s: %s", out, counts)
     return BuildResult(out_dir=out, manifest=manifest)
 
