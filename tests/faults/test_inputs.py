@@ -53,3 +53,18 @@ def test_long_texts_are_scored_on_their_first_tokens() -> None:
     answer = json.dumps({"rationale": "I search.", "action": {**label, "text": " ".join(["wireless"] * 4000)}})
     result = action_reward(answer, label)
     assert result.to_json()["value"] == 0.1  # the name matches; the dissimilar long text earns nothing
+
+
+def test_report_and_data_build_refuse_an_empty_or_wrong_shape_trace(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    for content, expect in (("", "holds no trace records (the file is empty)"),
+                            ('{"a": 1}\n', "trace.jsonl:1: missing schema_version")):
+        (run / "trace.jsonl").write_text(content)
+        report = subprocess.run([str(EXE), "report", str(run)], capture_output=True, text=True, timeout=120)
+        assert report.returncode == 1 and expect in report.stderr and "Traceback" not in report.stderr
+        assert not (run / "report.html").exists()
+        build = subprocess.run([str(EXE), "data", "build", str(run), "--out", str(tmp_path / "ds")],
+                               capture_output=True, text=True, timeout=300)
+        assert build.returncode == 1 and "no usable steps" in build.stderr and "Traceback" not in build.stderr
+        assert not (tmp_path / "ds").exists() or not any((tmp_path / "ds").rglob("*.parquet"))
