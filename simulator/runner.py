@@ -33,6 +33,7 @@ from shop_r1.envs.reducer import ReducerOptions
 from shop_r1.simulator.admission import Admission
 from shop_r1.simulator.batching import PolicyBatcher
 from shop_r1.simulator.policies.base import HistoryItem, Policy, PolicyRequest, PolicyResponse, failure
+from shop_r1.simulator.realism import realism_of_run
 from shop_r1.simulator.safety import Redactor, allowed_origins
 from shop_r1.simulator.trace import TraceStep, TraceWriter, history_item, session_end_event, step_record
 from shop_r1.simulator.trace.builder import NO_ACTION
@@ -40,6 +41,9 @@ from shop_r1.simulator.trace.builder import NO_ACTION
 log = logging.getLogger(__name__)
 
 SESSION_HEADER = "X-Shop-R1-Session"
+
+#: Outcomes of a step that ended the episode by itself (``StepResult.done``), by error code.
+_DONE_OUTCOMES = {"page_crashed": "browser_error", "page_unresponsive": "shop_error"}
 
 
 class RunConfig(BaseModel):
@@ -106,6 +110,16 @@ class RunObserver:
     def on_step(self, session_id: str, step: int, action: Action | None, error_code: str | None) -> None:
         """``action`` as recorded (secrets redacted); ``error_code`` the parse or execution error's code."""
     def on_session_end(self, end: SessionEnd) -> None: ...
+
+
+def realism_summary(run_dir: Path) -> dict[str, Any] | None:
+    """The run's realism block for run.json (None, logged, if the trace cannot give one: a
+    report about realism must never cost the run its summary)."""
+    try:
+        return realism_of_run(run_dir)
+    except Exception as exc:  # noqa: BLE001 - any failure here is reported, not raised
+        log.warning("no realism block for %s: %s", run_dir, exc)
+        return None
 
 
 def new_run_id() -> str:
@@ -217,8 +231,13 @@ class _Session:
                         end = (self._outcome_on_terminate(), resp.rationale or "the shopper chose to stop")
                     elif result.done:
                         code = result.error.code if result.error else "done"
-                        end = ("browser_error" if code == "page_crashed" else self._outcome_on_terminate(),
+                        end = (_DONE_OUTCOMES.get(code) or self._outcome_on_terminate(),
                                result.error.message if result.error else "session done")
+                    elif result.observation is not None and result.observation.fault is not None:
+                        # The shop failed, not the shopper: the error page is never recorded as a page seen.
+                        fault = result.observation.fault
+                        end = ("shop_unreachable" if fault == "unreachable" else "shop_error",
+                               result.observation.fault_message())
                     elif last:
                         end = ("max_steps", reason)
                     record = self._record(step, obs, resp, result, policy_s, step_ms, end[0], end[1])
@@ -231,6 +250,11 @@ class _Session:
                         break
                     if result.observation is not None:
                         obs = result.observation
+        except ResetError as exc:  # the start page never opened: the shop's doing, not the shopper's
+            log.warning("session %s: %s", self.session_id, exc)
+            outcome = "shop_unreachable" if exc.fault == "unreachable" else "shop_error"
+            reason = str(exc)
+            self._end_event(outcome, reason, obs)
         except TimeoutError:  # the session's own time budget (asyncio.timeout), not a policy call's
             outcome, reason = "timeout", f"session exceeded {cfg.session_timeout_s:.0f} s"
             self._end_event(outcome, reason, obs)
@@ -347,7 +371,7 @@ class Runner:
                     await asyncio.gather(*tasks, return_exceptions=True)
                 finally:
                     self.result.wall_s = time.perf_counter() - t0
-                    writer.finish(self.summary())
+                    writer.finish({**self.summary(), "realism": realism_summary(Path(cfg.out_dir))})
         await self.policy.close()
         return self.result
 

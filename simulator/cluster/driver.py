@@ -22,7 +22,16 @@ import psutil
 from shop_r1.simulator.admission import host_capacity
 from shop_r1.simulator.cluster.host import QUEUE_RECORDS, BrowserHostImpl, HostInfo, PolicyActorImpl
 from shop_r1.simulator.policies.factory import PolicyConfigError, PolicySpec
-from shop_r1.simulator.runner import RunConfig, RunObserver, RunResult, SessionEnd, new_run_id, persona_id, persona_json
+from shop_r1.simulator.runner import (
+    RunConfig,
+    RunObserver,
+    RunResult,
+    SessionEnd,
+    new_run_id,
+    persona_id,
+    persona_json,
+    realism_summary,
+)
 from shop_r1.simulator.trace import TraceWriter, session_end_event
 
 log = logging.getLogger(__name__)
@@ -224,5 +233,6 @@ async def _drive(ray: Any, config: RunConfig, spec: PolicySpec, personas: list[A
                 "wall_s": round(result.wall_s, 2),
                 "steps_per_s": round(result.steps / result.wall_s, 3) if result.wall_s else 0.0,
                 "interrupted": result.interrupted, "cluster": report.to_json(),
+                "realism": realism_summary(config.out_dir),
             })
     return result
