@@ -11,7 +11,9 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from shop_r1.envs.actions import Action
 from shop_r1.simulator.runner import RunObserver, SessionEnd
+from shop_r1.simulator.trace import FAILED_OUTCOMES
 
 _OUTCOME_STYLE = {"purchased": "green", "added_to_cart": "cyan", "abandoned": "yellow", "max_steps": "magenta"}
 
@@ -48,13 +50,15 @@ class LiveView(RunObserver):
         self.progress.update(self.task, total=total)
         self.t0 = time.perf_counter()
 
-    def on_step(self, session_id: str, step: int, action: dict[str, Any] | None, error: str | None) -> None:
+    def on_step(self, session_id: str, step: int, action: Action | None, error_code: str | None) -> None:
         self.steps += 1
-        if error:
-            self.errors[error.split(":")[0]] += 1
+        if error_code:
+            self.errors[error_code] += 1
         self.live.update(self._render())
 
     def on_session_end(self, end: SessionEnd) -> None:
         self.outcomes[end.outcome] += 1
+        if end.outcome in FAILED_OUTCOMES:  # a session lost to the shop, browser or policy is an error too
+            self.errors[end.outcome] += 1
         self.progress.advance(self.task)
         self.live.update(self._render())
