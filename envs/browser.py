@@ -41,7 +41,7 @@ from shop_r1.envs.actions import Action, ActionValidationError, Terminate, parse
 from shop_r1.envs.chromium import LAUNCH_ARGS, launch_chromium
 from shop_r1.envs.executor import ExecutorOptions, execute
 from shop_r1.envs.observation import ActionError, Observation, StepResult
-from shop_r1.envs.reducer import ReducedPage, ReducerError, ReducerOptions, reduce_page
+from shop_r1.envs.reducer import ReducedPage, ReducerError, ReducerOptions, install_page_hooks, reduce_page
 
 log = logging.getLogger(__name__)
 
@@ -446,6 +446,7 @@ class BrowserPool:
             accept_downloads=False,
         )
         try:
+            await install_page_hooks(context)
             page = await context.new_page()
             session = ShopperSession(self, session_id, context, page, origins, options or SessionOptions())
             await session._install_route()  # with an explicit allow-list; else at reset()

@@ -344,6 +344,24 @@ async def _candidates(page: Page, table: dict[str, Element], action: Action) -> 
     return names or list(table) or await _live_names(page)
 
 
+async def _locate(page: Page, selector: str) -> Any | None:
+    """The first live node matching ``selector``: in the page (open shadow roots included, as
+    Playwright's CSS pierces them), else in a same-origin iframe the reducer descended into."""
+    locator = page.locator(selector)
+    if await locator.count() > 0:
+        return locator.first
+    for frame in page.frames:
+        if frame is page.main_frame:
+            continue
+        try:
+            found = frame.locator(selector)
+            if await found.count() > 0:
+                return found.first
+        except PlaywrightError as exc:  # a frame detached meanwhile
+            log.debug("frame %s: %s", frame.url, _first_line(exc))
+    return None
+
+
 async def _facts(locator: Any, options: ExecutorOptions) -> dict[str, Any]:
     # A locator re-resolves on every call and would wait (30 s by default) for a node that a
     # navigation just removed; the timeout turns that into a prompt error.
@@ -355,20 +373,17 @@ async def _resolve(page: Page, name: str, table: dict[str, Element], action: Act
     """Find the live node for ``name`` (or the select + option it names)."""
     element = table.get(name)
     selector = element.selector if element is not None and element.selector else name_selector(name)
-    locator = page.locator(selector)
-    if await locator.count() > 0:
-        locator = locator.first
+    locator = await _locate(page, selector)
+    if locator is not None:
         return _Target(name, locator, element, await _facts(locator, options))
 
     # `<select name>.<option>`: the reducer names the select, the policy names the option.
     if "." in name:
         select_name, wanted = name.rsplit(".", 1)
         select_el = table.get(select_name)
-        select_loc = page.locator(
-            select_el.selector if select_el is not None and select_el.selector else name_selector(select_name)
-        )
-        if await select_loc.count() > 0:
-            select_loc = select_loc.first
+        select_loc = await _locate(
+            page, select_el.selector if select_el is not None and select_el.selector else name_selector(select_name))
+        if select_loc is not None:
             facts = await _facts(select_loc, options)
             if facts["tag"] == "select":
                 key = option_key(wanted)

@@ -82,6 +82,14 @@ class PageStats:
 
 
 @dataclass(frozen=True)
+class UnreadablePart:
+    """A part of the page the reducer could not look into, so its controls are not in the table."""
+
+    kind: Literal["cross_origin_frame", "closed_shadow_root"]
+    where: str  # the frame's origin and title, or the shadow host ("div#closed-host")
+
+
+@dataclass(frozen=True)
 class Observation:
     url: str
     title: str
@@ -93,6 +101,7 @@ class Observation:
     blocked_urls: tuple[str, ...] = ()
     screenshot: bytes | None = None
     raw_html: str | None = None
+    unreadable: tuple[UnreadablePart, ...] = ()  # cross-origin frames, closed shadow roots
 
     def element(self, name: str) -> Element | None:
         for el in self.elements:

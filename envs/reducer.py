@@ -18,6 +18,11 @@ Two halves:
   the page is longer than ``ReducerOptions.token_budget`` it truncates in a fixed, logged order
   (see :func:`_fit_budget`): far-away prose goes first, actionable elements of the visible
   region go last.
+
+Same-origin iframes and open shadow roots are read like the rest of the page (their controls are
+named and stamped, and the executor finds them there); cross-origin frames and closed shadow
+roots cannot be, and are reported: a note in the simplified HTML and ``ReducedPage.unreadable``.
+Closed roots are only known to pages whose context ran :func:`install_page_hooks` first.
 """
 
 from __future__ import annotations
@@ -36,11 +41,11 @@ from typing import Any, NamedTuple, TypeAlias
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
 from shop_r1.envs.chromium import launch_chromium
-from shop_r1.envs.observation import Element, Observation, PageStats, with_option_elements
+from shop_r1.envs.observation import Element, Observation, PageStats, UnreadablePart, with_option_elements
 from shop_r1.envs.tokens import count_tokens, count_tokens_batch
 
 
@@ -112,6 +117,7 @@ class ReducedPage:
     stats: PageStats
     raw_html: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    unreadable: tuple[UnreadablePart, ...] = ()
 
     def element(self, name: str) -> Element | None:
         return next((el for el in self.elements if el.name == name), None)
@@ -132,7 +138,7 @@ class ReducedPage:
         return Observation(url=self.url, title=self.title, simplified_html=self.simplified_html,
                            elements=self.elements, stats=self.stats, timings=timings,
                            blocked_requests=blocked_requests, blocked_urls=blocked_urls, screenshot=screenshot,
-                           raw_html=self.raw_html if keep_raw_html else None)
+                           raw_html=self.raw_html if keep_raw_html else None, unreadable=self.unreadable)
 
 
 # The reducer function's name on the page's window, and the call that uses it once installed.
@@ -143,6 +149,20 @@ _CALL = f"(arg) => window.{_GLOBAL} ? JSON.stringify(window.{_GLOBAL}(arg)) : nu
 @lru_cache(maxsize=1)
 def _script() -> str:
     return resources.files("shop_r1.envs").joinpath("js/reduce.js").read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=1)
+def _shadow_hook() -> str:
+    return resources.files("shop_r1.envs").joinpath("js/shadow_hook.js").read_text(encoding="utf-8")
+
+
+async def install_page_hooks(context: BrowserContext) -> None:
+    """Let the reducer see where closed shadow roots are: call before the context opens pages.
+
+    A closed root cannot be found from the page afterwards, so the hook has to run before the
+    page's own scripts (``envs/js/shadow_hook.js``).
+    """
+    await context.add_init_script(script=_shadow_hook())
 
 
 # ---- the tree returned by reduce.js ------------------------------------------------------------
@@ -427,8 +447,13 @@ async def reduce_page(page: Page, options: ReducerOptions | None = None) -> Redu
     )
     timings = {"js_ms": round(float(result["js_ms"]), 2), "evaluate_ms": round((t_js - t0) * 1000, 2),
                "budget_ms": round((t_end - t_js) * 1000, 2)}
+    unreadable = tuple(UnreadablePart(kind=u["kind"], where=u["where"]) for u in result["unreadable"])
+    if unreadable:
+        log.info("page %s: %d parts the reducer cannot read: %s", result["url"], len(unreadable),
+                 "; ".join(f"{u.kind} {u.where}" for u in unreadable[:5]))
     return ReducedPage(title=result["title"], url=result["url"], simplified_html=html_text, elements=elements,
-                       stats=stats, raw_html=raw_html if opts.keep_raw_html else None, timings=timings)
+                       stats=stats, raw_html=raw_html if opts.keep_raw_html else None, timings=timings,
+                       unreadable=unreadable)
 
 
 # ---- one-shot observation of a URL or a local file ---------------------------------------------
@@ -464,6 +489,7 @@ async def open_target(browser: Browser, target: str, *, viewport: tuple[int, int
     url, local = resolve_target(target)
     context = await browser.new_context(viewport={"width": viewport[0], "height": viewport[1]},
                                         service_workers="block")
+    await install_page_hooks(context)
     if local:
         body = Path(url2pathname(urlparse(url).path)).read_bytes()
         try:  # recorded pages were served as UTF-8 by HTTP header; a bare file has no header

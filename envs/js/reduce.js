@@ -15,6 +15,13 @@
 // regions, sections led by a heading, items of repeated lists titled by their heading) + a token
 // for the control itself (its label, text, title, placeholder...). No per-site rules; a numeric
 // suffix _2, _3 only breaks real ties, in document order, so names are stable across reloads.
+//
+// Frames and shadow DOM: the walk descends into same-origin iframes (their controls named under
+// the frame's title, positions shifted by the frame's offset) and open shadow roots (the flat
+// tree: a host's shadow children, a slot's assigned nodes), because real shops put payment
+// fields and web components there. What it cannot read — cross-origin frames, and closed shadow
+// roots, which envs/js/shadow_hook.js remembers as they are attached — is left as a note in the
+// tree and listed in `unreadable`, so the policy and the user know part of the page is hidden.
 (opts) => {
   const t0 = performance.now();
   opts = opts || {};
@@ -64,9 +71,14 @@
     return slug(parts.join(' '), 4, 32);
   };
   const attr = (el, a) => { const v = el.getAttribute(a); return v == null ? '' : ws(v); };
-  const byIds = (ids) => ws((ids || '').split(/\s+/).map((id) => {
-    const e = id && document.getElementById(id); return e ? e.textContent : '';
-  }).join(' '));
+  const byIds = (ids, el) => {
+    if (!ids) return '';
+    const root = el && away ? el.getRootNode() : document;  // a shadow root or a frame's document
+    const scope = root.getElementById ? root : document;
+    return ws(ids.split(/\s+/).map((id) => {
+      const e = id && scope.getElementById(id); return e ? e.textContent : '';
+    }).join(' '));
+  };
 
   // ---- visibility ---------------------------------------------------------------------------
   const visible = (el) => {
@@ -75,12 +87,17 @@
     const st = getComputedStyle(el);
     return st.display !== 'none' && st.visibility !== 'hidden' && st.opacity !== '0';
   };
+  // Offset of the frame being walked (0 in the top document): rects inside a frame are relative
+  // to the frame's viewport. `away` is true inside a frame or a shadow root.
+  let offX = 0, offY = 0, away = false;
   const distOf = (r) => {
-    if (r.bottom < 0) return Math.round(-r.bottom);
-    if (r.top > vh) return Math.round(r.top - vh);
+    const top = r.top + offY, bottom = r.bottom + offY;
+    if (bottom < 0) return Math.round(-bottom);
+    if (top > vh) return Math.round(top - vh);
     return 0;
   };
-  const inViewport = (r) => r.bottom > 0 && r.top < vh && r.right > 0 && r.left < vw && r.width * r.height > 0;
+  const inViewport = (r) => r.bottom + offY > 0 && r.top + offY < vh && r.right + offX > 0 && r.left + offX < vw &&
+    r.width * r.height > 0;
 
   // ---- override hook ------------------------------------------------------------------------
   const overrideOf = new Map();
@@ -135,7 +152,7 @@
 
   // The words the control is known by, best source first.
   function controlLabel(el, tag, text) {
-    const aria = attr(el, 'aria-label') || byIds(el.getAttribute('aria-labelledby'));
+    const aria = attr(el, 'aria-label') || byIds(el.getAttribute('aria-labelledby'), el);
     if (aria) return aria;
     if (tag === 'input' || tag === 'select' || tag === 'textarea') {
       const type = (el.type || '').toLowerCase();
@@ -171,7 +188,7 @@
   function ownSegment(el, tag, inItem) {
     if (overrideOf.has(el)) return overrideOf.get(el);
     const role = (el.getAttribute('role') || '').toLowerCase();
-    const label = attr(el, 'aria-label') || byIds(el.getAttribute('aria-labelledby'));
+    const label = attr(el, 'aria-label') || byIds(el.getAttribute('aria-labelledby'), el);
     if (tag === 'header' && !el.closest('article,section,main') || role === 'banner') return 'header';
     if (tag === 'footer' && !el.closest('article,section') || role === 'contentinfo') return 'footer';
     if (tag === 'nav' || role === 'navigation') return slug(label, 3, 24) || 'nav';
@@ -198,6 +215,24 @@
     return '';
   }
 
+  // ---- frames and shadow roots --------------------------------------------------------------
+  const CLOSED = Symbol.for('shop_r1.closed_shadow_hosts');
+  let closedHosts = window[CLOSED] || null;  // the current document's (shadow_hook.js)
+  const unreadable = [];
+  // The children a host renders: its open shadow root's, or a slot's assigned nodes (else the
+  // slot's fallback content); null for an ordinary element, whose own children are walked.
+  const flatChildren = (el) => {
+    if (el.shadowRoot) return el.shadowRoot.childNodes;
+    if (el.localName === 'slot') {
+      const assigned = el.assignedNodes({ flatten: true });
+      return assigned.length ? assigned : el.childNodes;
+    }
+    return null;
+  };
+  const hostLabel = (el) => el.localName + (el.id ? '#' + el.id : '');
+  const originOf = (src) => { try { return new URL(src, location.href).origin; } catch (e) { return ''; } };
+  const note = (text, dist) => ({ tag: 'div', attrs: null, children: [text], dist, actionable: false });
+
   // ---- the walk -----------------------------------------------------------------------------
   const records = [];          // one per interactable, in document order
   let nodeCount = 0;
@@ -206,10 +241,12 @@
   // Text of a control's subtree (visible text, image alts when no text); headings seen inside are
   // reported to the innermost list item, whose title they may be.
   function collectText(el, ctx, out) {
-    for (let c = el.firstChild; c; c = c.nextSibling) {
+    const flat = el.shadowRoot || el.localName === 'slot' ? flatChildren(el) : null;
+    for (let i = 0, c = flat ? flat[0] : el.firstChild; c; c = flat ? flat[++i] : c.nextSibling) {
       if (c.nodeType === 3) { out.push(c.textContent); continue; }
       if (c.nodeType !== 1) continue;
       const tag = c.localName;
+      if (tag === 'slot') { collectText(c, ctx, out); continue; }
       if (SKIP.has(tag) || !visible(c)) continue;
       if (tag === 'img') { if (c.alt) out.alts.push(c.alt); continue; }
       if (tag === 'br') { out.push(' '); continue; }
@@ -230,6 +267,7 @@
       inputType: tag === 'input' ? type : (tag === 'textarea' ? 'textarea' : ''),
       href: tag === 'a' ? (el.getAttribute('href') || '') : '',
       override: overrideOf.get(el) || '',
+      away,
     };
     records.push(rec);
     if (ctx.item) ctx.item.controls.push(rec);
@@ -238,8 +276,11 @@
 
   function walkChildren(el, ctx) {
     const out = [];
+    const flat = el.shadowRoot || el.localName === 'slot' ? flatChildren(el) : null;
+    const wasAway = away;
+    if (flat && el.shadowRoot) away = true;
     // Repeated siblings (same tag + first class) may be the items of a result list.
-    const kids = el.children;
+    const kids = flat ? Array.prototype.filter.call(flat, (n) => n.nodeType === 1) : el.children;
     let groups = null;
     if (kids.length >= 3) {
       const counts = new Map();
@@ -251,7 +292,7 @@
       listScope = { seg: '', pending: 'results', el };
       ctx = Object.assign({}, ctx, { scopes: ctx.scopes.concat([listScope]) });
     }
-    for (let c = el.firstChild; c; c = c.nextSibling) {
+    for (let i = 0, c = flat ? flat[0] : el.firstChild; c; c = flat ? flat[++i] : c.nextSibling) {
       if (c.nodeType === 3) {
         const t = ws(c.textContent);
         if (t) out.push(t);
@@ -266,6 +307,12 @@
       }
       const res = walk(c, childCtx);
       for (const r of res) out.push(r);
+    }
+    away = wasAway;
+    if (closedHosts && closedHosts.has(el)) {
+      const r = el.getBoundingClientRect();
+      unreadable.push({ kind: 'closed_shadow_root', where: hostLabel(el) });
+      out.push(note(`[closed shadow root ${hostLabel(el)}: its content cannot be read or used]`, distOf(r)));
     }
     if (groups) {
       let anyItems = false;
@@ -290,8 +337,34 @@
     return out;
   }
 
+  // A same-origin frame's body is walked in place, under the frame's title; any other frame
+  // (cross-origin, or not loaded) is a note. Frames too small to show anything are skipped.
+  function walkFrame(el, ctx) {
+    if (!visible(el)) return [];
+    const r = el.getBoundingClientRect();
+    if (r.width < 16 || r.height < 16) return [];
+    const title = attr(el, 'title') || attr(el, 'name') || attr(el, 'aria-label');
+    let doc = null;
+    try { doc = el.contentDocument; } catch (e) { doc = null; }
+    if (!doc || !doc.body) {
+      const origin = originOf(el.getAttribute('src') || '');
+      unreadable.push({ kind: 'cross_origin_frame', where: [origin, title].filter(Boolean).join(' ') });
+      return [{ tag: 'iframe', attrs: Object.assign(title ? { title } : {}, origin ? { src: origin } : {}),
+        children: ['[cross-origin frame: its content cannot be read or used]'], dist: distOf(r), actionable: false }];
+    }
+    const saved = [offX, offY, away, closedHosts];
+    offX += r.left + el.clientLeft; offY += r.top + el.clientTop; away = true;
+    closedHosts = (doc.defaultView && doc.defaultView[CLOSED]) || null;
+    const seg = slug(title, 3, 24) || 'frame';
+    const children = walkChildren(doc.body, Object.assign({}, ctx, { scopes: ctx.scopes.concat([{ seg, el }]) }));
+    [offX, offY, away, closedHosts] = saved;
+    return children.length ? [{ tag: 'div', attrs: null, children, dist: distOf(r), actionable: false }] : [];
+  }
+
   function walk(el, ctx) {
     const tag = el.localName;
+    if (tag === 'iframe' || tag === 'frame') return walkFrame(el, ctx);
+    if (tag === 'slot') return walkChildren(el, ctx);  // display: contents; its nodes are the content
     if (SKIP.has(tag)) return [];
     if (tag === 'br') return [];
     if (tag === 'img') {
@@ -440,8 +513,15 @@
   }
 
   // ---- stamp (after all layout reads: attribute writes invalidate style) ---------------------
+  const STAMPED = Symbol.for('shop_r1.stamped_away');  // stamps in frames and shadow roots
   for (const old of document.querySelectorAll('[data-sr1-name]')) old.removeAttribute('data-sr1-name');
-  for (const rec of records) rec.el.setAttribute('data-sr1-name', rec.name);
+  for (const old of window[STAMPED] || []) old.removeAttribute('data-sr1-name');
+  const stampedAway = [];
+  for (const rec of records) {
+    rec.el.setAttribute('data-sr1-name', rec.name);
+    if (rec.away) stampedAway.push(rec.el);
+  }
+  window[STAMPED] = stampedAway;
 
   // Replace record references in the tree by their names, depth-first.
   const fix = (node) => {
@@ -465,6 +545,7 @@
       name: r.name, kind: r.kind, text: r.text || r.label, tag: r.tag, in_viewport: r.inViewport,
       disabled: r.disabled, options: r.options, input_type: r.inputType, dist: r.dist,
     })),
+    unreadable,
     raw_html: rawHtml,
     raw_bytes: rawBytes,
     nodes: nodeCount,

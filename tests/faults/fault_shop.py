@@ -160,6 +160,26 @@ c.innerHTML = '<button>Closed deals</button>';
         return _page("Inner", '<form action="/search" method="get" target="_top">'
                               '<input name="q" aria-label="Gift card code"><button>Apply code</button></form>')
 
+    async def components(_: web.Request) -> web.Response:
+        # Web components as shops build them: a card whose shadow root slots a light-DOM link,
+        # a nested open root, and a same-origin srcdoc frame holding a shadow-root button.
+        return _page("Components", """<main><h1>Components</h1>
+<product-card id="card"><a slot="title" href="/product">Trail shoe</a></product-card>
+<iframe title="Promo" srcdoc="<div id=h></div><script>document.getElementById('h').attachShadow({mode:'open'}).innerHTML=
+'<button onclick=&quot;top.location.href=\\'/help/checkout\\'&quot;>Promo help</button>'</script>"></iframe>
+<script>
+customElements.define('product-card', class extends HTMLElement {
+  constructor() {
+    super();
+    const root = this.attachShadow({mode: 'open'});
+    root.innerHTML = '<h2><slot name="title"></slot></h2><span>$89.00</span><size-picker></size-picker>';
+    const picker = root.querySelector('size-picker').attachShadow({mode: 'open'});
+    picker.innerHTML = '<span id="lbl">Shoe size</span><select aria-labelledby="lbl" onchange="document.title=this.value">'
+      + '<option>9</option><option>10</option></select>';
+  }
+});
+</script></main>""")
+
     async def search(request: web.Request) -> web.Response:
         return _page(f"Results for {request.query.get('q', '')}",
                      f"<h1>Results for {html.escape(request.query.get('q', ''))}</h1><a href='/product'>Trail shoe</a>")
@@ -186,6 +206,7 @@ c.innerHTML = '<button>Closed deals</button>';
     r.add_get("/frames", frames)
     r.add_get("/frame-inner", frame_inner)
     r.add_get("/search", search)
+    r.add_get("/components", components)
     return app
 
 
