@@ -108,6 +108,12 @@ def sft(config_file: str | None, **flags: Any) -> None:
 @click.option("--max-prompt-tokens", type=int, default=None, help="Drop prompts longer than this (tokens).")
 @click.option("--self-certainty-mode", type=click.Choice(["auto", "generation", "forward"]), default=None,
               help="generation: reuse the sampling logits; forward: one extra policy pass. [default: auto]")
+@click.option("--self-certainty", "self_certainty", type=click.Choice(["kl", "literal"]), default=None,
+              help="Rationale reward form: kl = mean per-token KL(p||U) in nats; literal = Eq. 3 as printed "
+                   "(KL/|V|, vanishes at real vocabularies). [default: kl] (docs/training.md)")
+@click.option("--lenient", "lenient_format", is_flag=True, default=None,
+              help="Reward fenced/embedded JSON answers too (strict by default); evaluate with "
+                   "`shop-r1 evaluate --lenient` to score by the same rule.")
 @click.option("--use-vllm", is_flag=True, default=None, help="Generate with vLLM (TRL use_vllm; needs vllm installed).")
 @click.option("--vllm-mode", type=click.Choice(["colocate", "server"]), default=None, help="[default: colocate]")
 @click.option("--log-completions", is_flag=True, default=None, help="Print sampled completions with their rewards.")
@@ -125,6 +131,44 @@ def grpo(config_file: str | None, **flags: Any) -> None:
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         _fail(exc)
     _summary("grpo", result)
+
+
+@train.command()
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for everything; the policy is OUT/policy.")
+@click.option("--model", default=None, help="tiny[:SEED] (built here, tokenizer from the train split) | default | a model folder. [default: tiny]")
+@click.option("--shoppers", type=int, default=None, help="Scripted shopper sessions. [default: 24]")
+@click.option("--max-steps", type=int, default=None, help="Steps per scripted session. [default: 8]")
+@click.option("--shop-seed", type=int, default=None, help="Catalogue seed of the bundled shop. [default: 0]")
+@click.option("--seed", type=int, default=None, help="[default: 0]")
+@click.option("--sft-epochs", type=float, default=None, help="[default: 4]")
+@click.option("--sft-lr", type=float, default=None, help="[default: 2e-3, for the tiny model from scratch]")
+@click.option("--grpo-steps", type=int, default=None, help="[default: 8]")
+@click.option("--grpo-lr", type=float, default=None, help="[default: 1e-4]")
+@click.option("--num-generations", type=int, default=None, help="Group size G. [default: 4]")
+@click.option("--grpo-prompts-per-step", type=int, default=None, help="Prompts per GRPO step. [default: 2]")
+@click.option("--max-completion-length", type=int, default=None, help="[default: 96]")
+@click.option("--reward", type=click.Choice(["hierarchical", "binary"]), default=None, help="[default: hierarchical]")
+@click.option("--rl-token-budget", type=int, default=None, help="Prompt tokens of an RL/eval row. [default: 1536]")
+@click.option("--sft-max-tokens", type=int, default=None, help="[default: 1792]")
+@click.option("--persona/--no-persona", "with_persona", default=None, help="Persona in the prompts. [default: off]")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="[default: auto]")
+def recipe(**flags: Any) -> None:
+    """The whole loop from nothing: scripted shoppers -> template rationales -> dataset -> SFT -> GRPO.
+
+    Leaves OUT/policy, a checkpoint that `shop-r1 simulate --policy transformers --model OUT/policy`
+    and `shop-r1 serve --model OUT/policy` load. The defaults are sized for minutes on 2 CPU cores.
+    """
+    from pydantic import ValidationError
+
+    from shop_r1.training.recipe import RecipeSettings, run_recipe
+
+    try:
+        settings = RecipeSettings.model_validate({k: v for k, v in flags.items() if v is not None})
+        result = run_recipe(settings)
+    except (ValidationError, ValueError, FileNotFoundError, RuntimeError) as exc:
+        _fail(exc)
+    click.echo(str(result.policy_dir))
+    log.info("recipe done: %s", result.model_dump(mode="json"))
 
 
 if __name__ == "__main__":  # `accelerate launch -m shop_r1.training.cli_train grpo ...`
