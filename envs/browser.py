@@ -12,9 +12,18 @@ the sessions it carried, and is relaunched for the next ``new_session``.
 
 Safety rails, per session:
 
-* origin allow-list: requests to any other origin are aborted (through ``context.route``) and
-  counted in the next observation (``blocked_requests``, ``blocked_urls``); a main-frame
-  navigation to such an origin is the step's ``blocked_origin`` error and the page stays put;
+* origin allow-list, on every hop: requests to any other origin are aborted and counted in the
+  next observation (``blocked_requests``, ``blocked_urls``); a main-frame navigation to such an
+  origin is the step's ``blocked_origin`` error and the page stays put. ``context.route`` sees
+  subresources, but Playwright lets redirect hops through unasked, so documents (main frame and
+  iframes, every redirect hop, meta refresh and script navigations alike) are also decided on the
+  page's own CDP session (``Fetch`` paused on ``Document`` requests only, so the page's CSS and
+  images pay nothing). WebSockets go through ``context.route_web_socket``; service workers are
+  off for the whole context; ``window.open`` returns ``null`` (the URL is recorded) and
+  ``target=_blank`` opens in the same tab, where every rule above applies;
+* outages told apart: each observation carries its main document's HTTP status or network error
+  (``http_status``, ``net_error``; :attr:`Observation.fault`), and a page whose scripts keep the
+  renderer busy is stopped (CDP ``Runtime.terminateExecution``) instead of blocking the session;
 * purchase guard (see :mod:`shop_r1.envs.executor`): a click that would place an order is refused with
   ``purchase_blocked`` unless ``SessionOptions.allow_purchase``;
 * extra HTTP headers (the simulator sends ``X-Shop-R1-Session``) only ever reach allowed origins,
@@ -31,29 +40,74 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from playwright.async_api import Browser, BrowserContext, Page, Playwright, Request, Route, async_playwright
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    CDPSession,
+    Page,
+    Playwright,
+    Request,
+    Response,
+    Route,
+    WebSocketRoute,
+    async_playwright,
+)
 from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from shop_r1.envs.actions import Action, ActionValidationError, Terminate, parse_action
 from shop_r1.envs.chromium import LAUNCH_ARGS, launch_chromium
 from shop_r1.envs.executor import ExecutorOptions, execute
-from shop_r1.envs.observation import ActionError, Observation, StepResult
+from shop_r1.envs.observation import ActionError, Observation, PageFault, StepResult
 from shop_r1.envs.reducer import ReducedPage, ReducerError, ReducerOptions, install_page_hooks, reduce_page
 
 log = logging.getLogger(__name__)
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+_SOCKET_SCHEMES = {"http": "ws", "https": "wss"}
+
+# Runs before the page's own scripts in every frame: a session is one tab, so a popup opens
+# nowhere (its URL reported through the binding) and target=_blank opens here, under the same
+# allow-list, instead of in a window that would have to be chased and closed.
+_POPUP_BINDING = "__shopR1BlockedPopup"
+_ONE_TAB_SCRIPT = f"""(() => {{
+  const report = (url) => {{
+    try {{ window.{_POPUP_BINDING}(String(new URL(url == null ? 'about:blank' : String(url), location.href))); }}
+    catch (e) {{}}
+  }};
+  window.open = function (url) {{ report(url); return null; }};
+  const retarget = (event) => {{
+    const el = event.target instanceof Element
+      ? event.target.closest('a[target=_blank], area[target=_blank], form[target=_blank]') : null;
+    if (el) el.target = '_self';
+  }};
+  document.addEventListener('click', retarget, true);
+  document.addEventListener('submit', retarget, true);
+}})();"""
 
 
 class SessionCrashed(RuntimeError):
     """Raised by ``reset``/``observe`` on a session whose page, context or browser died."""
 
 
+ResetFault = PageFault | Literal["timeout", "blocked", "unresponsive", "outside"]
+
+
 class ResetError(RuntimeError):
-    """``reset`` could not open its start URL (unreachable, blocked origin, timeout)."""
+    """``reset`` could not open its start URL; ``fault`` says why, so a caller can tell an
+    unreachable shop from one that answers with errors (``unreachable`` vs the rest)."""
+
+    def __init__(self, message: str, fault: ResetFault) -> None:
+        super().__init__(message)
+        self.fault: ResetFault = fault
+
+
+class PageUnresponsive(RuntimeError):
+    """The page's scripts kept the renderer busy past ``observe_timeout_ms``, even after they
+    were stopped once."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,9 +122,13 @@ class SessionOptions(ExecutorOptions):
     """Options for the page reducer (None: its defaults)."""
     blocked_url_examples: int = 5
     """How many blocked URLs an observation lists as examples (the count is always exact)."""
+    observe_timeout_ms: int = 10_000
+    """Bound on reading the page once; past it the page's scripts are stopped and it is read again."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not isinstance(self.observe_timeout_ms, int) or self.observe_timeout_ms <= 0:
+            raise ValueError(f"SessionOptions.observe_timeout_ms must be an int > 0, got {self.observe_timeout_ms!r}")
         if not isinstance(self.blocked_url_examples, int) or self.blocked_url_examples < 0:
             raise ValueError(
                 f"SessionOptions.blocked_url_examples must be an int >= 0, got {self.blocked_url_examples!r}"
@@ -126,10 +184,21 @@ class ShopperSession:
         self._blocked_navigation: str | None = None
         self._crash_reason: str | None = None
         self._closed = False
+        self._cdp: CDPSession | None = None
+        self._main_frame_id: str | None = None
+        self._pending: set[asyncio.Task[None]] = set()
+        # The main document as it arrived (see Observation.http_status / net_error).
+        self._http_status: int | None = None
+        self._net_error: str | None = None
+        self._failed_url: str | None = None
+        self._scripts_stopped = False
+        self._main_blocked = asyncio.Event()
         self.last_observation: Observation | None = None
         page.on("crash", lambda _p: self._mark_dead("the page's renderer crashed"))
         page.on("close", lambda _p: self._mark_dead("the page was closed"))
         page.on("popup", self._on_popup)
+        page.on("response", self._on_response)
+        page.on("requestfailed", self._on_request_failed)
 
     # ---- public API --------------------------------------------------------------------------
     @property
@@ -151,30 +220,44 @@ class ShopperSession:
             self._check_alive()
             start_origin = _origin_or_none(start_url)
             if start_origin is None:
-                raise ResetError(f"session {self.session_id}: start URL {start_url!r} is not an absolute URL")
+                raise ResetError(f"session {self.session_id}: start URL {start_url!r} is not an absolute URL",
+                                 "outside")
             if self._explicit_origins is None:
                 self.allowed_origins = frozenset({start_origin})
             elif start_origin not in self.allowed_origins:
                 raise ResetError(f"session {self.session_id}: start URL {start_url} is outside the allowed "
-                                 f"origins {sorted(self.allowed_origins)}")
+                                 f"origins {sorted(self.allowed_origins)}", "outside")
             await self._install_route()
             self._take_blocked()  # what the previous page tried does not belong to this episode
             self._blocked_navigation = None
+            self._net_error = self._failed_url = None
             t0 = time.monotonic()
             try:
-                await self.page.goto(start_url, wait_until="domcontentloaded",
-                                     timeout=self.options.action_timeout_ms)
+                # "commit", then the document's own DOMContentLoaded: goto's "domcontentloaded"
+                # waits for *its* navigation, which a blocked script navigation during parsing
+                # leaves pending until the timeout.
+                await self.page.goto(start_url, wait_until="commit", timeout=self.options.action_timeout_ms)
+                await self._document_ready()
             except PlaywrightError as exc:
                 if self.crashed:
                     raise SessionCrashed(f"session {self.session_id}: {self._crash_reason}") from exc
-                raise ResetError(f"session {self.session_id}: could not open {start_url}: "
-                                 f"{str(exc).splitlines()[0]}") from exc
+                raise self._reset_error(start_url, exc) from exc
             try:  # images and late scripts; a page that never fires `load` is observed as it is
-                await self.page.wait_for_load_state("load", timeout=self.options.settle_max_ms)
+                if not self._main_blocked.is_set():  # then no load event is reported (see _document_ready)
+                    await self.page.wait_for_load_state("load", timeout=self.options.settle_max_ms)
             except PlaywrightError:
                 log.debug("session %s: no load event within %d ms on %s", self.session_id,
                           self.options.settle_max_ms, start_url)
-            return await self._observe({"action_ms": 0.0, "settle_ms": round((time.monotonic() - t0) * 1000, 2)})
+            try:
+                observation = await self._observe(
+                    {"action_ms": 0.0, "settle_ms": round((time.monotonic() - t0) * 1000, 2)})
+            except PageUnresponsive as exc:
+                raise ResetError(f"session {self.session_id}: could not read {start_url}: {exc}",
+                                 "unresponsive") from exc
+            if observation.fault is not None:
+                raise ResetError(f"session {self.session_id}: could not open {start_url}: "
+                                 f"{observation.fault_message(with_url=False)}", observation.fault)
+            return observation
 
     async def step(self, action: Action | dict[str, Any]) -> StepResult:
         """Execute one action and observe the page; errors come back in the result, never raised."""
@@ -208,8 +291,48 @@ class ShopperSession:
                 )
             return await self._result(error, timings, done=False)
 
+    async def _document_ready(self) -> None:
+        """Wait for the current document's DOMContentLoaded.
+
+        Playwright's wait never ends when a script navigation during parsing was blocked (the
+        frame stays "navigating" and its lifecycle events are not reported), so once a main-frame
+        navigation is blocked the document's own ``readyState`` is asked instead.
+        """
+        timeout = self.options.action_timeout_ms
+        self._main_blocked.clear()
+        loaded = asyncio.ensure_future(self.page.wait_for_load_state("domcontentloaded", timeout=timeout))
+        blocked = asyncio.ensure_future(self._main_blocked.wait())
+        try:
+            done, _ = await asyncio.wait({loaded, blocked}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            blocked.cancel()
+        if loaded in done:
+            loaded.result()
+            return
+        loaded.cancel()
+        loaded.add_done_callback(lambda t: t.cancelled() or t.exception())  # nobody waits for it now
+        await self.page.wait_for_function("document.readyState !== 'loading'", timeout=timeout)
+
+    def _reset_error(self, start_url: str, exc: PlaywrightError) -> ResetError:
+        """Why the start page did not open, from what the page's events saw (not the message text)."""
+        prefix = f"session {self.session_id}: could not open {start_url}"
+        if self._blocked_navigation is not None:
+            return ResetError(f"{prefix}: it leads to {self._blocked_navigation}, outside the allowed origins "
+                              f"{sorted(self.allowed_origins)}", "blocked")
+        if self._net_error is not None:
+            observation = Observation(url=self.page.url, title="", simplified_html="", elements=(),
+                                      net_error=self._net_error, failed_url=self._failed_url)
+            return ResetError(f"{prefix}: {observation.fault_message(with_url=False)}",
+                              observation.fault or "error_page")
+        if isinstance(exc, PlaywrightTimeoutError):
+            return ResetError(f"{prefix}: no answer within {self.options.action_timeout_ms} ms", "timeout")
+        return ResetError(f"{prefix}: {str(exc).splitlines()[0]}", "error_page")
+
     async def observe(self) -> Observation:
-        """The current page, reduced (also resets the blocked-request counters)."""
+        """The current page, reduced (also resets the blocked-request counters).
+
+        Raises :class:`PageUnresponsive` when the page's scripts keep it busy even after being stopped.
+        """
         async with self._lock:
             self._check_alive()
             return await self._observe({})
@@ -247,6 +370,10 @@ class ShopperSession:
     async def _result(self, error: ActionError | None, timings: dict[str, float], *, done: bool) -> StepResult:
         try:
             observation = await self._observe(timings)
+        except PageUnresponsive as exc:
+            log.warning("session %s: %s", self.session_id, exc)
+            return StepResult(observation=self.last_observation, done=True,
+                              error=ActionError("page_unresponsive", str(exc)))
         except (PlaywrightError, ReducerError) as exc:
             if self.crashed or self.page.is_closed():
                 self._mark_dead(self._crash_reason or "the page died while being observed")
@@ -258,19 +385,49 @@ class ShopperSession:
 
     async def _observe(self, timings: dict[str, float]) -> Observation:
         t0 = time.monotonic()
-        reduced = await self._reduce_stable()
+        reduced = await self._reduce_bounded()
         reduce_ms = round((time.monotonic() - t0) * 1000, 2)
-        screenshot = await self.page.screenshot(type="png") if self.options.screenshot else None
+        screenshot = (await self.page.screenshot(type="png", timeout=self.options.observe_timeout_ms)
+                      if self.options.screenshot else None)
         count, examples = self._take_blocked()
-        observation = reduced.to_observation(
-            timings={**timings, "reduce_ms": reduce_ms},
-            blocked_requests=count,
-            blocked_urls=examples,
-            screenshot=screenshot,
-            keep_raw_html=self.options.keep_raw_html,
+        observation = dataclasses.replace(
+            reduced.to_observation(
+                timings={**timings, "reduce_ms": reduce_ms},
+                blocked_requests=count,
+                blocked_urls=examples,
+                screenshot=screenshot,
+                keep_raw_html=self.options.keep_raw_html,
+            ),
+            http_status=self._http_status, net_error=self._net_error, failed_url=self._failed_url,
+            scripts_stopped=self._scripts_stopped,
         )
+        self._scripts_stopped = False
         self.last_observation = observation
         return observation
+
+    async def _reduce_bounded(self) -> ReducedPage:
+        """Read the page within ``observe_timeout_ms``; a page whose script loops after load would
+        otherwise hold the session until its whole time budget is gone. Past the bound the running
+        script is terminated (the renderer's main thread is free again) and the page read once more."""
+        timeout = self.options.observe_timeout_ms / 1000
+        self._scripts_stopped = False
+        try:
+            return await asyncio.wait_for(self._reduce_stable(), timeout)
+        except TimeoutError:
+            pass
+        log.warning("session %s: %s still busy after %d ms; stopping its scripts", self.session_id, self.page.url,
+                    self.options.observe_timeout_ms)
+        self._scripts_stopped = True
+        if self._cdp is not None:
+            try:
+                await self._cdp.send("Runtime.terminateExecution")
+            except PlaywrightError as exc:
+                log.debug("session %s: terminateExecution failed: %s", self.session_id, exc)
+        try:
+            return await asyncio.wait_for(self._reduce_stable(), timeout)
+        except TimeoutError:
+            raise PageUnresponsive(f"{self.page.url} stayed busy for over {2 * self.options.observe_timeout_ms} ms "
+                                   "even after its scripts were stopped") from None
 
     async def _reduce_stable(self) -> ReducedPage:
         """Reduce the page, retrying when a late navigation replaces the document mid-read.
@@ -303,6 +460,94 @@ class ShopperSession:
         self._blocked_examples = []
         return count, examples
 
+    def _record_block(self, url: str, *, main_navigation: bool) -> None:
+        self._blocked_count += 1
+        if len(self._blocked_examples) < self.options.blocked_url_examples:
+            self._blocked_examples.append(url[:300])
+        if main_navigation:
+            self._blocked_navigation = url
+            self._main_blocked.set()
+
+    def _allowed(self, url: str) -> bool:
+        # Before the first reset (no allow-list yet) nothing is loaded; let it be.
+        return not self.allowed_origins or _origin_or_none(url) in self.allowed_origins
+
+    def _in_main_frame(self, request: Request) -> bool:
+        try:
+            return request.frame == self.page.main_frame
+        except PlaywrightError:  # a popup's first request: its frame does not exist yet
+            return False
+
+    async def _install_guards(self) -> None:
+        """The per-hop document check, WebSockets and popups (see the module doc); once per session."""
+        await self.context.expose_binding(_POPUP_BINDING, self._on_popup_blocked)
+        await self.context.add_init_script(_ONE_TAB_SCRIPT)
+        await self.context.route_web_socket(re.compile(r"^wss?://", re.IGNORECASE), self._route_socket)
+        self._cdp = await self.context.new_cdp_session(self.page)
+        tree = await self._cdp.send("Page.getFrameTree")
+        self._main_frame_id = tree["frameTree"]["frame"]["id"]
+        self._cdp.on("Fetch.requestPaused", self._on_document_paused)
+        await self._cdp.send("Fetch.enable", {"patterns": [
+            {"urlPattern": "*", "resourceType": "Document", "requestStage": "Request"}]})
+
+    def _on_document_paused(self, event: dict[str, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(self._decide_document(event))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _decide_document(self, event: dict[str, Any]) -> None:
+        """Every document request, each redirect hop included: continue it or fail it. A failed
+        main-frame hop is "Aborted", which leaves the current document in place."""
+        assert self._cdp is not None
+        url = str(event["request"]["url"])
+        params: dict[str, Any] = {"requestId": event["requestId"]}
+        if self._allowed(url):
+            method = "Fetch.continueRequest"
+        else:
+            main = event.get("frameId") == self._main_frame_id
+            hop = "redirect" if event.get("redirectedRequestId") else "document"
+            log.debug("session %s: blocked %s %s", self.session_id, hop, url)
+            self._record_block(url, main_navigation=main)
+            method = "Fetch.failRequest"
+            params["errorReason"] = "Aborted" if main else "BlockedByClient"
+        try:
+            await self._cdp.send(method, params)
+        except PlaywrightError as exc:  # the page or its request went away meanwhile
+            log.debug("session %s: %s failed: %s", self.session_id, method, exc)
+
+    async def _route_socket(self, ws: WebSocketRoute) -> None:
+        scheme, sep, rest = ws.url.partition("://")
+        http = {"ws": "http", "wss": "https"}.get(scheme.lower(), scheme)
+        if self._allowed(f"{http}{sep}{rest}"):
+            ws.connect_to_server()
+            return
+        log.debug("session %s: blocked WebSocket %s", self.session_id, ws.url)
+        self._record_block(ws.url, main_navigation=False)
+        try:
+            await ws.close(code=1008, reason="outside the allowed origins")
+        except PlaywrightError as exc:
+            log.debug("session %s: closing a blocked WebSocket failed: %s", self.session_id, exc)
+
+    def _on_popup_blocked(self, _source: Any, url: str) -> None:
+        log.debug("session %s: window.open(%s) refused (one tab per session)", self.session_id, url)
+        self._record_block(str(url)[:300], main_navigation=not self._allowed(str(url)))
+
+    def _on_response(self, response: Response) -> None:
+        request = response.request
+        if not request.is_navigation_request() or not self._in_main_frame(request):
+            return
+        if 300 <= response.status < 400 and "location" in response.headers:
+            return  # a hop; the document is what it leads to (or stays, when the hop is blocked)
+        self._http_status, self._net_error, self._failed_url = response.status, None, None
+
+    def _on_request_failed(self, request: Request) -> None:
+        if not request.is_navigation_request() or not self._in_main_frame(request):
+            return
+        failure = request.failure
+        if failure is None or failure == "net::ERR_ABORTED":
+            return  # stopped, superseded or blocked: the current document stays
+        self._http_status, self._net_error, self._failed_url = None, failure, request.url
+
     async def _install_route(self) -> None:
         """Intercept only requests that are not surely allowed.
 
@@ -327,21 +572,14 @@ class ShopperSession:
 
     async def _route(self, route: Route, request: Request) -> None:
         """Let allowed origins through; abort and count everything else."""
-        origin = _origin_or_none(request.url)
-        if origin is not None and origin in self.allowed_origins:
+        if self._allowed(request.url):
             await route.fallback()
             return
-        if not self.allowed_origins:  # before the first reset nothing is loaded; let it be
-            await route.fallback()
-            return
-        self._blocked_count += 1
-        if len(self._blocked_examples) < self.options.blocked_url_examples:
-            self._blocked_examples.append(request.url[:300])
-        is_main_navigation = request.is_navigation_request() and request.frame == self.page.main_frame
+        is_main_navigation = request.is_navigation_request() and self._in_main_frame(request)
+        self._record_block(request.url, main_navigation=is_main_navigation)
         log.debug("session %s: blocked %s %s", self.session_id, request.resource_type, request.url)
         try:
             if is_main_navigation:
-                self._blocked_navigation = request.url
                 # "aborted" leaves the current document in place; other codes show an error page.
                 await route.abort("aborted")
             else:
@@ -449,6 +687,7 @@ class BrowserPool:
             await install_page_hooks(context)
             page = await context.new_page()
             session = ShopperSession(self, session_id, context, page, origins, options or SessionOptions())
+            await session._install_guards()
             await session._install_route()  # with an explicit allow-list; else at reset()
         except BaseException:
             await context.close()

@@ -89,6 +89,19 @@ class UnreadablePart:
     where: str  # the frame's origin and title, or the shadow host ("div#closed-host")
 
 
+PageFault = Literal["http_error", "error_page", "unreachable"]
+"""Why a page is an outage rather than a page a shopper chose: the shop answered 5xx
+(``http_error``), the browser shows its own error page (``error_page``: an empty or broken
+answer, too many redirects, ...), or nothing answered at all (``unreachable``)."""
+
+#: Chromium net errors meaning nothing answered: the shop is down or not where the URL says.
+UNREACHABLE_ERRORS: frozenset[str] = frozenset(f"net::ERR_{name}" for name in (
+    "CONNECTION_REFUSED", "CONNECTION_RESET", "CONNECTION_FAILED", "CONNECTION_TIMED_OUT",
+    "NAME_NOT_RESOLVED", "NAME_RESOLUTION_FAILED", "ADDRESS_UNREACHABLE", "ADDRESS_INVALID",
+    "INTERNET_DISCONNECTED", "NETWORK_CHANGED",
+))
+
+
 @dataclass(frozen=True)
 class Observation:
     url: str
@@ -101,6 +114,14 @@ class Observation:
     blocked_urls: tuple[str, ...] = ()
     screenshot: bytes | None = None
     raw_html: str | None = None
+    http_status: int | None = None
+    """HTTP status of the main document (None: no answer came, or the page never navigated)."""
+    net_error: str | None = None
+    """Chromium's error for the main document's last navigation (``net::ERR_CONNECTION_REFUSED``)."""
+    failed_url: str | None = None
+    """The URL that navigation asked for: the error page itself is ``chrome-error://chromewebdata/``."""
+    scripts_stopped: bool = False
+    """The page's scripts kept it busy past the observe bound and were terminated to read it."""
     unreadable: tuple[UnreadablePart, ...] = ()  # cross-origin frames, closed shadow roots
 
     def element(self, name: str) -> Element | None:
@@ -108,6 +129,30 @@ class Observation:
             if el.name == name:
                 return el
         return None
+
+    @property
+    def fault(self) -> PageFault | None:
+        """Why this page is an outage, None for a page the shop served (4xx pages included:
+        a shopper meets those and goes on)."""
+        if self.net_error in UNREACHABLE_ERRORS:
+            return "unreachable"
+        if self.net_error is not None or self.url.startswith("chrome-error://"):
+            return "error_page"
+        if self.http_status is not None and self.http_status >= 500:
+            return "http_error"
+        return None
+
+    def fault_message(self, *, with_url: bool = True) -> str:
+        """One line for the user: what failed, and where (the asked-for URL, not the error page's)."""
+        at = f" at {self.failed_url or self.url}" if with_url else ""
+        fault = self.fault
+        if fault == "unreachable":
+            return f"the shop could not be reached{at} ({self.net_error})"
+        if fault == "error_page":
+            return f"the browser showed an error page{at} ({self.net_error or 'no answer'})"
+        if fault == "http_error":
+            return f"the shop answered HTTP {self.http_status}{at}"
+        return f"the page{at} loaded normally"
 
     @property
     def names(self) -> list[str]:
@@ -136,6 +181,7 @@ ErrorCode = Literal[
     "page_crashed",
     "blocked_origin",
     "purchase_blocked",
+    "page_unresponsive",
     "internal",
 ]
 

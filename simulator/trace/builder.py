@@ -24,7 +24,8 @@ NO_ACTION = ParseError(code="missing_action", message="the policy returned no ac
 
 #: Record fields that are identifiers or numbers we made, never page or model text.
 _NOT_SCRUBBED = frozenset({"kind", "schema_version", "run_id", "session_id", "step", "persona_id", "ts",
-                           "timings", "tokens", "done", "outcome", "blocked_requests"})
+                           "timings", "tokens", "done", "outcome", "blocked_requests",
+                           "http_status", "net_error", "scripts_stopped"})
 
 
 def redacted_action(action: Action, observation: Observation, redactor: Redactor | None = None) -> Action:
@@ -88,6 +89,8 @@ def step_record(
         run_id=run_id, session_id=session_id, step=step, persona_id=persona_id,
         url=observation.url, title=observation.title, simplified_html=observation.simplified_html,
         elements=trace_elements(observation.elements), blocked_requests=observation.blocked_requests,
+        blocked_urls=list(observation.blocked_urls), http_status=observation.http_status,
+        net_error=observation.net_error, scripts_stopped=observation.scripts_stopped,
         timings=merged, exec_error=result.error if result is not None else None,
         done=outcome is not None, outcome=outcome, end_reason=end_reason or None,
         **fields, **extra,

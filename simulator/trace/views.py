@@ -145,6 +145,12 @@ class TraceStep(_Record):
     tokens: Tokens = Field(default_factory=Tokens)
     elements: list[TraceElement] = Field(default_factory=list)
     blocked_requests: int = Field(default=0, ge=0)
+    # Optional since 2.x (older schema-2 lines read with the defaults): what the allow-list
+    # blocked, and how the page's main document arrived -- so an outage is never taken for a page.
+    blocked_urls: list[str] = Field(default_factory=list)
+    http_status: int | None = Field(default=None, ge=100, le=999)
+    net_error: str | None = None
+    scripts_stopped: bool = False
     ts: str = Field(default_factory=now_iso)
     done: bool = False
     outcome: Outcome | None = None
@@ -164,6 +170,13 @@ class TraceStep(_Record):
         if isinstance(v, dict) and isinstance(v.get("suggestions"), tuple):  # ActionError.to_json()
             return {**v, "suggestions": list(v["suggestions"])}
         return v
+
+    @property
+    def error_page(self) -> bool:
+        """The page was an outage (5xx, a network error, the browser's own error page), not a
+        page of the shop; also true of older traces that recorded ``chrome-error://`` pages."""
+        return (self.net_error is not None or self.url.startswith("chrome-error://")
+                or (self.http_status is not None and self.http_status >= 500))
 
     @property
     def target_name(self) -> str | None:

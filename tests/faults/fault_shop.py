@@ -43,6 +43,44 @@ def _page(title: str, body: str, head: str = "") -> web.Response:
         content_type="text/html")
 
 
+def add_hop_and_outage_routes(r: web.UrlDispatcher) -> None:
+    """Same-origin hops that must keep working, and links into the outages above."""
+
+    async def redirect_in(_: web.Request) -> web.Response:
+        raise web.HTTPFound("/product")
+
+    async def outages(_: web.Request) -> web.Response:
+        return _page("Outages", '<main><a href="/status/500">Sale</a> <a href="/drop">Clearance</a> '
+                                '<a href="/missing">Old deals</a> <a href="/redirect-in">Trail shoe</a></main>')
+
+    async def missing(_: web.Request) -> web.Response:
+        return web.Response(status=404, text="<title>Not found</title><h1>Not found</h1><a href='/'>Home</a>",
+                            content_type="text/html")
+
+    async def loop_forever(_: web.Request) -> web.Response:
+        return _page("Busy", "<h1>Busy</h1><script>setInterval(() => { while (true) {} }, 10);</script>")
+
+    async def ws_echo(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for msg in ws:
+            await ws.send_str(f"echo {msg.data}")
+        return ws
+
+    async def ws_page(_: web.Request) -> web.Response:
+        return _page("Socket", """<h1>Socket</h1><script>
+const ws = new WebSocket(location.origin.replace('http', 'ws') + '/ws-echo');
+ws.onopen = () => ws.send('hi'); ws.onmessage = (e) => { document.title = e.data; };
+</script>""")
+
+    r.add_get("/redirect-in", redirect_in)
+    r.add_get("/outages", outages)
+    r.add_get("/missing", missing)
+    r.add_get("/loop-forever", loop_forever)
+    r.add_get("/ws-echo", ws_echo)
+    r.add_get("/ws-page", ws_page)
+
+
 def shop_app(counts: Counts, trap: str) -> web.Application:
     async def count(request: web.Request, handler):  # noqa: ANN001 - aiohttp middleware
         counts.paths[request.path] += 1
@@ -50,6 +88,7 @@ def shop_app(counts: Counts, trap: str) -> web.Application:
 
     app = web.Application(middlewares=[web.middleware(count)])
     r = app.router
+    add_hop_and_outage_routes(r)
 
     async def home(_: web.Request) -> web.Response:
         if counts.status_500:
@@ -249,7 +288,7 @@ def serve_fault_shops(shop_host: str = "127.0.0.1", trap_host: str = "127.0.0.2"
         await trap_site.start()
         trap_port = trap_site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         trap = f"http://{trap_host}:{trap_port}"
-        shop_runner = web.AppRunner(shop_app(counts, trap))
+        shop_runner = web.AppRunner(shop_app(counts, trap), shutdown_timeout=1.0)  # /hang must not hold the stop
         await shop_runner.setup()
         shop_site = web.TCPSite(shop_runner, shop_host, 0)
         await shop_site.start()
