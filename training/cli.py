@@ -90,6 +90,10 @@ def build(traces: tuple[Path, ...], out_dir: Path, by: str, seed: int, val: floa
         skipped = ", ".join(f"{k} {v}" for k, v in m[kind]["skipped"].items()) or "-"
         table.add_row(kind, *(str(m["counts"][kind][s]) for s in ("train", "validation", "test")), skipped)
     console.print(table)
+    error_pages = m["rl"]["skipped"].get("error_page", 0)
+    if error_pages:
+        console.print(f"{error_pages} step(s) on error pages (HTTP 5xx, network errors, the browser's error page) "
+                      "left out of both datasets: an outage is not shopper behaviour.", markup=False)
     if m["problems"]:
         console.print(f"[yellow]{len(m['problems'])} bad trace row(s) skipped:[/yellow]")
         for p in m["problems"][:20]:
