@@ -24,6 +24,11 @@ Intents: with ``catalog_terms`` (the shop's category / brand / product words) in
 words with the catalogue are preferred, drawn with probability proportional to the number of
 shared words, without replacement; when none overlaps, any intent is used (and a warning says
 so). Intents are drawn from ``load_intents(intent_kind)``.
+
+Intents from outside: ``intent_source(persona, rng)`` replaces the library's pool (a shop's own
+catalogue, see ``shop_r1.simulator.shopmodel.intents``). It is called per persona, after the
+personas are drawn, because a fitting intent depends on who shops (a budget follows income);
+it gets the sampler's intent stream, so the same seed still gives the same intents.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import logging
 import math
 import random
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -276,7 +281,8 @@ def _mix_personas(library: PersonaLibrary, mix: DemographicMix, n: int, seed: in
 
 def sample(n: int, seed: int = 0, mix: DemographicMix | Mapping[str, Any] | str | Path | None = None,
            catalog_terms: Iterable[str] | None = None, *, library: PersonaLibrary | None = None,
-           intent_kind: IntentKind = "all") -> list[Persona]:
+           intent_kind: IntentKind = "all",
+           intent_source: Callable[[Persona, random.Random], str] | None = None) -> list[Persona]:
     """``n`` personas, each with ``intent`` set; the same arguments give the same personas.
 
     ``mix`` is a :class:`DemographicMix`, a decoded mix or a path to a JSON mix file.
@@ -295,6 +301,8 @@ def sample(n: int, seed: int = 0, mix: DemographicMix | Mapping[str, Any] | str 
         personas = _library_personas(library, n, persona_rng)
     else:
         personas = _mix_personas(library, mix, n, seed, persona_rng)
+    if intent_source is not None:
+        return [p.with_intent(intent_source(p, intent_rng)) for p in personas]
     terms = list(catalog_terms) if catalog_terms is not None else None
     draw = _intent_draw(library.intents_of(intent_kind), terms, intent_rng)
     return [p.with_intent(draw.next()) for p in personas]
