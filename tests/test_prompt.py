@@ -18,9 +18,7 @@ from shop_r1.simulator.prompt import (
     OMITTED_MARKER,
     PARSE_ERROR_CODES,
     SYSTEM_PROMPT,
-    SessionStep,
     approximate_tokens,
-    build_chat_session,
     build_messages,
     build_prompt,
     format_answer,
@@ -66,9 +64,12 @@ def test_system_prompt_states_the_task_and_exactly_three_actions():
                     '{"type": "terminate"}', "single JSON object", "nothing else", "`name` attributes"):
         assert snippet in SYSTEM_PROMPT
     assert len(re.findall(r'"type": "(\w+)"', SYSTEM_PROMPT.split("Example answer")[0])) == 3
-    example = SYSTEM_PROMPT.split("Example answer:\n", 1)[1]
+    example = SYSTEM_PROMPT.split("Example answer (replace each <...> by what it describes):\n", 1)[1]
     parsed = parse_output(example)
-    assert parsed.ok and parsed.strict and isinstance(parsed.action, TypeAndSubmit)
+    assert parsed.ok and parsed.strict and isinstance(parsed.action, Click)
+    # no value a small model could copy as it is: every free value is a <placeholder>
+    assert parsed.rationale.startswith("<") and parsed.action.name.startswith("<")
+    assert "headphones" not in SYSTEM_PROMPT and "search_input" not in SYSTEM_PROMPT
     assert system_prompt(None) == SYSTEM_PROMPT
 
 
@@ -189,73 +190,25 @@ def test_custom_token_counter_is_used():
     assert calls and prompt.report.history_full == 2
 
 
-# -- whole sessions ---------------------------------------------------------------------------
+# -- the one context format ------------------------------------------------------------------
 
-def _session() -> list[SessionStep]:
-    return [
-        SessionStep(url="http://127.0.0.1:8000/", simplified_html=_page("home"),
-                    action={"type": "type_and_submit", "name": "search_input", "text": "sony headphones"},
-                    rationale="I search for the headphones I want."),
-        SessionStep(url="http://127.0.0.1:8000/search", simplified_html=_page("results"),
-                    action={"type": "click", "name": "nope"}, rationale="I open a product.",
-                    result="unknown_name: no element named 'nope'"),
-        SessionStep(url="http://127.0.0.1:8000/search", simplified_html=_page("results"), action=None,
-                    rationale=""),
-        SessionStep(url="http://127.0.0.1:8000/search", simplified_html=_page("results"),
-                    action=Click(name="results_item_1.view_product"), rationale="This one looks right."),
-        SessionStep(url="http://127.0.0.1:8000/p/1", simplified_html=_page("product"),
-                    action={"type": "terminate"}, rationale="I have seen enough."),
-    ]
+def test_the_one_context_format_is_one_user_turn_with_the_session_inline():
+    """Issue 9 fix 5: SFT, RL, evaluation and the simulator all read build_messages; there is no
+    second (multi-turn) session format to drift from it."""
+    import shop_r1.simulator.prompt as P
 
-
-def test_chat_session_alternates_pages_and_canonical_answers():
-    persona = load_library().personas[3].with_intent("sony headphones")
-    steps = _session()
-    messages = build_chat_session(steps, persona)
-    assert messages[0] == {"role": "system", "content": system_prompt(persona)}
-    roles = [m["role"] for m in messages[1:]]
-    assert roles == ["user", "assistant"] * 4  # the step without an action is skipped
-    answers = [parse_output(m["content"]) for m in messages if m["role"] == "assistant"]
-    assert all(a.ok and a.strict for a in answers)
-    assert [a.action.type for a in answers] == ["type_and_submit", "click", "click", "terminate"]
-    users = [m["content"] for m in messages if m["role"] == "user"]
-    assert users[0].startswith("## Current page (step 1) -- URL: http://127.0.0.1:8000/\n")
-    assert users[2].startswith("Result of your previous action: unknown_name: no element named 'nope'\n")
-    assert "Result of your previous action" not in users[1] + users[3]
-    assert all(_page(t) in u for t, u in zip(("home", "results", "results", "product"), users))
-
-
-def test_sft_and_rl_show_the_current_page_identically():
-    steps = [s for s in _session() if s.action is not None and s.result is None]
-    history = [HistoryItem(url=s.url, simplified_html=s.simplified_html,
-                           action=s.action if isinstance(s.action, dict) else s.action.to_json(),
-                           rationale=s.rationale) for s in steps[:-1]]
-    rl_user = build_messages(steps[-1].simplified_html, history, token_budget=100_000, url=steps[-1].url)[1]["content"]
-    sft_last = build_chat_session(steps)[-2]["content"]
-    assert sft_last.startswith("## Current page (step 3)") and rl_user.endswith(sft_last)
-
-
-def test_chat_session_accepts_trace_steps_and_dicts():
-    from shop_r1.simulator.trace import TraceStep
-
-    trace_step = TraceStep(run_id="r", session_id="s", step=0, url="http://127.0.0.1/", simplified_html=_page("a"),
-                           action={"type": "click", "name": "a_item_0.view_product"}, rationale="I look.",
-                           exec_error={"code": "not_visible", "message": "it is hidden"})
-    as_dict = {"url": "http://127.0.0.1/b", "simplified_html": _page("b"), "action": {"type": "terminate"},
-               "rationale": "Done."}
-    messages = build_chat_session([trace_step, as_dict])
-    assert messages[3]["content"].startswith("Result of your previous action: not_visible: it is hidden")
-    assert parse_output(messages[4]["content"]).action == Terminate()
-
-
-def test_chat_session_page_cap_and_bad_steps():
-    long_page = SessionStep(url="u", simplified_html=_page("big", 400), action={"type": "terminate"}, rationale="Bye.")
-    messages = build_chat_session([long_page], max_page_tokens=500)
-    assert "tokens kept" in messages[1]["content"] and count_tokens(messages[1]["content"]) < 600
-    with pytest.raises(ValueError, match="session step 1: rationale must be a non-empty string"):
-        build_chat_session([long_page, SessionStep(url="u", simplified_html="x", action={"type": "terminate"})])
-    with pytest.raises(ValueError, match="session step 0: invalid click action"):
-        build_chat_session([SessionStep(url="u", simplified_html="x", action={"type": "click"}, rationale="r")])
+    assert not hasattr(P, "build_chat_session")
+    history = [HistoryItem(url="http://127.0.0.1:8000/", simplified_html=_page("home"),
+                           action={"type": "type_and_submit", "name": "search_input", "text": "sony headphones"},
+                           rationale="I search for the headphones I want."),
+               HistoryItem(url="http://127.0.0.1:8000/search", simplified_html=_page("results"),
+                           action={"type": "click", "name": "nope"}, rationale="I open a product.")]
+    messages = build_messages(_page("results"), history, token_budget=100_000, url="http://127.0.0.1:8000/search")
+    assert [m["role"] for m in messages] == ["system", "user"]
+    user = messages[1]["content"]
+    # the failed click stays in the history, in order, before the current page
+    assert user.index("### Step 1") < user.index("### Step 2") < user.index('"name": "nope"') \
+        < user.index("## Current page (step 3)")
 
 
 # -- answers ----------------------------------------------------------------------------------

@@ -57,7 +57,7 @@ def trace_dir(tmp_path_factory) -> Path:
 def sft_parquet(trace_dir: Path, tmp_path_factory) -> Path:
     from shop_r1.training.data import build_sft_dataset
 
-    ds = build_sft_dataset(trace_dir, max_tokens=1000, max_page_tokens=300, with_persona=False)
+    ds = build_sft_dataset(trace_dir, token_budget=400, with_persona=False)  # the RL rows' prompts + answers
     assert len(ds) >= 2
     path = tmp_path_factory.mktemp("sft-data") / "sft.parquet"
     ds.to_parquet(str(path))

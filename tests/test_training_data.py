@@ -88,31 +88,93 @@ def test_rl_rows_are_the_recorded_steps_with_their_context(run_dir):
         assert f"URL: {row['url']}" in row["prompt"][1]["content"]
 
 
-def test_sft_rows_are_whole_sessions_as_chats(run_dir):
-    rows = build_sft_dataset(run_dir, max_tokens=100_000).to_list()  # no budget cut: one row per session
+def test_sft_rows_are_the_rl_prompts_plus_the_answer(run_dir):
+    """Issue 9 fix 5: one row per target step, its context the RL row's, then the canonical answer."""
+    sft = build_sft_dataset(run_dir).to_list()
+    rl = {(r["session_id"], r["step"]): r for r in build_rl_dataset(run_dir).to_list()}
     targets = _targets(run_dir)
-    assert sorted(r["session_id"] for r in rows) == sorted({s.session_id for s in targets})
-    assert sum(r["n_steps"] for r in rows) == len(targets)
-    for row in rows:
-        roles = [m["role"] for m in row["messages"]]
-        assert roles[0] == "system" and roles[1:] == ["user", "assistant"] * row["n_steps"]
-        session = [s for s in targets if s.session_id == row["session_id"]]
-        answers = [parse_output(m["content"]) for m in row["messages"] if m["role"] == "assistant"]
-        assert all(a.strict for a in answers)
-        assert [a.action for a in answers] == [s.action for s in session]
-        assert [a.rationale for a in answers] == [s.rationale.strip() for s in session]
+    assert len(sft) == len(targets) == len(rl)
+    by_key = {(s.session_id, s.step): s for s in targets}
+    for row in sft:
+        key = (row["session_id"], row["step"])
+        assert [m["role"] for m in row["messages"]] == ["system", "user", "assistant"]
+        assert row["messages"][:-1] == rl[key]["prompt"]
+        answer = parse_output(row["messages"][-1]["content"])
+        assert answer.strict and answer.action == by_key[key].action
+        assert answer.rationale == by_key[key].rationale.strip()
 
 
-def test_sft_budget_cuts_long_sessions_into_windows(run_dir):
+def test_sft_row_cap_drops_and_counts(run_dir):
     from shop_r1.envs.tokens import count_tokens
+    from shop_r1.training.data import BuildStats, sft_rows
 
-    budget = 3500
-    rows = build_sft_dataset(run_dir, max_tokens=budget, max_page_tokens=1500).to_list()
-    targets = _targets(run_dir)
+    stats = BuildStats()
+    budget = 2500
+    rows = sft_rows(run_dir, max_tokens=budget, stats=stats)
     for row in rows:
         assert sum(count_tokens(m["content"]) + 8 for m in row["messages"]) <= budget
-    assert len(rows) > len({s.session_id for s in targets})  # some session was split
-    assert sum(r["n_steps"] for r in rows) == len(targets)  # and no step was lost
+    assert stats.skipped["sft_step_over_budget"] > 0
+    assert len(rows) + stats.skipped["sft_step_over_budget"] == len(_targets(run_dir))
+
+
+def _with_a_failed_step(run_dir: Path, out: Path) -> tuple[Path, tuple[str, int]]:
+    """The real trace, with the first step of a session of >= 3 steps turned into a failed action."""
+    trace = read_trace(run_dir)
+    sid = next(sid for sid, steps in trace.sessions.items() if len(steps) >= 3)
+    failed = trace.sessions[sid][0]
+    with TraceWriter(out, run_id=trace.run_ids[0]) as w:
+        for s in trace.steps:
+            data = s.to_json()
+            if (s.session_id, s.step) == (sid, failed.step):
+                data["exec_error"] = {"code": "not_visible", "message": "the element is hidden"}
+            w.write_step(data)
+    return out, (sid, failed.step)
+
+
+def test_sft_rl_eval_and_simulator_contexts_are_byte_identical(run_dir, tmp_path):
+    """Issue 9 fix 5: for the same step, SFT's, RL's, evaluation's and the live policy's context are the
+    same bytes -- and a failed action stays in everyone's history."""
+    import shutil
+
+    from shop_r1.simulator.prompt import build_messages
+    from shop_r1.simulator.trace import history_item, load_run_info, observation_from_step
+    from shop_r1.personas.model import Persona
+    from shop_r1.training.evaluate import request_for_row
+
+    out, (sid, failed_step) = _with_a_failed_step(run_dir, tmp_path / "failed")
+    shutil.copy(run_dir / "run.json", out / "run.json")
+    ds = build_dataset_dir([out], tmp_path / "ds", val=0.0, test=0.5, seed=0, token_budget=1500)
+    assert ds.manifest["rl"]["skipped"].get("exec_error", 0) >= 1
+    info = load_run_info(out)
+    trace = read_trace(out)
+    failed = next(s for s in trace.sessions[sid] if s.step == failed_step)
+    failed_json = json.dumps(failed.action.to_json(), ensure_ascii=False)
+    keys: set[tuple[str, int]] = set()
+    after_failure = 0
+    for split_name in ("train", "test"):
+        rl = {(r["session_id"], r["step"]): r for r in load_split(tmp_path / "ds", "rl", split_name).to_list()}
+        sft = {(r["session_id"], r["step"]): r for r in load_split(tmp_path / "ds", "sft", split_name).to_list()}
+        assert set(sft) == set(rl)
+        keys |= set(rl)
+        for key, row in rl.items():
+            sft_context = sft[key]["messages"][:-1]
+            eval_context = request_for_row(row).messages
+            # what a policy reads live: the simulator's history (every earlier step with an action)
+            steps = trace.sessions[key[0]]
+            step = next(s for s in steps if s.step == key[1])
+            history = [history_item(s) for s in steps if s.step < step.step and s.action is not None]
+            persona = Persona.model_validate(info.persona(step.persona_id))
+            live = build_messages(observation_from_step(step), history, persona, token_budget=1500)
+            assert len(sft_context) == len(row["prompt"]) == len(eval_context) == len(live) == 2
+            for i in range(2):
+                assert sft_context[i]["content"].encode() == row["prompt"][i]["content"].encode() \
+                    == eval_context[i]["content"].encode() == live[i]["content"].encode()
+            if key[0] == sid and key[1] > failed_step:
+                # the failed action stays in the history of both SFT and RL
+                assert failed_json in row["prompt"][1]["content"] and failed_json in sft_context[1]["content"]
+                after_failure += 1
+    assert (sid, failed_step) not in keys  # the failed action itself is no target
+    assert after_failure >= 1
 
 
 def test_missing_rationales_are_named_or_skipped(run_dir, tmp_path):

@@ -52,7 +52,9 @@ def data() -> None:
 @click.option("--val", type=float, default=0.1, show_default=True, help="Fraction of groups for validation.")
 @click.option("--test", type=float, default=0.2, show_default=True, help="Fraction of groups for test.")
 @click.option("--token-budget", type=int, default=None, help="RL prompt budget in tokens [default: 6000].")
-@click.option("--sft-max-tokens", type=int, default=None, help="SFT row budget in tokens [default: 4096].")
+@click.option("--sft-max-tokens", type=int, default=None,
+              help="Cap on one SFT row, prompt + answer, in tokens (longer rows are dropped and counted). SFT "
+                   "prompts are the RL prompts, built under --token-budget. [default: no cap]")
 @click.option("--missing-rationale", type=click.Choice(["error", "skip"]), default="error", show_default=True,
               help="Steps with an action but no rationale: stop with a list (error) or leave them out of SFT.")
 @click.option("--no-persona", is_flag=True, help="Leave personas out of the prompts (the paper's plain setting).")
@@ -193,6 +195,9 @@ def _load_rows(data_path: Path, split: str):
 @click.option("--constrained", is_flag=True,
               help="Schema-constrained decoding. Off by default: the paper scores free generation, and "
                    "constraining names to the page would hide format and name errors the metrics measure.")
+@click.option("--lenient", is_flag=True,
+              help="Count fenced or embedded JSON answers as predictions (strict by default: exactly one JSON "
+                   "object). The rewards' format rule: the same switch as `train grpo --lenient` and `reward --lenient`.")
 @click.option("--temperature", type=float, default=0.0, show_default=True, help="0 = greedy (reproducible).")
 @click.option("--max-new-tokens", type=int, default=256, show_default=True, help="Answer length cap (transformers).")
 @click.option("--batch-size", type=int, default=8, show_default=True, help="Rows sent to the policy at once.")
@@ -202,10 +207,11 @@ def _load_rows(data_path: Path, split: str):
 @click.option("--predictions", "predictions_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write every row's label, prediction and raw output as JSONL.")
 def evaluate(model: str | None, data_path: Path, split: str, policy: str | None, base_url: str | None,
-             constrained: bool, temperature: float, max_new_tokens: int, batch_size: int, limit: int | None, seed: int,
+             constrained: bool, lenient: bool, temperature: float, max_new_tokens: int, batch_size: int, limit: int | None, seed: int,
              as_json: bool, predictions_path: Path | None) -> None:
     """Score a policy on recorded steps: exact / type accuracy, type macro-F1, per type (Tables 2, 3)."""
     from shop_r1.simulator.policies.factory import PolicyConfigError, PolicySpec, open_policy
+    from shop_r1.simulator.scoring import RewardConfig
     from shop_r1.training.evaluate import EvaluationDataError, aevaluate
 
     if policy is None:
@@ -226,7 +232,8 @@ def evaluate(model: str | None, data_path: Path, split: str, policy: str | None,
 
     async def run():
         async with open_policy(spec) as p:
-            return await aevaluate(p, rows, batch_size=batch_size, limit=limit)
+            return await aevaluate(p, rows, batch_size=batch_size, limit=limit,
+                                   config=RewardConfig(strict_format=not lenient))
 
     try:
         result = asyncio.run(run())
@@ -238,7 +245,7 @@ def evaluate(model: str | None, data_path: Path, split: str, policy: str | None,
             for p in result.predictions:
                 fh.write(json.dumps(p, ensure_ascii=False) + "\n")
     meta = {"policy": policy, "model": model, "data": str(data_path), "split": split, "limit": limit,
-            "constrained": constrained, "temperature": temperature}
+            "constrained": constrained, "lenient": lenient, "temperature": temperature}
     if as_json:
         click.echo(json.dumps({**result.to_json(), **meta}, indent=2))
         return

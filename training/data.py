@@ -1,11 +1,16 @@
 """From traces to training and evaluation datasets (HF ``datasets``, saved as Parquet).
 
-Two views of the same recorded sessions, both rendered by :mod:`shop_r1.simulator.prompt` (the one owner
-of the prompt format), so a model is trained on exactly the text it reads when it shops:
+Two views of the same recorded sessions in ONE context format, the one the simulator's policies
+read live: :func:`shop_r1.simulator.prompt.build_messages` -- the system prompt, then one user turn
+with every earlier page, rationale and action inline before the current page (the paper's RL
+example). SFT rows, RL rows, evaluation and the simulator therefore show a step's context byte
+for byte the same (``tests/test_training_data.py`` checks it); an SFT model is not trained on
+multi-turn chats it never reads when it shops.
 
-* **SFT** (:func:`build_sft_dataset`): one row per session, a multi-turn chat -- system, then
-  per step a user turn (the page) and an assistant turn (``format_answer(rationale, action)``).
-  Columns: ``messages``, ``session_id``, ``persona_id``, ``n_steps``.
+* **SFT** (:func:`build_sft_dataset`): one row per target step -- that step's RL prompt, then the
+  assistant turn ``format_answer(rationale, action)``. "SFT trains on whole sessions" (the paper):
+  every target step of a session is a row, each with the session so far as its context.
+  Columns: ``messages``, ``session_id``, ``persona_id``, ``step``.
 * **RL / evaluation** (:func:`build_rl_dataset`): one row per step with an executable recorded
   action: ``prompt`` (``build_messages``: system + one user turn holding every previous page and
   action before the current page, the paper's setting), ``label`` (the action's JSON),
@@ -16,12 +21,17 @@ of the prompt format), so a model is trained on exactly the text it reads when i
   observation rather than the prompt, like the scripted shopper -- the same page the recording
   saw.
 
-Which steps become examples (the same rule for both views):
+Which steps become examples (the same rule for both views, one loop: :func:`step_contexts`):
 
+* a step whose page was an outage (the shop answered 5xx, a network error, the browser's own
+  ``chrome-error://`` page; :attr:`TraceStep.error_page`): never a target and not in the history --
+  what a shopper did there says nothing about shoppers. Counted as ``skipped["error_page"]``, and
+  the CLI says how many;
 * no action (the policy's answer could not be parsed): never a target, and not in the history
   either (the simulator did not add it to the history it showed the policy);
 * an action the browser could not execute (``exec_error``): not a target -- a model should not
-  learn actions that fail -- but it stays in the RL history, because the shopper did take it;
+  learn actions that fail -- but it stays in the history of later steps (SFT and RL alike),
+  because the shopper did take it;
 * an action whose element is not on the recorded page (when the page lists its elements): not a
   target (an unusable label), kept in the history.
 
@@ -29,14 +39,11 @@ Personas: when the trace's ``run.json`` lists the session's persona, prompts inc
 block and goal), as the simulator's policies saw it. ``with_persona=False`` leaves it out (the
 paper's plain Shop-R1 setting).
 
-SFT token budget: a session whose chat exceeds ``max_tokens`` (counted with the project's one
-tokenizer, :func:`shop_r1.envs.tokens.count_tokens`, plus :data:`TEMPLATE_OVERHEAD` tokens per message
-for the chat template) is cut into consecutive windows of whole steps, each a row of its own with
-the system prompt and the same ``session_id`` (splits group by session, so windows never leak).
-Cutting into windows rather than keeping only the beginning keeps the late steps -- checkout,
-``terminate`` -- in the data; a long session would otherwise never teach the model to stop.
-Each page is first cut to ``max_page_tokens`` like the prompt budget cuts a current page. A single
-step that alone exceeds the budget is dropped and counted (``skipped["sft_step_over_budget"]``).
+Token budgets: every prompt, SFT's and RL's, is built under the same ``token_budget`` (history
+collapsed or dropped oldest first, the page cut last; see ``build_prompt``). An SFT row may also
+be capped as a whole (``max_tokens``: prompt + answer, counted with the project's one tokenizer,
+:func:`shop_r1.envs.tokens.count_tokens`, plus :data:`TEMPLATE_OVERHEAD` tokens per message); a row
+over it is dropped and counted (``skipped["sft_step_over_budget"]``). None (default): no cap.
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ import json
 import logging
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -57,7 +64,7 @@ from pydantic import ValidationError
 from shop_r1.envs.tokens import count_tokens as default_count
 from shop_r1.personas.model import Persona
 from shop_r1.simulator.policies.base import HistoryItem
-from shop_r1.simulator.prompt import build_chat_session, build_messages
+from shop_r1.simulator.prompt import build_messages, format_answer
 from shop_r1.simulator.trace import (
     RunInfo,
     TraceFormatError,
@@ -83,14 +90,16 @@ DatasetKind = Literal["sft", "rl"]
 
 #: Default context budget of one RL prompt (tokens), the simulator's own default.
 RL_TOKEN_BUDGET = 6000
-#: Default budget of one SFT row (tokens, whole chat).
-SFT_MAX_TOKENS = 4096
-#: Default cap on one page inside an SFT chat (tokens).
-SFT_MAX_PAGE_TOKENS = 3000
+#: Default cap on one SFT row (prompt + answer, tokens); None: the prompt budget alone decides.
+SFT_MAX_TOKENS: int | None = None
 #: Tokens a chat template adds per message (role markers, separators); ChatML adds ~5.
 TEMPLATE_OVERHEAD = 8
 
 MissingRationale = Literal["error", "skip"]
+
+#: Skip reasons of steps that stay out of the RL history too (the shopper never saw that page,
+#: or the policy's answer never became an action).
+NOT_IN_HISTORY: frozenset[str] = frozenset({"no_action", "error_page"})
 
 TokenCounter = Callable[[str], int]
 
@@ -191,6 +200,8 @@ def load_traces(traces: TraceInput | Iterable[TraceInput]) -> list[LoadedTrace]:
 
 def target_skip_reason(step: TraceStep) -> str | None:
     """Why a step is not a training target (None: it is one). See the module doc."""
+    if step.error_page:
+        return "error_page"
     if step.action is None:
         return "no_action"
     if step.exec_error is not None:
@@ -218,7 +229,7 @@ def sft_features():
     s = Value("string")
     return Features({
         "messages": List({"role": s, "content": Value("large_string")}),
-        "session_id": s, "persona_id": s, "n_steps": Value("int64"),
+        "session_id": s, "persona_id": s, "step": Value("int64"),
     })
 
 
@@ -276,6 +287,44 @@ def _persona_for(trace: LoadedTrace, steps: Sequence[TraceStep], with_persona: b
     return trace.personas.get(steps[0].persona_id)
 
 
+@dataclass(frozen=True)
+class StepContext:
+    """One recorded step with the context a policy reads before it: the one place SFT and RL rows
+    get their history, so both keep exactly the steps the simulator kept (failed actions too)."""
+
+    trace: LoadedTrace
+    session_id: str
+    persona: Persona | None
+    step: TraceStep
+    skip_reason: str | None
+    history: tuple[HistoryItem, ...]
+
+
+def step_contexts(loaded: Sequence[LoadedTrace], *, with_persona: bool, stats: BuildStats) -> Iterator[StepContext]:
+    """Every step of every session with its history and why it is not a target (None: it is).
+
+    A step whose reason is in :data:`NOT_IN_HISTORY` never enters the history; every other
+    step does after it has been yielded (module doc).
+    """
+    for trace, sid, steps in _sessions(list(loaded)):
+        stats.sessions += 1
+        persona = _persona_for(trace, steps, with_persona)
+        history: list[HistoryItem] = []
+        for step in steps:
+            stats.steps += 1
+            reason = target_skip_reason(step)
+            yield StepContext(trace, sid, persona, step, reason, tuple(history))
+            if reason not in NOT_IN_HISTORY:
+                history.append(history_item(step))
+
+
+def step_prompt(ctx: StepContext, *, token_budget: int, count_tokens: TokenCounter | None) -> list[dict[str, str]]:
+    """The one context format: :func:`shop_r1.simulator.prompt.build_messages` (system + one user
+    turn, earlier pages and actions inline), as the simulator's policies read it live."""
+    return build_messages(observation_from_step(ctx.step), ctx.history, ctx.persona, token_budget=token_budget,
+                          count_tokens=count_tokens)
+
+
 def rl_rows(
     traces: TraceInput | Iterable[TraceInput],
     *,
@@ -287,40 +336,27 @@ def rl_rows(
     """RL rows as plain dicts (see :func:`build_rl_dataset`)."""
     stats = stats if stats is not None else BuildStats()
     rows: list[dict[str, Any]] = []
-    for trace, sid, steps in _sessions(load_traces(traces)):
-        stats.sessions += 1
-        persona = _persona_for(trace, steps, with_persona)
-        persona_text = _persona_json(persona)
-        history: list[HistoryItem] = []
-        for step in steps:
-            stats.steps += 1
-            reason = target_skip_reason(step)
-            if reason == "no_action":
-                stats.skipped[reason] += 1
-                continue
-            if reason is not None:
-                stats.skipped[reason] += 1
-                history.append(history_item(step))
-                continue
-            assert step.action is not None
-            obs = observation_from_step(step)
-            prompt = build_messages(obs, history, persona, token_budget=token_budget, count_tokens=count_tokens)
-            rows.append({
-                "prompt": prompt,
-                "label": json.dumps(step.action.to_json(), ensure_ascii=False, sort_keys=True),
-                "label_type": step.action.type,
-                "rationale": step.rationale,
-                "names": [e.name for e in step.elements],
-                "session_id": sid,
-                "persona_id": step.persona_id,
-                "step": step.step,
-                "url": step.url,
-                "title": step.title,
-                "simplified_html": step.simplified_html,
-                "elements": [e.model_dump(mode="json") for e in step.elements],
-                "persona": persona_text,
-            })
-            history.append(history_item(step))
+    for ctx in step_contexts(load_traces(traces), with_persona=with_persona, stats=stats):
+        if ctx.skip_reason is not None:
+            stats.skipped[ctx.skip_reason] += 1
+            continue
+        step = ctx.step
+        assert step.action is not None
+        rows.append({
+            "prompt": step_prompt(ctx, token_budget=token_budget, count_tokens=count_tokens),
+            "label": json.dumps(step.action.to_json(), ensure_ascii=False, sort_keys=True),
+            "label_type": step.action.type,
+            "rationale": step.rationale,
+            "names": [e.name for e in step.elements],
+            "session_id": ctx.session_id,
+            "persona_id": step.persona_id,
+            "step": step.step,
+            "url": step.url,
+            "title": step.title,
+            "simplified_html": step.simplified_html,
+            "elements": [e.model_dump(mode="json") for e in step.elements],
+            "persona": _persona_json(ctx.persona),
+        })
     stats.rows = len(rows)
     return rows
 
@@ -332,59 +368,51 @@ def _chat_tokens(messages: Sequence[Mapping[str, str]], count: TokenCounter) -> 
 def sft_rows(
     traces: TraceInput | Iterable[TraceInput],
     *,
-    max_tokens: int = SFT_MAX_TOKENS,
-    max_page_tokens: int = SFT_MAX_PAGE_TOKENS,
+    token_budget: int = RL_TOKEN_BUDGET,
+    max_tokens: int | None = SFT_MAX_TOKENS,
+    max_page_tokens: int | None = None,
     with_persona: bool = True,
     missing_rationale: MissingRationale = "error",
     count_tokens: TokenCounter | None = None,
     stats: BuildStats | None = None,
 ) -> list[dict[str, Any]]:
-    """SFT rows as plain dicts (see :func:`build_sft_dataset`)."""
+    """SFT rows as plain dicts (see :func:`build_sft_dataset`).
+
+    ``token_budget`` is the prompt budget (give the RL rows' so both read the same context);
+    ``max_tokens`` caps a whole row, prompt and answer (None: no cap). ``max_page_tokens`` is no
+    longer used -- pages are cut by the prompt budget, as for RL and live -- and is accepted only
+    so that older callers keep working.
+    """
     if missing_rationale not in ("error", "skip"):
         raise ValueError(f"missing_rationale must be 'error' or 'skip', got {missing_rationale!r}")
-    if count_tokens is None:
-        count_tokens = default_count
+    if max_page_tokens is not None:
+        log.info("sft_rows: max_page_tokens=%d is ignored; SFT prompts are cut by token_budget=%d like RL prompts",
+                 max_page_tokens, token_budget)
+    count = count_tokens or default_count
     stats = stats if stats is not None else BuildStats()
     rows: list[dict[str, Any]] = []
     lacking: list[str] = []
-    for trace, sid, steps in _sessions(load_traces(traces)):
-        stats.sessions += 1
-        persona = _persona_for(trace, steps, with_persona)
-        targets: list[TraceStep] = []
-        for step in steps:
-            stats.steps += 1
-            reason = target_skip_reason(step)
-            if reason is None and not step.rationale.strip():
-                reason = "no_rationale"
-                if missing_rationale == "error":
-                    lacking.append(f"{trace.result.path}: session {sid} step {step.step}")
-            if reason is not None:
-                stats.skipped[reason] += 1
-                continue
-            targets.append(step)
-        if lacking and missing_rationale == "error":
+    for ctx in step_contexts(load_traces(traces), with_persona=with_persona, stats=stats):
+        step, reason = ctx.step, ctx.skip_reason
+        if reason is None and not step.rationale.strip():
+            reason = "no_rationale"
+            if missing_rationale == "error":
+                lacking.append(f"{ctx.trace.result.path}: session {ctx.session_id} step {step.step}")
+        if reason is not None:
+            stats.skipped[reason] += 1
             continue
-
-        def chat(window: Sequence[TraceStep]) -> list[dict[str, str]]:
-            return build_chat_session(window, persona, max_page_tokens=max_page_tokens, count_tokens=count_tokens)
-
-        window: list[TraceStep] = []
-        for step in targets:
-            candidate = window + [step]
-            if _chat_tokens(chat(candidate), count_tokens) <= max_tokens:
-                window = candidate
-                continue
-            if window:
-                rows.append(_sft_row(chat(window), sid, window))
-            if _chat_tokens(chat([step]), count_tokens) <= max_tokens:
-                window = [step]
-            else:
-                stats.skipped["sft_step_over_budget"] += 1
-                log.warning("%s: session %s step %d alone exceeds the SFT budget of %d tokens; dropped",
-                            trace.result.path, sid, step.step, max_tokens)
-                window = []
-        if window:
-            rows.append(_sft_row(chat(window), sid, window))
+        if lacking:
+            continue  # the build fails below; no need to render the rest
+        assert step.action is not None
+        messages = step_prompt(ctx, token_budget=token_budget, count_tokens=count_tokens)
+        messages.append({"role": "assistant", "content": format_answer(step.rationale, step.action)})
+        if max_tokens is not None and _chat_tokens(messages, count) > max_tokens:
+            stats.skipped["sft_step_over_budget"] += 1
+            log.warning("%s: session %s step %d: prompt + answer exceed the SFT row budget of %d tokens; dropped",
+                        ctx.trace.result.path, ctx.session_id, step.step, max_tokens)
+            continue
+        rows.append({"messages": messages, "session_id": ctx.session_id, "persona_id": step.persona_id,
+                     "step": step.step})
     if lacking:
         shown = "\n  ".join(lacking[:10])
         more = f"\n  ... and {len(lacking) - 10} more" if len(lacking) > 10 else ""
@@ -397,17 +425,13 @@ def sft_rows(
     return rows
 
 
-def _sft_row(messages: list[dict[str, str]], sid: str, window: Sequence[TraceStep]) -> dict[str, Any]:
-    return {"messages": messages, "session_id": sid, "persona_id": window[0].persona_id, "n_steps": len(window)}
-
-
 def build_rl_dataset(traces: TraceInput | Iterable[TraceInput], **kwargs: Any) -> datasets.Dataset:
     """One row per step with an executable recorded action (module doc); kwargs: :func:`rl_rows`."""
     return _to_dataset(rl_rows(traces, **kwargs), rl_features())
 
 
 def build_sft_dataset(traces: TraceInput | Iterable[TraceInput], **kwargs: Any) -> datasets.Dataset:
-    """One row per session (or per window of a long session) as a chat; kwargs: :func:`sft_rows`."""
+    """One row per target step: its RL prompt plus the answer as the assistant turn; kwargs: :func:`sft_rows`."""
     return _to_dataset(sft_rows(traces, **kwargs), sft_features())
 
 
@@ -444,8 +468,8 @@ def build_dataset_dir(
     val: float = 0.1,
     test: float = 0.2,
     token_budget: int = RL_TOKEN_BUDGET,
-    sft_max_tokens: int = SFT_MAX_TOKENS,
-    sft_max_page_tokens: int = SFT_MAX_PAGE_TOKENS,
+    sft_max_tokens: int | None = SFT_MAX_TOKENS,
+    sft_max_page_tokens: int | None = None,
     with_persona: bool = True,
     missing_rationale: MissingRationale = "error",
     count_tokens: TokenCounter | None = None,
@@ -461,7 +485,7 @@ def build_dataset_dir(
     rl_stats, sft_stats = BuildStats(), BuildStats()
     rl = rl_rows(loaded, token_budget=token_budget, with_persona=with_persona, count_tokens=count_tokens,
                  stats=rl_stats)
-    sft = sft_rows(loaded, max_tokens=sft_max_tokens, max_page_tokens=sft_max_page_tokens,
+    sft = sft_rows(loaded, token_budget=token_budget, max_tokens=sft_max_tokens, max_page_tokens=sft_max_page_tokens,
                    with_persona=with_persona, missing_rationale=missing_rationale, count_tokens=count_tokens,
                    stats=sft_stats)
     if not rl and not sft:
@@ -546,8 +570,8 @@ def load_manifest(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
 __all__ = [
     "BuildResult", "BuildStats", "DATASET_SCHEMA", "DatasetBuildError", "LoadedTrace", "MANIFEST_FILE",
-    "RL_TOKEN_BUDGET", "SFT_MAX_PAGE_TOKENS", "SFT_MAX_TOKENS", "TEMPLATE_OVERHEAD", "build_dataset_dir",
+    "RL_TOKEN_BUDGET", "SFT_MAX_TOKENS", "StepContext", "TEMPLATE_OVERHEAD", "build_dataset_dir",
     "build_rl_dataset", "build_sft_dataset", "load_manifest", "load_split", "load_trace", "read_parquet",
     "load_traces", "rl_features", "rl_rows", "sft_features", "sft_rows",
-    "target_skip_reason",
+    "step_contexts", "step_prompt", "target_skip_reason",
 ]
