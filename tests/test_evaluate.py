@@ -136,3 +136,57 @@ def test_cli_json_for_scripted_and_tiny_model(dataset):
     assert missing.exit_code != 0 and "--model" in missing.output
     nosplit = CliRunner().invoke(main, ["evaluate", "--policy", "scripted", "--data", str(dataset / "sft")])
     assert nosplit.exit_code != 0 and "no rl/test split" in nosplit.output
+
+
+_TERMINATE = '{"rationale": "I stop.", "action": {"type": "terminate"}}'
+#: Ways a model writes (or fails to write) the answer: strict JSON, fenced, embedded in prose,
+#: extra keys, a trailing comma, two objects, truncated, not JSON.
+ANSWER_VARIANTS = [
+    _TERMINATE,
+    "\n  " + _TERMINATE + "\n",
+    "```json\n" + _TERMINATE + "\n```",
+    "Here is my answer: " + _TERMINATE,
+    _TERMINATE + " I hope that helps.",
+    '{"rationale": "I stop.", "action": {"type": "terminate"}, "confidence": 0.9}',
+    '{"rationale": "I stop.", "action": {"type": "terminate"},}',
+    _TERMINATE + "\n" + _TERMINATE,
+    '{"rationale": "I stop.", "action": {"type": "termin',
+    '{"rationale": "", "action": {"type": "terminate"}}',
+    "terminate",
+]
+
+
+@pytest.mark.parametrize("lenient", [False, True])
+async def test_reward_and_evaluation_accept_the_same_answers(dataset, lenient):
+    from shop_r1.simulator.scoring import RewardConfig, action_reward, binary_reward
+
+    rows = load_split(dataset, "rl", "test")
+    config = RewardConfig(strict_format=not lenient)
+    accepted = 0
+    for text in ANSWER_VARIANTS:
+        report = (await aevaluate(_Echo(text), rows, config=config)).report
+        for row in rows:
+            rewarded = action_reward(text, row["label"], config).format > 0
+            # the evaluation counts the answer as a prediction exactly when the reward pays its format
+            assert (report.n_unparsed == 0) is rewarded, (lenient, text)
+            assert (report.n_unparsed == report.n_steps) is (not rewarded), (lenient, text)
+            # and its exact verdict is the binary reward's
+            assert binary_reward(text, row["label"], config) == float(rewarded and row["label_type"] == "terminate")
+        assert report.exact_correct == (report.row("terminate").support if report.n_unparsed == 0 else 0)
+        accepted += report.n_unparsed == 0
+    # strict takes the two whitespace-padded objects; lenient also the fenced, embedded (before or after
+    # prose), extra-key, repaired and first-of-two ones; neither takes truncated, blank-rationale or bare text
+    assert accepted == (8 if lenient else 2)
+
+
+def test_cli_lenient_switch(dataset):
+    from shop_r1.simulator.cli import main
+
+    fenced = dataset / "fenced.txt"
+    fenced.write_text("```json\n" + _TERMINATE + "\n```")
+    strict = CliRunner().invoke(main, ["reward", "--prediction", f"@{fenced}", "--label", '{"type": "terminate"}',
+                                       "--json"])
+    lenient = CliRunner().invoke(main, ["reward", "--prediction", f"@{fenced}", "--label", '{"type": "terminate"}',
+                                        "--json", "--lenient"])
+    assert json.loads(strict.stdout)["total"] == 0.0 and json.loads(lenient.stdout)["exact"] is True
+    assert "--lenient" in CliRunner().invoke(main, ["evaluate", "--help"]).output

@@ -252,7 +252,7 @@ def warm_policy(trace_dir: Path, tmp_path_factory) -> Path:
     from shop_r1.training.sft import train_sft
 
     base = tmp_path_factory.mktemp("warm")
-    build_sft_dataset(trace_dir, max_tokens=1000, max_page_tokens=300, with_persona=False).to_parquet(
+    build_sft_dataset(trace_dir, token_budget=400, with_persona=False).to_parquet(
         str(base / "sft.parquet"))
     result = train_sft(SFTSettings(model="tiny", data=str(base / "sft.parquet"), out=str(base / "sft"), max_steps=40,
                                    lr=3e-3, device="cpu", logging_steps=10))
@@ -282,6 +282,15 @@ def test_grpo_moves_the_weights_at_the_papers_lr(warm_policy: Path, rl_parquet: 
     # (bench/bf16_masters.py)
     assert change["frac_changed"] > 0.5, change
     assert change["max_abs"] < 1e-5  # ... and by about the learning rate, not more
+    # Issue 9 fix 4: each term's share of the group advantage, per step and summed over the run
+    names = record["reward_functions"]
+    assert set(record["advantage_share"]) == set(names) == set(record["advantage_abs_sum"])
+    assert record["self_certainty"]["form"] == "kl"
+    for h in steps:
+        logged = [h[f"advantage_share/{n}"] for n in names]
+        assert all(0.0 <= v <= 1.0 for v in logged)
+        assert sum(logged) == pytest.approx(1.0 if h["frac_reward_zero_std"] < 1 else 0.0, abs=1e-6)
+    assert sum(record["advantage_share"].values()) == pytest.approx(1.0)
 
 
 def test_grpo_binary_one_step(rl_parquet: Path, tmp_path: Path):
@@ -306,3 +315,70 @@ def test_accelerate_configs_parse(name: str):
     path = Path(__file__).resolve().parents[1] / "training" / "configs" / "accelerate" / f"{name}.yaml"
     cfg = load_config_from_file(str(path))
     assert cfg.num_processes >= 1 and cfg.mixed_precision == "bf16"
+
+
+# ------------------------------------------------------------------ self-certainty forms and advantage shares
+
+
+def test_literal_self_certainty_vanishes_and_kl_does_not():
+    """Issue 9 fix 4: Eq. 3 as printed is KL / |V|: <= 1.1e-6 after alpha at |V| = 49,152."""
+    import torch
+
+    from shop_r1.simulator.scoring import PAPER_ALPHA, self_certainty
+
+    vocab = 49_152
+    torch.manual_seed(0)
+    logits = torch.randn(2, 6, vocab) * 4.0  # a confident-ish model
+    logits[1, :, 3] = 60.0  # one-hot: the largest value any form can take
+    mask = torch.ones(2, 6, dtype=torch.bool)
+    kl = self_certainty(logits, mask, form="kl")
+    literal = self_certainty(logits, mask, form="literal")
+    assert torch.allclose(literal * vocab, kl, rtol=1e-5)
+    assert float(kl[1]) == pytest.approx(math.log(vocab), rel=1e-4)  # 10.8 nats
+    assert 1.0 < float(kl[0]) < float(kl[1])
+    assert PAPER_ALPHA * float(literal.max()) <= 1.1e-6
+    # next to an action reward of ~1000, float32 cannot even represent the literal term
+    assert torch.tensor(1001.0) + PAPER_ALPHA * literal.max() == torch.tensor(1001.0)
+    assert torch.tensor(1001.0) + PAPER_ALPHA * kl.max() > torch.tensor(1001.0)
+    with pytest.raises(ValueError, match="self-certainty form"):
+        self_certainty(logits, mask, form="nats")
+
+
+def test_advantage_shares_are_the_exact_decomposition():
+    import torch
+
+    from shop_r1.training.advantage_share import STD_EPS, advantage_contributions, shares
+
+    # two groups of 4; columns: value (weight 1), self-certainty (weight alpha)
+    table = torch.tensor([[1000.0, 3.0], [0.0, 2.0], [0.0, 5.0], [1000.0, 4.0],   # actions differ
+                          [0.8, 3.0], [0.8, 1.0], [0.8, 6.0], [0.8, 2.0]])        # actions tie
+    weights = [1.0, 0.005]
+    contrib = advantage_contributions(table, weights, 4)
+    # the per-term contributions add up to TRL's advantage, |.| summed
+    r = (table.double() * torch.tensor(weights, dtype=torch.float64)).sum(-1).view(2, 4)
+    adv = (r - r.mean(1, keepdim=True)) / (r.std(1, keepdim=True) + STD_EPS)
+    per_term = (table.double().view(2, 4, 2) - table.double().view(2, 4, 2).mean(1, keepdim=True)) \
+        * torch.tensor(weights, dtype=torch.float64) / (r.std(1, keepdim=True).unsqueeze(-1) + STD_EPS)
+    assert torch.allclose(per_term.sum(-1), adv)
+    assert contrib.tolist() == pytest.approx(per_term.abs().sum(dim=(0, 1)).tolist())
+    share = shares(contrib)
+    assert sum(share) == pytest.approx(1.0)
+    # in the tied group self-certainty alone decides the advantage: that group's |A| is all its own
+    tied = advantage_contributions(table[4:], weights, 4)
+    assert shares(tied) == pytest.approx([0.0, 1.0])
+    # the literal form (KL / |V|) has no share when action rewards differ
+    literal = table.clone()
+    literal[:, 1] /= 49_152
+    assert shares(advantage_contributions(literal[:4], weights, 4))[1] < 1e-7
+    assert shares([0.0, 0.0]) == [0.0, 0.0]
+    with pytest.raises(ValueError, match="groups of 3"):
+        advantage_contributions(table, weights, 3)
+
+
+def test_grpo_settings_carry_the_form_and_the_format_rule():
+    from shop_r1.training.config import GRPOSettings
+
+    s = GRPOSettings(data="d", out="o")
+    assert s.self_certainty == "kl" and s.lenient_format is False and s.reward_config().strict_format is True
+    lenient = GRPOSettings(data="d", out="o", lenient_format=True, self_certainty="literal")
+    assert lenient.reward_config().strict_format is False

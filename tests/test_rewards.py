@@ -271,10 +271,10 @@ def test_self_certainty_uniform_is_zero_and_peaked_is_max() -> None:
 
     vocab = 50
     mask = torch.ones(2, 3, dtype=torch.bool)
-    assert torch.allclose(R.self_certainty(torch.zeros(2, 3, vocab), mask), torch.zeros(2), atol=1e-7)
+    assert torch.allclose(R.self_certainty(torch.zeros(2, 3, vocab), mask, form="literal"), torch.zeros(2), atol=1e-7)
     peaked = torch.full((2, 3, vocab), -30.0)
     peaked[..., 7] = 30.0
-    s = R.self_certainty(peaked, mask)
+    s = R.self_certainty(peaked, mask, form="literal")
     assert torch.allclose(s, torch.full((2,), math.log(vocab) / vocab), atol=1e-6)
     assert (s > 0.07).all()
 
@@ -286,10 +286,10 @@ def test_self_certainty_matches_hand_computation_and_mask() -> None:
     logits = torch.tensor([[0.0, math.log(3.0)], [0.0, 0.0], [0.0, 40.0]])
     mask = torch.tensor([True, True, False])
     by_hand = ((0.25 * math.log(0.25 * 2) + 0.75 * math.log(0.75 * 2)) + 0.0) / (2 * 2)
-    s = R.self_certainty(logits, mask)
+    s = R.self_certainty(logits, mask, form="literal")
     assert s.shape == ()
     assert s.item() == pytest.approx(by_hand, rel=1e-6)
-    with_action = R.self_certainty(logits, torch.tensor([True, True, True]))
+    with_action = R.self_certainty(logits, torch.tensor([True, True, True]), form="literal")
     assert with_action.item() > s.item()  # the peaked action token would inflate it
 
 
@@ -306,7 +306,7 @@ def test_self_certainty_edges() -> None:
         R.self_certainty(torch.zeros(2, 4, 8), torch.ones(2, 5))
     ninf = torch.tensor([[0.0, 0.0, float("-inf"), float("-inf")]])
     # two live tokens of four, uniform over them: (log 4 - log 2) / 4
-    assert R.self_certainty(ninf, torch.ones(1)).item() == pytest.approx(math.log(2) / 4, rel=1e-6)
+    assert R.self_certainty(ninf, torch.ones(1), form="literal").item() == pytest.approx(math.log(2) / 4, rel=1e-6)
 
 
 # ------------------------------------------------------------------ rationale span and token mask

@@ -30,6 +30,7 @@ from shop_r1.simulator.scoring.constants import PAPER_ALPHA, PAPER_BETA, PAPER_D
 
 RewardKind = Literal["hierarchical", "binary"]
 SelfCertaintyMode = Literal["auto", "generation", "forward"]
+SelfCertaintyForm = Literal["kl", "literal"]
 
 #: The paper's trainer values, one place (``--help`` texts and the tests read them from here);
 #: the reward's constants (alpha, beta, DARS, threshold) are scoring's, imported above.
@@ -132,6 +133,11 @@ class GRPOSettings(_Base):
     self_certainty_mode: SelfCertaintyMode = Field(
         "auto", description="generation: reuse the sampling logits; forward: one extra policy pass; auto: "
         "generation when generating with transformers, forward with vLLM")
+    self_certainty: SelfCertaintyForm = Field(
+        "kl", description="rationale reward form: kl = mean per-token KL(p || U) in nats (ours; O(1-10)); "
+        "literal = Eq. 3 as printed, KL / |V| (<= 1.1e-6 x alpha at |V| = 49,152: no effect)")
+    lenient_format: bool = Field(False, description="accept fenced/embedded JSON answers (reward and evaluation "
+                                 "share the rule); default strict, the paper's 'valid JSON' answer")
     loss_type: str = Field("grpo", description="TRL loss_type (the paper uses GRPO)")
     use_vllm: bool = False
     vllm_mode: Literal["colocate", "server"] = "colocate"
@@ -173,7 +179,8 @@ class GRPOSettings(_Base):
     def reward_config(self) -> RewardConfig:
         """The :class:`shop_r1.simulator.scoring.RewardConfig` these settings describe."""
         return RewardConfig(dars=float(self.dars), similarity_threshold=float(self.threshold),
-                            alpha=float(self.alpha), beta=float(self.beta), use_format=self.format_reward)
+                            alpha=float(self.alpha), beta=float(self.beta), use_format=self.format_reward,
+                            strict_format=not self.lenient_format)
 
     def ablation(self) -> str:
         """A short name of the variant, for logs and ``shop-r1-train.json``."""

@@ -13,8 +13,10 @@ accuracy, action-type accuracy, action-type macro-F1 and the per-type table.
 What counts as a prediction: the *answer*, not its executability. A backend rejects an answer
 whose ``name`` is not on the page (``unknown_name``) or types into a link (``wrong_kind``); for
 the metrics the answer is re-read without those page checks, so a well-formed click on the wrong
-element still counts as a (type-correct, not exact) click, as in the paper. Answers that are not
-valid JSON actions at all count as unparsed: wrong everywhere.
+element still counts as a (type-correct, not exact) click, as in the paper. The format rule is
+the rewards' own (``config.strict_format``: strict by default, ``--lenient`` relaxes the reward
+and the evaluation together): an answer the reward would give 0 for its format counts as
+unparsed here, wrong everywhere.
 """
 
 from __future__ import annotations
@@ -27,10 +29,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from shop_r1.envs.actions import Action
 from shop_r1.envs.observation import Element, Observation
-from shop_r1.simulator.scoring import MetricsReport, compute_metrics
+from shop_r1.personas.model import Persona
 from shop_r1.simulator.policies.base import Policy, PolicyRequest, PolicyResponse
-from shop_r1.simulator.scoring import DEFAULT_CONFIG, RewardConfig, coerce_label
+from shop_r1.simulator.scoring import DEFAULT_CONFIG, MetricsReport, RewardConfig, answer_action, coerce_label, compute_metrics
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +54,6 @@ def _persona(text: Any) -> Any:
     if not text:
         return None
     data = json.loads(text) if isinstance(text, str) else dict(text)
-    from shop_r1.personas.model import Persona
-
     try:
         return Persona.model_validate(data)
     except ValueError:
@@ -81,16 +82,15 @@ def request_for_row(row: Mapping[str, Any], index: int = 0) -> PolicyRequest:
                          messages=messages, step=int(row["step"]))
 
 
-def prediction_of(response: PolicyResponse) -> Any:
-    """The action an answer states, judged without the page checks (see module doc)."""
-    if response.action is not None:
-        return response.action
+def prediction_of(response: PolicyResponse, config: RewardConfig = DEFAULT_CONFIG) -> Action | None:
+    """The action an answer states, judged by the rewards' format rule and without the page checks
+    (see module doc). A policy that answers in text is read by
+    :func:`shop_r1.simulator.scoring.answer_action` -- what earns a reward is what counts here --
+    and one that returns a structured action without text (the scripted shopper) is taken as is.
+    """
     if response.raw_text:
-        from shop_r1.simulator.prompt import parse_output
-
-        parsed = parse_output(response.raw_text)
-        return parsed.action
-    return None
+        return answer_action(response.raw_text, config)
+    return response.action
 
 
 @dataclass
@@ -144,7 +144,7 @@ async def aevaluate(
         if progress is not None:
             progress(len(responses), len(requests))
     wall = time.perf_counter() - t0
-    predictions = [prediction_of(r) for r in responses]
+    predictions = [prediction_of(r, config) for r in responses]
     report = compute_metrics(predictions, labels, config)
     details = [
         {"session_id": req.session_id, "step": req.step, "label": label.to_json(),

@@ -10,14 +10,20 @@ advantages. How that maps onto TRL's ``GRPOTrainer``:
   person sees *what* the policy is learning (e.g. format saturates first, value last). The
   ``binary`` variant is one function, :func:`shop_r1.simulator.scoring.binary_reward`.
 * s(r), the self-certainty of the rationale, is one more reward function with weight alpha
-  (:class:`shop_r1.training.self_certainty.SelfCertaintyReward`). alpha = 0 (the no-rationale-reward
-  ablation) drops it, and with it its cost.
+  (:class:`shop_r1.training.self_certainty.SelfCertaintyReward`), in the form ``settings.self_certainty``
+  (``kl`` by default, ``literal`` = Eq. 3 as printed; docs/training.md says why). alpha = 0 (the
+  no-rationale-reward ablation) drops it, and with it its cost.
+* Each term's share of the group advantage (:mod:`shop_r1.training.advantage_share`) is logged per
+  step (``advantage_share/<name>``) and summed over the run into ``shop-r1-train.json``
+  (``advantage_share``), so a run shows whether a term steers the policy at all.
 * beta is TRL's ``beta`` (KL to the reference model inside the loss).
 * Ablations: ``--no-format-reward`` (format term 0), ``--alpha 0``, ``--reward binary``.
+* The format rule (``--lenient``) is the evaluation's too: one ``RewardConfig.strict_format``.
 
-The trainer subclass exists for one reason: to let the self-certainty reward read the
+The trainer subclass exists for two reasons: to let the self-certainty reward read the
 distributions the policy sampled from during generation instead of running the policy again
-(see :mod:`shop_r1.training.self_certainty` for the two modes and their measured costs).
+(see :mod:`shop_r1.training.self_certainty` for the two modes and their measured costs), and to
+log the advantage shares from TRL's reward table.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from functools import lru_cache
 from typing import Any
 
 from shop_r1.simulator.scoring import RewardConfig, action_reward, binary_reward
+from shop_r1.training.advantage_share import advantage_contributions, shares
 from shop_r1.training.config import GRPOSettings
 from shop_r1.training.self_certainty import GenerationCertaintyRecorder, SelfCertaintyReward
 from shop_r1.training.trainer_common import (
@@ -112,7 +119,7 @@ def build_reward_funcs(settings: GRPOSettings, tokenizer: Any) -> tuple[list[Any
         if mode == "generation" and settings.use_vllm:
             raise ValueError("self_certainty_mode 'generation' needs transformers generation; vLLM returns only the "
                              "sampled tokens' logprobs. Use 'forward' (or 'auto') with --use-vllm")
-        sc = SelfCertaintyReward(tokenizer, mode=mode)
+        sc = SelfCertaintyReward(tokenizer, mode=mode, form=settings.self_certainty)
         funcs.append(sc)
         weights.append(settings.alpha)
     return funcs, weights, sc
@@ -145,7 +152,7 @@ def _grpo_trainer_class() -> type:
             if sc is None or sc.mode != "generation" or self.use_vllm:
                 yield
                 return
-            recorder = sc.recorder or GenerationCertaintyRecorder()
+            recorder = sc.recorder or GenerationCertaintyRecorder(form=sc.form)
             sc.recorder = recorder
             recorder.reset()
             target = self.accelerator.unwrap_model(self.model)
@@ -165,6 +172,21 @@ def _grpo_trainer_class() -> type:
         def _generate_single_turn(self, *args: Any, **kwargs: Any) -> Any:
             with self._recording():
                 return super()._generate_single_turn(*args, **kwargs)
+
+        def _calculate_rewards(self, *args: Any, **kwargs: Any) -> Any:
+            """TRL's reward table, plus each term's share of this batch's group advantage: logged
+            per step as ``advantage_share/<name>`` and summed over the run for the summary."""
+            rewards_per_func = super()._calculate_rewards(*args, **kwargs)
+            mode = "train" if self.model.training else "eval"
+            groups = self.num_generations if mode == "train" else self.num_generations_eval
+            contrib = advantage_contributions(rewards_per_func, self.reward_weights, groups,
+                                              scale=self.scale_rewards != "none")
+            totals = self.__dict__.setdefault("advantage_totals", [0.0] * len(self.reward_func_names))
+            for i, (name, share) in enumerate(zip(self.reward_func_names, shares(contrib), strict=True)):
+                self._metrics[mode][f"advantage_share/{name}"].append(share)
+                if mode == "train":
+                    totals[i] += float(contrib[i])
+            return rewards_per_func
 
     return ShopR1GRPOTrainer
 
@@ -235,8 +257,11 @@ def train_grpo(settings: GRPOSettings) -> TrainResult:
     extra = {"variant": settings.ablation(),
              "reward_functions": list(trainer.reward_func_names),
              "reward_weights": [float(w) for w in trainer.reward_weights]}
+    totals = getattr(trainer, "advantage_totals", None) or [0.0] * len(trainer.reward_func_names)
+    extra["advantage_share"] = dict(zip(trainer.reward_func_names, shares(totals), strict=True))
+    extra["advantage_abs_sum"] = dict(zip(trainer.reward_func_names, (round(t, 6) for t in totals), strict=True))
     if sc is not None:
-        extra["self_certainty"] = {"mode": sc.mode, "calls": sc.calls, "fallbacks": sc.fallbacks,
+        extra["self_certainty"] = {"form": sc.form, "mode": sc.mode, "calls": sc.calls, "fallbacks": sc.fallbacks,
                                    "reward_seconds": round(sc.seconds, 4),
                                    "recorder_seconds": round(sc.recorder.seconds, 4) if sc.recorder else 0.0}
     return save_checkpoint(trainer, settings, stage="grpo", source=source, base_model=model_dir,

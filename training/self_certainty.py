@@ -1,6 +1,7 @@
 """Trainer-side plumbing of the self-certainty rationale reward (Eq. 3).
 
-The math -- s(r) = mean over rationale tokens of KL(p_j || uniform) / |V| -- and which tokens
+The math -- s(r) = mean over rationale tokens of KL(p_j || uniform), in nats (``kl``) or divided
+by |V| as Eq. 3 prints it (``literal``) -- and which tokens
 are the rationale's live in :mod:`shop_r1.simulator.scoring.self_certainty` (replay and training
 share them). This module gets the policy's token distributions to them. TRL reward functions receive texts
 and token ids, never logits, so there are two ways (both implemented, chosen by ``mode``):
@@ -31,6 +32,9 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from shop_r1.simulator.scoring.self_certainty import (
+    DEFAULT_SELF_CERTAINTY_FORM,
+    SelfCertaintyForm,
+    check_form,
     mean_over_mask,
     rationale_mask,
     self_certainty,
@@ -59,7 +63,8 @@ class GenerationCertaintyRecorder:
     FLUSH_STEPS = 16
     FLUSH_BYTES = 64 << 20
 
-    def __init__(self) -> None:
+    def __init__(self, form: SelfCertaintyForm = DEFAULT_SELF_CERTAINTY_FORM) -> None:
+        self.form = check_form(form)
         self._done: list[Any] = []  # (batch, k) per-token values
         self._pending: list[Any] = []  # raw (batch, V) logits not yet measured
         self.seconds = 0.0
@@ -83,7 +88,7 @@ class GenerationCertaintyRecorder:
             return
         with torch.no_grad():
             logits = torch.stack(self._pending, dim=1)  # (batch, k, V)
-            self._done.append(token_self_certainty(logits).cpu())
+            self._done.append(token_self_certainty(logits, self.form).cpu())
         self._pending = []
 
     def table(self) -> Any | None:
@@ -121,9 +126,11 @@ class SelfCertaintyReward:
 
     __name__ = "self_certainty"
 
-    def __init__(self, tokenizer: Any, mode: Mode = "generation", chunk_size: int = 8) -> None:
+    def __init__(self, tokenizer: Any, mode: Mode = "generation", chunk_size: int = 8,
+                 form: SelfCertaintyForm = DEFAULT_SELF_CERTAINTY_FORM) -> None:
         if mode not in ("generation", "forward"):
             raise ValueError(f"self-certainty mode must be 'generation' or 'forward', got {mode!r}")
+        self.form = check_form(form)
         self.tokenizer = tokenizer
         self.mode: Mode = mode
         self.chunk_size = chunk_size
@@ -154,6 +161,9 @@ class SelfCertaintyReward:
         return values
 
     def _from_recorder(self, completion_ids: Sequence[Sequence[int]], masks: list[list[bool]]) -> list[float] | None:
+        if self.recorder is not None and self.recorder.form != self.form:
+            raise RuntimeError(f"self-certainty recorder measures form {self.recorder.form!r}, the reward is "
+                               f"{self.form!r}")
         table = self.recorder.table() if self.recorder is not None else None
         if table is None or table.shape[0] != len(completion_ids) or any(
                 len(ids) > table.shape[1] for ids in completion_ids):
@@ -201,7 +211,7 @@ class SelfCertaintyReward:
                 with self.trainer.accelerator.autocast():
                     logits = model(input_ids=ids.to(device), attention_mask=att.to(device),
                                    position_ids=pos.to(device), logits_to_keep=cl + 1).logits[:, :-1, :]
-                out.extend(float(v) for v in self_certainty(logits, mask.to(logits.device)).cpu())
+                out.extend(float(v) for v in self_certainty(logits, mask.to(logits.device), self.form).cpu())
         return out
 
 

@@ -37,6 +37,9 @@ from shop_r1.simulator.scoring.rewards import (
     total_reward,
 )
 from shop_r1.simulator.scoring.self_certainty import (
+    DEFAULT_SELF_CERTAINTY_FORM,
+    SELF_CERTAINTY_FORMS,
+    SelfCertaintyForm,
     completion_offsets,
     mean_over_mask,
     rationale_char_span,
@@ -49,6 +52,7 @@ from shop_r1.simulator.scoring.self_certainty import (
 from shop_r1.simulator.scoring.similarity import NameAwareTokenizer, passes_threshold, rouge_l
 
 __all__ = [
+    "DEFAULT_SELF_CERTAINTY_FORM", "SELF_CERTAINTY_FORMS", "SelfCertaintyForm",
     "COMPONENTS", "DEFAULT_CONFIG", "PAPER_ALPHA", "PAPER_BETA", "PAPER_DARS", "PAPER_THRESHOLD", "ROUGE_MEASURES",
     "AnswerFormatError", "LabelError", "answer_action", "text_same_meaning", "MetricsReport", "NameAwareTokenizer", "ParsedAnswer", "RewardBreakdown",
     "RewardConfig", "RougeMeasure", "TypeRow", "action_reward", "binary_reward", "coerce_label", "completion_offsets",

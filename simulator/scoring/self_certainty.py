@@ -1,7 +1,16 @@
 """The self-certainty rationale reward (Eq. 3) and which tokens of an answer are its rationale.
 
-s(r) = 1/(N|V|) sum_j sum_i p_ij log(p_ij |V|): the mean over the N rationale tokens of
-KL(p_j || uniform) / |V|. The math is here, beside the other rewards, so replay and training
+Two forms (``form``), the same quantity up to the constant 1/|V|:
+
+- ``"kl"`` (default): the mean over the N rationale tokens of KL(p_j || uniform), in nats --
+  the quantity the self-certainty literature uses, between 0 (uniform) and log|V| (one-hot),
+  O(1-10) for a language model;
+- ``"literal"``: Eq. 3 as printed, s(r) = 1/(N|V|) sum_j sum_i p_ij log(p_ij |V|), i.e. the
+  ``kl`` value divided by |V|. At |V| = 49,152 it is at most log|V|/|V| = 2.2e-4, so alpha * s
+  <= 1.1e-6: below float32's resolution next to an action reward of ~1000 and invisible to
+  GRPO's group normalisation whenever the action rewards differ. Offered to reproduce the text.
+
+The math is here, beside the other rewards, so replay and training
 share it; getting a policy's token distributions to it (a logits recorder, an extra forward
 pass) is the trainer's business (``shop_r1.training.self_certainty``).
 
@@ -13,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from shop_r1.simulator.prompt.jsonscan import string_value_span
 
@@ -21,26 +30,46 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
 
 
-def _kl_to_uniform(logits: torch.Tensor) -> torch.Tensor:
-    """KL(softmax(logits) || U) / |V| over the last dimension, in float32."""
+SelfCertaintyForm = Literal["kl", "literal"]
+SELF_CERTAINTY_FORMS: tuple[str, ...] = ("kl", "literal")
+#: The default form (see module doc and docs/training.md for why it is not the literal one).
+DEFAULT_SELF_CERTAINTY_FORM: SelfCertaintyForm = "kl"
+
+
+def check_form(form: str) -> SelfCertaintyForm:
+    """``form`` itself when it is one of :data:`SELF_CERTAINTY_FORMS`; ValueError naming it otherwise."""
+    if form not in SELF_CERTAINTY_FORMS:
+        raise ValueError(f"self-certainty form must be one of {', '.join(SELF_CERTAINTY_FORMS)}, got {form!r}")
+    return form  # type: ignore[return-value]
+
+
+def scale_for(form: SelfCertaintyForm, vocab: int) -> float:
+    """The factor from per-token KL(p || U) to ``form``'s value: 1 (kl) or 1/|V| (literal)."""
+    return 1.0 / vocab if check_form(form) == "literal" else 1.0
+
+
+def _kl_to_uniform(logits: torch.Tensor, form: SelfCertaintyForm = DEFAULT_SELF_CERTAINTY_FORM) -> torch.Tensor:
+    """KL(softmax(logits) || U) over the last dimension in float32, scaled for ``form``."""
     import torch  # optional heavy dependency (see module doc)
 
     vocab = logits.shape[-1]
     logp = torch.log_softmax(logits.float(), dim=-1)
     p_logp = torch.where(torch.isfinite(logp), logp.exp() * logp, torch.zeros_like(logp))
-    return (p_logp.sum(-1) + math.log(vocab)) / vocab
+    return (p_logp.sum(-1) + math.log(vocab)) * scale_for(form, vocab)
 
 
-def token_self_certainty(logits: torch.Tensor) -> torch.Tensor:
-    """Per-position self-certainty: ``(..., V)`` logits give ``(...)`` values, each
-    KL(p || U) / |V| (0 for uniform logits, log|V|/|V| for one-hot)."""
+def token_self_certainty(logits: torch.Tensor, form: SelfCertaintyForm = DEFAULT_SELF_CERTAINTY_FORM) -> torch.Tensor:
+    """Per-position self-certainty: ``(..., V)`` logits give ``(...)`` values, each KL(p || U)
+    (``kl``: 0 for uniform logits, log|V| for one-hot) or KL(p || U) / |V| (``literal``)."""
     if logits.dim() < 1:
         raise ValueError(f"logits must have a vocabulary dimension, got shape {tuple(logits.shape)}")
-    return _kl_to_uniform(logits)
+    return _kl_to_uniform(logits, form)
 
 
-def self_certainty(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Self-certainty of the rationale, Eq. 3: mean over masked tokens of KL(p_j || U) / |V|.
+def self_certainty(logits: torch.Tensor, mask: torch.Tensor,
+                   form: SelfCertaintyForm = DEFAULT_SELF_CERTAINTY_FORM) -> torch.Tensor:
+    """Self-certainty of the rationale: mean over masked tokens of KL(p_j || U) (``kl``) or of
+    KL(p_j || U) / |V| (``literal``, Eq. 3 as printed).
 
     ``logits``: ``(..., T, V)``; ``mask``: ``(..., T)``, true for rationale tokens only (see
     :func:`rationale_token_mask`). Returns one value per sequence (shape ``(...)``), 0 for a
@@ -58,7 +87,7 @@ def self_certainty(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
             f"dimension {tuple(logits.shape[:-1])}"
         )
     sel = mask.to(device=logits.device).bool()
-    per_token_selected = _kl_to_uniform(logits[sel])  # (K,)
+    per_token_selected = _kl_to_uniform(logits[sel], check_form(form))  # (K,)
     per_token = torch.zeros(sel.shape, dtype=per_token_selected.dtype, device=logits.device)
     per_token = per_token.masked_scatter(sel, per_token_selected)
     count = sel.sum(-1).to(per_token.dtype)
