@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 from shop_r1.envs.actions import Click, Terminate, TypeAndSubmit
 from shop_r1.envs.pagetype import page_type
+from shop_r1.simulator.realism import realism_block, realism_html, run_intents
 from shop_r1.simulator.trace import (
     OUTCOMES,
     RunInfo,
@@ -340,6 +341,8 @@ class RunSummary:
     common_paths: list[PathRow] = field(default_factory=list)
     stage_timing: list[StageTiming] = field(default_factory=list)
     session_index: list[SessionRow] = field(default_factory=list)
+    # simulator.realism's block (run.json's, else computed from the trace): the run next to people.
+    realism: dict[str, Any] | None = None
     # The steps themselves, for the report's session pages; never stored in run.json.
     trace: TraceReadResult | None = field(default=None, repr=False, compare=False)
 
@@ -623,6 +626,14 @@ def _tables(summary: RunSummary) -> list[_Table]:
     return tables
 
 
+def _short(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items())
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
 def render_console(summary: RunSummary, console: Console | None = None) -> None:
     """Print the report as rich tables."""
     from rich.console import Console
@@ -636,6 +647,16 @@ def render_console(summary: RunSummary, console: Console | None = None) -> None:
             table.add_column(col, justify="right" if numeric else "left")
         for row in t.rows or [tuple("–" for _ in t.columns)]:
             table.add_row(*(Text(cell) for cell in row))  # Text: persona data is never markup
+        console.print(table)
+        console.print()
+    if summary.realism:
+        table = Table(title="Realism (this run next to people)", title_justify="left", show_edge=False)
+        for col in ("item", "this run", "people", "distance", "target"):
+            table.add_column(col)
+        for item in summary.realism.get("items", []):
+            met = "" if item.get("met") is None else ("met" if item["met"] else "missed")
+            table.add_row(*(Text(_short(v)) for v in (item["name"], item["value"], item["reference"],
+                                                       item["distance"], met)))
         console.print(table)
         console.print()
     if summary.exit_pages:
@@ -848,7 +869,7 @@ def render_html(summary: RunSummary) -> str:
         generated=html.escape(datetime.now(timezone.utc).isoformat(timespec="seconds")),
         charts="\n".join(_charts(summary)),
         tables="\n".join(_html_table(t) for t in _tables(summary)),
-        people=_people_sections(summary),
+        people=_people_sections(summary) + (realism_html(summary.realism) if summary.realism else ""),
         rules=rules,
         style=report_css(),
     )
@@ -889,13 +910,17 @@ def build_report(
     """
     run_dir = Path(run_dir)
     trace = read_trace(run_dir, strict=strict)
-    if not trace.steps and not trace.events:
+    if not trace.steps and not trace.events and (trace.problems or not (run_dir / "run.json").is_file()):
+        # A run folder whose run.json says a run happened may hold zero records (every shopper
+        # stopped before a step): that report is all zeros. Anything else is not a trace.
         where = run_dir / "trace.jsonl" if run_dir.is_dir() else run_dir
         detail = f"; {len(trace.problems)} line(s) unreadable, first: {trace.problems[0]}" if trace.problems else \
             " (the file is empty)"
         raise ReportError(f"{where} holds no trace records{detail}")
     info = load_run_info(run_dir) if (run_dir / "run.json").is_file() else None
     summary = summarize(trace, info, segment_by=segment_by)
+    summary.realism = (info.summary.get("realism") if info is not None else None) or \
+        realism_block(trace, run_intents(run_dir, trace))
     write_html(summary, run_dir / "report.html")
     if console is not None:
         render_console(summary, console)

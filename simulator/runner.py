@@ -306,8 +306,10 @@ class _Session:
 
 class Runner:
     def __init__(self, config: RunConfig, policy: Policy, personas: Sequence[Any],
-                 observer: RunObserver | None = None, run_id: str | None = None):
-        if len(personas) < config.shoppers:
+                 observer: RunObserver | None = None, run_id: str | None = None, *, hosting_only: bool = False):
+        """``hosting_only``: a cluster host's runner, which runs the sessions it is handed
+        (:meth:`run_session`) instead of a persona list of its own."""
+        if len(personas) < config.shoppers and not hosting_only:
             raise ValueError(f"{config.shoppers} shoppers need as many personas, got {len(personas)}")
         self.config = config
         self.policy = policy

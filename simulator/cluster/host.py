@@ -101,7 +101,7 @@ class BrowserHostImpl:
                     policy: Policy = RemotePolicy(self.policy_actor, self.spec.name)
                 else:
                     policy = await stack.enter_async_context(open_policy(self.spec))
-                runner = Runner(self.config, policy, [], run_id=self.run_id)
+                runner = Runner(self.config, policy, [], run_id=self.run_id, hosting_only=True)
                 await stack.enter_async_context(runner.hosting())
                 self._stack, self._runner = stack, runner
         return self._runner
