@@ -55,7 +55,7 @@ def _strip_name(v: str) -> str:
 
 
 class Click(ActionBase):
-    """Click a link, button, tab or option."""
+    """Click a link, button, tab or option: open a product or a category, pick a filter or option, add to cart."""
 
     target_kind: ClassVar[TargetKind | None] = "clickable"
 
@@ -66,7 +66,7 @@ class Click(ActionBase):
 
 
 class TypeAndSubmit(ActionBase):
-    """Type text into an input field (such as the search box) and press Enter."""
+    """Type a few words into an input field (such as the search box) and press Enter."""
 
     target_kind: ClassVar[TargetKind | None] = "input"
 
@@ -78,7 +78,7 @@ class TypeAndSubmit(ActionBase):
 
 
 class Terminate(ActionBase):
-    """Close the browser: you are done, or you give up."""
+    """Close the browser: you found what you came for, or you give up."""
 
     type: Literal["terminate"] = "terminate"
 

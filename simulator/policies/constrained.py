@@ -36,12 +36,13 @@ import json
 import logging
 import math
 import typing
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from shop_r1.envs.actions import ACTION_MODELS, action_fields, action_type
 from shop_r1.envs.observation import Observation
+from shop_r1.simulator.policies.page_signals import content_words
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -139,6 +140,7 @@ def action_grammar(
     text_max_tokens: int = 16,
     allow_terminate: bool = True,
     models: Sequence[type] = ACTION_MODELS,
+    choices: Mapping[str, Sequence[str]] | None = None,
 ) -> ActionGrammar:
     """The grammar of an answer on a page with these clickable and input names.
 
@@ -150,12 +152,16 @@ def action_grammar(
     action that is sure to fail; ``terminate`` is always possible unless ``allow_terminate`` is
     False and something else is. ``rationale_min_chars`` keeps a small model from closing its
     rationale after two words when its preferred next token (a newline, say) is not allowed
-    inside a JSON string.
+    inside a JSON string. ``choices`` turns a free string field into a choice among the given
+    values (e.g. ``{"text": search_queries(intent)}``: a small model then types a query made of
+    the shopper's own words instead of an element name or a phrase from the prompt).
     """
     clickable = tuple(dict.fromkeys(n for n in clickable if n))
     inputs = tuple(dict.fromkeys(n for n in inputs if n))
     names_by_kind = {"clickable": clickable, "input": inputs}
-    text = _FreeBounds(max_chars=text_max_chars, max_tokens=text_max_tokens)
+    text = _FreeBounds(max_chars=text_max_chars, max_tokens=text_max_tokens,
+                       choices={k: tuple(dict.fromkeys(v for v in vs if v)) for k, vs in (choices or {}).items()
+                                if any(vs)})
     alternatives: list[tuple[str, tuple[Segment, ...]]] = []
     terminate: tuple[str, tuple[Segment, ...]] | None = None
     for model in models:
@@ -183,6 +189,7 @@ def action_grammar(
 class _FreeBounds:
     max_chars: int
     max_tokens: int
+    choices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # field -> allowed values
 
 
 def _action_alternative(model: type, names_by_kind: dict[str, tuple[str, ...]],
@@ -202,6 +209,8 @@ def _action_alternative(model: type, names_by_kind: dict[str, tuple[str, ...]],
         if i == len(fields):
             return ()
         values = _field_choices(model, fields[i], names_by_kind)
+        if values is None and fields[i] in text.choices:
+            values = text.choices[fields[i]]
         if values is None:
             free = Free(closing=after(i + 1), max_chars=text.max_chars, max_tokens=text.max_tokens)
             return (free, *segments(i + 1))
@@ -239,10 +248,30 @@ def grammar_for_observation(observation: Observation, **bounds: Any) -> ActionGr
     return action_grammar(clickable, inputs, **bounds)
 
 
+TEXT_QUERY_MAX_CHARS = 80
+
+
+def search_queries(intent: str | None, *, max_words: int = 3, limit: int = 24) -> tuple[str, ...]:
+    """Short queries a person could type for ``intent``: runs of 1..``max_words`` of its content
+    words, in order (OPeRA's shoppers typed a median of 2 words). Empty for no intent, and then
+    the typed text stays free.
+
+    A 135M model left free typed element names and phrases from the prompt into the search
+    box; offered these, it chooses among queries that can find the item.
+    """
+    words = content_words(intent or "")[:8]
+    runs = [" ".join(words[i:i + n]) for n in range(min(max_words, len(words)), 0, -1)
+            for i in range(len(words) - n + 1)]
+    return tuple(dict.fromkeys(q for q in runs if len(q) <= TEXT_QUERY_MAX_CHARS))[:limit]
+
+
+
 # --------------------------------------------------------------------------------------------
 # Token strings
 # --------------------------------------------------------------------------------------------
-_FORBIDDEN_FREE = set('"\\\ufffd')
+# '<' and '>' too: the prompt's placeholders (``<name>``) can then never be echoed as they are,
+# and a rationale or a query has no use for markup.
+_FORBIDDEN_FREE = set('"\\\ufffd<>')
 
 
 def _free_char_ok(ch: str) -> bool:
@@ -501,4 +530,5 @@ __all__ = [
     "grammar_for_observation",
     "literal",
     "make_logits_processor",
+    "search_queries",
 ]

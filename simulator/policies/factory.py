@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shop_r1.simulator.policies.base import Policy
+from shop_r1.simulator.policies.mixed import MixedPolicy, PolicyPart
 
 POLICY_NAMES = ("scripted", "transformers", "vllm", "openai")
+MIXED = "mixed"  # several of the above in one run (``PolicySpec.parts``), shopper i -> part i % n
 
 
 class PolicyConfigError(ValueError):
@@ -32,15 +34,47 @@ class PolicySpec:
     max_concurrency: int = 8
     prompt_budget: int | None = None  # prompt tokens (None: the backend's default)
     extra: dict[str, Any] = field(default_factory=dict)
+    parts: tuple["PolicySpec", ...] = ()  # for ``mixed``: the sub-policies, in routing order
+    label: str | None = None  # what people are told this policy is (default: from name and model)
 
     def __post_init__(self) -> None:
+        if self.name == MIXED:
+            if not self.parts:
+                raise PolicyConfigError("policy 'mixed' needs parts (the sub-policies to route shoppers to)")
+            if any(p.name == MIXED for p in self.parts):
+                raise PolicyConfigError("a mixed policy's parts cannot themselves be mixed")
+            return
         if self.name not in POLICY_NAMES:
             raise PolicyConfigError(f"unknown policy {self.name!r}; choose one of {', '.join(POLICY_NAMES)}")
+        if self.parts:
+            raise PolicyConfigError(f"policy {self.name!r} takes no parts (only 'mixed' does)")
+
+    def describe_line(self) -> str:
+        """One plain line saying what this policy is, for people watching a run."""
+        if self.label:
+            return self.label
+        if self.name == "scripted":
+            return "scripted: a rule-based shopper (no model), persona-driven, seeded"
+        if self.name == "transformers":
+            model = "the embedded SmolLM2-135M-Instruct" if self.model in (None, "", "default") else self.model
+            how = "constrained decoding: names from the page, queries from the intent" if self.constrained \
+                else "free decoding"
+            return f"transformers: {model}, run in-process ({how})"
+        if self.name == MIXED:
+            return "mixed: " + "; ".join(f"shopper i % {len(self.parts)} == {k} -> {p.describe_line()}"
+                                         for k, p in enumerate(self.parts))
+        return f"{self.name}: model {self.model or '(server default)'}" + (f" at {self.base_url}" if self.base_url else "")
 
 
 @contextlib.asynccontextmanager
 async def open_policy(spec: PolicySpec) -> AsyncIterator[Policy]:
     """Yield a ready policy; servers it started are stopped on exit, also on error."""
+    if spec.name == MIXED:
+        async with contextlib.AsyncExitStack() as stack:
+            parts = [PolicyPart(label=p.describe_line(), policy=await stack.enter_async_context(open_policy(p)))
+                     for p in spec.parts]
+            yield MixedPolicy(parts)
+        return
     if spec.name == "scripted":
         from shop_r1.simulator.policies.scripted import ScriptedPolicy
 

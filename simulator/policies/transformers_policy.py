@@ -34,8 +34,10 @@ from shop_r1.simulator.policies.constrained import (
     TokenTable,
     grammar_for_observation,
     make_logits_processor,
+    search_queries,
 )
 from shop_r1.simulator.prompt import build_messages
+from shop_r1.simulator.prompt.render import shopper_goal
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,9 @@ class TransformersPolicy(Policy):
     ``model``: a spec for :func:`shop_r1.simulator.llm.models.resolve_model` (``None``/``"default"`` for the
     embedded SmolLM2-135M-Instruct, ``"tiny"``, or a local folder). ``constrained``: ``None``
     means on for the default model and off otherwise (a fine-tuned model is evaluated on what it
-    writes). The model loads on first use (or :meth:`load`), in the worker thread.
+    writes). ``query_choices`` (with ``constrained``): typed text is chosen among short queries
+    from the shopper's intent (:func:`~shop_r1.simulator.policies.constrained.search_queries`)
+    instead of being free. The model loads on first use (or :meth:`load`), in the worker thread.
     """
 
     name = "transformers"
@@ -72,6 +76,7 @@ class TransformersPolicy(Policy):
         grammar_bounds: dict[str, int] | None = None,
         num_threads: int | None = None,
         show_status: bool = False,
+        query_choices: bool = True,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -84,6 +89,7 @@ class TransformersPolicy(Policy):
         self.dtype_spec = dtype
         self.token_budget = token_budget
         self.grammar_bounds = dict(grammar_bounds or {})
+        self.query_choices = query_choices
         if num_threads is not None and num_threads < 1:
             raise ValueError(f"num_threads must be >= 1, got {num_threads}")
         # Default: leave one core to Chromium and the shop. Torch's OpenMP threads spin-wait, so
@@ -188,7 +194,10 @@ class TransformersPolicy(Policy):
             try:
                 new_tokens = self._max_new_tokens
                 if self.constrained:
-                    grammar = grammar_for_observation(req.observation, **self.grammar_bounds)
+                    bounds = dict(self.grammar_bounds)
+                    if self.query_choices:
+                        bounds["choices"] = {"text": search_queries(shopper_goal(req.persona))}
+                    grammar = grammar_for_observation(req.observation, **bounds)
                     new_tokens = grammar.max_tokens()
                 messages = self.messages_for(req, new_tokens)
                 ids = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
@@ -258,6 +267,7 @@ class TransformersPolicy(Policy):
         info: dict[str, Any] = {
             "policy": self.name, "model": str(self.model_dir), "device": self._loaded.device if self._loaded else self.device_spec,
             "dtype": self.dtype_spec, "constrained": self.constrained, "batch_size": self.batch_size,
+            "query_choices": self.constrained and self.query_choices,
             "max_new_tokens": self._max_new_tokens, "temperature": self.settings.temperature,
             "top_p": self.settings.top_p, "seed": self.settings.seed,
         }

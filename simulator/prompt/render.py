@@ -1,7 +1,7 @@
 """Rendering what a policy reads: the system prompt, one decision's prompt under a token budget.
 
-Simulation (policies) and RL data render through :func:`build_prompt`, so a model is trained on
-exactly the text it will see when it shops. The system prompt's list of actions is rendered from
+Simulation (policies), SFT and RL data and evaluation render through :func:`build_prompt` -- the
+one context format -- so a model is trained on exactly the text it will see when it shops. The system prompt's list of actions is rendered from
 the action models (``shop_r1.envs.actions``), so the prompt cannot drift from what the parser,
 the schema and the grammar accept.
 """
@@ -16,13 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from shop_r1.envs.actions import (
-    ACTION_MODELS,
-    TypeAndSubmit,
-    describe_actions,
-    describe_name_rule,
-    answer_json,
-)
+from shop_r1.envs.actions import ACTION_MODELS, Click, answer_json, describe_actions, describe_name_rule
 from shop_r1.envs.observation import Observation
 from shop_r1.envs.tokens import count_tokens as default_count_tokens
 from shop_r1.personas.model import Persona
@@ -33,10 +27,21 @@ if TYPE_CHECKING:  # typing only: the policies package imports this one at run t
 logger = logging.getLogger(__name__)
 
 
+#: The answer's shape, with placeholders that say what goes where (never values to copy; the
+#: constrained grammar does not even allow ``<`` or ``>`` in free text, so they cannot be echoed).
+ANSWER_FORMAT = answer_json("<why you take this action, in one sentence of your own>",
+                            Click(name="<the name of an element on the current page>"))
+
+
 def render_system_prompt(models: Sequence[type] = ACTION_MODELS) -> str:
-    """The task prompt for an action space (``models``, by default the project's)."""
-    example = answer_json("I want to see what headphones this store has, so I search for them.",
-                             TypeAndSubmit(name="search_input", text="wireless headphones"))
+    """The task prompt for an action space (``models``, by default the project's).
+
+    It holds no example values: a small model copies any concrete rationale, name or search
+    text it is shown (SmolLM2-135M typed ``search_input`` and repeated "I want to see what
+    headphones this store has" in every session), so the answer's shape is shown with
+    placeholders that describe what goes there. The shopper's goal is restated right before
+    the answer (:func:`answer_reminder`), where a small model still attends to it.
+    """
     return f"""\
 You are a human shopper browsing an online store in a web browser. At each step you see the \
 simplified HTML of the current page (scripts, styles and purely visual content removed), after \
@@ -49,18 +54,38 @@ Rules:
 - {describe_name_rule(models)}
 - Output a single JSON object with "rationale" and "action" and nothing else: no code fences, \
 no text before or after it.
-- "rationale" is one short first-person sentence saying why you take this action.
+- "rationale" is one short first-person sentence, in your own words, saying why this action \
+brings you closer to your goal on this page.
+- Typed text is what a person types into a shop's search box: a few words naming the item.
 
-Example answer:
-{example}"""
+Example answer (replace each <...> by what it describes):
+{ANSWER_FORMAT}"""
 
 
 SYSTEM_PROMPT = render_system_prompt()
 
 ANSWER_REMINDER = 'Answer with one JSON object: {"rationale": "...", "action": {...}}'
+GOAL_REMINDER = "Your goal: {goal}"
 HISTORY_HEADER = "## Earlier in this session (oldest first)"
 TRUNCATION_MARKER = "<!-- page truncated here: it exceeds the context budget ({kept} of {total} tokens kept) -->"
 OMITTED_MARKER = "[{n} earlier step(s) omitted to fit the context budget]"
+
+
+def shopper_goal(persona: Persona | Mapping[str, Any] | None = None, *, intent: str | None = None) -> str | None:
+    """The goal a prompt states: ``intent`` if given, else the persona's (None: just browsing)."""
+    if isinstance(persona, Mapping):
+        persona = Persona.model_validate(persona)
+    goal = intent if intent is not None else getattr(persona, "intent", None)
+    return goal.strip() if goal and goal.strip() else None
+
+
+def answer_reminder(goal: str | None) -> str:
+    """The last lines of every user turn (SFT, RL, simulation): the goal, then the answer shape.
+
+    The goal is repeated here, after the page, because a small model reading 1-2k tokens of
+    HTML no longer uses a goal stated only at the top of the system prompt.
+    """
+    return (GOAL_REMINDER.format(goal=goal) + "\n" if goal else "") + ANSWER_REMINDER
 
 
 def system_prompt(persona: Persona | Mapping[str, Any] | None = None, *, intent: str | None = None) -> str:
@@ -72,12 +97,12 @@ def system_prompt(persona: Persona | Mapping[str, Any] | None = None, *, intent:
     """
     if isinstance(persona, Mapping):
         persona = Persona.model_validate(persona)
-    goal = intent if intent is not None else getattr(persona, "intent", None)
+    goal = shopper_goal(persona, intent=intent)
     parts = [SYSTEM_PROMPT]
     if persona is not None:
         parts.append(f"You are shopping as: {persona.to_prompt_block()}")
     if goal:
-        parts.append(f"Your goal: {goal.strip()}")
+        parts.append(GOAL_REMINDER.format(goal=goal))
     return "\n\n".join(parts)
 
 
@@ -113,10 +138,6 @@ def _page_parts(step: int, url: str, html: str) -> tuple[str, str]:
     """The current page as (header line, HTML): counted apart, so the HTML's count is reused
     when the same page comes back as history."""
     return f"## Current page (step {step}) -- URL: {url or '(unknown)'}\n", f"{html.strip()}\n"
-
-
-def _page_block(step: int, url: str, html: str) -> str:
-    return "".join(_page_parts(step, url, html))
 
 
 def _history_full_parts(step: int, item: Any) -> tuple[str, str, str]:
@@ -261,7 +282,8 @@ def build_prompt(current: Observation | str, history: Sequence[HistoryItem] = ()
     step_now = len(history) + 1
 
     system = system_prompt(persona, intent=intent)
-    fixed = count(system) + count("\n" + ANSWER_REMINDER)
+    reminder = answer_reminder(shopper_goal(persona, intent=intent))
+    fixed = count(system) + count("\n" + reminder)
     left = token_budget - fixed
 
     # The history header is set aside before the page is measured, so that a page cut to the
@@ -329,7 +351,7 @@ def build_prompt(current: Observation | str, history: Sequence[HistoryItem] = ()
         parts.extend(reversed(blocks))
         parts.append("\n")
     parts.extend(page_parts)
-    parts.append("\n" + ANSWER_REMINDER)
+    parts.append("\n" + reminder)
     user = "".join(parts)
     messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
