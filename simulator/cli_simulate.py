@@ -15,7 +15,20 @@ from typing import Any
 import click
 from rich.console import Console
 
+from shop_r1.personas.model import Persona
 from shop_r1.simulator.preflight import PreflightError, check_start_url
+from shop_r1.simulator.shopmodel import (
+    CrawlError,
+    CrawlLimits,
+    TaskFileError,
+    intent_source,
+    is_loopback,
+    load_catalogue,
+    load_tasks,
+    start_url_of,
+    task_shoppers,
+    write_task_run,
+)
 from shop_r1.simulator.trace import FAILED_OUTCOMES
 
 log = logging.getLogger(__name__)
@@ -55,7 +68,27 @@ def catalog_terms(shop_url: str) -> list[str]:
     return sorted(set(words))
 
 
-def _load_personas(personas_file: Path | None, mix: Path | None, n: int, seed: int, shop_url: str) -> list[Any]:
+def _shop_intents(shop_url: str, refresh: bool) -> Any:
+    """Intents drawn from the shop's own catalogue (crawled, or cached per origin), or None
+    (with a warning) when the shop cannot be crawled or lists nothing."""
+    # Our own loopback servers need no pause between requests; a real shop gets the polite default.
+    limits = CrawlLimits(delay_s=0.0) if is_loopback(shop_url) else CrawlLimits()
+    try:
+        catalogue = load_catalogue(shop_url, limits, refresh=refresh)
+    except (CrawlError, ValueError) as exc:
+        log.warning("no catalogue for %s (%s); intents are drawn from the library", shop_url, exc)
+        return None
+    if catalogue.is_empty:
+        log.warning("the crawl of %s found no items; intents are drawn from the library", shop_url)
+        return None
+    return intent_source(catalogue)
+
+
+def _load_personas(personas_file: Path | None, mix: Path | None, n: int, seed: int, shop_url: str, *,
+                   intents: str = "shop", refresh_catalogue: bool = False) -> list[Any]:
+    """``intents``: ``shop`` draws them from the shop's catalogue (the bundled shop too, so
+    runs on it and on any other shop are made the same way), ``library`` from the real human
+    intents ranked by overlap with the home page's words (the earlier behaviour)."""
     from shop_r1.personas.model import load_personas
     from shop_r1.personas.sampler import sample
 
@@ -67,6 +100,9 @@ def _load_personas(personas_file: Path | None, mix: Path | None, n: int, seed: i
         return [loaded[i % len(loaded)].model_copy(update={"persona_id": f"{loaded[i % len(loaded)].persona_id}"
                                                             + (f"#{i // len(loaded)}" if i >= len(loaded) else "")})
                 for i in range(n)]
+    source = _shop_intents(shop_url, refresh_catalogue) if intents == "shop" else None
+    if source is not None:
+        return sample(n, seed=seed, mix=mix, intent_source=source)
     return sample(n, seed=seed, mix=mix, catalog_terms=catalog_terms(shop_url))
 
 
@@ -83,16 +119,28 @@ def run_and_report(*, shop: str | None, shop_seed: int, shoppers: int, concurren
                    temperature: float | None, step_timeout: float, session_timeout: float,
                    screenshots: bool, console: Console, page_budget: int = 8000,
                    prompt_budget: int | None = None, ray: str | None = None, host_capacity: int | None = None,
-                   retry_lost: bool = False, max_failed: int = 0, redact: bool = True) -> int:
+                   retry_lost: bool = False, max_failed: int = 0, redact: bool = True, intents: str = "shop",
+                   refresh_catalogue: bool = False, tasks_file: Path | None = None) -> int:
     from shop_r1.simulator.live import LiveView
     from shop_r1.simulator.policies.factory import PolicyConfigError, PolicySpec, open_policy
     from shop_r1.simulator.report import build_report
     from shop_r1.simulator.runner import RunConfig, Runner
+    from shop_r1.simulator.shopmodel.outcomes import task_outcomes  # needs the report, imported with it
 
     out_dir = out or _default_out()
     if (out_dir / "trace.jsonl").exists():
         raise click.ClickException(f"{out_dir} already holds a trace; choose another --out")
+    try:
+        tasks = load_tasks(tasks_file) if tasks_file is not None else None
+    except TaskFileError as exc:
+        raise click.ClickException(str(exc)) from exc
+    shoppers = shoppers or (len(tasks) if tasks else 4)
     with _shop(shop, shop_seed, console) as shop_url:
+        if tasks:
+            try:
+                shop_url = start_url_of(tasks, shop_url)
+            except TaskFileError as exc:
+                raise click.ClickException(str(exc)) from exc
         try:
             check_start_url(shop_url)
         except PreflightError as exc:
@@ -108,7 +156,13 @@ def run_and_report(*, shop: str | None, shop_seed: int, shoppers: int, concurren
                                screenshots=screenshots, page_token_budget=page_budget, redact=redact)
         except (PolicyConfigError, ValueError) as exc:
             raise click.ClickException(str(exc)) from exc
-        personas = _load_personas(personas_file, mix, shoppers, seed, shop_url)
+        if tasks:  # each task a shopper (cycled over --shoppers); personas drawn as usual, intents the tasks'
+            drawn: list[Persona] = _load_personas(personas_file, mix, shoppers, seed, shop_url, intents="library")
+            personas, task_run = task_shoppers(tasks, drawn)
+            write_task_run(task_run, out_dir)
+        else:
+            personas = _load_personas(personas_file, mix, shoppers, seed, shop_url, intents=intents,
+                                      refresh_catalogue=refresh_catalogue)
 
         async def main() -> Any:
             # Ctrl-C and SIGTERM stop the run the same way: sessions get their end marker, the
@@ -157,6 +211,10 @@ def run_and_report(*, shop: str | None, shop_seed: int, shoppers: int, concurren
             raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
     if (out_dir / "trace.jsonl").exists():
         build_report(out_dir, console=console)
+        if tasks:
+            for o in task_outcomes(out_dir):
+                console.print(f"task [bold]{o.task_id}[/] ({o.intent}): {o.verdict}"
+                              + (f" — {o.condition}" if o.condition else ""))
         console.print(f"trace: {out_dir / 'trace.jsonl'}   report: {out_dir / 'report.html'}")
     if interrupted:
         console.print("[yellow]interrupted: everything recorded so far is kept[/]")
@@ -174,7 +232,8 @@ def _common_options(fn: Any) -> Any:
     options = [
         click.option("--shop", "shop", metavar="URL", default=None, help="Storefront start URL (default: the bundled shop on 127.0.0.1)."),
         click.option("--shop-seed", default=0, show_default=True, help="Catalogue seed of the bundled shop."),
-        click.option("--shoppers", "-n", default=4, show_default=True, help="Number of simulated shoppers."),
+        click.option("--shoppers", "-n", type=int, default=None,
+                     help="Number of simulated shoppers (default 4; with --tasks, one per task)."),
         click.option("--concurrency", "-c", default=4, show_default=True, help="Shoppers browsing at once."),
         click.option("--policy", type=click.Choice(["scripted", "transformers", "vllm", "openai"]), default="scripted",
                      show_default=True, help="Policy backend."),
@@ -184,6 +243,13 @@ def _common_options(fn: Any) -> Any:
                      help="Persona file (JSON list or JSONL); default: sampled from the bundled library."),
         click.option("--mix", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
                      help="Demographic mix (JSON percentages per field) for sampling personas."),
+        click.option("--intents", type=click.Choice(["shop", "library"]), default="shop", show_default=True,
+                     help="shop: drawn from the shop's own catalogue (a bounded crawl, cached per origin); "
+                          "library: real human intents ranked by overlap with the shop's home page."),
+        click.option("--refresh-catalogue", is_flag=True, help="Crawl the shop again instead of using its cached catalogue."),
+        click.option("--tasks", "tasks_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+                     help="A UX team's scenarios (JSON/YAML list: intent, optional start_url, optional success); "
+                          "each becomes a shopper and the report says per task whether it succeeded."),
         click.option("--max-steps", default=15, show_default=True, help="Step budget per session."),
         click.option("--seed", default=0, show_default=True, help="Seed for personas, intents and policy sampling."),
         click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Run directory (default: runs/<time>)."),
