@@ -25,7 +25,7 @@ CHECKOUT = re.compile(rf"check{_SEP}out|proceed{_SEP}to", re.I)
 # "this sends the order" belong here: the runner counts a click on one as a purchase and the page
 # classifier calls a page with one a checkout. Words that also label a product page's buy box
 # ("Buy now", "Jetzt kaufen", "Commander", "Comprar") are ORDER_WORDS below.
-_ART = r"(?:(?:the|your|la|ma|votre|el|mi|su|o|a|meu|il|l|de|uw|je|mijn){_SEP})?"
+_ART = rf"(?:(?:the|your|la|ma|votre|el|mi|su|o|a|meu|il|l|de|uw|je|mijn)['’]?{_SEP})?"
 PLACE_ORDER = re.compile(
     "|".join((
         # en

@@ -23,6 +23,7 @@ from shop_r1.envs.executor import (
     suggest_names,
 )
 from shop_r1.envs.observation import Element
+from shop_r1.envs.purchase import ControlFacts, click_reason, submit_reason
 
 SHOP_PAGE = """<!doctype html><html><head><title>Test shop</title></head><body>
 <form action="/search" method="get">
@@ -253,6 +254,45 @@ def test_default_purchase_guard_patterns() -> None:
     assert default_purchase_guard(el("", name="checkout.place_order"))
     for text in ("Add to cart", "Proceed to checkout", "Order history", "Buy now options"):
         assert not default_purchase_guard(el(text)), text
+
+
+def test_purchase_words_in_links_and_languages() -> None:
+    def link(text: str) -> Element:
+        return Element(name="nav.x", kind="clickable", text=text, tag="a")
+
+    # a link that merely mentions paying is navigation; one that is nothing but an order phrase is not
+    assert not default_purchase_guard(link("Checkout paynow help"))
+    assert default_purchase_guard(link("Place your order »"))
+    for text in ("Zahlungspflichtig bestellen", "Passer la commande", "Realizar pedido", "Conferma ordine",
+                 "Bestelling plaatsen", "Finalizar pedido", "Kupuję i płacę", "注文を確定する", "提交订单"):
+        assert default_purchase_guard(Element(name="x", kind="clickable", text=text, tag="button")), text
+    # words a product page's buy box also says count only on a purchase step (see envs.purchase)
+    for text in ("Buy now", "Jetzt kaufen", "Commander", "Comprar", "Confirm"):
+        assert not default_purchase_guard(Element(name="x", kind="clickable", text=text, tag="button")), text
+
+
+def test_purchase_reasons_by_form_page_and_words() -> None:
+    def button(text: str, form: dict | None = None) -> ControlFacts:
+        return ControlFacts.model_validate({"tag": "button", "type": "submit", "text": text,
+                                            "submits": form is not None, "form": form})
+
+    card = {"type": "text", "autocomplete": "cc-number", "words": "card"}
+    coupon = {"type": "text", "autocomplete": "", "words": "coupon Gift card code"}
+    assert "payment fields" in click_reason(button("Buy now", {"method": "post", "action": "http://s/x",
+                                                               "fields": [card]}), navigates=False, step=None)
+    assert "/place-order" in click_reason(button("Confirm", {"method": "post", "action": "http://s/place-order"}),
+                                          navigates=False, step=None)
+    # the same words on a product page's add-to-cart form, and a coupon form on a checkout page, pass
+    add = button("Buy now", {"method": "post", "action": "http://s/cart/add", "fields": []})
+    assert click_reason(add, navigates=False, step=None) is None
+    assert click_reason(button("Apply", {"method": "post", "action": "http://s/coupon", "fields": [coupon]}),
+                        navigates=False, step="a checkout page") is None
+    # a script button saying an order word counts on a purchase step only
+    assert click_reason(button("Jetzt kaufen"), navigates=False, step=None) is None
+    assert click_reason(button("Jetzt kaufen"), navigates=False, step="a checkout page") is not None
+    # Enter in a card field is a payment, whatever the form says
+    field = ControlFacts.model_validate({"tag": "input", "field": card})
+    assert submit_reason(field, step=None) is not None
 
 
 async def test_target_blank_link_stays_in_the_tab(page: Page, site: Site) -> None:
