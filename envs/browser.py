@@ -230,6 +230,8 @@ class ShopperSession:
             await self._install_route()
             self._take_blocked()  # what the previous page tried does not belong to this episode
             self._blocked_navigation = None
+            self._main_blocked.clear()
+            self._http_status = None
             self._net_error = self._failed_url = None
             t0 = time.monotonic()
             try:
@@ -299,7 +301,6 @@ class ShopperSession:
         navigation is blocked the document's own ``readyState`` is asked instead.
         """
         timeout = self.options.action_timeout_ms
-        self._main_blocked.clear()
         loaded = asyncio.ensure_future(self.page.wait_for_load_state("domcontentloaded", timeout=timeout))
         blocked = asyncio.ensure_future(self._main_blocked.wait())
         try:
