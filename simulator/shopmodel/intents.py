@@ -70,7 +70,8 @@ def head_phrase(title: str, brand: str | None = None, words: int = 3) -> str:
 
 
 def with_article(phrase: str) -> str:
-    return ("an " if phrase[:1] in "aeiou" else "a ") + phrase
+    vowel = phrase[:1] in "aeiou" and not phrase.startswith(("uni", "use", "eu", "one"))
+    return ("an " if vowel else "a ") + phrase
 
 
 def spend_cap(persona: Persona | None) -> float | None:
