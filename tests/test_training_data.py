@@ -117,6 +117,10 @@ def test_sft_row_cap_drops_and_counts(run_dir):
     assert len(rows) + stats.skipped["sft_step_over_budget"] == len(_targets(run_dir))
 
 
+#: Large enough that no history is dropped: the failed step must be visible in the later prompts.
+BYTES_BUDGET = 50_000
+
+
 def _with_a_failed_step(run_dir: Path, out: Path) -> tuple[Path, tuple[str, int]]:
     """The real trace, with the first step of a session of >= 3 steps turned into a failed action."""
     trace = read_trace(run_dir)
@@ -143,7 +147,7 @@ def test_sft_rl_eval_and_simulator_contexts_are_byte_identical(run_dir, tmp_path
 
     out, (sid, failed_step) = _with_a_failed_step(run_dir, tmp_path / "failed")
     shutil.copy(run_dir / "run.json", out / "run.json")
-    ds = build_dataset_dir([out], tmp_path / "ds", val=0.0, test=0.5, seed=0, token_budget=1500)
+    ds = build_dataset_dir([out], tmp_path / "ds", val=0.0, test=0.5, seed=0, token_budget=BYTES_BUDGET)
     assert ds.manifest["rl"]["skipped"].get("exec_error", 0) >= 1
     info = load_run_info(out)
     trace = read_trace(out)
@@ -164,7 +168,7 @@ def test_sft_rl_eval_and_simulator_contexts_are_byte_identical(run_dir, tmp_path
             step = next(s for s in steps if s.step == key[1])
             history = [history_item(s) for s in steps if s.step < step.step and s.action is not None]
             persona = Persona.model_validate(info.persona(step.persona_id))
-            live = build_messages(observation_from_step(step), history, persona, token_budget=1500)
+            live = build_messages(observation_from_step(step), history, persona, token_budget=BYTES_BUDGET)
             assert len(sft_context) == len(row["prompt"]) == len(eval_context) == len(live) == 2
             for i in range(2):
                 assert sft_context[i]["content"].encode() == row["prompt"][i]["content"].encode() \
