@@ -150,6 +150,7 @@ class _Session:
         self.r = runner
         self.writer = writer if writer is not None else runner.writer
         self.persona = persona
+        self.index = index
         self.session_id = f"{runner.run_id}-{index:04d}"
         self.steps = 0
         self.interrupted: SessionEnd | None = None
@@ -192,7 +193,7 @@ class _Session:
                 for step in range(cfg.max_steps):
                     self.steps = step + 1
                     req = PolicyRequest(session_id=self.session_id, observation=obs, history=tuple(history),
-                                        persona=self.persona, step=step)
+                                        persona=self.persona, step=step, session_index=self.index)
                     t0 = time.perf_counter()
                     try:
                         resp = await asyncio.wait_for(r.batcher.submit(req), cfg.step_timeout_s)

@@ -11,7 +11,8 @@ budget, missing size, nothing close enough).
 
 It reads only what a model would read — the reduced page's element table and simplified HTML
 — and understands pages through the shared classifier (``envs.pagetype``), never one shop's
-markup or URLs. Choices are seeded per session (same seed, same session → same walk) and vary
+markup or URLs. Choices are seeded per session slot and persona (same seed, same slot → same walk,
+in a rerun and in both arms of an A/B pair) and vary
 between shoppers through the persona: patience and reading from conscientiousness, curiosity
 (refinements, sort, browsing) from openness, typos from a per-persona rate, price sensitivity
 from priorities and budget.
@@ -19,7 +20,6 @@ from priorities and budget.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
 import re
@@ -31,6 +31,7 @@ from shop_r1.envs.actions import Click, Terminate, TypeAndSubmit, answer_json
 from shop_r1.envs.controls import REFINEMENT
 from shop_r1.envs.observation import Element, Observation
 from shop_r1.envs.pagetype import ItemLink, PageClass, classify
+from shop_r1.simulator.llm.sampling import seed_hash
 from shop_r1.simulator.policies.base import Policy, PolicyRequest, PolicyResponse, failure
 from shop_r1.simulator.policies.page_signals import (
     PageSignals,
@@ -178,8 +179,7 @@ class ScriptedPolicy(Policy):
         st = self._states.get(req.session_id)
         if st is not None:
             return st
-        digest = hashlib.sha256(f"{self.seed}:{req.session_id}".encode()).digest()
-        rng = random.Random(int.from_bytes(digest[:8], "big"))
+        rng = random.Random(seed_hash(self.seed, req.session_index, _persona_field(req.persona, "persona_id")))
         intent = str(_persona_field(req.persona, "intent") or self.default_intent)
         priorities = " ".join(_persona_field(req.persona, "priorities", []) or []).lower()
         conscientious = _trait(req.persona, "conscientiousness")
