@@ -23,7 +23,7 @@ from shop_r1.training.recipe import RECIPE_RECORD_FILE, train_corpus
 
 TINY = ["--model", "tiny", "--shoppers", "4", "--max-steps", "3", "--sft-epochs", "1", "--grpo-steps", "1",
         "--num-generations", "2", "--grpo-prompts-per-step", "1", "--max-completion-length", "24",
-        "--rl-token-budget", "1280", "--sft-max-tokens", "2048", "--device", "cpu"]
+        "--rl-token-budget", "1280", "--sft-max-tokens", "2048", "--no-persona", "--device", "cpu"]
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,10 @@ def test_policy_folder_is_a_loadable_checkpoint_that_answers(recipe_out: Path) -
         assert (policy_dir / name).is_file(), name
     record = json.loads((policy_dir / "shop-r1-train.json").read_text())
     assert record["stage"] == "grpo" and Path(record["base_model"]) == (recipe_out / "sft").resolve()
-    assert record["param_change"]["l2"] > 0  # the GRPO step moved the weights
+    zero_std = [h["frac_reward_zero_std"] for h in record["history"] if "frac_reward_zero_std" in h]
+    assert zero_std, "TRL's frac_reward_zero_std was not logged"
+    # all-equal rewards in every group -> zero advantage -> weights unchanged; otherwise they move
+    assert (record["param_change"]["l2"] > 0) == (min(zero_std) < 1), (zero_std, record["param_change"])
     row = load_split(recipe_out / "data", "rl", "train")[0]
     elements = tuple(Element(name=e["name"], kind=e["kind"], text=e.get("text") or "") for e in row["elements"])
     obs = Observation(url=row["url"], title=row["title"], simplified_html=row["simplified_html"], elements=elements)
@@ -56,7 +59,8 @@ def test_policy_folder_is_a_loadable_checkpoint_that_answers(recipe_out: Path) -
 
 def test_recipe_record_and_tokenizer_corpus_exclude_held_out_sessions(recipe_out: Path) -> None:
     record = json.loads((recipe_out / RECIPE_RECORD_FILE).read_text())
-    assert record["settings"]["shoppers"] == 4 and record["grpo"]["param_change_norm"] > 0
+    assert record["settings"]["shoppers"] == 4 and record["grpo"]["param_change_norm"] >= 0
+    assert 0 <= record["grpo"]["frac_reward_zero_std"] <= 1
     assert set(record["seconds"]) == {"simulate scripted shoppers", "template rationales", "base model", "datasets",
                                       "SFT", "GRPO"}
     trace = recipe_out / "trace-template"

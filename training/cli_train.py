@@ -148,9 +148,9 @@ def grpo(config_file: str | None, **flags: Any) -> None:
 @click.option("--grpo-prompts-per-step", type=int, default=None, help="Prompts per GRPO step. [default: 2]")
 @click.option("--max-completion-length", type=int, default=None, help="[default: 96]")
 @click.option("--reward", type=click.Choice(["hierarchical", "binary"]), default=None, help="[default: hierarchical]")
-@click.option("--rl-token-budget", type=int, default=None, help="Prompt tokens of an RL/eval row. [default: 1536]")
-@click.option("--sft-max-tokens", type=int, default=None, help="[default: 1792]")
-@click.option("--persona/--no-persona", "with_persona", default=None, help="Persona in the prompts. [default: off]")
+@click.option("--rl-token-budget", type=int, default=None, help="Prompt tokens of an RL/eval row. [default: 3584]")
+@click.option("--sft-max-tokens", type=int, default=None, help="[default: 3840]")
+@click.option("--persona/--no-persona", "with_persona", default=None, help="Persona and goal in the prompts. [default: on]")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="[default: auto]")
 def recipe(**flags: Any) -> None:
     """The whole loop from nothing: scripted shoppers -> template rationales -> dataset -> SFT -> GRPO.
