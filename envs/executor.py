@@ -47,7 +47,14 @@ from shop_r1.envs.actions import Action, Click, Terminate, TypeAndSubmit, parse_
 from shop_r1.envs.controls import PLACE_ORDER
 from shop_r1.envs.observation import ActionError, Element, option_name
 from shop_r1.envs.pagetype import PageView
-from shop_r1.envs.purchase import ControlFacts, click_reason, purchase_step, submit_reason, whole_phrase
+from shop_r1.envs.purchase import (
+    ControlFacts,
+    click_reason,
+    page_matters,
+    purchase_step,
+    submit_reason,
+    whole_phrase,
+)
 
 log = logging.getLogger(__name__)
 
@@ -424,7 +431,7 @@ def _purchase_error(page: Page, target: _Target, options: ExecutorOptions,
         probe = Element(name=probe.name, kind=probe.kind, text=control.text, tag=probe.tag)
     navigates = _leads_elsewhere(control.href, page.url)
     reason = click_reason(control, navigates=navigates, step=None)
-    if reason is None and not navigates:  # the page is classified only when it can matter
+    if reason is None and not navigates and page_matters(control, typing=False):
         reason = click_reason(control, navigates=navigates, step=purchase_step(seen))
     if reason is None and options.purchase_guard(probe):
         reason = "its words say it places an order"
@@ -527,7 +534,7 @@ async def _type_and_submit(page: Page, target: _Target, text: str, watch: _PageW
         return ActionError("disabled", f"{target.name!r} is read-only", name=target.name)
     if not options.allow_purchase:
         control = ControlFacts.model_validate(facts)
-        reason = submit_reason(control, step=purchase_step(seen))
+        reason = submit_reason(control, step=purchase_step(seen) if page_matters(control, typing=True) else None)
         if reason is None and any(options.purchase_guard(Element(name=target.name, kind="clickable", text=t))
                                   for t in facts["form_submit_texts"]):
             reason = "its form's submit button says it places an order"

@@ -106,6 +106,17 @@ def purchase_step(seen: PageView | None) -> str | None:
     return None
 
 
+def page_matters(control: ControlFacts, *, typing: bool) -> bool:
+    """Whether the page's type could change the verdict on ``control`` (see :func:`click_reason`,
+    :func:`submit_reason`). Classifying a large page costs tens of ms, which a search box or a
+    link should not pay."""
+    form = control.form
+    posts = form is not None and form.method == "post" and not form.minor
+    if typing:
+        return posts or (form is not None and any(ORDER_WORDS.search(t) for t in form.submit_texts))
+    return (control.submits and posts) or bool(ORDER_WORDS.search(control.text))
+
+
 def whole_phrase(text: str) -> bool:
     """The text is nothing but an order phrase ("Place your order »"), not a sentence mentioning one."""
     core = re.sub(r"^[^\w$€£]+|[^\w$€£]+$", "", text.strip())
