@@ -312,6 +312,10 @@ def classify(page: PageView) -> PageClass:
         return result("cart", "a cart heading with a checkout control or subtotal")
     if buy and len(set(buy)) <= 3 and prices and heading and not _RESULT_CUE.search(heading):
         return result("product", f"a title heading, a price and a buy control ({buy[0]})")
+    disclosure = [el.name for el in clickables if _BUY_DISCLOSURE.search(_label(el))]
+    if disclosure and base["main_price"] is not None and heading and not _RESULT_CUE.search(heading):
+        return result("product", f"a title heading, the page's own price and buying options behind "
+                                 f"a disclosure ({disclosure[0]})")
     if cues and (runs or prices or "no " in " ".join(cues) or "did you mean" in cues):
         return result("listing", f"result-count wording ({cues[0]})")
     if runs and (sortable or paged):
@@ -323,6 +327,10 @@ def classify(page: PageView) -> PageClass:
     if sum(1 for h in headings if _HOME_HEAD.search(h)) >= 1 and len(clickables) >= 8:
         return result("home", "promotional section headings and navigation")
     return result("other", "no product, listing, cart, checkout or account evidence")
+
+
+#: A product's buy box folded away ("More buying options", "See all buying choices").
+_BUY_DISCLOSURE = re.compile(r"(?:more|other|see\s+all)\s+buying\s+(?:options|choices)|purchase\s+options", re.I)
 
 
 def page_type(page: PageView) -> PageType:

@@ -14,7 +14,7 @@ from fixtures.third_party_shop import ThirdPartyShop
 from shop_r1.envs.chromium import LAUNCH_ARGS, find_chromium
 from shop_r1.envs.observation import Element, Observation
 from shop_r1.envs.pagetype import PAGE_TYPES, PageClass, classify, page_type
-from shop_r1.envs.reducer import ReducedPage, ReducerOptions, open_target, reduce_page
+from shop_r1.envs.reducer import ReducedPage, ReducerOptions, observe_target, open_target, reduce_page
 from shop_r1.envs.shop.server import run_in_thread
 
 BIG = ReducerOptions(token_budget=60_000)
@@ -109,3 +109,20 @@ def test_no_url_conventions_and_bad_input():
     assert page_type(_page("<h1>Blue kettle</h1><p>$19.99</p>", (buy,))) == "product"
     assert page_type(_page("<h1>Blue kettle</h1><p>$19.99</p>", (wish,))) != "product"
     assert set(PAGE_TYPES) == set(PageClass.model_fields["type"].annotation.__args__)
+
+
+def test_product_page_with_buying_options_folded_away() -> None:
+    """The ``hidden-add-to-cart`` variant folds the buy box into "More buying options": still a
+    product page (a title, its own price), or an A/B test would report fewer product views."""
+    import re
+    import urllib.request
+
+    from shop_r1.envs.shop.server import run_in_thread
+
+    with run_in_thread(seed=0, variant="hidden-add-to-cart") as shop:
+        results = urllib.request.urlopen(shop.url + "/s?k=headphones", timeout=30).read().decode()
+        link = re.search(r'href="(/dp/[^"]+)"', results).group(1)
+        page = asyncio.run(observe_target(shop.url + link))
+    found = classify(page)
+    assert found.type == "product", found.reasons
+    assert "disclosure" in found.reasons[0]
