@@ -1,103 +1,28 @@
-"""Per task of a ``--tasks`` run, whether each of its sessions met the task's success condition.
+"""``task_outcomes(run_dir)``: the verdicts of a ``--tasks`` run, straight from its directory.
 
-Read from the trace with the report's own funnel rules (``report.session_facts``: page kinds by
-content, "added to cart" as the report counts it), so a task's verdict and the report's funnel
-cannot disagree. Kept apart from ``tasks`` because it needs the report (and so scipy, through the
-realism metrics), which reading a tasks file does not.
+Apart from ``verdicts`` because it computes the report's session facts itself, so it imports the
+report (which may itself import ``verdicts``).
 """
 
 from __future__ import annotations
 
-import html
-import re
-from collections.abc import Sequence
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationError
-
-from shop_r1.envs.pagetype import classify
 from shop_r1.simulator.report import session_facts
-from shop_r1.simulator.shopmodel.tasks import TASKS_FILE, TaskFileError, TaskRun
+from shop_r1.simulator.shopmodel.tasks import TASKS_FILE
+from shop_r1.simulator.shopmodel.verdicts import SessionVerdict, TaskOutcome, read_task_run, task_outcomes_html, verdicts
 from shop_r1.simulator.trace import read_trace
-from shop_r1.simulator.trace.convert import observation_from_step
 
-
-class SessionVerdict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    session_id: str
-    persona_id: str | None
-    outcome: str
-    succeeded: bool | None  # None: the task gave no success condition
-    evidence: str
-
-
-class TaskOutcome(BaseModel):
-    """One task's verdict over the sessions that ran it."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    task_id: str
-    intent: str
-    condition: str | None
-    sessions: list[SessionVerdict]
-
-    @property
-    def succeeded(self) -> int:
-        return sum(1 for s in self.sessions if s.succeeded)
-
-    @property
-    def verdict(self) -> str:
-        if self.condition is None:
-            return "no success condition given"
-        if not self.sessions:
-            return "not run"
-        return f"succeeded in {self.succeeded} of {len(self.sessions)}"
+__all__ = ["SessionVerdict", "TaskOutcome", "task_outcomes", "task_outcomes_html"]
 
 
 def task_outcomes(run_dir: str | Path) -> list[TaskOutcome]:
-    """Per task of ``run_dir/tasks.json``, whether each of its sessions met the success condition.
+    """Per task of ``run_dir/tasks.json``, whether each of its sessions met its success condition.
 
     Raises FileNotFoundError when the run had no tasks.
     """
-    run_dir = Path(run_dir)
-    path = run_dir / TASKS_FILE
-    try:
-        run = TaskRun.model_validate_json(path.read_text(encoding="utf-8"))
-    except ValidationError as exc:
-        raise TaskFileError(f"{path}: not a tasks record: {exc.errors()[0]['msg']}") from exc
+    run = read_task_run(run_dir)
+    if run is None:
+        raise FileNotFoundError(f"{Path(run_dir) / TASKS_FILE}: this run had no --tasks")
     trace = read_trace(run_dir, strict=False)
-    facts = session_facts(trace)
-    verdicts: dict[str, list[SessionVerdict]] = {t.id: [] for t in run.tasks}
-    by_id = {t.id: t for t in run.tasks}
-    for sid, fact in facts.items():
-        task_id = run.shoppers.get(fact.persona_id or "")
-        if task_id is None:
-            continue
-        cond = by_id[task_id].success
-        titles = [classify(observation_from_step(step)).heading or step.title
-                  for step, kind in zip(trace.sessions.get(sid, []), fact.kinds) if kind == "product"]
-        carted = "added_to_cart" in fact.stages
-        ok: bool | None = None
-        notes = [f"{len(titles)} product page(s)", "added to cart" if carted else "nothing added to cart"]
-        if cond is not None:
-            ok = True
-            if cond.product_title_matches is not None:
-                hit = next((t for t in titles if re.search(cond.product_title_matches, t, re.I)), None)
-                ok = hit is not None
-                notes.insert(0, f"matched {hit!r}" if hit else "no product title matched")
-            if cond.added_to_cart is not None:
-                ok = ok and carted == cond.added_to_cart
-        verdicts[task_id].append(SessionVerdict(session_id=sid, persona_id=fact.persona_id, outcome=fact.outcome,
-                                                succeeded=ok, evidence="; ".join(notes)))
-    return [TaskOutcome(task_id=t.id, intent=t.intent, condition=t.success.describe() if t.success else None,
-                        sessions=verdicts[t.id]) for t in run.tasks]
-
-
-def task_outcomes_html(outcomes: Sequence[TaskOutcome]) -> str:
-    """The report's "Tasks" section: one row per task, its condition and its verdict."""
-    rows = "".join(
-        f"<tr><td>{html.escape(o.task_id)}</td><td>{html.escape(o.intent)}</td>"
-        f"<td>{html.escape(o.condition or '—')}</td><td>{html.escape(o.verdict)}</td></tr>" for o in outcomes)
-    return ("<section id='tasks'><h2>Tasks</h2><table><thead><tr><th>task</th><th>intent</th>"
-            f"<th>success means</th><th>verdict</th></tr></thead><tbody>{rows}</tbody></table></section>")
+    return verdicts(run, trace, session_facts(trace))
