@@ -16,7 +16,10 @@ import click
 from rich.console import Console
 
 from shop_r1.personas.model import Persona
+from shop_r1.simulator.policies.factory import PolicySpec
+from shop_r1.simulator.policies.mixed import session_index
 from shop_r1.simulator.preflight import PreflightError, check_start_url
+from shop_r1.simulator.realism import realism
 from shop_r1.simulator.shopmodel import (
     CrawlError,
     CrawlLimits,
@@ -29,7 +32,7 @@ from shop_r1.simulator.shopmodel import (
     task_shoppers,
     write_task_run,
 )
-from shop_r1.simulator.trace import FAILED_OUTCOMES
+from shop_r1.simulator.trace import FAILED_OUTCOMES, read_trace
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +123,8 @@ def run_and_report(*, shop: str | None, shop_seed: int, shoppers: int, concurren
                    screenshots: bool, console: Console, page_budget: int = 8000,
                    prompt_budget: int | None = None, ray: str | None = None, host_capacity: int | None = None,
                    retry_lost: bool = False, max_failed: int = 0, redact: bool = True, intents: str = "shop",
-                   refresh_catalogue: bool = False, tasks_file: Path | None = None) -> int:
+                   refresh_catalogue: bool = False, tasks_file: Path | None = None,
+                   policy_parts: tuple[Any, ...] = ()) -> int:
     from shop_r1.simulator.live import LiveView
     from shop_r1.simulator.policies.factory import PolicyConfigError, PolicySpec, open_policy
     from shop_r1.simulator.report import build_report
@@ -148,7 +152,7 @@ def run_and_report(*, shop: str | None, shop_seed: int, shoppers: int, concurren
         try:
             spec = PolicySpec(name=policy, model=model, base_url=base_url, seed=seed, allow_purchase=allow_purchase,
                               constrained=constrained, temperature=temperature, max_concurrency=concurrency,
-                              prompt_budget=prompt_budget)
+                              prompt_budget=prompt_budget, parts=policy_parts)
             config = RunConfig(shop_url=shop_url, shoppers=shoppers, concurrency=concurrency, max_steps=max_steps,
                                seed=seed, out_dir=out_dir, policy=policy, model=model, allow_purchase=allow_purchase,
                                extra_origins=list(allow_origin), headless=not headed, browser_path=browser_path,
@@ -292,29 +296,70 @@ def simulate(**kwargs: Any) -> None:
     sys.exit(run_and_report(console=console, **kwargs))
 
 
+DEMO_POLICIES = ("mixed", "transformers", "scripted")
+
+
+def demo_specs(policy: str, seed: int, prompt_budget: int) -> tuple[Any, ...]:
+    """The demo's policy parts, in routing order (shopper i uses part i % n).
+
+    The embedded model writes short rationales (32 tokens) so that a step costs seconds on a
+    CPU; scripted shoppers next to it show on the same shop what a full session looks like.
+    """
+    model = PolicySpec(name="transformers", model="default", seed=seed, constrained=True, prompt_budget=prompt_budget,
+                       extra={"grammar_bounds": {"rationale_max_tokens": 32}})
+    scripted = PolicySpec(name="scripted", seed=seed)
+    return {"mixed": (model, scripted), "transformers": (model,), "scripted": (scripted,)}[policy]
+
+
+def _demo_summary(out_dir: Path, parts: tuple[Any, ...], console: Console) -> None:
+    """Per policy part: sessions, steps, and how far its shoppers got (pages classified by content)."""
+    trace = read_trace(out_dir)
+    for k, part in enumerate(parts):
+        steps = [s for s in trace.steps if (session_index(s.session_id) or 0) % len(parts) == k]
+        if not steps:
+            continue
+        block = realism(steps)
+        executable = sum(1 for s in steps if s.action is not None and s.exec_error is None)
+        console.print(f"  {part.describe_line()}\n    {block.sessions} shoppers, {len(steps)} steps, "
+                      f"{executable / len(steps):.0%} executable; reached a product page: "
+                      f"{block.funnel.get('product', 0.0):.0%}, added to cart: {block.funnel.get('added_to_cart', 0.0):.0%}")
+
+
 @click.command()
-@click.option("--shoppers", "-n", default=3, show_default=True)
-@click.option("--max-steps", default=8, show_default=True)
-@click.option("--policy", type=click.Choice(["transformers", "scripted"]), default="transformers", show_default=True,
-              help="transformers = the embedded default model (SmolLM2-135M-Instruct, constrained decoding).")
+@click.option("--shoppers", "-n", default=4, show_default=True)
+@click.option("--max-steps", default=6, show_default=True)
+@click.option("--policy", type=click.Choice(list(DEMO_POLICIES)), default="mixed", show_default=True,
+              help="mixed = even-numbered shoppers use the embedded model (SmolLM2-135M-Instruct, constrained "
+                   "decoding), odd-numbered ones the scripted shopper; transformers / scripted = all shoppers one way.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
 @click.option("--seed", default=0, show_default=True)
-@click.option("--page-budget", default=1200, show_default=True,
+@click.option("--page-budget", default=1000, show_default=True,
               help="Tokens per reduced page: small, so the 135M model's prefill on a CPU takes seconds.")
-@click.option("--prompt-budget", default=1800, show_default=True, help="Prompt tokens (current page first, then history).")
+@click.option("--prompt-budget", default=1400, show_default=True, help="Prompt tokens (current page first, then history).")
 def demo(shoppers: int, max_steps: int, policy: str, out: Path | None, seed: int, page_budget: int,
          prompt_budget: int) -> None:
-    """Simulated shoppers with the default model on the bundled shop, then the report."""
+    """Simulated shoppers on the bundled shop -- the embedded model next to scripted shoppers by
+    default -- then the report and a line per policy on how far its shoppers got."""
     console = Console()
     console.rule("[bold]shop-r1 demo")
-    console.print(f"{shoppers} shoppers, policy [bold]{policy}[/]"
-                  + (" (SmolLM2-135M-Instruct, constrained decoding)" if policy == "transformers" else ""))
-    sys.exit(run_and_report(
-        shop=None, shop_seed=0, shoppers=shoppers, concurrency=shoppers, policy=policy, model="default",
+    parts = demo_specs(policy, seed, prompt_budget)
+    console.print(f"{shoppers} shoppers, {max_steps} steps each, on the bundled shop. Policies:")
+    for k, part in enumerate(parts):
+        who = [i for i in range(shoppers) if i % len(parts) == k]
+        console.print(f"  shoppers {', '.join(map(str, who)) or '(none)'}: [bold]{part.describe_line()}[/]")
+    top = PolicySpec(name="mixed", seed=seed, parts=parts) if len(parts) > 1 else parts[0]
+    out_dir = out or _default_out(Path("runs") / "demo")
+    code = run_and_report(
+        shop=None, shop_seed=0, shoppers=shoppers, concurrency=shoppers, policy=top.name, model="default",
         base_url=None, personas_file=None, mix=None, max_steps=max_steps, seed=seed,
-        out=out or _default_out(Path("runs") / "demo"), allow_purchase=False, allow_origin=(), headed=False,
+        out=out_dir, allow_purchase=False, allow_origin=(), headed=False,
         browser_path=None, constrained=True, temperature=None, step_timeout=600.0, session_timeout=3600.0,
-        screenshots=False, console=console, page_budget=page_budget, prompt_budget=prompt_budget))
+        screenshots=False, console=console, page_budget=page_budget, prompt_budget=prompt_budget,
+        policy_parts=top.parts)
+    if (out_dir / "trace.jsonl").exists():
+        console.print("How far each policy's shoppers got:")
+        _demo_summary(out_dir, parts, console)
+    sys.exit(code)
 
 
 @click.command()
