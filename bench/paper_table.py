@@ -213,9 +213,8 @@ def summarise(scores: dict[str, list[StepScores]], n_boot: int, seed: int = 1234
             raise AssertionError(f"{name} was scored on other steps than SFT: the comparison would not be paired")
         point = metric_matrix(runs, full)
         row: dict[str, Any] = {m: float(point[m][0]) for m in METRICS}
-        row["per_seed"] = [{m: r.report[k] for m, k in (("exact", "exact_accuracy"), ("type_acc", "type_accuracy"),
-                                                         ("type_f1", "type_macro_f1"))} | {"unparsed": r.report["n_unparsed"]}
-                           for r in runs]
+        names = (("exact", "exact_accuracy"), ("type_acc", "type_accuracy"), ("type_f1", "type_macro_f1"))
+        row["per_seed"] = [{m: r.report[k] for m, k in names} | {"unparsed": r.report["n_unparsed"]} for r in runs]
         row["n_test"] = n
         if name != "SFT":
             boot = metric_matrix(runs, idx)
@@ -291,9 +290,10 @@ def train_seed(cfg: BenchConfig, seed: int, trace: Path, base: Path, data_dir: P
         with R.stage(f"seed{seed} validate SFT round {k}", timer):
             val = evaluate(cfg, res.out_dir, data_dir, "validation", constrained=False, seed=seed)
         sec_per_step = res.seconds / max(1, int(res.metrics.get("global_step", 1)))
-        facts["sft_rounds"].append({"round": k, "steps": res.metrics.get("global_step"), "seconds": round(res.seconds, 1),
-                                    "val_type_acc": val.report["type_accuracy"],
-                                    "val_type_f1": val.report["type_macro_f1"], "val_exact": val.report["exact_accuracy"]})
+        facts["sft_rounds"].append({"round": k, "steps": res.metrics.get("global_step"),
+                                    "seconds": round(res.seconds, 1), "val_type_acc": val.report["type_accuracy"],
+                                    "val_type_f1": val.report["type_macro_f1"],
+                                    "val_exact": val.report["exact_accuracy"]})
         if best is None or _val_score(val) > best[0]:
             best = (_val_score(val), res.out_dir, sec_per_step)
         start = res.out_dir
@@ -359,6 +359,10 @@ def run_benchmark(cfg: BenchConfig, out: Path, console: Console) -> dict[str, An
         with R.stage(f"seed{seed} base model", timer):
             bases[seed] = R.base_model(spec, trace, out / f"seed{seed}", seed=cfg.data_seed,
                                        val=split["val"], test=split["test"])
+        first = bases[cfg.seeds[0]]
+        if (first / "tokenizer.json").read_bytes() != (bases[seed] / "tokenizer.json").read_bytes():
+            raise AssertionError(f"seed {seed}'s tokenizer differs from seed {cfg.seeds[0]}'s: one dataset "
+                                 "cannot serve both")
         if data_dir is None:
             with R.stage("datasets", timer):
                 data_dir, manifest = R.build_data(trace, bases[seed], out, seed=cfg.data_seed, val=split["val"],
@@ -434,11 +438,13 @@ def render(results: dict[str, Any], console: Console) -> None:
         o = block["ordering"]
         console.print(f"Paper ordering SFT < SFT+RL(binary) < Shop-R1 on type acc and type F1 ({mode}): "
                       f"{'[green]holds[/]' if o['holds_on_primary'] else '[yellow]does not hold[/]'}; "
-                      + "; ".join(f"{m}: SFT<binary {o[m]['sft_lt_binary']}, binary<Shop-R1 {o[m]['binary_lt_shop_r1']}, "
+                      + "; ".join(f"{m}: SFT<binary {o[m]['sft_lt_binary']}, "
+                                  f"binary<Shop-R1 {o[m]['binary_lt_shop_r1']}, "
                                   f"Shop-R1 vs SFT CI excludes 0 {o[m]['shop_r1_vs_sft_ci_excludes_0']}" for m in METRICS))
     d = results["data"]
-    console.print(f"[dim]Labels visible in the test prompts (ceiling of exact): {d['label_visible']}/{d['test_steps']}"
-                  f" = {100 * d['labels_visible']:.1f} %. Paper: Qwen2.5-3B on real logs, 32k contexts -- orientation only.[/]")
+    console.print(f"[dim]Labels visible in the test prompts (ceiling of exact): {d['label_visible']}/"
+                  f"{d['test_steps']} = {100 * d['labels_visible']:.1f} %. Paper: Qwen2.5-3B on real logs, 32k "
+                  "contexts -- orientation only.[/]")
 
 
 # --------------------------------------------------------------------------------------------
