@@ -14,7 +14,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from shop_r1.simulator.policies.base import Policy, PolicyRequest, PolicyResponse
+from shop_r1.simulator.policies.base import Policy, PolicyRequest, PolicyResponse, failure
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,8 @@ class PolicyBatcher:
                     raise RuntimeError(f"policy returned {len(responses)} responses for {len(live)} requests")
             except Exception as exc:  # one failing batch must not stop the other shoppers
                 log.warning("policy batch of %d failed: %s", len(live), exc)
-                responses = [PolicyResponse(action=None, error=f"policy_error: {exc}") for _ in live]
+                error = failure("policy_error", f"{type(exc).__name__}: {exc}")
+                responses = [PolicyResponse(action=None, error=error) for _ in live]
             for pending, response in zip(live, responses):
                 if not pending.future.done():
                     pending.future.set_result(response)
