@@ -15,6 +15,8 @@ class PreflightError(RuntimeError):
 
 def check_start_url(url: str, timeout_s: float = 15.0) -> int:
     """The HTTP status of ``url`` (redirects followed); :class:`PreflightError` unless 2xx."""
+    if not url.startswith(("http://", "https://")):
+        raise PreflightError(f"shop URL must start with http:// or https://, got {url!r}")
     try:
         response = httpx.get(url, follow_redirects=True, timeout=timeout_s, headers={"User-Agent": "shop-r1 preflight"})
     except httpx.ConnectError as exc:

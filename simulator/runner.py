@@ -193,7 +193,7 @@ class _Session:
                 for step in range(cfg.max_steps):
                     self.steps = step + 1
                     req = PolicyRequest(session_id=self.session_id, observation=obs, history=tuple(history),
-                                        persona=self.persona, step=step, session_index=self.index)
+                                        persona=self.persona, step=step)
                     t0 = time.perf_counter()
                     try:
                         resp = await asyncio.wait_for(r.batcher.submit(req), cfg.step_timeout_s)

@@ -33,7 +33,14 @@ from shop_r1.envs.actions import Action
 from shop_r1.envs.observation import Element, Observation
 from shop_r1.personas.model import Persona
 from shop_r1.simulator.policies.base import Policy, PolicyRequest, PolicyResponse
-from shop_r1.simulator.scoring import DEFAULT_CONFIG, MetricsReport, RewardConfig, answer_action, coerce_label, compute_metrics
+from shop_r1.simulator.scoring import (
+    DEFAULT_CONFIG,
+    MetricsReport,
+    RewardConfig,
+    coerce_label,
+    compute_metrics,
+    stated_action,
+)
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +95,7 @@ def prediction_of(response: PolicyResponse, config: RewardConfig = DEFAULT_CONFI
     :func:`shop_r1.simulator.scoring.answer_action` -- what earns a reward is what counts here --
     and one that returns a structured action without text (the scripted shopper) is taken as is.
     """
-    if response.raw_text:
-        return answer_action(response.raw_text, config)
-    return response.action
+    return stated_action(response.raw_text, response.action, config)
 
 
 @dataclass

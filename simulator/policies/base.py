@@ -34,9 +34,6 @@ class PolicyRequest:
     persona: Any = None  # personas.model.Persona (kept loose: scripted policies read fields)
     messages: list[dict[str, str]] | None = None  # built by simulator.prompt
     step: int = 0
-    # The session's slot in its run (0..N-1). Seeding by slot, not by session id (which holds the
-    # run id), lets a rerun repeat itself and the two arms of an A/B pair share their random draws.
-    session_index: int = 0
 
 
 @dataclass

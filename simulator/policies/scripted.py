@@ -11,8 +11,8 @@ budget, missing size, nothing close enough).
 
 It reads only what a model would read — the reduced page's element table and simplified HTML
 — and understands pages through the shared classifier (``envs.pagetype``), never one shop's
-markup or URLs. Choices are seeded per session slot and persona (same seed, same slot → same walk,
-in a rerun and in both arms of an A/B pair) and vary
+markup or URLs. Choices are seeded per persona (same seed, same persona → same walk, in a rerun,
+a replay and both arms of an A/B pair) and vary
 between shoppers through the persona: patience and reading from conscientiousness, curiosity
 (refinements, sort, browsing) from openness, typos from a per-persona rate, price sensitivity
 from priorities and budget.
@@ -179,7 +179,10 @@ class ScriptedPolicy(Policy):
         st = self._states.get(req.session_id)
         if st is not None:
             return st
-        rng = random.Random(seed_hash(self.seed, req.session_index, _persona_field(req.persona, "persona_id")))
+        # Seeded by persona, not by the session id (which holds the run id): a rerun and a replay
+        # repeat the walk, and the two arms of an A/B pair share their random draws.
+        who = _persona_field(req.persona, "persona_id") or req.session_id
+        rng = random.Random(seed_hash(self.seed, who))
         intent = str(_persona_field(req.persona, "intent") or self.default_intent)
         priorities = " ".join(_persona_field(req.persona, "priorities", []) or []).lower()
         conscientious = _trait(req.persona, "conscientiousness")

@@ -34,7 +34,7 @@ from shop_r1.simulator.prompt import format_answer
 from shop_r1.simulator.replay import ReplaySession
 from shop_r1.simulator.trace import history_before, observation_from_step
 from shop_r1.simulator.replay.view import action_text
-from shop_r1.simulator.scoring import DEFAULT_CONFIG, RewardConfig, action_reward
+from shop_r1.simulator.scoring import DEFAULT_CONFIG, RewardConfig, action_reward, stated_action
 from shop_r1.simulator.trace import TraceStep
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,8 @@ def score_step(step: TraceStep, response: PolicyResponse, config: RewardConfig =
         predicted_action=response.action,
         predicted_rationale=response.rationale, raw_output=response.raw_text, error=response.error,
         reward=breakdown.to_json(), reward_notes=dict(breakdown.notes),
-        exact=is_exact(response.action, label, config), latency_s=response.latency_s,
+        exact=is_exact(stated_action(response.raw_text, response.action, config), label, config),
+        latency_s=response.latency_s,
     )
 
 

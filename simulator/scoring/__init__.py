@@ -29,6 +29,7 @@ from shop_r1.simulator.scoring.rewards import (
     RewardBreakdown,
     action_reward,
     answer_action,
+    stated_action,
     binary_reward,
     coerce_label,
     exact_match,
@@ -54,7 +55,7 @@ from shop_r1.simulator.scoring.similarity import NameAwareTokenizer, passes_thre
 __all__ = [
     "DEFAULT_SELF_CERTAINTY_FORM", "SELF_CERTAINTY_FORMS", "SelfCertaintyForm",
     "COMPONENTS", "DEFAULT_CONFIG", "PAPER_ALPHA", "PAPER_BETA", "PAPER_DARS", "PAPER_THRESHOLD", "ROUGE_MEASURES",
-    "AnswerFormatError", "LabelError", "answer_action", "text_same_meaning", "MetricsReport", "NameAwareTokenizer", "ParsedAnswer", "RewardBreakdown",
+    "AnswerFormatError", "LabelError", "answer_action", "stated_action", "text_same_meaning", "MetricsReport", "NameAwareTokenizer", "ParsedAnswer", "RewardBreakdown",
     "RewardConfig", "RougeMeasure", "TypeRow", "action_reward", "binary_reward", "coerce_label", "completion_offsets",
     "compute_metrics", "exact_match", "hierarchical_rewards", "is_exact", "mean_over_mask", "parse_answer",
     "passes_threshold", "rationale_char_span", "rationale_mask", "rationale_token_mask",

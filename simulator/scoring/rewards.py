@@ -81,6 +81,13 @@ def answer_action(text: str | None, config: RewardConfig = DEFAULT_CONFIG) -> Ac
         return None
 
 
+def stated_action(raw_text: str, action: Action | None, config: RewardConfig = DEFAULT_CONFIG) -> Action | None:
+    """What a policy's answer counts as in evaluation and replay alike: its text read by
+    :func:`answer_action` (what earns a reward is what counts), or, for a policy that returns a
+    structured action without text (the scripted shopper), that action as is."""
+    return answer_action(raw_text, config) if raw_text else action
+
+
 #: An action label is a type, a name and a short text; anything longer is not one.
 MAX_LABEL_CHARS = 262_144
 
