@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 from shop_r1.envs.actions import Click, Terminate, TypeAndSubmit
 from shop_r1.envs.pagetype import page_type
 from shop_r1.simulator.realism import realism_block, realism_html, run_intents
+from shop_r1.simulator.shopmodel.verdicts import read_task_run, task_outcomes_html, verdicts
 from shop_r1.simulator.trace import (
     OUTCOMES,
     RunInfo,
@@ -343,11 +344,13 @@ class RunSummary:
     session_index: list[SessionRow] = field(default_factory=list)
     # simulator.realism's block (run.json's, else computed from the trace): the run next to people.
     realism: dict[str, Any] | None = None
+    # The --tasks verdicts (simulator.shopmodel.verdicts), rendered: did each scenario succeed?
+    tasks_html: str = ""
     # The steps themselves, for the report's session pages; never stored in run.json.
     trace: TraceReadResult | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        data = {name: value for name, value in asdict(_without_trace(self)).items() if name != "trace"}
+        data = {name: value for name, value in asdict(_without_trace(self)).items() if name not in ("trace", "tasks_html")}
         data["abandonment_steps"] = {str(k): v for k, v in self.abandonment_steps.items()}
         return data
 
@@ -869,7 +872,8 @@ def render_html(summary: RunSummary) -> str:
         generated=html.escape(datetime.now(timezone.utc).isoformat(timespec="seconds")),
         charts="\n".join(_charts(summary)),
         tables="\n".join(_html_table(t) for t in _tables(summary)),
-        people=_people_sections(summary) + (realism_html(summary.realism) if summary.realism else ""),
+        people=summary.tasks_html + _people_sections(summary)
+        + (realism_html(summary.realism) if summary.realism else ""),
         rules=rules,
         style=report_css(),
     )
@@ -921,6 +925,9 @@ def build_report(
     summary = summarize(trace, info, segment_by=segment_by)
     summary.realism = (info.summary.get("realism") if info is not None else None) or \
         realism_block(trace, run_intents(run_dir, trace))
+    task_run = read_task_run(run_dir)
+    if task_run is not None:
+        summary.tasks_html = task_outcomes_html(verdicts(task_run, trace, session_facts(trace)))
     write_html(summary, run_dir / "report.html")
     if console is not None:
         render_console(summary, console)
