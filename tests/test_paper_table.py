@@ -102,7 +102,8 @@ def test_table_is_printed_for_a_person(run):
     _, _, proc = run
     assert "Shop-R1 small-scale reproduction (free greedy decoding)" in proc.stderr
     assert "constrained greedy decoding" in proc.stderr
-    assert "95% CI" in proc.stderr and "Labels visible" in proc.stderr
+    assert "Paper ordering SFT < SFT+RL(binary) < Shop-R1" in proc.stderr and "Labels visible" in proc.stderr
+    assert "||Δθ||" in proc.stderr  # each RL arm's parameter change
 
 
 def test_bootstrap_macro_f1_is_the_evaluations_macro_f1():
