@@ -45,7 +45,7 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
 from shop_r1.envs.chromium import launch_chromium
-from shop_r1.envs.observation import Element, Observation, PageStats, UnreadablePart, with_option_elements
+from shop_r1.envs.observation import Element, Observation, PageStats, UnreadablePart
 from shop_r1.envs.tokens import count_tokens, count_tokens_batch
 
 
@@ -403,6 +403,26 @@ def _fit_budget(tree: TreeNode, budget: int, url: str) -> tuple[str, int, bool, 
     return rendered, total, True, dropped
 
 
+def _element_table(records: list[dict[str, Any]]) -> tuple[Element, ...]:
+    """The element table, each select followed by its options under the names the HTML gives them.
+
+    reduce.js names the options (``<select>.<option slug>``, told apart by value or a ``_copy_N``
+    suffix where two share a label), so the table and the simplified HTML cannot disagree; options
+    carry no stamp and are found through their select (``with_option_elements`` builds the same
+    rows for tables made elsewhere).
+    """
+    out: list[Element] = []
+    for e in records:
+        el = Element(name=e["name"], kind=e["kind"], text=e["text"], selector=f'[data-sr1-name="{e["name"]}"]',
+                         tag=e["tag"], in_viewport=bool(e["in_viewport"]), disabled=bool(e["disabled"]),
+                         options=tuple(e["options"]), input_type=e["input_type"])
+        out.append(el)
+        out.extend(Element(name=name, kind="clickable", text=label, selector="", tag="option",
+                           in_viewport=el.in_viewport, disabled=el.disabled)
+                   for name, label in zip(e["option_names"], e["options"], strict=True))
+    return tuple(out)
+
+
 async def reduce_page(page: Page, options: ReducerOptions | None = None) -> ReducedPage:
     """Reduce the page's current DOM; stamps ``data-sr1-name`` on every reported interactable."""
     opts = options or ReducerOptions()
@@ -424,12 +444,7 @@ async def reduce_page(page: Page, options: ReducerOptions | None = None) -> Redu
     t_js = time.perf_counter()
     tree = TreeNode.from_json(result["tree"])
     html_text, tokens, truncated, dropped = _fit_budget(tree, opts.token_budget, result["url"])
-    every = with_option_elements(tuple(
-        Element(name=e["name"], kind=e["kind"], text=e["text"], selector=f'[data-sr1-name="{e["name"]}"]',
-                tag=e["tag"], in_viewport=bool(e["in_viewport"]), disabled=bool(e["disabled"]),
-                options=tuple(e["options"]), input_type=e["input_type"])
-        for e in result["elements"]
-    ))
+    every = _element_table(result["elements"])
     # An option goes with its select: dropping the select drops its choices too.
     elements = tuple(el for el in every if el.name not in dropped
                      and not (el.tag == "option" and el.name.rsplit(".", 1)[0] in dropped))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,10 +20,11 @@ ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("bench_names", ROOT / "bench" / "names.py")
 assert _spec and _spec.loader
 names = importlib.util.module_from_spec(_spec)
+sys.modules[_spec.name] = names  # its dataclasses look their module up
 _spec.loader.exec_module(names)
 
 # The share of labelled elements whose name's role word matches their role, after the scoping fix
-# (86.5 % before it); each page is held to its own floor so one page cannot hide behind the rest.
+# (292/334 = 87.4 % before it); each page is held to its own floor so one page cannot hide behind the rest.
 MIN_SHARE = 0.97
 MIN_PAGE_SHARE = 0.85
 

@@ -80,6 +80,15 @@
     }).join(' '));
   };
 
+  // A price as shops print it ("$39.99", "EUR 49.00", "12,50 €"): what makes a list item a product.
+  const PRICE_SRC = '(?:[$\u20ac\u00a3\u00a5\u20b9]|\\b(?:EUR|USD|GBP|CHF|CAD|AUD)\\b)\\s?\\d[\\d.,]*|\\d[\\d.,]*\\s?(?:\u20ac|\\b(?:EUR|USD|GBP)\\b)';
+  const PRICE = new RegExp(PRICE_SRC);
+  const PRICE_ALL = new RegExp(PRICE_SRC, 'g');
+  // An item shows a price in its own text, or in a link that says more than the price ("Kalis
+  // Lite 10.0 Grey New $80.00"); a price facet ("$25 to $50") is all price and does not count.
+  const pricedItem = (it) => it.priced || it.controls.some((r) => PRICE.test(r.text) &&
+    r.text.replace(PRICE_ALL, ' ').split(/\s+/).filter((w) => /[a-z]{2}/i.test(w)).length >= 3);
+
   // ---- visibility ---------------------------------------------------------------------------
   const visible = (el) => {
     if (el.hidden || el.getAttribute('aria-hidden') === 'true') return false;
@@ -169,22 +178,54 @@
   }
 
   // ---- scopes -------------------------------------------------------------------------------
-  function leadingHeading(el) {
-    let c = el.firstElementChild;
+  // The heading an element opens with: itself, or its first child when that child shows nothing
+  // but the heading (a toggle around it, an empty chevron beside it). A first child with more in it (a sidebar column led by "Show results for")
+  // is a section of its own, and its heading names only that column, not the page around it.
+  function headingOf(c) {
     for (let depth = 0; c && depth < 2; depth++) {
       if (HEADINGS.has(c.localName)) return c;
-      if (c.previousSibling && c.previousSibling.nodeType === 3 && ws(c.previousSibling.textContent)) return null;
-      c = c.firstElementChild;
+      const h = c.firstElementChild;
+      if (!h || NATIVE.has(c.localName) || ws(c.textContent) !== ws(h.textContent)) return null;
+      c = h;
     }
     return null;
+  }
+  function leadingHeading(el) {
+    const c = el.firstElementChild;
+    if (!c || (c.previousSibling && c.previousSibling.nodeType === 3 && ws(c.previousSibling.textContent))) return null;
+    return headingOf(c);
+  }
+  // A short heading names a section; a long one is a title, a heading that is a link an item's
+  // title: neither names anything, though both end the section before them.
+  function headingSeg(h) {
+    const text = ws(h.textContent);
+    if (/:\s*\S/.test(text)) return '';  // "Rating: N/A" is a value, not a section's name
+    if (text && text.split(' ').length <= 4 && text.length <= 32 && !h.querySelector('a,button')) return slug(text, 3, 24);
+    return '';
+  }
+  const levelOf = (h) => +h.localName[1];
+  // Does a block open with a short heading, at most two levels down ("Brand" over a facet list)?
+  // Such a block is a section, never an item of a result list, even when it does not get the
+  // heading's name (its first child holds more than the heading).
+  function opensWithSection(el) {
+    if (el.childElementCount < 2 && !(el.firstElementChild && el.firstElementChild.childElementCount >= 2)) return false;
+    let c = el.firstElementChild;
+    for (let depth = 0; c && depth < 2; depth++) {
+      if (HEADINGS.has(c.localName)) return !!headingSeg(c);
+      if (c.previousSibling && c.previousSibling.nodeType === 3 && ws(c.previousSibling.textContent)) return false;
+      c = c.firstElementChild;
+    }
+    return false;
   }
   function sectionHeading(el) {
     if (el.childElementCount < 2) return '';
     const h = leadingHeading(el);
-    const text = h ? ws(h.textContent) : '';
-    if (text && text.split(' ').length <= 4 && text.length <= 32 && !h.querySelector('a,button')) return slug(text, 3, 24);
-    return '';
+    return h ? headingSeg(h) : '';
   }
+  // Role words say what a control does; a container named by one (a buy-box form with the id
+  // "add-to-cart") would lend it to every field inside (a colour, a quantity, an upsell).
+  const ROLE_SEG = /(^|_)(add_to_(cart|bag|basket|trolley)|buy_now|buy_it_now|view_product)(_|$)/;
+  const scopeSeg = (seg) => (seg && ROLE_SEG.test(seg) ? '' : seg);
   function ownSegment(el, tag, inItem) {
     if (overrideOf.has(el)) return overrideOf.get(el);
     const role = (el.getAttribute('role') || '').toLowerCase();
@@ -250,7 +291,7 @@
       if (SKIP.has(tag) || !visible(c)) continue;
       if (tag === 'img') { if (c.alt) out.alts.push(c.alt); continue; }
       if (tag === 'br') { out.push(' '); continue; }
-      if (HEADINGS.has(tag) && ctx.item) ctx.item.headings.push(ws(c.textContent));
+      if (HEADINGS.has(tag) && ctx.item) { ctx.item.headings.push(ws(c.textContent)); if (tag === 'h1') ctx.item.h1 = true; }
       collectText(c, ctx, out);
     }
   }
@@ -282,28 +323,52 @@
     // Repeated siblings (same tag + first class) may be the items of a result list.
     const kids = flat ? Array.prototype.filter.call(flat, (n) => n.nodeType === 1) : el.children;
     let groups = null;
-    if (kids.length >= 3) {
+    // Rows of a list or table count from two (a search with two hits), other blocks from three.
+    const least = (sig) => (/^(li|tr)\./.test(sig) ? 2 : 3);
+    if (kids.length >= 2) {
       const counts = new Map();
       for (const k of kids) { const s = sigOf(k); counts.set(s, (counts.get(s) || 0) + 1); }
-      for (const [s, n] of counts) if (n >= 3) { (groups = groups || new Map()).set(s, []); }
+      for (const [s, n] of counts) if (n >= least(s)) { (groups = groups || new Map()).set(s, []); }
     }
     let listScope = null;
-    if (groups) {
-      listScope = { seg: '', pending: 'results', el };
-      ctx = Object.assign({}, ctx, { scopes: ctx.scopes.concat([listScope]) });
-    }
+    if (groups) listScope = { seg: '', pending: 'results', el };
+    // Headings among the children open sections that run to the next heading of the same or a
+    // higher level, or to the end of this element: "New arrivals" names the tiles after it, not
+    // the "Staff picks" after the next h2. This element's own leading heading (its scope, set
+    // by walk) ends the same way.
+    const outer = ctx.scopes;
+    let own = outer.length && outer[outer.length - 1].el === el && outer[outer.length - 1].level
+      ? outer[outer.length - 1] : null;
+    const stack = [];
+    const scoped = () => Object.assign({}, ctx, { scopes: (own || !outer.length || outer[outer.length - 1].el !== el ||
+        !outer[outer.length - 1].level ? outer : outer.slice(0, -1))
+      .concat(stack.filter((h) => h.seg)) });
+    ctx = scoped();
     for (let i = 0, c = flat ? flat[0] : el.firstChild; c; c = flat ? flat[++i] : c.nextSibling) {
       if (c.nodeType === 3) {
         const t = ws(c.textContent);
-        if (t) out.push(t);
+        if (t) {
+          out.push(t);
+          if (ctx.item && PRICE.test(t)) ctx.item.priced = true;
+        }
         continue;
       }
       if (c.nodeType !== 1) continue;
+      const h = headingOf(c);
+      if (h && !(own && h === own.lead)) {
+        const level = levelOf(h);
+        if (own && level <= own.level) own = null;
+        while (stack.length && stack[stack.length - 1].level >= level) stack.pop();
+        // An h1 is the page's title: it ends sections but names none of what follows it.
+        stack.push({ seg: level === 1 ? '' : scopeSeg(headingSeg(h)), level, el: c });
+        ctx = scoped();
+      }
       let childCtx = ctx;
-      if (groups && groups.has(sigOf(c)) && !NATIVE.has(c.localName) && !sectionHeading(c)) {
+      if (groups && groups.has(sigOf(c)) && !NATIVE.has(c.localName) && !opensWithSection(c)) {
         const item = { seg: '', headings: [], controls: [], alts: [], el: c, isItem: true };
         groups.get(sigOf(c)).push(item);
-        childCtx = Object.assign({}, ctx, { scopes: ctx.scopes.concat([item]), item });
+        // The `results` scope is the items' own, not their siblings' (a facet rail beside them).
+        childCtx = Object.assign({}, ctx, { scopes: ctx.scopes.concat([listScope, item]), item });
       }
       const res = walk(c, childCtx);
       for (const r of res) out.push(r);
@@ -315,15 +380,21 @@
       out.push(note(`[closed shadow root ${hostLabel(el)}: its content cannot be read or used]`, distOf(r)));
     }
     if (groups) {
-      let anyItems = false;
-      for (const items of groups.values()) {
+      let anyProducts = false;
+      for (const [sig, items] of groups) {
         // A result card holds a few controls; a page region with dozens is a section, not an item.
         const titled = items.filter((it) => it.controls.length >= 1 && it.controls.length <= 8 &&
-          (it.headings.length > 0 || it.alts.length > 0 || it.controls.length >= 2));
+          (it.headings.length > 0 || it.alts.length > 0 || it.controls.length >= 2 || pricedItem(it)));
         const withControls = items.filter((it) => it.controls.length >= 1).length;
-        if (titled.length < 3 || titled.length * 2 < withControls) continue;
-        anyItems = true;
+        if (titled.length < least(sig) || titled.length * 2 < withControls) continue;
+        // Items are products when most show a price or a title heading (not the page's own h1:
+        // the columns of an item page are not results). Facets with star images, or category
+        // cards, are items too, but their links are not `view_product` and no `results` scope.
+        const products = titled.filter((it) => pricedItem(it) || (it.headings.length > 0 && !it.h1));
+        const isProducts = products.length >= least(sig) && products.length * 2 >= titled.length;
+        if (isProducts) anyProducts = true;
         for (const it of titled) {
+          it.product = isProducts && products.includes(it);
           let title = it.headings.reduce((a, b) => (b.length > a.length ? b : a), '');
           if (!title) title = it.controls.map((r) => r.text).reduce((a, b) => (b.length > a.length ? b : a), '');
           if (!title) title = it.alts[0] || '';
@@ -332,7 +403,7 @@
           it.active = !!it.seg;
         }
       }
-      if (anyItems && !ctx.scopes.slice(0, -1).some((s) => s.el === el && s.seg)) listScope.seg = listScope.pending;
+      if (anyProducts && !outer.some((s) => s.el === el && s.seg)) listScope.seg = listScope.pending;
     }
     return out;
   }
@@ -374,7 +445,7 @@
     if (!visible(el)) return [];
     nodeCount++;
 
-    if (HEADINGS.has(tag) && ctx.item) ctx.item.headings.push(ws(el.textContent));
+    if (HEADINGS.has(tag) && ctx.item) { ctx.item.headings.push(ws(el.textContent)); if (tag === 'h1') ctx.item.h1 = true; }
     const kind = interactableKind(el, tag);
     if (kind) {
       const leafy = NATIVE.has(tag) || tag === 'label' || !el.querySelector('a[href],button,input,select,textarea,[role=button],[role=link],[onclick]');
@@ -395,9 +466,14 @@
       return [{ tag: 'div', attrs: { name: rec }, children, dist: rec.dist, actionable: true }];
     }
 
-    const seg = ownSegment(el, tag, !!ctx.item);
+    const seg = scopeSeg(ownSegment(el, tag, !!ctx.item));
     let childCtx = ctx;
-    if (seg) childCtx = Object.assign({}, childCtx, { scopes: ctx.scopes.concat([{ seg, el }]) });
+    if (seg) {
+      const scope = { seg, el };
+      const lead = !overrideOf.has(el) && leadingHeading(el);
+      if (lead && headingSeg(lead) === seg) { scope.lead = lead; scope.level = levelOf(lead); }
+      childCtx = Object.assign({}, childCtx, { scopes: ctx.scopes.concat([scope]) });
+    }
     // Layout tables (role=presentation) are structure only: their rows and cells are unwrapped.
     let layoutTable = ctx.layoutTable;
     if (tag === 'table') {
@@ -440,10 +516,22 @@
       // Each choice is named `<select>.<option slug>` (envs.observation.option_name): the policy
       // picks a size with a click on that name, like any other control.
       const optSlug = (t) => t.toLowerCase().replace(/[^0-9a-z]+/g, '_').replace(/^_+|_+$/g, '') || 'option';
+      // Two choices with one label ("1" in a quantity list twice) are told apart by their value
+      // (which the executor also matches), else by a suffix no label spells.
+      const used = new Set();
+      rec.optionSlugs = [];
       children = Array.from(el.options).map((o) => {
         const label = ws(o.textContent);
+        let os = optSlug(label);
+        if (used.has(os)) {
+          const byValue = optSlug(o.value || '');
+          if (o.value && !used.has(byValue)) os = byValue;
+          else { let n = 2; while (used.has(`${os}_copy_${n}`)) n++; os = `${os}_copy_${n}`; }
+        }
+        used.add(os);
+        rec.optionSlugs.push(os);
         // Names are assigned after the walk: keep the record, resolve it in fix() below.
-        const oa = { optionOf: rec, optSlug: optSlug(label) };
+        const oa = { optionOf: rec, optSlug: os };
         if (o.selected) oa.selected = '';
         return { tag: 'option', attrs: oa, children: [label], dist: rec.dist, actionable: false };
       });
@@ -474,10 +562,11 @@
     segs = segs.map((s, i) => (i > 0 && s.startsWith(segs[i - 1] + '_') ? s.slice(segs[i - 1].length + 1) : s));
     // nested scopes that say the same thing ("lebron_soldier_size_10_5" / "lebron_soldier_size") once
     segs = segs.filter((s, i) => i === 0 || !((segs[i - 1] + '_').startsWith(s + '_') || (s + '_').startsWith(segs[i - 1] + '_')));
+    segs = segs.filter((s, i) => segs.indexOf(s) === i);  // "results.results" (a list in a list) once
     if (segs.length > MAX_SCOPES) segs = [segs[0]].concat(segs.slice(-(MAX_SCOPES - 1)));
     let token = '';
     const item = rec.item && rec.item.active ? rec.item : null;
-    if (item && rec.tag === 'a') {
+    if (item && item.product && rec.tag === 'a') {
       const links = item.controls.filter((c) => c.tag === 'a');
       const titleLink = links.find((c) => c.text && item.title && c.text.includes(item.title));
       if (links.length === 1 || rec === titleLink || (titleLink && rec.href && rec.href === titleLink.href)) token = 'view_product';
@@ -544,6 +633,7 @@
     elements: records.map((r) => ({
       name: r.name, kind: r.kind, text: r.text || r.label, tag: r.tag, in_viewport: r.inViewport,
       disabled: r.disabled, options: r.options, input_type: r.inputType, dist: r.dist,
+      option_names: (r.optionSlugs || []).map((os) => `${r.name}.${os}`),
     })),
     unreadable,
     raw_html: rawHtml,
