@@ -8,7 +8,7 @@ the trace writer and reader are all the real ones, so each test sees what a user
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from shop_r1.envs.actions import Click, Terminate
+from shop_r1.envs.browser import BrowserPool
 from shop_r1.personas.sampler import sample
 from shop_r1.simulator.policies.base import Policy, PolicyRequest, PolicyResponse
 from shop_r1.simulator.runner import RunConfig, Runner, RunResult
@@ -73,6 +74,13 @@ RunShop = Callable[..., Run]
 def shops() -> Iterator[FaultShops]:
     with serve_fault_shops() as s:
         yield s
+
+
+@pytest.fixture
+async def pool() -> AsyncIterator[BrowserPool]:
+    """A browser of the test's own (tests that share one per module override this)."""
+    async with BrowserPool() as p:
+        yield p
 
 
 @pytest.fixture

@@ -8,27 +8,13 @@ shadow-root button).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 
 import lxml.html
-import pytest
 
 from shop_r1.envs.browser import BrowserPool
 from shop_r1.envs.observation import Element, Observation, UnreadablePart
 from shop_r1.envs.reducer import NAME_RE
-from tests.faults.fault_shop import FaultShops, serve_fault_shops
-
-
-@pytest.fixture(scope="module")
-def shops() -> Iterator[FaultShops]:
-    with serve_fault_shops() as s:
-        yield s
-
-
-@pytest.fixture
-async def pool() -> AsyncIterator[BrowserPool]:
-    async with BrowserPool() as p:
-        yield p
+from tests.faults.fault_shop import FaultShops
 
 
 def by_text(obs: Observation, text: str) -> Element:

@@ -7,25 +7,11 @@ with it, whatever the button says; ordinary navigation that mentions checkout st
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 
-import pytest
 
 from shop_r1.envs.browser import BrowserPool, SessionOptions
 from shop_r1.envs.observation import Element, Observation
-from tests.faults.fault_shop import ORDER_BUTTONS, FaultShops, serve_fault_shops
-
-
-@pytest.fixture(scope="module")
-def shops() -> Iterator[FaultShops]:
-    with serve_fault_shops() as s:
-        yield s
-
-
-@pytest.fixture
-async def pool() -> AsyncIterator[BrowserPool]:
-    async with BrowserPool() as p:
-        yield p
+from tests.faults.fault_shop import ORDER_BUTTONS, FaultShops
 
 
 def by_text(obs: Observation, text: str) -> Element:

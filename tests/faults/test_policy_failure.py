@@ -11,7 +11,7 @@ from shop_r1.simulator.policies.base import Policy, PolicyRequest, PolicyRespons
 from shop_r1.simulator.runner import RunConfig, Runner
 from shop_r1.simulator.trace import read_trace
 
-from .fault_shop import serve_fault_shops
+from tests.faults.fault_shop import serve_fault_shops
 
 
 class Exploding(Policy):

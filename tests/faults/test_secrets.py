@@ -22,7 +22,7 @@ from shop_r1.simulator.policies.base import Policy, PolicyRequest, PolicyRespons
 from shop_r1.simulator.runner import RunConfig, Runner
 from shop_r1.training.data import build_dataset_dir
 
-from .fault_shop import serve_fault_shops
+from tests.faults.fault_shop import serve_fault_shops
 
 EMAIL, PASSWORD = "alice.shopper@example.com", "hunter2-Sekret!"
 
