@@ -119,8 +119,15 @@
   }
 
   // ---- interactables ------------------------------------------------------------------------
+  // A label's own words: a label wrapping its select would otherwise lend it every option's text.
+  const ownText = (label, el) => {
+    const out = [];
+    const tw = document.createTreeWalker(label, NodeFilter.SHOW_TEXT);
+    for (let n = tw.nextNode(); n; n = tw.nextNode()) if (!el.contains(n)) out.push(n.textContent);
+    return out.join(' ');
+  };
   const labelTextOf = (el) => {
-    if (el.labels && el.labels.length) return ws(Array.from(el.labels).map((l) => l.textContent).join(' '));
+    if (el.labels && el.labels.length) return ws(Array.from(el.labels).map((l) => (l.contains(el) ? ownText(l, el) : l.textContent)).join(' '));
     return '';
   };
   const isSearchy = (el) => /search|query|(^|[^a-z])q($|[^a-z])|keyword/i.test(
@@ -453,7 +460,8 @@
         const parts = []; parts.alts = [];
         if (tag !== 'select' && tag !== 'input' && tag !== 'textarea') collectText(el, ctx, parts);
         let text = ws(parts.join(' '));
-        if (!text && parts.alts.length) text = ws(parts.alts.join(' '));
+        // Text that says nothing by itself ("& up" after four star images) is read with the images.
+        if (parts.alts.length && !/[a-z]{3}/i.test(text)) text = ws(parts.alts.join(' ') + ' ' + text);
         if (tag === 'input' && /^(submit|button|reset)$/.test(el.type)) text = ws(el.value);
         const r = el.getBoundingClientRect();
         if (r.width * r.height === 0 && !text && tag !== 'input') return [];
