@@ -49,8 +49,8 @@ CATALOG_TERMS: tuple[str, ...] = ("headphones", "shirt", "kitchen", "shoes", "to
 
 
 class RecipeSettings(BaseModel):
-    """Sizes of one recipe run. Defaults fit a few minutes on 2 CPU cores with the tiny model;
-    they are NOT the paper's training sizes (see docs/training.md for those)."""
+    """Sizes of one recipe run: small defaults for the tiny model on CPU, NOT the paper's training
+    sizes (see docs/training.md for those)."""
 
     model_config = ConfigDict(extra="forbid")
 
