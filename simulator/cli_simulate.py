@@ -327,15 +327,15 @@ def _demo_summary(out_dir: Path, parts: tuple[Any, ...], console: Console) -> No
 
 @click.command()
 @click.option("--shoppers", "-n", default=4, show_default=True)
-@click.option("--max-steps", default=6, show_default=True)
+@click.option("--max-steps", default=5, show_default=True)
 @click.option("--policy", type=click.Choice(list(DEMO_POLICIES)), default="mixed", show_default=True,
               help="mixed = even-numbered shoppers use the embedded model (SmolLM2-135M-Instruct, constrained "
                    "decoding), odd-numbered ones the scripted shopper; transformers / scripted = all shoppers one way.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
 @click.option("--seed", default=0, show_default=True)
-@click.option("--page-budget", default=1000, show_default=True,
+@click.option("--page-budget", default=900, show_default=True,
               help="Tokens per reduced page: small, so the 135M model's prefill on a CPU takes seconds.")
-@click.option("--prompt-budget", default=1400, show_default=True, help="Prompt tokens (current page first, then history).")
+@click.option("--prompt-budget", default=1300, show_default=True, help="Prompt tokens (current page first, then history).")
 def demo(shoppers: int, max_steps: int, policy: str, out: Path | None, seed: int, page_budget: int,
          prompt_budget: int) -> None:
     """Simulated shoppers on the bundled shop -- the embedded model next to scripted shoppers by
