@@ -12,22 +12,14 @@ the sessions it carried, and is relaunched for the next ``new_session``.
 
 Safety rails, per session:
 
-* origin allow-list, on every hop: requests to any other origin are aborted and counted in the
-  next observation (``blocked_requests``, ``blocked_urls``); a main-frame navigation to such an
-  origin is the step's ``blocked_origin`` error and the page stays put. ``context.route`` sees
-  subresources, but Playwright lets redirect hops through unasked, so documents (main frame and
-  iframes, every redirect hop, meta refresh and script navigations alike) are also decided on the
-  page's own CDP session (``Fetch`` paused on ``Document`` requests only, so the page's CSS and
-  images pay nothing). WebSockets go through ``context.route_web_socket``; service workers are
-  off for the whole context; ``window.open`` returns ``null`` (the URL is recorded) and
-  ``target=_blank`` opens in the same tab, where every rule above applies;
-* outages told apart: each observation carries its main document's HTTP status or network error
-  (``http_status``, ``net_error``; :attr:`Observation.fault`), and a page whose scripts keep the
-  renderer busy is stopped (CDP ``Runtime.terminateExecution``) instead of blocking the session;
+* origin allow-list, on every hop (:mod:`shop_r1.envs.hops`): requests to other origins are
+  aborted and counted in the next observation, a main-frame navigation to one is the step's
+  ``blocked_origin`` error, and a session is one tab;
+* outages told apart (:mod:`shop_r1.envs.outages`): each observation carries its main
+  document's HTTP status or network error, and a page whose scripts keep the renderer busy is
+  stopped instead of blocking the session;
 * purchase guard (see :mod:`shop_r1.envs.executor`): a click that would place an order is refused with
-  ``purchase_blocked`` unless ``SessionOptions.allow_purchase``;
-* extra HTTP headers (the simulator sends ``X-Shop-R1-Session``) only ever reach allowed origins,
-  because nothing else gets through.
+  ``purchase_blocked`` unless ``SessionOptions.allow_purchase``.
 """
 
 from __future__ import annotations
@@ -35,79 +27,31 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from typing import Any
 
-from playwright.async_api import (
-    Browser,
-    BrowserContext,
-    CDPSession,
-    Page,
-    Playwright,
-    Request,
-    Response,
-    Route,
-    WebSocketRoute,
-    async_playwright,
-)
+from playwright.async_api import Browser, BrowserContext, CDPSession, Page, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
-from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from shop_r1.envs.actions import Action, ActionValidationError, Terminate, parse_action
 from shop_r1.envs.chromium import LAUNCH_ARGS, launch_chromium
 from shop_r1.envs.executor import ExecutorOptions, execute
-from shop_r1.envs.observation import ActionError, Observation, PageFault, StepResult
+from shop_r1.envs.hops import HopGuard, origin_of, origin_or_none
+from shop_r1.envs.observation import ActionError, Observation, StepResult
+from shop_r1.envs.outages import DocumentStatus, PageUnresponsive, ResetError, read_bounded, reset_error
 from shop_r1.envs.reducer import ReducedPage, ReducerError, ReducerOptions, install_page_hooks, reduce_page
 
+# reset() raises ResetError and observe() PageUnresponsive: they are part of a session's API.
+__all__ = ["BrowserPool", "PageUnresponsive", "ResetError", "SessionCrashed", "SessionOptions", "ShopperSession"]
+
 log = logging.getLogger(__name__)
-
-_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
-_SOCKET_SCHEMES = {"http": "ws", "https": "wss"}
-
-# Runs before the page's own scripts in every frame: a session is one tab, so a popup opens
-# nowhere (its URL reported through the binding) and target=_blank opens here, under the same
-# allow-list, instead of in a window that would have to be chased and closed.
-_POPUP_BINDING = "__shopR1BlockedPopup"
-_ONE_TAB_SCRIPT = f"""(() => {{
-  const report = (url) => {{
-    try {{ window.{_POPUP_BINDING}(String(new URL(url == null ? 'about:blank' : String(url), location.href))); }}
-    catch (e) {{}}
-  }};
-  window.open = function (url) {{ report(url); return null; }};
-  const retarget = (event) => {{
-    const el = event.target instanceof Element
-      ? event.target.closest('a[target=_blank], area[target=_blank], form[target=_blank]') : null;
-    if (el) el.target = '_self';
-  }};
-  document.addEventListener('click', retarget, true);
-  document.addEventListener('submit', retarget, true);
-}})();"""
 
 
 class SessionCrashed(RuntimeError):
     """Raised by ``reset``/``observe`` on a session whose page, context or browser died."""
-
-
-ResetFault = PageFault | Literal["timeout", "blocked", "unresponsive", "outside"]
-
-
-class ResetError(RuntimeError):
-    """``reset`` could not open its start URL; ``fault`` says why, so a caller can tell an
-    unreachable shop from one that answers with errors (``unreachable`` vs the rest)."""
-
-    def __init__(self, message: str, fault: ResetFault) -> None:
-        super().__init__(message)
-        self.fault: ResetFault = fault
-
-
-class PageUnresponsive(RuntimeError):
-    """The page's scripts kept the renderer busy past ``observe_timeout_ms``, even after they
-    were stopped once."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,32 +79,6 @@ class SessionOptions(ExecutorOptions):
             )
 
 
-def origin_of(url: str) -> str:
-    """``scheme://host:port`` with the default port made explicit, e.g. ``http://127.0.0.1:80``.
-
-    Raises ValueError naming the URL when it has no scheme or host.
-    """
-    parts = urlsplit(url.strip())
-    scheme = parts.scheme.lower()
-    if not scheme or not parts.hostname:
-        raise ValueError(f"not an absolute URL with a host: {url!r}")
-    try:
-        port = parts.port or _DEFAULT_PORTS.get(scheme)
-    except ValueError as exc:
-        raise ValueError(f"bad port in URL {url!r}: {exc}") from exc
-    host = parts.hostname.lower()
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    return f"{scheme}://{host}:{port}" if port else f"{scheme}://{host}"
-
-
-def _origin_or_none(url: str) -> str | None:
-    try:
-        return origin_of(url)
-    except ValueError:
-        return None
-
-
 class ShopperSession:
     """One shopper: an isolated browser context with one page, driven by Shop-R1 actions.
 
@@ -176,29 +94,16 @@ class ShopperSession:
         self.page = page
         self.options = options
         self._explicit_origins = allowed_origins
-        self.allowed_origins: frozenset[str] = allowed_origins or frozenset()
-        self._route_installed = False
         self._lock = asyncio.Lock()
-        self._blocked_count = 0
-        self._blocked_examples: list[str] = []
-        self._blocked_navigation: str | None = None
         self._crash_reason: str | None = None
         self._closed = False
         self._cdp: CDPSession | None = None
-        self._main_frame_id: str | None = None
-        self._pending: set[asyncio.Task[None]] = set()
-        # The main document as it arrived (see Observation.http_status / net_error).
-        self._http_status: int | None = None
-        self._net_error: str | None = None
-        self._failed_url: str | None = None
-        self._scripts_stopped = False
-        self._main_blocked = asyncio.Event()
         self.last_observation: Observation | None = None
         page.on("crash", lambda _p: self._mark_dead("the page's renderer crashed"))
         page.on("close", lambda _p: self._mark_dead("the page was closed"))
-        page.on("popup", self._on_popup)
-        page.on("response", self._on_response)
-        page.on("requestfailed", self._on_request_failed)
+        self._hops = HopGuard(session_id, context, page, allowed_origins=allowed_origins or frozenset(),
+                              blocked_url_examples=options.blocked_url_examples)
+        self._status = DocumentStatus(page)
 
     # ---- public API --------------------------------------------------------------------------
     @property
@@ -209,6 +114,12 @@ class ShopperSession:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def allowed_origins(self) -> frozenset[str]:
+        """Origins this session may load from (before the first ``reset`` without an explicit
+        list: none yet, and nothing is blocked)."""
+        return self._hops.allowed_origins
+
     async def reset(self, start_url: str) -> Observation:
         """Open ``start_url`` and return the first observation.
 
@@ -218,21 +129,18 @@ class ShopperSession:
         """
         async with self._lock:
             self._check_alive()
-            start_origin = _origin_or_none(start_url)
+            start_origin = origin_or_none(start_url)
             if start_origin is None:
                 raise ResetError(f"session {self.session_id}: start URL {start_url!r} is not an absolute URL",
                                  "outside")
             if self._explicit_origins is None:
-                self.allowed_origins = frozenset({start_origin})
+                self._hops.allowed_origins = frozenset({start_origin})
             elif start_origin not in self.allowed_origins:
                 raise ResetError(f"session {self.session_id}: start URL {start_url} is outside the allowed "
                                  f"origins {sorted(self.allowed_origins)}", "outside")
-            await self._install_route()
-            self._take_blocked()  # what the previous page tried does not belong to this episode
-            self._blocked_navigation = None
-            self._main_blocked.clear()
-            self._http_status = None
-            self._net_error = self._failed_url = None
+            await self._hops.install_route()
+            self._hops.start_episode()
+            self._status.clear()
             t0 = time.monotonic()
             try:
                 # "commit", then the document's own DOMContentLoaded: goto's "domcontentloaded"
@@ -243,9 +151,12 @@ class ShopperSession:
             except PlaywrightError as exc:
                 if self.crashed:
                     raise SessionCrashed(f"session {self.session_id}: {self._crash_reason}") from exc
-                raise self._reset_error(start_url, exc) from exc
+                raise reset_error(f"session {self.session_id}: could not open {start_url}", exc,
+                                  status=self._status, blocked_navigation=self._hops.blocked_navigation,
+                                  allowed_origins=self.allowed_origins,
+                                  timeout_ms=self.options.action_timeout_ms) from exc
             try:  # images and late scripts; a page that never fires `load` is observed as it is
-                if not self._main_blocked.is_set():  # then no load event is reported (see _document_ready)
+                if not self._hops.main_blocked.is_set():  # then no load event is reported (see _document_ready)
                     await self.page.wait_for_load_state("load", timeout=self.options.settle_max_ms)
             except PlaywrightError:
                 log.debug("session %s: no load event within %d ms on %s", self.session_id,
@@ -277,17 +188,17 @@ class ShopperSession:
                 return await self._result(None, {"action_ms": 0.0, "settle_ms": 0.0}, done=True)
             timings: dict[str, float] = {}
             elements = self.last_observation.elements if self.last_observation else ()
-            self._blocked_navigation = None
+            self._hops.blocked_navigation = None
             error = await execute(self.page, action, elements, options=self.options, timings=timings,
                                   seen=self.last_observation)
             if self.crashed or (error is not None and error.code == "page_crashed"):
                 if not self.crashed:
                     self._mark_dead(error.message if error else "page crashed")
                 return self._crash_result()
-            if self._blocked_navigation is not None and (error is None or error.code == "navigation_timeout"):
+            if self._hops.blocked_navigation is not None and (error is None or error.code == "navigation_timeout"):
                 error = ActionError(
                     "blocked_origin",
-                    f"{action.name!r} leads to {self._blocked_navigation}, outside the allowed origins "
+                    f"{action.name!r} leads to {self._hops.blocked_navigation}, outside the allowed origins "
                     f"{sorted(self.allowed_origins)}; the page stayed where it was",
                     name=action.name,
                 )
@@ -302,7 +213,7 @@ class ShopperSession:
         """
         timeout = self.options.action_timeout_ms
         loaded = asyncio.ensure_future(self.page.wait_for_load_state("domcontentloaded", timeout=timeout))
-        blocked = asyncio.ensure_future(self._main_blocked.wait())
+        blocked = asyncio.ensure_future(self._hops.main_blocked.wait())
         try:
             done, _ = await asyncio.wait({loaded, blocked}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -313,21 +224,6 @@ class ShopperSession:
         loaded.cancel()
         loaded.add_done_callback(lambda t: t.cancelled() or t.exception())  # nobody waits for it now
         await self.page.wait_for_function("document.readyState !== 'loading'", timeout=timeout)
-
-    def _reset_error(self, start_url: str, exc: PlaywrightError) -> ResetError:
-        """Why the start page did not open, from what the page's events saw (not the message text)."""
-        prefix = f"session {self.session_id}: could not open {start_url}"
-        if self._blocked_navigation is not None:
-            return ResetError(f"{prefix}: it leads to {self._blocked_navigation}, outside the allowed origins "
-                              f"{sorted(self.allowed_origins)}", "blocked")
-        if self._net_error is not None:
-            observation = Observation(url=self.page.url, title="", simplified_html="", elements=(),
-                                      net_error=self._net_error, failed_url=self._failed_url)
-            return ResetError(f"{prefix}: {observation.fault_message(with_url=False)}",
-                              observation.fault or "error_page")
-        if isinstance(exc, PlaywrightTimeoutError):
-            return ResetError(f"{prefix}: no answer within {self.options.action_timeout_ms} ms", "timeout")
-        return ResetError(f"{prefix}: {str(exc).splitlines()[0]}", "error_page")
 
     async def observe(self) -> Observation:
         """The current page, reduced (also resets the blocked-request counters).
@@ -386,11 +282,13 @@ class ShopperSession:
 
     async def _observe(self, timings: dict[str, float]) -> Observation:
         t0 = time.monotonic()
-        reduced = await self._reduce_bounded()
+        reduced, scripts_stopped = await read_bounded(
+            self._reduce_stable, page=self.page, cdp=self._cdp, timeout_ms=self.options.observe_timeout_ms,
+            session_id=self.session_id)
         reduce_ms = round((time.monotonic() - t0) * 1000, 2)
         screenshot = (await self.page.screenshot(type="png", timeout=self.options.observe_timeout_ms)
                       if self.options.screenshot else None)
-        count, examples = self._take_blocked()
+        count, examples = self._hops.take_blocked()
         observation = dataclasses.replace(
             reduced.to_observation(
                 timings={**timings, "reduce_ms": reduce_ms},
@@ -399,36 +297,11 @@ class ShopperSession:
                 screenshot=screenshot,
                 keep_raw_html=self.options.keep_raw_html,
             ),
-            http_status=self._http_status, net_error=self._net_error, failed_url=self._failed_url,
-            scripts_stopped=self._scripts_stopped,
+            http_status=self._status.http_status, net_error=self._status.net_error,
+            failed_url=self._status.failed_url, scripts_stopped=scripts_stopped,
         )
-        self._scripts_stopped = False
         self.last_observation = observation
         return observation
-
-    async def _reduce_bounded(self) -> ReducedPage:
-        """Read the page within ``observe_timeout_ms``; a page whose script loops after load would
-        otherwise hold the session until its whole time budget is gone. Past the bound the running
-        script is terminated (the renderer's main thread is free again) and the page read once more."""
-        timeout = self.options.observe_timeout_ms / 1000
-        self._scripts_stopped = False
-        try:
-            return await asyncio.wait_for(self._reduce_stable(), timeout)
-        except TimeoutError:
-            pass
-        log.warning("session %s: %s still busy after %d ms; stopping its scripts", self.session_id, self.page.url,
-                    self.options.observe_timeout_ms)
-        self._scripts_stopped = True
-        if self._cdp is not None:
-            try:
-                await self._cdp.send("Runtime.terminateExecution")
-            except PlaywrightError as exc:
-                log.debug("session %s: terminateExecution failed: %s", self.session_id, exc)
-        try:
-            return await asyncio.wait_for(self._reduce_stable(), timeout)
-        except TimeoutError:
-            raise PageUnresponsive(f"{self.page.url} stayed busy for over {2 * self.options.observe_timeout_ms} ms "
-                                   "even after its scripts were stopped") from None
 
     async def _reduce_stable(self) -> ReducedPage:
         """Reduce the page, retrying when a late navigation replaces the document mid-read.
@@ -455,147 +328,10 @@ class ShopperSession:
             return opts
         return dataclasses.replace(opts, keep_raw_html=True) if opts else ReducerOptions(keep_raw_html=True)
 
-    def _take_blocked(self) -> tuple[int, tuple[str, ...]]:
-        count, examples = self._blocked_count, tuple(self._blocked_examples)
-        self._blocked_count = 0
-        self._blocked_examples = []
-        return count, examples
-
-    def _record_block(self, url: str, *, main_navigation: bool) -> None:
-        self._blocked_count += 1
-        if len(self._blocked_examples) < self.options.blocked_url_examples:
-            self._blocked_examples.append(url[:300])
-        if main_navigation:
-            self._blocked_navigation = url
-            self._main_blocked.set()
-
-    def _allowed(self, url: str) -> bool:
-        # Before the first reset (no allow-list yet) nothing is loaded; let it be.
-        return not self.allowed_origins or _origin_or_none(url) in self.allowed_origins
-
-    def _in_main_frame(self, request: Request) -> bool:
-        try:
-            return request.frame == self.page.main_frame
-        except PlaywrightError:  # a popup's first request: its frame does not exist yet
-            return False
-
     async def _install_guards(self) -> None:
-        """The per-hop document check, WebSockets and popups (see the module doc); once per session."""
-        await self.context.expose_binding(_POPUP_BINDING, self._on_popup_blocked)
-        await self.context.add_init_script(_ONE_TAB_SCRIPT)
-        await self.context.route_web_socket(re.compile(r"^wss?://", re.IGNORECASE), self._route_socket)
+        """The allow-list's per-hop checks on this session's page (see :mod:`shop_r1.envs.hops`)."""
         self._cdp = await self.context.new_cdp_session(self.page)
-        tree = await self._cdp.send("Page.getFrameTree")
-        self._main_frame_id = tree["frameTree"]["frame"]["id"]
-        self._cdp.on("Fetch.requestPaused", self._on_document_paused)
-        await self._cdp.send("Fetch.enable", {"patterns": [
-            {"urlPattern": "*", "resourceType": "Document", "requestStage": "Request"}]})
-
-    def _on_document_paused(self, event: dict[str, Any]) -> None:
-        task = asyncio.get_running_loop().create_task(self._decide_document(event))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
-
-    async def _decide_document(self, event: dict[str, Any]) -> None:
-        """Every document request, each redirect hop included: continue it or fail it. A failed
-        main-frame hop is "Aborted", which leaves the current document in place."""
-        assert self._cdp is not None
-        url = str(event["request"]["url"])
-        params: dict[str, Any] = {"requestId": event["requestId"]}
-        if self._allowed(url):
-            method = "Fetch.continueRequest"
-        else:
-            main = event.get("frameId") == self._main_frame_id
-            hop = "redirect" if event.get("redirectedRequestId") else "document"
-            log.debug("session %s: blocked %s %s", self.session_id, hop, url)
-            self._record_block(url, main_navigation=main)
-            method = "Fetch.failRequest"
-            params["errorReason"] = "Aborted" if main else "BlockedByClient"
-        try:
-            await self._cdp.send(method, params)
-        except PlaywrightError as exc:  # the page or its request went away meanwhile
-            log.debug("session %s: %s failed: %s", self.session_id, method, exc)
-
-    async def _route_socket(self, ws: WebSocketRoute) -> None:
-        scheme, sep, rest = ws.url.partition("://")
-        http = {"ws": "http", "wss": "https"}.get(scheme.lower(), scheme)
-        if self._allowed(f"{http}{sep}{rest}"):
-            ws.connect_to_server()
-            return
-        log.debug("session %s: blocked WebSocket %s", self.session_id, ws.url)
-        self._record_block(ws.url, main_navigation=False)
-        try:
-            await ws.close(code=1008, reason="outside the allowed origins")
-        except PlaywrightError as exc:
-            log.debug("session %s: closing a blocked WebSocket failed: %s", self.session_id, exc)
-
-    def _on_popup_blocked(self, _source: Any, url: str) -> None:
-        log.debug("session %s: window.open(%s) refused (one tab per session)", self.session_id, url)
-        self._record_block(str(url)[:300], main_navigation=not self._allowed(str(url)))
-
-    def _on_response(self, response: Response) -> None:
-        request = response.request
-        if not request.is_navigation_request() or not self._in_main_frame(request):
-            return
-        if 300 <= response.status < 400 and "location" in response.headers:
-            return  # a hop; the document is what it leads to (or stays, when the hop is blocked)
-        self._http_status, self._net_error, self._failed_url = response.status, None, None
-
-    def _on_request_failed(self, request: Request) -> None:
-        if not request.is_navigation_request() or not self._in_main_frame(request):
-            return
-        failure = request.failure
-        if failure is None or failure == "net::ERR_ABORTED":
-            return  # stopped, superseded or blocked: the current document stays
-        self._http_status, self._net_error, self._failed_url = None, failure, request.url
-
-    async def _install_route(self) -> None:
-        """Intercept only requests that are not surely allowed.
-
-        Every intercepted request is a round trip browser -> driver -> Python; routing ``**/*``
-        made the shop's own CSS/JS/HTML pay it too, which dominated CPU with dozens of shoppers.
-        The pattern is matched inside the browser driver; anything it lets through starts with an
-        allowed origin followed by ``/``, ``?``, ``#`` or the end (so ``host:port@evil`` is still
-        caught). ``_route`` re-checks what it receives, so a too-wide pattern only costs time.
-        """
-        if self._route_installed or not self.allowed_origins:
-            return
-        prefixes: list[str] = []
-        for origin in sorted(self.allowed_origins):
-            prefixes.append(re.escape(origin))
-            scheme, _, hostport = origin.partition("://")
-            host, _, port = hostport.rpartition(":")
-            if port and _DEFAULT_PORTS.get(scheme) == int(port):
-                prefixes.append(re.escape(f"{scheme}://{host}"))  # URLs omit a default port
-        pattern = re.compile(rf"^(?!(?:{'|'.join(prefixes)})(?:[/?#]|$))", re.IGNORECASE)
-        await self.context.route(pattern, self._route)
-        self._route_installed = True
-
-    async def _route(self, route: Route, request: Request) -> None:
-        """Let allowed origins through; abort and count everything else."""
-        if self._allowed(request.url):
-            await route.fallback()
-            return
-        is_main_navigation = request.is_navigation_request() and self._in_main_frame(request)
-        self._record_block(request.url, main_navigation=is_main_navigation)
-        log.debug("session %s: blocked %s %s", self.session_id, request.resource_type, request.url)
-        try:
-            if is_main_navigation:
-                # "aborted" leaves the current document in place; other codes show an error page.
-                await route.abort("aborted")
-            else:
-                await route.abort("blockedbyclient")
-        except PlaywrightError as exc:  # the page went away meanwhile
-            log.debug("session %s: abort failed: %s", self.session_id, exc)
-
-    async def _on_popup(self, popup: Page) -> None:
-        # A session is one tab. The executor retargets target=_blank links; whatever still opens a
-        # window (window.open from a script) is closed so it cannot use CPU or hold state unseen.
-        log.info("session %s: closing a popup window (%s)", self.session_id, popup.url)
-        try:
-            await popup.close()
-        except PlaywrightError:
-            pass
+        await self._hops.install(self._cdp)
 
 
 class BrowserPool:
@@ -689,7 +425,7 @@ class BrowserPool:
             page = await context.new_page()
             session = ShopperSession(self, session_id, context, page, origins, options or SessionOptions())
             await session._install_guards()
-            await session._install_route()  # with an explicit allow-list; else at reset()
+            await session._hops.install_route()  # with an explicit allow-list; else at reset()
         except BaseException:
             await context.close()
             raise

@@ -26,7 +26,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shop_r1.envs.actions import Action, Click, Terminate
-from shop_r1.envs.browser import BrowserPool, ResetError, SessionOptions
+from shop_r1.envs.browser import BrowserPool, SessionOptions
+from shop_r1.envs.outages import ResetError
 from shop_r1.envs.controls import ADD_TO_CART, PLACE_ORDER, control_label
 from shop_r1.envs.observation import Observation, StepResult
 from shop_r1.envs.reducer import ReducerOptions

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from shop_r1.envs.browser import BrowserPool, SessionCrashed, SessionOptions, origin_of
+from shop_r1.envs.browser import BrowserPool, SessionCrashed, SessionOptions
+from shop_r1.envs.hops import origin_of
 from shop_r1.envs.chromium import LAUNCH_ARGS, BrowserError, launch_options
 from shop_r1.envs.observation import Element, Observation, option_name
 

@@ -35,7 +35,8 @@ from rich.table import Table
 from rich.text import Text
 
 from shop_r1.envs.actions import Terminate
-from shop_r1.envs.browser import BrowserPool, ResetError, SessionCrashed, SessionOptions
+from shop_r1.envs.browser import BrowserPool, SessionCrashed, SessionOptions
+from shop_r1.envs.outages import ResetError
 from shop_r1.envs.executor import suggest_names
 from shop_r1.envs.observation import Observation
 from shop_r1.simulator.replay import ReplaySession, ReplayTrace

@@ -16,7 +16,8 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import pytest_asyncio
 
-from shop_r1.envs.browser import BrowserPool, ResetError, ShopperSession
+from shop_r1.envs.browser import BrowserPool, ShopperSession
+from shop_r1.envs.outages import ResetError
 from shop_r1.envs.observation import Element, Observation
 from tests.faults.conftest import RunShop
 from tests.faults.fault_shop import FaultShops

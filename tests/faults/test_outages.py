@@ -19,7 +19,8 @@ import pytest
 from click.testing import CliRunner
 
 from shop_r1.envs.actions import Click
-from shop_r1.envs.browser import BrowserPool, ResetError, SessionOptions
+from shop_r1.envs.browser import BrowserPool, SessionOptions
+from shop_r1.envs.outages import ResetError
 from shop_r1.simulator.policies.base import PolicyResponse
 from shop_r1.simulator.trace import TraceWriter, read_trace, step_record
 from shop_r1.simulator.trace.views import FAILED_OUTCOMES
