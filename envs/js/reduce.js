@@ -344,12 +344,12 @@
     // the "Staff picks" after the next h2. This element's own leading heading (its scope, set
     // by walk) ends the same way.
     const outer = ctx.scopes;
-    let own = outer.length && outer[outer.length - 1].el === el && outer[outer.length - 1].level
-      ? outer[outer.length - 1] : null;
+    const last = outer[outer.length - 1];
+    let own = last && last.el === el && last.level ? last : null;  // this element's leading heading
+    const above = own ? outer.slice(0, -1) : outer;
     const stack = [];
-    const scoped = () => Object.assign({}, ctx, { scopes: (own || !outer.length || outer[outer.length - 1].el !== el ||
-        !outer[outer.length - 1].level ? outer : outer.slice(0, -1))
-      .concat(stack.filter((h) => h.seg)) });
+    const scoped = () => Object.assign({}, ctx, {
+      scopes: (own ? outer : above).concat(stack.filter((h) => h.seg)) });
     ctx = scoped();
     for (let i = 0, c = flat ? flat[0] : el.firstChild; c; c = flat ? flat[++i] : c.nextSibling) {
       if (c.nodeType === 3) {
