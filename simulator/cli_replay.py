@@ -15,7 +15,8 @@ from rich.console import Console
 from shop_r1.simulator.policies.factory import PolicyConfigError, PolicySpec, open_policy
 from shop_r1.simulator.replay import ReplayError, open_trace
 from shop_r1.simulator.replay.compare import ComparedStep, compare_policy, render_compared, render_summary
-from shop_r1.simulator.replay.execute import StepVerdict, execute_trace, origin_of, step_line
+from shop_r1.envs.hops import origin_of
+from shop_r1.simulator.replay.execute import StepVerdict, execute_trace, step_line
 from shop_r1.simulator.replay.view import (
     ReplayViewer,
     pick_session,

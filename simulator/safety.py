@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
+from shop_r1.envs.hops import origin_of
 from shop_r1.envs.observation import Element
 
 REDACTED = "[REDACTED]"
@@ -27,13 +28,6 @@ _SECRET_FIELD = re.compile(
     r"pass(?:word|wd|code)?|pwd|card|cc[-_ ]?(?:num|number)|cvv|cvc|security[-_ ]?code|iban|"
     r"\bssn\b|social[-_ ]?security|e-?mail|otp|one[-_ ]?time|\bpin\b|token|secret", re.I)
 _SECRET_VALUE = re.compile(r"^\s*(?:\d[ -]?){13,19}\s*$|^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
-
-def origin_of(url: str) -> str:
-    parts = urlsplit(url)
-    if not parts.scheme or not parts.netloc:
-        raise ValueError(f"not an absolute http(s) URL: {url!r}")
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 def allowed_origins(start_url: str, extra: Iterable[str] = ()) -> list[str]:

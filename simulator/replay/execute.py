@@ -38,6 +38,7 @@ from shop_r1.envs.actions import Terminate
 from shop_r1.envs.browser import BrowserPool, SessionCrashed, SessionOptions
 from shop_r1.envs.outages import ResetError
 from shop_r1.envs.executor import suggest_names
+from shop_r1.envs.hops import origin_of
 from shop_r1.envs.observation import Observation
 from shop_r1.simulator.replay import ReplaySession, ReplayTrace
 from shop_r1.simulator.runner import SESSION_HEADER
@@ -50,14 +51,6 @@ VERDICTS: tuple[Verdict, ...] = ("same", "changed", "target_missing", "failed")
 _VERDICT_STYLE = {"same": "green", "changed": "yellow", "target_missing": "bold red", "failed": "bold magenta"}
 #: How many added/removed names a text line lists before "… and N more".
 _LIST_NAMES = 8
-
-
-def origin_of(url: str) -> str:
-    """``scheme://host[:port]`` of an absolute URL (ValueError naming the URL otherwise)."""
-    parts = urlsplit(url.strip())
-    if not parts.scheme or not parts.netloc:
-        raise ValueError(f"not an absolute URL: {url!r} (expected e.g. http://127.0.0.1:8000)")
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 def rewrite_origin(url: str, origin: str | None) -> str:
@@ -302,5 +295,5 @@ async def execute_trace(trace: ReplayTrace, sessions: Sequence[ReplaySession] | 
 
 __all__ = [
     "VERDICTS", "ExecutionReport", "SessionDivergence", "StepVerdict", "Verdict", "compare_page",
-    "execute_trace", "origin_of", "rewrite_origin", "step_line",
+    "execute_trace", "rewrite_origin", "step_line",
 ]
