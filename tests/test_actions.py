@@ -64,7 +64,7 @@ def test_schema_of_the_project_action_space() -> None:
 def test_prompt_lists_the_models() -> None:
     assert describe_actions() in SYSTEM_PROMPT
     assert "There are exactly three actions:" in SYSTEM_PROMPT
-    assert '2. {"type": "type_and_submit", "name": "<name>", "text": "<text>"} -- type text into an input field' \
+    assert '2. {"type": "type_and_submit", "name": "<name>", "text": "<text>"} -- type a few words into an input field' \
            in SYSTEM_PROMPT
     assert "type_and_submit needs the name of an input field." in SYSTEM_PROMPT
 

@@ -94,8 +94,8 @@ def test_hanging_start_page_is_a_shop_error(shops: FaultShops, run_shop: RunShop
 
 def test_script_looping_after_load_is_stopped_and_the_session_goes_on(shops: FaultShops, run_shop: RunShop) -> None:
     t0 = time.monotonic()
-    run = run_shop(f"{shops.url}/loop", ["Trail shoe"], session_timeout_s=60)
-    assert time.monotonic() - t0 < 30
+    run = run_shop(f"{shops.url}/loop", ["Trail shoe"], session_timeout_s=120)
+    assert time.monotonic() - t0 < 60  # far below the session timeout: the guard, not the timeout, ended it
     assert run.outcome == "abandoned", run.reason
     first, second, *_ = run.trace.steps
     assert first.url == f"{shops.url}/loop" and first.scripts_stopped  # recorded, not silent
