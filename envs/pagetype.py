@@ -283,7 +283,7 @@ def classify(page: PageView) -> PageClass:
            and not _NOT_BUY.search(_label(el))]
     cues = sorted({m.group(0).lower() for m in _RESULT_CUE.finditer(" ".join(headings) + " " + text[:3000])})
     sortable = any(_SORT.search(_label(el)) for el in live if el.kind in ("clickable", "select"))
-    paged = any(_NEXT.match(el.text or "") or el.name.rsplit(".", 1)[-1] in ("next", "next_page") for el in clickables)
+    paged = any(is_next_page(el) for el in clickables)
     confirmation = bool(ORDER_CONFIRMATION.search(page.title) or ORDER_CONFIRMATION.search(heading))
     base = dict(heading=heading, prices=prices, buy_controls=tuple(buy), item_blocks=max(runs, default=0),
                 item_runs=len(runs), listing_cues=tuple(cues), confirmation=confirmation,
@@ -331,6 +331,11 @@ def classify(page: PageView) -> PageClass:
 
 #: A product's buy box folded away ("More buying options", "See all buying choices").
 _BUY_DISCLOSURE = re.compile(r"(?:more|other|see\s+all)\s+buying\s+(?:options|choices)|purchase\s+options", re.I)
+
+
+def is_next_page(el: Element) -> bool:
+    """A control that opens the next page of results ("Next", "›", a name ending in ``next``)."""
+    return bool(_NEXT.match(el.text or "")) or el.name.rsplit(".", 1)[-1] in ("next", "next_page")
 
 
 def page_type(page: PageView) -> PageType:

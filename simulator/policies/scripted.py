@@ -30,7 +30,7 @@ from typing import Any
 from shop_r1.envs.actions import Click, Terminate, TypeAndSubmit, answer_json
 from shop_r1.envs.controls import REFINEMENT
 from shop_r1.envs.observation import Element, Observation
-from shop_r1.envs.pagetype import ItemLink, PageClass, classify
+from shop_r1.envs.pagetype import ItemLink, PageClass, classify, is_next_page
 from shop_r1.simulator.llm.sampling import seed_hash
 from shop_r1.simulator.policies.base import Policy, PolicyRequest, PolicyResponse, failure
 from shop_r1.simulator.policies.page_signals import (
@@ -61,7 +61,6 @@ _ADDRESS = {
     "state": "IL",
 }
 _DETAILS = re.compile(r"reviews?|ratings?|description|features|details|specifications?|read more|see more", re.I)
-_NEXT_PAGE = re.compile(r"^\s*(?:next|next page|›|»|next\s*>)\s*$", re.I)
 _SIZE_WORDS = re.compile(r"\bsize\s*:?\s*([a-z0-9.-]+)|\b(x{0,3}-?small|medium|x{0,3}-?large|xs|xl|xxl)\b", re.I)
 _LEVEL = {"low": 0, "medium": 1, "high": 2}
 _SIZE_ALIASES = {"xs": "x-small", "s": "small", "m": "medium", "l": "large", "xl": "x-large", "xxl": "xx-large"}
@@ -366,8 +365,7 @@ class ScriptedPolicy(Policy):
                     "I'll check the details of '{title}'.",
                     "This result seems closest to what I want: {title}.",
                 ]))
-        nxt = next((el for el in obs.elements if el.kind == "clickable" and not el.disabled
-                    and (_NEXT_PAGE.match(el.text or "") or el.name.rsplit(".", 1)[-1] in ("next", "next_page"))), None)
+        nxt = next((el for el in obs.elements if el.kind == "clickable" and not el.disabled and is_next_page(el)), None)
         if nxt is not None and st.rng.random() < 0.5 + st.curious:
             return self._click(nxt, "Nothing on this page fits; let me see the next page of results.")
         again = self._reformulate(st, sig)
