@@ -38,10 +38,18 @@ from playwright.async_api import Error as PlaywrightError
 
 from shop_r1.envs.actions import Action, ActionValidationError, Terminate, parse_action
 from shop_r1.envs.chromium import LAUNCH_ARGS, launch_chromium
-from shop_r1.envs.executor import ExecutorOptions, execute
+from shop_r1.envs.executor import ExecutorOptions, PageBusy, execute
 from shop_r1.envs.hops import HopGuard, origin_of, origin_or_none
 from shop_r1.envs.observation import ActionError, Observation, StepResult
-from shop_r1.envs.outages import DocumentStatus, PageUnresponsive, ResetError, read_bounded, reset_error
+from shop_r1.envs.outages import (
+    DocumentStatus,
+    PageUnresponsive,
+    ResetError,
+    ensure_responsive,
+    read_bounded,
+    reset_error,
+    stop_scripts,
+)
 from shop_r1.envs.reducer import ReducedPage, ReducerError, ReducerOptions, install_page_hooks, reduce_page
 
 # reset() raises ResetError and observe() PageUnresponsive: they are part of a session's API.
@@ -138,6 +146,12 @@ class ShopperSession:
             elif start_origin not in self.allowed_origins:
                 raise ResetError(f"session {self.session_id}: start URL {start_url} is outside the allowed "
                                  f"origins {sorted(self.allowed_origins)}", "outside")
+            if self.last_observation is not None:  # a page frozen by its scripts would hold the navigation
+                try:
+                    await ensure_responsive(self.page, cdp=self._cdp, session_id=self.session_id,
+                                            timeout_ms=self.options.interact_timeout_ms)
+                except PageUnresponsive as exc:
+                    log.debug("session %s: %s", self.session_id, exc)
             await self._hops.install_route()
             self._hops.start_episode()
             self._status.clear()
@@ -189,8 +203,17 @@ class ShopperSession:
             timings: dict[str, float] = {}
             elements = self.last_observation.elements if self.last_observation else ()
             self._hops.blocked_navigation = None
-            error = await execute(self.page, action, elements, options=self.options, timings=timings,
-                                  seen=self.last_observation)
+            try:
+                stopped = await ensure_responsive(self.page, cdp=self._cdp, session_id=self.session_id,
+                                                  timeout_ms=self.options.interact_timeout_ms)
+            except PageUnresponsive as exc:
+                log.warning("session %s: %s", self.session_id, exc)
+                return StepResult(observation=self.last_observation, done=True, scripts_stopped=True,
+                                  error=ActionError("page_unresponsive", str(exc), name=action.name))
+            error, stopped_mid = await self._execute_bounded(action, elements, timings)
+            stopped = stopped or stopped_mid
+            if error is not None and not stopped:
+                error, stopped = await self._blame_busy_page(action, error)
             if self.crashed or (error is not None and error.code == "page_crashed"):
                 if not self.crashed:
                     self._mark_dead(error.message if error else "page crashed")
@@ -202,7 +225,55 @@ class ShopperSession:
                     f"{sorted(self.allowed_origins)}; the page stayed where it was",
                     name=action.name,
                 )
-            return await self._result(error, timings, done=False)
+            result = await self._result(error, timings, done=False)
+            return dataclasses.replace(result, scripts_stopped=True) if stopped else result
+
+    async def _execute_bounded(self, action: Action, elements: Sequence[Any],
+                               timings: dict[str, float]) -> tuple[ActionError | None, bool]:
+        """The executor's error, within a bound no well-behaved page reaches; whether scripts were stopped.
+
+        Every wait the executor names has its own timeout, but a script that starts looping
+        mid-action (a click handler that never returns) stalls queries that have none.
+        """
+        o = self.options
+        bound_ms = o.action_timeout_ms + 3 * o.interact_timeout_ms + o.settle_max_ms + 5_000
+
+        async def run() -> ActionError | None:
+            return await asyncio.wait_for(execute(self.page, action, elements, options=o, timings=timings,
+                                                  seen=self.last_observation), bound_ms / 1000)
+
+        try:
+            try:
+                return await run(), False
+            except PageBusy as exc:  # nothing was done to the page yet: stop its scripts and look again
+                log.warning("session %s: %s on %s; stopping its scripts", self.session_id, exc, self.page.url)
+                await stop_scripts(self._cdp, self.session_id)
+                return await run(), True
+        except PageBusy as exc:
+            return ActionError("page_unresponsive", f"{action.name!r}: {exc}, even after the page's scripts "
+                               "were stopped", name=action.name), True
+        except TimeoutError:
+            log.warning("session %s: %r on %s did not finish within %d ms; stopping the page's scripts",
+                        self.session_id, action.name, self.page.url, bound_ms)
+            await stop_scripts(self._cdp, self.session_id)
+            return ActionError("page_unresponsive", f"{action.name!r} did not finish within {bound_ms} ms: "
+                               "the page's scripts kept it busy and were stopped", name=action.name), True
+
+    async def _blame_busy_page(self, action: Action, error: ActionError) -> tuple[ActionError, bool]:
+        """The action's error, or, when the action set off a script that froze the page, that.
+
+        A click handler that never returns shows up as a click timeout ("covered or moving");
+        the page not answering a trivial script says what really happened, and stopping the
+        script lets the session go on.
+        """
+        try:
+            if not await ensure_responsive(self.page, cdp=self._cdp, session_id=self.session_id,
+                                           timeout_ms=self.options.interact_timeout_ms):
+                return error, False
+        except PageUnresponsive:
+            pass
+        return ActionError("page_unresponsive", f"{action.name!r} set off a script that kept the page busy "
+                           f"({error.message}); the page's scripts were stopped", name=action.name), True
 
     async def _document_ready(self) -> None:
         """Wait for the current document's DOMContentLoaded.

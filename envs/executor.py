@@ -351,18 +351,33 @@ async def _candidates(page: Page, table: dict[str, Element], action: Action) -> 
     return names or list(table) or await _live_names(page)
 
 
-async def _locate(page: Page, selector: str) -> Any | None:
+class PageBusy(RuntimeError):
+    """The page did not answer an element lookup in time: a script holds its main thread.
+
+    Raised before anything was done to the page, so the caller may stop the scripts and retry.
+    """
+
+
+async def _count(locator: Any, options: ExecutorOptions) -> int:
+    # ``count()`` takes no timeout, and a renderer stuck in a script never answers it.
+    try:
+        return await asyncio.wait_for(locator.count(), options.interact_timeout_ms / 1000)
+    except TimeoutError:
+        raise PageBusy(f"no answer to an element lookup within {options.interact_timeout_ms} ms") from None
+
+
+async def _locate(page: Page, selector: str, options: ExecutorOptions) -> Any | None:
     """The first live node matching ``selector``: in the page (open shadow roots included, as
     Playwright's CSS pierces them), else in a same-origin iframe the reducer descended into."""
     locator = page.locator(selector)
-    if await locator.count() > 0:
+    if await _count(locator, options) > 0:
         return locator.first
     for frame in page.frames:
         if frame is page.main_frame:
             continue
         try:
             found = frame.locator(selector)
-            if await found.count() > 0:
+            if await _count(found, options) > 0:
                 return found.first
         except PlaywrightError as exc:  # a frame detached meanwhile
             log.debug("frame %s: %s", frame.url, _first_line(exc))
@@ -380,7 +395,7 @@ async def _resolve(page: Page, name: str, table: dict[str, Element], action: Act
     """Find the live node for ``name`` (or the select + option it names)."""
     element = table.get(name)
     selector = element.selector if element is not None and element.selector else name_selector(name)
-    locator = await _locate(page, selector)
+    locator = await _locate(page, selector, options)
     if locator is not None:
         return _Target(name, locator, element, await _facts(locator, options))
 
@@ -389,7 +404,8 @@ async def _resolve(page: Page, name: str, table: dict[str, Element], action: Act
         select_name, wanted = name.rsplit(".", 1)
         select_el = table.get(select_name)
         select_loc = await _locate(
-            page, select_el.selector if select_el is not None and select_el.selector else name_selector(select_name))
+            page, select_el.selector if select_el is not None and select_el.selector else name_selector(select_name),
+            options)
         if select_loc is not None:
             facts = await _facts(select_loc, options)
             if facts["tag"] == "select":

@@ -205,3 +205,5 @@ class StepResult:
     error: ActionError | None = None
     done: bool = False
     info: dict[str, Any] = field(default_factory=dict)
+    # The acted-on page's scripts kept it busy and were stopped so the action could run.
+    scripts_stopped: bool = False

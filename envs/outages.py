@@ -110,13 +110,32 @@ async def read_bounded(read: Callable[[], Awaitable[T]], *, page: Page, cdp: CDP
     except TimeoutError:
         pass
     log.warning("session %s: %s still busy after %d ms; stopping its scripts", session_id, page.url, timeout_ms)
-    if cdp is not None:
-        try:
-            await cdp.send("Runtime.terminateExecution")
-        except PlaywrightError as exc:
-            log.debug("session %s: terminateExecution failed: %s", session_id, exc)
+    await stop_scripts(cdp, session_id)
     try:
         return await asyncio.wait_for(read(), timeout), True
     except TimeoutError:
         raise PageUnresponsive(f"{page.url} stayed busy for over {2 * timeout_ms} ms "
                                "even after its scripts were stopped") from None
+
+
+async def stop_scripts(cdp: CDPSession | None, session_id: str) -> None:
+    """Terminate whatever script is running in the page's main world, freeing its main thread."""
+    if cdp is None:
+        return
+    try:
+        await cdp.send("Runtime.terminateExecution")
+    except PlaywrightError as exc:
+        log.debug("session %s: terminateExecution failed: %s", session_id, exc)
+
+
+async def ensure_responsive(page: Page, *, cdp: CDPSession | None, timeout_ms: int, session_id: str) -> bool:
+    """Make sure the page answers before acting on it; whether its scripts had to be stopped.
+
+    A script that starts looping after the page was read (a timer set on ``load``) would leave the
+    executor's element lookups waiting forever: Playwright bounds the waits it names a timeout
+    for, not a query into a renderer that never yields. Raises :class:`PageUnresponsive` when the
+    page stays busy even after its scripts were stopped.
+    """
+    _, stopped = await read_bounded(lambda: page.evaluate("0"), page=page, cdp=cdp, timeout_ms=timeout_ms,
+                                    session_id=session_id)
+    return stopped

@@ -179,9 +179,12 @@ if (navigator.serviceWorker) navigator.serviceWorker.register('/sw.js').catch(()
         return web.Response(text=f"self.addEventListener('install', () => fetch('{trap}/sw'));",
                             content_type="application/javascript")
 
-    async def loop(_: web.Request) -> web.Response:
+    async def loop(request: web.Request) -> web.Response:
+        after = int(request.query.get("after", "50"))  # ms after load: before, during or after a read
         return _page("Loop", "<h1>Loop</h1><a href='/product'>Trail shoe</a>"
-                             "<script>window.addEventListener('load', () => { setTimeout(() => { while (true) {} }, 50); });</script>")
+                             "<button onclick='while (true) {}'>Spin</button>"
+                             "<script>window.addEventListener('load', () => { setTimeout(() => { while (true) {} }, "
+                             f"{after}); }});</script>")
 
     async def frames(_: web.Request) -> web.Response:
         return _page("Frames", f"""<main><h1>Frames</h1>

@@ -102,6 +102,52 @@ def test_script_looping_after_load_is_stopped_and_the_session_goes_on(shops: Fau
     assert second.url == f"{shops.url}/product" and not second.scripts_stopped
 
 
+def test_script_looping_from_load_on_is_stopped_while_reading(shops: FaultShops, run_shop: RunShop) -> None:
+    run = run_shop(f"{shops.url}/loop?after=0", ["Trail shoe"], session_timeout_s=120)
+    assert run.outcome == "abandoned", run.reason
+    first, second, *_ = run.trace.steps
+    assert first.scripts_stopped and first.exec_error is None
+    assert second.url == f"{shops.url}/product"
+
+
+def test_script_looping_after_the_read_is_stopped_before_acting(shops: FaultShops) -> None:
+    """Without the check before acting, the click's element lookup waits forever."""
+
+    async def go() -> None:
+        async with BrowserPool() as pool:
+            session = await pool.new_session("late")
+            page = await session.reset(f"{shops.url}/loop?after=600000")
+            await session.page.evaluate("setTimeout(() => { while (true) {} }, 0)")
+            shoe = next(e for e in page.elements if e.text == "Trail shoe")
+            result = await asyncio.wait_for(session.step(Click(name=shoe.name)), 60)
+            assert result.error is None and result.scripts_stopped
+            assert result.observation is not None and result.observation.url == f"{shops.url}/product"
+
+    asyncio.run(go())
+
+
+def test_click_that_freezes_the_page_is_named_and_the_session_goes_on(shops: FaultShops, run_shop: RunShop) -> None:
+    run = run_shop(f"{shops.url}/loop?after=600000", ["Spin", "Trail shoe"], session_timeout_s=120)
+    assert run.outcome == "abandoned", run.reason
+    spin, after, shoe, *_ = run.trace.steps
+    assert spin.exec_error is not None and spin.exec_error.code == "page_unresponsive"
+    assert "'spin' set off a script that kept the page busy" in spin.exec_error.message
+    assert spin.scripts_stopped and not after.scripts_stopped and after.url == spin.url
+    assert shoe.url == f"{shops.url}/product"
+
+
+def test_reset_away_from_a_frozen_page(shops: FaultShops) -> None:
+    async def go() -> None:
+        async with BrowserPool() as pool:
+            session = await pool.new_session("frozen")
+            await session.reset(f"{shops.url}/loop?after=600000")
+            await session.page.evaluate("setTimeout(() => { while (true) {} }, 0)")
+            observation = await session.reset(f"{shops.url}/product")
+            assert observation.url == f"{shops.url}/product" and observation.fault is None
+
+    asyncio.run(go())
+
+
 def test_page_that_never_stops_looping_is_a_reset_error(shops: FaultShops) -> None:
     async def go() -> None:
         async with BrowserPool() as pool:
