@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import os
 import shutil
 import socket
@@ -166,3 +167,31 @@ def test_ray_local_runs_scripted_shoppers(shop_url: str, tmp_path: Path) -> None
     assert len(result.sessions) == 3 and result.steps >= 3
     ends = _ends(out)
     assert len(ends) == 3 and set(ends.values()) == {1}
+
+
+def test_ab_runs_both_arms_on_ray_local(tmp_path: Path) -> None:
+    """``shop-r1 ab --ray local``: both arms on one cluster, each an ordinary run with its cluster block."""
+    out = tmp_path / "ab"
+    proc = subprocess.run(
+        [sys.executable, "-m", "shop_r1.simulator.cli", "ab", "--a", "bundled:control", "--b", "bundled:recolor",
+         "--shoppers", "3", "--seed", "5", "--max-steps", "4", "--ray", "local", "--host-capacity", "4",
+         "--out", str(out)],
+        env={**ENV, "SHOP_R1_RAY_NODE_IP": HEAD_IP, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True,
+        timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads((out / "ab.json").read_text())
+    assert data["shoppers"] == 3 and len(data["pairs"]) == 3
+    for arm in ("a", "b"):
+        run = json.loads((out / arm / "run.json").read_text())
+        cluster = run["summary"]["cluster"]
+        assert cluster["actors"] == 1 and sum(cluster["sessions_per_node"].values()) == 3
+        ends = _ends(out / arm)
+        assert len(ends) == 3 and set(ends.values()) == {1}
+
+
+def test_bundled_builds_need_a_cluster_on_this_machine() -> None:
+    from shop_r1.simulator.cluster import Cluster
+
+    assert Cluster(ray=None, address="x", nodes=[{"NodeManagerAddress": "127.0.0.2"}]).on_this_machine()
+    assert not Cluster(ray=None, address="x", nodes=[{"NodeManagerAddress": "127.0.0.2"},
+                                                       {"NodeManagerAddress": "203.0.113.7"}]).on_this_machine()

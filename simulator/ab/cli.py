@@ -16,6 +16,7 @@ from shop_r1.simulator.ab.analysis import MEAN_METRICS, RATE_METRICS, ABResult
 from shop_r1.simulator.ab.design import Arm
 from shop_r1.simulator.ab.experiment import Experiment, load_tasks, run_experiment
 from shop_r1.simulator.ab.gate import Condition, GateError, failed
+from shop_r1.simulator.cluster import ClusterError
 from shop_r1.simulator.policies.factory import POLICY_NAMES, PolicyConfigError, PolicySpec
 
 log = logging.getLogger(__name__)
@@ -65,13 +66,17 @@ def print_result(result: ABResult, console: Console) -> None:
 @click.option("--browser-path", default=None)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Experiment directory (default: runs/ab-<time>).")
+@click.option("--ray", default=None, metavar="ADDRESS",
+              help="Run both arms on a Ray cluster (host:port, or 'local' for one on this machine); see `simulate --ray`.")
+@click.option("--host-capacity", type=click.IntRange(min=1), default=None,
+              help="With --ray: contexts per node, split between the arms (default: from the node's CPUs and memory).")
 @click.option("--fail-if", "fail_if", multiple=True, callback=_conditions, metavar="EXPR",
               help="Exit 1 when this holds, e.g. 'added_to_cart.diff < -0.05' or 'purchased.ci95.hi < 0' (repeatable).")
 def ab(a_target: str, b_target: str, shoppers: int, design: str, policy: str, model: str | None,
        base_url: str | None, temperature: float | None, personas_file: Path | None, mix: Path | None,
        tasks_file: Path | None, seed: int, shop_seed: int, max_steps: int, concurrency: int, step_timeout: float,
        session_timeout: float, allow_purchase: bool, browser_path: str | None, out: Path | None,
-       fail_if: list[Condition]) -> None:
+       ray: str | None, host_capacity: int | None, fail_if: list[Condition]) -> None:
     """Run the same shoppers on build A and build B; write DIR/a/, DIR/b/ (ordinary runs),
     DIR/ab.json and DIR/ab.html, and print the differences with 95 % intervals."""
     console = Console()
@@ -82,7 +87,7 @@ def ab(a_target: str, b_target: str, shoppers: int, design: str, policy: str, mo
         exp = Experiment(
             a=Arm(label="a", target=a_target), b=Arm(label="b", target=b_target), out_dir=out, shoppers=shoppers,
             design=design, seed=seed, shop_seed=shop_seed, personas_file=personas_file, mix=mix,
-            tasks=load_tasks(tasks_file) if tasks_file else [],
+            tasks=load_tasks(tasks_file) if tasks_file else [], ray=ray, host_capacity=host_capacity,
             run={"max_steps": max_steps, "concurrency": concurrency, "step_timeout_s": step_timeout,
                  "session_timeout_s": session_timeout, "allow_purchase": allow_purchase,
                  "browser_path": browser_path})
@@ -94,7 +99,7 @@ def ab(a_target: str, b_target: str, shoppers: int, design: str, policy: str, mo
                   f"{'pairs' if design == 'paired' else 'per arm'}, policy {policy}")
     try:
         result = run_experiment(exp, spec)
-    except (FileExistsError, ValueError, OSError) as exc:
+    except (FileExistsError, ValueError, OSError, ClusterError, PolicyConfigError) as exc:
         raise click.ClickException(str(exc)) from exc
     print_result(result, console)
     console.print(f"results: {out / 'ab.json'}   report: {out / 'ab.html'}   runs: {out / 'a'}, {out / 'b'}")

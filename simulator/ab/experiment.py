@@ -19,7 +19,7 @@ from shop_r1.personas.model import Persona
 from shop_r1.simulator.ab.analysis import ABResult, analyse
 from shop_r1.simulator.ab.design import Arm, Design, balanced_split, serve_arms, unique_ids, with_tasks
 from shop_r1.simulator.ab.html import write_ab_html
-from shop_r1.simulator.ab.run import run_arms
+from shop_r1.simulator.ab.run import run_arms, run_arms_on_ray
 from shop_r1.simulator.cli_simulate import _load_personas as load_personas_for_run  # the `simulate` command's own persona loading
 from shop_r1.simulator.policies.factory import PolicySpec, open_policy
 from shop_r1.simulator.report import build_report
@@ -45,6 +45,8 @@ class Experiment(BaseModel):
     tasks: list[str] = Field(default_factory=list)
     run_id: str | None = None  # arms are RUN_ID-a and RUN_ID-b; default: the time
     run: dict[str, Any] = Field(default_factory=dict, description="RunConfig fields shared by both arms")
+    ray: str | None = Field(None, description="Ray cluster address (or 'local') to run both arms on")
+    host_capacity: int | None = Field(None, ge=1, description="with ray: contexts per node, split between the arms")
 
 
 def load_tasks(path: Path) -> list[str]:
@@ -88,10 +90,17 @@ def run_experiment(exp: Experiment, spec: PolicySpec) -> ABResult:
                                    "seed": exp.seed, "out_dir": out / k, "policy": spec.name, "model": spec.model})
                    for k in ("a", "b")}
 
+        run_ids = {k: f"{run_id}-{k}" for k in ("a", "b")}
+
         async def main() -> float:
             t0 = time.perf_counter()
-            async with open_policy(spec) as policy:
-                await run_arms(configs, policy, personas, {k: f"{run_id}-{k}" for k in ("a", "b")})
+            if exp.ray:
+                await run_arms_on_ray(configs, spec, personas, run_ids, address=exp.ray,
+                                      bundled=exp.a.variant is not None or exp.b.variant is not None,
+                                      host_capacity=exp.host_capacity)
+            else:
+                async with open_policy(spec) as policy:
+                    await run_arms(configs, policy, personas, run_ids)
             return time.perf_counter() - t0
 
         wall = asyncio.run(main())

@@ -9,6 +9,6 @@ trace, run.json and report are those of a local run. ``ray`` is an optional depe
 ``cluster`` extra): nothing here imports it until a run asks for a cluster.
 """
 
-from shop_r1.simulator.cluster.driver import ClusterError, run_on_ray
+from shop_r1.simulator.cluster.driver import Cluster, ClusterError, open_cluster, run_on_cluster, run_on_ray
 
-__all__ = ["ClusterError", "run_on_ray"]
+__all__ = ["Cluster", "ClusterError", "open_cluster", "run_on_cluster", "run_on_ray"]

@@ -13,7 +13,8 @@ import logging
 import os
 import time
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -80,43 +81,88 @@ def _alive_nodes(ray: Any) -> list[dict[str, Any]]:
     return nodes
 
 
+@dataclass
+class Cluster:
+    """A connected cluster and what every run on it shares: its nodes and the policy actor."""
+
+    ray: Any
+    address: str
+    nodes: list[dict[str, Any]]
+    policy_actor: Any | None = None
+
+    def on_this_machine(self) -> bool:
+        """Whether every node is this machine (a loopback address or one of its own)."""
+        own = {a.address for addrs in psutil.net_if_addrs().values() for a in addrs}
+        return all((n.get("NodeManagerAddress") or "").startswith("127.") or n.get("NodeManagerAddress") in own
+                   for n in self.nodes)
+
+
+@asynccontextmanager
+async def open_cluster(address: str, spec: PolicySpec, node_ip: str | None = None) -> AsyncIterator[Cluster]:
+    """Connect once (``local``: start an in-process cluster) and place the shared policy actor."""
+    if spec.name == "vllm" and not spec.base_url:
+        raise PolicyConfigError("--ray with --policy vllm needs --base-url: one shared endpoint for every host "
+                                "(start it with `shop-r1 serve`)")
+    ray = connect(address, node_ip)
+    cluster = None
+    try:
+        cluster = Cluster(ray, address, _alive_nodes(ray))
+        if spec.name == "transformers":
+            gpu = any(n.get("Resources", {}).get("GPU", 0) > 0 for n in cluster.nodes)
+            cluster.policy_actor = ray.remote(PolicyActorImpl).options(
+                num_gpus=1 if gpu else 0, num_cpus=0 if gpu else 1, max_concurrency=4).remote(spec)
+        yield cluster
+    finally:
+        if cluster is not None and cluster.policy_actor is not None:
+            ray.kill(cluster.policy_actor, no_restart=True)
+        ray.shutdown()
+
+
 async def run_on_ray(config: RunConfig, spec: PolicySpec, personas: Sequence[Any], *, address: str,
                      observer: RunObserver | None = None, host_capacity_override: int | None = None,
                      retry_lost: bool = False, node_ip: str | None = None) -> RunResult:
     """Run ``config.shoppers`` sessions on the cluster at ``address``; same trace as a local run."""
-    if spec.name == "vllm" and not spec.base_url:
-        raise PolicyConfigError("--ray with --policy vllm needs --base-url: one shared endpoint for every host "
-                                "(start it with `shop-r1 serve`)")
+    async with open_cluster(address, spec, node_ip) as cluster:
+        return await run_on_cluster(cluster, config, spec, personas, observer=observer,
+                                    host_capacity_override=host_capacity_override, retry_lost=retry_lost)
+
+
+async def run_on_cluster(cluster: Cluster, config: RunConfig, spec: PolicySpec, personas: Sequence[Any], *,
+                         observer: RunObserver | None = None, host_capacity_override: int | None = None,
+                         retry_lost: bool = False, capacity_share: float = 1.0,
+                         run_id: str | None = None) -> RunResult:
+    """One run on an open cluster: a browser host per node, sessions handed out, one trace.
+
+    ``capacity_share`` is the part of each node this run may fill: runs sharing the cluster at
+    once (the two arms of an A/B test) split every node instead of each taking all of it.
+    """
+    if not 0 < capacity_share <= 1:
+        raise ValueError(f"capacity_share must be in (0, 1], got {capacity_share}")
+    ray = cluster.ray
     observer = observer or RunObserver()
     personas = list(personas)[: config.shoppers]
-    ray = connect(address, node_ip)
-    report = ClusterReport(address=address)
+    report = ClusterReport(address=cluster.address)
     hosts: list[tuple[Any, HostInfo]] = []
-    policy_actor = None
     try:
-        nodes = _alive_nodes(ray)
-        if spec.name == "transformers":
-            gpu = any(n.get("Resources", {}).get("GPU", 0) > 0 for n in nodes)
-            policy_actor = ray.remote(PolicyActorImpl).options(
-                num_gpus=1 if gpu else 0, num_cpus=0 if gpu else 1, max_concurrency=4).remote(spec)
         host_cls = ray.remote(BrowserHostImpl)
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # optional dependency
 
-        run_id = new_run_id()
-        for node in nodes:
+        run_id = run_id or new_run_id()
+        for node in cluster.nodes:
             res = node.get("Resources", {})
-            cap = host_capacity_override or host_capacity(res.get("CPU", 1), res.get("memory", 2**31))
+            cap = host_capacity_override or max(1, int(capacity_share * host_capacity(
+                res.get("CPU", 1), res.get("memory", 2**31))))
             actor = host_cls.options(
                 num_cpus=0, max_concurrency=cap + 4, max_restarts=0,
                 scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False),
-            ).remote(config.model_dump(mode="json"), spec, run_id, cap, policy_actor)
+            ).remote(config.model_dump(mode="json"), spec, run_id, cap, cluster.policy_actor)
             hosts.append((actor, None))  # type: ignore[arg-type]
         infos = await asyncio.gather(*(a.info.remote() for a, _ in hosts))
         hosts = [(a, info) for (a, _), info in zip(hosts, infos)]
         report.actors = len(hosts)
         report.nodes = [{"node_id": n["NodeID"], "ip": n.get("NodeManagerAddress"),
-                         "cpus": n.get("Resources", {}).get("CPU", 0)} for n in nodes]
-        log.info("ray: %d host(s) on %d node(s), capacity %s", len(hosts), len(nodes),
+                         "cpus": n.get("Resources", {}).get("CPU", 0)} for n in cluster.nodes]
+        log.info("ray: %d host(s) on %d node(s), capacity %s", len(hosts), len(cluster.nodes),
                  ", ".join(f"{i.node_ip}:{i.capacity}" for _, i in hosts))
         return await _drive(ray, config, spec, personas, hosts, run_id, observer, report, retry_lost)
     finally:
@@ -126,9 +172,6 @@ async def run_on_ray(config: RunConfig, spec: PolicySpec, personas: Sequence[Any
             except Exception:  # a lost host cannot close; Ray reclaims it
                 pass
             ray.kill(actor, no_restart=True)
-        if policy_actor is not None:
-            ray.kill(policy_actor, no_restart=True)
-        ray.shutdown()
 
 
 async def _drive(ray: Any, config: RunConfig, spec: PolicySpec, personas: list[Any],
