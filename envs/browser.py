@@ -31,7 +31,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from playwright.async_api import Browser, BrowserContext, CDPSession, Page, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
@@ -67,7 +67,11 @@ class SessionOptions(ExecutorOptions):
     """Per-session settings; the executor's knobs (timeouts, purchase guard) are inherited."""
 
     screenshot: bool = False
-    """Attach a PNG of the viewport to every observation."""
+    """Attach an image of the viewport to every observation."""
+    screenshot_type: Literal["png", "jpeg"] = "png"
+    """JPEG (quality 70) is a fifth of a PNG's size, for traces that keep one per step."""
+    screenshot_mask_inputs: bool = False
+    """Paint over text fields and selects, so typed text (a card number, an address) is not in the image."""
     keep_raw_html: bool = False
     """Attach the page's full HTML to every observation (large; for debugging and datasets)."""
     reducer: ReducerOptions | None = None
@@ -357,8 +361,7 @@ class ShopperSession:
             self._reduce_stable, page=self.page, cdp=self._cdp, timeout_ms=self.options.observe_timeout_ms,
             session_id=self.session_id)
         reduce_ms = round((time.monotonic() - t0) * 1000, 2)
-        screenshot = (await self.page.screenshot(type="png", timeout=self.options.observe_timeout_ms)
-                      if self.options.screenshot else None)
+        screenshot = await self._screenshot() if self.options.screenshot else None
         count, examples = self._hops.take_blocked()
         observation = dataclasses.replace(
             reduced.to_observation(
@@ -373,6 +376,13 @@ class ShopperSession:
         )
         self.last_observation = observation
         return observation
+
+    async def _screenshot(self) -> bytes:
+        o = self.options
+        mask = [self.page.locator("input:not([type=submit]):not([type=button]), textarea, select")] \
+            if o.screenshot_mask_inputs else None
+        return await self.page.screenshot(type=o.screenshot_type, quality=70 if o.screenshot_type == "jpeg" else None,
+                                          timeout=o.observe_timeout_ms, mask=mask)
 
     async def _reduce_stable(self) -> ReducedPage:
         """Reduce the page, retrying when a late navigation replaces the document mid-read.

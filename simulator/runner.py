@@ -161,11 +161,13 @@ class _Session:
 
     def _record(self, step: int, obs: Observation, resp: PolicyResponse, result: StepResult | None,
                 policy_s: float, step_ms: float, outcome: str | None = None, reason: str = "") -> TraceStep:
+        shot = (self.writer.write_screenshot(self.session_id, step, obs.screenshot)
+                if obs.screenshot is not None else None)
         record = step_record(
             run_id=self.r.run_id, session_id=self.session_id, step=step, observation=obs, response=resp,
             result=result, persona_id=persona_id(self.persona),
             timings={"policy_s": round(policy_s, 4), "step_ms": round(step_ms, 1)},
-            outcome=outcome, end_reason=reason, redactor=self.redactor,
+            outcome=outcome, end_reason=reason, redactor=self.redactor, screenshot=shot,
         )
         return self.writer.write_step(record)
 
@@ -182,6 +184,7 @@ class _Session:
             allowed_origins=r.origins,
             extra_headers={SESSION_HEADER: self.session_id},
             options=SessionOptions(allow_purchase=cfg.allow_purchase, screenshot=cfg.screenshots,
+                                   screenshot_type="jpeg", screenshot_mask_inputs=cfg.redact,
                                    reducer=ReducerOptions(token_budget=cfg.page_token_budget)),
         )
         history: list[HistoryItem] = []

@@ -210,6 +210,8 @@ async def _drive(ray: Any, config: RunConfig, spec: PolicySpec, personas: list[A
                         observer.on_step(session_id, record.step, record.action, error.code if error else None)
                     elif kind == "event":
                         writer.write_event(record)
+                    elif kind == "screenshot":
+                        writer.write_screenshot(*record)
                     else:
                         ended = True
                         in_flight.discard(session_id)

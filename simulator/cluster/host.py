@@ -19,7 +19,7 @@ from typing import Any
 from shop_r1.simulator.policies.base import Policy, PolicyRequest, PolicyResponse
 from shop_r1.simulator.policies.factory import PolicySpec, open_policy
 from shop_r1.simulator.runner import Runner, RunConfig, SessionEnd
-from shop_r1.simulator.trace import TraceEvent, TraceStep
+from shop_r1.simulator.trace import TraceEvent, TraceStep, screenshot_path
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class SessionRecords:
     """
 
     def __init__(self) -> None:
-        self.records: list[tuple[str, TraceStep | TraceEvent]] = []
+        self.records: list[tuple[str, Any]] = []
         self.changed = asyncio.Event()
 
     def write_step(self, record: TraceStep) -> TraceStep:
@@ -56,6 +56,12 @@ class SessionRecords:
         self.records.append(("event", record))
         self.changed.set()
         return record
+
+    def write_screenshot(self, session_id: str, step: int, data: bytes) -> str:
+        """Streamed to the driver, which stores it where this returns (the same name)."""
+        self.records.append(("screenshot", (session_id, step, data)))
+        self.changed.set()
+        return screenshot_path(session_id, step)
 
 
 class RemotePolicy(Policy):

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from shop_r1.envs.actions import Click, Terminate, TypeAndSubmit
 from shop_r1.simulator.report.facts import FUNNEL_STAGES, STAGE_LABELS, SessionFacts, session_facts
+from shop_r1.simulator.report.shots import Screenshots
 from shop_r1.simulator.report.summary import RunSummary
 from shop_r1.simulator.trace import TraceStep
 
@@ -18,17 +19,6 @@ PAGE_EXCERPT_CHARS = 700
 def session_anchor(session_id: str, prefix: str = "s") -> str:
     """The HTML id of a session's block (ids allow a narrower alphabet than session ids)."""
     return f"{prefix}-" + re.sub(r"[^A-Za-z0-9_-]", "_", session_id)
-
-
-def _screenshot(step: TraceStep) -> str:
-    """A screenshot kept with the step (``screenshot``: base64 PNG or a data: URI), inline."""
-    shot = step.extra.get("screenshot")
-    if not isinstance(shot, str) or not shot:
-        return ""
-    uri = shot if shot.startswith("data:image/") else f"data:image/png;base64,{shot}"
-    if not re.fullmatch(r"data:image/(?:png|jpeg|webp);base64,[A-Za-z0-9+/=\s]+", uri):
-        return ""
-    return f'<img class="shot" alt="screenshot of step {step.step}" src="{html.escape(uri)}">'
 
 
 def _action_text(step: TraceStep) -> str:
@@ -45,8 +35,9 @@ def _action_text(step: TraceStep) -> str:
     return str(a)
 
 
-def render_session(steps: Sequence[TraceStep], facts: SessionFacts, anchor: str, heading: str = "") -> str:
-    """One session as a collapsible block: a row per step, the page excerpt one click away."""
+def render_session(steps: Sequence[TraceStep], facts: SessionFacts, anchor: str, heading: str = "",
+                   shots: Screenshots | None = None) -> str:
+    """One session as a collapsible block: a row per step, the page excerpt (and screenshot) one click away."""
     e = html.escape
     rows = []
     for s, kind in zip(steps, facts.kinds):
@@ -59,7 +50,7 @@ def render_session(steps: Sequence[TraceStep], facts: SessionFacts, anchor: str,
         rows.append(
             f'<tr><td class="num">{s.step}</td><td>{e(kind)}<br><span class="url">{e(s.url)}</span>'
             f'<details class="page"><summary>page</summary><p class="ptitle">{e(s.title)}</p>'
-            f'<pre>{e(excerpt)}</pre>{_screenshot(s)}</details></td>'
+            f'<pre>{e(excerpt)}</pre>{shots.img(s) if shots else ""}</details></td>'
             f'<td class="rationale">{e(s.rationale) or "–"}</td><td>{e(_action_text(s))}</td>'
             f'<td class="err">{"<br>".join(e(x) for x in errors) or ""}</td></tr>'
         )
@@ -105,7 +96,9 @@ def people_sections(summary: RunSummary) -> str:
             f'<td>{e(r.persona_id or "–")}</td><td>{e(r.outcome)}</td><td class="num">{r.steps}</td>'
             f'<td>{e(", ".join(r.stages))}</td></tr>' for r in summary.session_index
         ) or '<tr><td colspan="5" class="empty">none</td></tr>'
-        blocks = "".join(render_session(summary.trace.sessions.get(sid, []), f, session_anchor(sid))
+        run_dir = summary.trace.path.parent  # the report is written beside the trace
+        shots = Screenshots(run_dir, run_dir)
+        blocks = "".join(render_session(summary.trace.sessions.get(sid, []), f, session_anchor(sid), shots=shots)
                          for sid, f in facts.items())
         out.append('<section class="wide"><h2>Sessions</h2><table><thead><tr><th>session</th><th>persona</th>'
                    f'<th>outcome</th><th>steps</th><th>stages</th></tr></thead><tbody>{index}</tbody></table>'

@@ -29,7 +29,14 @@ from shop_r1.simulator.trace.reader import (
     parse_record,
     read_trace,
 )
-from shop_r1.simulator.trace.schema import RUN_FILE, RUN_SCHEMA_VERSION, SCHEMA_VERSION, TRACE_FILE
+from shop_r1.simulator.trace.schema import (
+    RUN_FILE,
+    RUN_SCHEMA_VERSION,
+    SCHEMA_VERSION,
+    SCREENSHOT_DIR,
+    TRACE_FILE,
+    screenshot_path,
+)
 from shop_r1.simulator.trace.views import (
     FAILED_OUTCOMES,
     OUTCOMES,
@@ -46,11 +53,12 @@ from shop_r1.simulator.trace.views import (
 from shop_r1.simulator.trace.writer import TraceWriter, collect_versions
 
 __all__ = [
-    "FAILED_OUTCOMES", "OUTCOMES", "Outcome", "RUN_FILE", "RUN_SCHEMA_VERSION", "SCHEMA_VERSION", "TRACE_FILE",
+    "FAILED_OUTCOMES", "OUTCOMES", "Outcome", "RUN_FILE", "RUN_SCHEMA_VERSION", "SCHEMA_VERSION", "SCREENSHOT_DIR",
+    "TRACE_FILE",
     "ExecErrorInfo", "RunInfo", "Tokens", "TraceElement", "TraceEvent", "TraceFormatError",
     "TraceParseError", "TraceProblem", "TraceReadResult", "TraceRecord", "TraceStep", "TraceWriter",
     "collect_versions", "elements_from_html", "history_before", "history_item", "iter_sessions",
     "load_run_info", "observation_element", "observation_from_step", "parse_record", "read_trace",
-    "redacted_action", "session_end_event", "step_from_row", "step_names", "step_record",
+    "redacted_action", "screenshot_path", "session_end_event", "step_from_row", "step_names", "step_record",
     "step_to_row", "to_hf_dataset", "to_parquet", "trace_element", "trace_elements",
 ]

@@ -25,7 +25,7 @@ NO_ACTION = ParseError(code="missing_action", message="the policy returned no ac
 #: Record fields that are identifiers or numbers we made, never page or model text.
 _NOT_SCRUBBED = frozenset({"kind", "schema_version", "run_id", "session_id", "step", "persona_id", "ts",
                            "timings", "tokens", "done", "outcome", "blocked_requests",
-                           "http_status", "net_error", "scripts_stopped"})
+                           "http_status", "net_error", "scripts_stopped", "screenshot"})
 
 
 def redacted_action(action: Action, observation: Observation, redactor: Redactor | None = None) -> Action:

@@ -19,6 +19,13 @@ SCHEMA_VERSION = f"{TRACE_SCHEMA}/{TRACE_MAJOR}"
 RUN_SCHEMA_VERSION = f"{RUN_SCHEMA}/{RUN_MAJOR}"
 TRACE_FILE = "trace.jsonl"
 RUN_FILE = "run.json"
+SCREENSHOT_DIR = "screenshots"
+
+
+def screenshot_path(session_id: str, step: int) -> str:
+    """Where a step's screenshot lives, relative to the run directory (a POSIX path)."""
+    safe = re.sub(r"[^A-Za-z0-9_.#-]", "_", session_id)
+    return f"{SCREENSHOT_DIR}/{safe}-{step:03d}.jpg"
 
 _VERSION_RE = re.compile(r"^(?P<schema>[a-z0-9_.\-]+)/(?P<major>\d+)(?:\.(?P<minor>\d+))?$")
 

@@ -151,6 +151,9 @@ class TraceStep(_Record):
     http_status: int | None = Field(default=None, ge=100, le=999)
     net_error: str | None = None
     scripts_stopped: bool = False
+    # Optional since 2.x: the viewport as the shopper saw it (a JPEG beside the trace, relative
+    # to the run directory; `simulate --screenshots`), input fields masked when redacting.
+    screenshot: str | None = None
     ts: str = Field(default_factory=now_iso)
     done: bool = False
     outcome: Outcome | None = None

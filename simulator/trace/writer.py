@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from shop_r1.simulator.trace.reader import load_run_info
-from shop_r1.simulator.trace.schema import RUN_FILE, TRACE_FILE, now_iso
+from shop_r1.simulator.trace.schema import RUN_FILE, TRACE_FILE, now_iso, screenshot_path
 from shop_r1.simulator.trace.views import RunInfo, TraceEvent, TraceStep
 
 log = logging.getLogger(__name__)
@@ -160,6 +160,19 @@ class TraceWriter:
             if step.outcome is not None:
                 self._outcomes[step.outcome] += 1
         return step
+
+    def write_screenshot(self, session_id: str, step: int, data: bytes) -> str:
+        """Store one step's screenshot beside the trace; returns its path relative to the run dir.
+
+        Written to a temporary name and renamed, so a reader never sees half an image.
+        """
+        rel = screenshot_path(session_id, step)
+        target = self.run_dir / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+        return rel
 
     def write_event(
         self,
