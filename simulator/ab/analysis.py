@@ -4,6 +4,10 @@ Everything is read back from the ordinary run directories (trace + run.json), so
 can be re-analysed, or two runs made separately compared, without re-running anything. Per
 session facts come from the run report (``shop_r1.simulator.report.session_facts``), so a funnel
 stage means the same in a single-run report and in an A/B comparison.
+
+With ``weights`` (a demographic mix), ``metrics`` are weighted to the mix's cohort shares
+(``weights.py``) and the plain ones are kept in ``metrics_unweighted``; segments, divergence and
+exit pages stay unweighted (they are read per segment or per page, not as the population's effect).
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ from pydantic import BaseModel, ConfigDict
 
 from shop_r1.envs.actions import Click, TypeAndSubmit
 from shop_r1.envs.controls import control_label
-from shop_r1.simulator.ab import stats
+from shop_r1.personas.sampler import DemographicMix
+from shop_r1.simulator.ab import stats, weights as cohort
 from shop_r1.simulator.ab.stats import Metric, SegmentTest
+from shop_r1.simulator.ab.weights import WeightsInfo
 from shop_r1.simulator.report import (
     DEFAULT_SEGMENT_FIELDS,
     FUNNEL_STAGES,
@@ -102,6 +108,9 @@ class ABResult(BaseModel):
     pairs: list[PairInfo]
     wall_s: float | None = None
     notes: list[str] = []
+    # With --weights: ``metrics`` are weighted; these are the plain ones, and how the weights came out.
+    metrics_unweighted: dict[str, Metric] | None = None
+    weights: WeightsInfo | None = None
 
 
 def _rate_value(f: SessionFacts, name: str) -> bool:
@@ -194,6 +203,45 @@ def _metrics_between(a: Sequence[SessionFacts], b: Sequence[SessionFacts]) -> di
     return out
 
 
+def _metrics_paired_weighted(pairs: Sequence[tuple[SessionFacts, SessionFacts]], w: Sequence[float]
+                              ) -> dict[str, Metric]:
+    out: dict[str, Metric] = {}
+    for name in RATE_METRICS:
+        out[name] = cohort.paired("rate", [float(_rate_value(a, name)) for a, _ in pairs],
+                                  [float(_rate_value(b, name)) for _, b in pairs], w)
+    for name in MEAN_METRICS:
+        both = [(va, vb, wi) for (a, b), wi in zip(pairs, w)
+                if (va := _mean_value(a, name)) is not None and (vb := _mean_value(b, name)) is not None]
+        out[name] = cohort.paired("mean", [x for x, _, _ in both], [y for _, y, _ in both], [z for *_, z in both])
+    return out
+
+
+def _metrics_between_weighted(a: Sequence[SessionFacts], wa: Sequence[float], b: Sequence[SessionFacts],
+                              wb: Sequence[float]) -> dict[str, Metric]:
+    out: dict[str, Metric] = {}
+    for name in RATE_METRICS:
+        out[name] = cohort.between("rate", [float(_rate_value(f, name)) for f in a], wa,
+                                   [float(_rate_value(f, name)) for f in b], wb)
+    for name in MEAN_METRICS:
+        va = [(v, w) for f, w in zip(a, wa) if (v := _mean_value(f, name)) is not None]
+        vb = [(v, w) for f, w in zip(b, wb) if (v := _mean_value(f, name)) is not None]
+        out[name] = cohort.between("mean", [v for v, _ in va], [w for _, w in va], [v for v, _ in vb],
+                                   [w for _, w in vb])
+    return out
+
+
+def _weights_note(info: WeightsInfo, units: int, design: str) -> str:
+    what = "pairs" if design == "paired" else "sessions"
+    text = (f"metrics weighted to the cohort shares in {info.source} ({', '.join(info.fields)}): effective n "
+            f"{info.effective_n:.1f} of {units} {what}{' (smaller arm)' if design == 'between' else ''}, weights "
+            f"{info.min:.2f}–{info.max:.2f}; unweighted metrics in metrics_unweighted; segments, divergence "
+            f"and exit pages unweighted")
+    if info.zero_weight:
+        text += (f"; {info.zero_weight} {what} weight 0 (a value the mix gives 0 % or does not list, "
+                 f"'unknown' included)")
+    return text
+
+
 def _segments(design: str, arm_a: _Arm, arm_b: _Arm, pairs: Sequence[tuple[SessionFacts, SessionFacts]]
               ) -> list[SegmentTest]:
     rows: list[SegmentTest] = []
@@ -257,10 +305,16 @@ def _exit_changes(a: Sequence[SessionFacts], b: Sequence[SessionFacts],
 
 
 def analyse(a_dir: Path, b_dir: Path, *, design: str, targets: tuple[str, str] = ("a", "b"),
-            urls: tuple[str, str] = ("", ""), wall_s: float | None = None) -> ABResult:
-    """Compare two run directories (paired by persona id, or as independent arms)."""
+            urls: tuple[str, str] = ("", ""), wall_s: float | None = None,
+            weights: DemographicMix | None = None) -> ABResult:
+    """Compare two run directories (paired by persona id, or as independent arms).
+
+    ``weights``: weight pairs (sessions) to this mix's cohort shares (``weights.py``); raises
+    ``WeightsError`` when the sample cannot reach them."""
     arm_a, arm_b = _Arm(Path(a_dir)), _Arm(Path(b_dir))
     notes: list[str] = []
+    unweighted: dict[str, Metric] | None = None
+    winfo: WeightsInfo | None = None
     pair_infos: list[PairInfo] = []
     divergence: list[DivergenceRow] = []
     if design == "paired":
@@ -277,6 +331,11 @@ def analyse(a_dir: Path, b_dir: Path, *, design: str, targets: tuple[str, str] =
                          f"({', '.join(blind[:5])}{'…' if len(blind) > 5 else ''})")
         pairs = [(arm_a.by_persona[p], arm_b.by_persona[p]) for p in common]
         metrics = _metrics_paired(pairs)
+        if weights is not None:
+            raked = cohort.rake([arm_a.persona(p) for p in common], weights)
+            winfo = cohort.info(weights, raked)
+            unweighted, metrics = metrics, _metrics_paired_weighted(pairs, raked.weights.tolist())
+            notes.append(_weights_note(winfo, len(pairs), design))
         groups: dict[str, list[tuple[str, str, str]]] = {}
         for pid, (fa, fb) in zip(common, pairs):
             at, kind = first_divergence(arm_a.trace.sessions.get(fa.session_id, []),
@@ -300,9 +359,18 @@ def analyse(a_dir: Path, b_dir: Path, *, design: str, targets: tuple[str, str] =
     else:
         a_facts, b_facts = list(arm_a.facts.values()), list(arm_b.facts.values())
         metrics = _metrics_between(a_facts, b_facts)
+        if weights is not None:
+            # Each arm is weighted to the mix on its own: both then stand for the same population.
+            ra = cohort.rake([arm_a.persona(f.persona_id) for f in a_facts], weights)
+            rb = cohort.rake([arm_b.persona(f.persona_id) for f in b_facts], weights)
+            winfo = cohort.info(weights, ra, rb, arms=("a", "b"))
+            unweighted, metrics = metrics, _metrics_between_weighted(a_facts, ra.weights.tolist(), b_facts,
+                                                                     rb.weights.tolist())
+            notes.append(_weights_note(winfo, min(len(a_facts), len(b_facts)), design))
         n = min(len(a_facts), len(b_facts))
         exit_changes = _exit_changes(a_facts, b_facts, lambda f: None)
     return ABResult(design=design, shoppers=n, a=arm_a.describe(targets[0], urls[0]),
                     b=arm_b.describe(targets[1], urls[1]), metrics=metrics,
                     segments=_segments(design, arm_a, arm_b, pairs if design == "paired" else []),
-                    divergence=divergence, exit_changes=exit_changes, pairs=pair_infos, wall_s=wall_s, notes=notes)
+                    divergence=divergence, exit_changes=exit_changes, pairs=pair_infos, wall_s=wall_s, notes=notes,
+                    metrics_unweighted=unweighted, weights=winfo)

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from shop_r1.personas.sampler import DemographicMix
 from shop_r1.simulator.ab.analysis import MEAN_METRICS, RATE_METRICS, ABResult
 from shop_r1.simulator.ab.design import Arm
 from shop_r1.simulator.ab.experiment import Experiment, load_tasks, run_experiment
@@ -30,7 +31,9 @@ def _conditions(ctx: click.Context, param: click.Parameter, values: tuple[str, .
 
 
 def print_result(result: ABResult, console: Console) -> None:
-    table = Table(title=f"A/B ({result.design}, n = {result.shoppers}): B − A", title_justify="left", show_edge=False)
+    weighted = "" if result.weights is None else f", weighted: n_eff {result.weights.effective_n:.1f}"
+    table = Table(title=f"A/B ({result.design}, n = {result.shoppers}{weighted}): B − A", title_justify="left",
+                  show_edge=False)
     for col in ("metric", "A", "B", "diff", "95% CI", "p", "MDE"):
         table.add_column(col, justify="left" if col == "metric" else "right")
     for name in (*RATE_METRICS, *MEAN_METRICS):
@@ -54,6 +57,10 @@ def print_result(result: ABResult, console: Console) -> None:
 @click.option("--temperature", type=float, default=None)
 @click.option("--personas", "personas_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
 @click.option("--mix", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              metavar="MIX.json",
+              help="Weight pairs (sessions) to this demographic mix's cohort shares (same format as --mix); "
+                   "metrics and --fail-if then use the weighted estimates.")
 @click.option("--tasks", "tasks_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Intents (one per line, or a JSON list): every shopper gets one, cycled.")
 @click.option("--seed", default=0, show_default=True)
@@ -74,8 +81,8 @@ def print_result(result: ABResult, console: Console) -> None:
               help="Exit 1 when this holds, e.g. 'added_to_cart.diff < -0.05' or 'purchased.ci95.hi < 0' (repeatable).")
 def ab(a_target: str, b_target: str, shoppers: int, design: str, policy: str, model: str | None,
        base_url: str | None, temperature: float | None, personas_file: Path | None, mix: Path | None,
-       tasks_file: Path | None, seed: int, shop_seed: int, max_steps: int, concurrency: int, step_timeout: float,
-       session_timeout: float, allow_purchase: bool, browser_path: str | None, out: Path | None,
+       weights: Path | None, tasks_file: Path | None, seed: int, shop_seed: int, max_steps: int, concurrency: int,
+       step_timeout: float, session_timeout: float, allow_purchase: bool, browser_path: str | None, out: Path | None,
        ray: str | None, host_capacity: int | None, fail_if: list[Condition]) -> None:
     """Run the same shoppers on build A and build B; write DIR/a/, DIR/b/ (ordinary runs),
     DIR/ab.json and DIR/ab.html, and print the differences with 95 % intervals."""
@@ -84,9 +91,12 @@ def ab(a_target: str, b_target: str, shoppers: int, design: str, policy: str, mo
         raise click.UsageError("--personas and --mix are alternatives; give one")
     out = out or Path("runs") / time.strftime("ab-%Y%m%d-%H%M%S")
     try:
+        if weights is not None:
+            DemographicMix.from_file(weights)  # a broken mix file is a usage error before anything runs
         exp = Experiment(
             a=Arm(label="a", target=a_target), b=Arm(label="b", target=b_target), out_dir=out, shoppers=shoppers,
             design=design, seed=seed, shop_seed=shop_seed, personas_file=personas_file, mix=mix,
+            weights=weights,
             tasks=load_tasks(tasks_file) if tasks_file else [], ray=ray, host_capacity=host_capacity,
             run={"max_steps": max_steps, "concurrency": concurrency, "step_timeout_s": step_timeout,
                  "session_timeout_s": session_timeout, "allow_purchase": allow_purchase,

@@ -16,10 +16,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from shop_r1.personas.model import Persona
+from shop_r1.personas.sampler import DemographicMix
 from shop_r1.simulator.ab.analysis import ABResult, analyse
 from shop_r1.simulator.ab.design import Arm, Design, balanced_split, serve_arms, unique_ids, with_tasks
 from shop_r1.simulator.ab.html import write_ab_html
 from shop_r1.simulator.ab.run import run_arms, run_arms_on_ray
+from shop_r1.simulator.ab.weights import WeightsError, rake
 from shop_r1.simulator.cli_simulate import _load_personas as load_personas_for_run  # the `simulate` command's own persona loading
 from shop_r1.simulator.policies.factory import PolicySpec, open_policy
 from shop_r1.simulator.report import build_report
@@ -42,6 +44,7 @@ class Experiment(BaseModel):
     shop_seed: int = 0
     personas_file: Path | None = None
     mix: Path | None = None
+    weights: Path | None = Field(None, description="demographic mix whose cohort shares the metrics are weighted to")
     tasks: list[str] = Field(default_factory=list)
     run_id: str | None = None  # arms are RUN_ID-a and RUN_ID-b; default: the time
     run: dict[str, Any] = Field(default_factory=dict, description="RunConfig fields shared by both arms")
@@ -84,8 +87,12 @@ def run_experiment(exp: Experiment, spec: PolicySpec) -> ABResult:
         if (out / label / "trace.jsonl").exists():
             raise FileExistsError(f"{out / label} already holds a trace; choose another output directory")
     run_id = exp.run_id or time.strftime("ab-%Y%m%d-%H%M%S")
+    mix = DemographicMix.from_file(exp.weights) if exp.weights is not None else None
     with serve_arms([exp.a, exp.b], exp.shop_seed) as urls:
         personas = dict(zip(("a", "b"), _assign(exp, urls["a"])))
+        if mix is not None:  # a mix the shoppers cannot reach fails now, not after both arms have run
+            for k in ("a", "b") if exp.design == "between" else ("a",):
+                rake([p.model_dump(mode="json") for p in personas[k]], mix)
         configs = {k: RunConfig(**{**exp.run, "shop_url": urls[k], "shoppers": len(personas[k]),
                                    "seed": exp.seed, "out_dir": out / k, "policy": spec.name, "model": spec.model})
                    for k in ("a", "b")}
@@ -106,10 +113,22 @@ def run_experiment(exp: Experiment, spec: PolicySpec) -> ABResult:
         wall = asyncio.run(main())
     for k in ("a", "b"):
         build_report(out / k)
-    result = analyse(out / "a", out / "b", design=exp.design, targets=(exp.a.target, exp.b.target),
-                     urls=(urls["a"], urls["b"]), wall_s=round(wall, 2))
+    result = _analyse_weighted(out, mix, design=exp.design, targets=(exp.a.target, exp.b.target),
+                               urls=(urls["a"], urls["b"]), wall_s=round(wall, 2))
     write_result(result, out)
     return result
+
+
+def _analyse_weighted(out: Path, mix: DemographicMix | None, **kw: Any) -> ABResult:
+    """``analyse`` with the weights; when the sessions that ran cannot reach the mix (pairs left
+    out after the check before the run), the unweighted result is written and the error raised."""
+    try:
+        return analyse(out / "a", out / "b", weights=mix, **kw)
+    except WeightsError as exc:
+        result = analyse(out / "a", out / "b", **kw)
+        result.notes.append(f"not weighted: {exc}")
+        write_result(result, out)
+        raise WeightsError(f"{exc} (the unweighted result is in {out / 'ab.json'})") from exc
 
 
 def write_result(result: ABResult, out: Path) -> None:
@@ -122,8 +141,10 @@ def write_result(result: ABResult, out: Path) -> None:
 
 
 def compare_runs(a_dir: Path, b_dir: Path, out: Path, design: Design = "paired",
-                 labels: Sequence[str] = ("a", "b")) -> ABResult:
-    """Analyse two existing run directories as an experiment (no shoppers are run)."""
-    result = analyse(a_dir, b_dir, design=design, targets=(labels[0], labels[1]))
+                 labels: Sequence[str] = ("a", "b"), weights: Path | None = None) -> ABResult:
+    """Analyse two existing run directories as an experiment (no shoppers are run); ``weights``:
+    a demographic mix file to weight the metrics to (see ``weights.py``)."""
+    mix = DemographicMix.from_file(weights) if weights is not None else None
+    result = analyse(a_dir, b_dir, design=design, targets=(labels[0], labels[1]), weights=mix)
     write_result(result, out)
     return result

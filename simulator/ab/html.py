@@ -189,6 +189,10 @@ def render_ab_html(result: ABResult) -> str:
         f'run {e(arm.run_id)}</li>' for k, arm in (("a", result.a), ("b", result.b)))
     wall = f" · wall time {result.wall_s:.0f} s" if result.wall_s is not None else ""
     notes = "".join(f"<li>{e(n)}</li>" for n in result.notes)
+    if result.weights is not None:  # the metrics below are weighted; say so above everything
+        w = result.weights
+        wall += (f' · <b>metrics weighted</b> to the cohort shares in {e(w.source)} ({e(", ".join(w.fields))}), '
+                 f'effective n {w.effective_n:.1f}')
     text = resources.files("shop_r1.simulator").joinpath("templates/ab.html").read_text(encoding="utf-8")
     return Template(text).substitute(
         title=e(f"shop-r1 A/B: {result.a.target} vs {result.b.target}"),

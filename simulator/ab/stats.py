@@ -15,6 +15,7 @@ Why these methods:
 - The minimum detectable effect is the smallest true difference this N would detect with 80 %
   power at the 5 % level, so a reader can tell "no effect" from "too few shoppers to tell".
 - Segments get Holm's correction (statsmodels ``multipletests``): many segments, many tests.
+- Weighted by cohort share (``--weights``): see ``weights.py``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 from scipy import stats as sps
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
@@ -49,6 +50,15 @@ class Metric(BaseModel):
     mde: float | None
     method: str
     discordant: tuple[int, int] | None = None  # paired rates: (A only, B only)
+    effective_n: float | None = None  # weighted metrics (``weights.py``): Kish's effective n
+
+    @field_validator("ci95", mode="before")
+    @classmethod
+    def _unbounded(cls, v: object) -> object:
+        """JSON has no infinity: an unbounded interval is written as nulls; read them back as ±inf."""
+        if isinstance(v, (list, tuple)) and len(v) == 2:
+            return (-math.inf if v[0] is None else v[0], math.inf if v[1] is None else v[1])
+        return v
 
 
 class SegmentTest(BaseModel):
