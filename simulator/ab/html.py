@@ -25,6 +25,7 @@ from shop_r1.simulator.report import (
     session_facts,
     svg_img,
 )
+from shop_r1.simulator.report.shots import INLINE_BUDGET_BYTES, Screenshots
 from shop_r1.simulator.trace import read_trace
 
 MEAN_LABELS = {"mean_steps": "Steps per session", "session_seconds": "Session length (s)",
@@ -158,9 +159,10 @@ def _exit_table(result: ABResult) -> str:
             f'</thead><tbody>{rows}</tbody></table></section>')
 
 
-def _sessions(result: ABResult) -> str:
+def _sessions(result: ABResult, html_dir: Path) -> str:
     traces = {k: read_trace(Path(getattr(result, k).run_dir), strict=False) for k in ("a", "b")}
     facts = {k: session_facts(t) for k, t in traces.items()}
+    shots = {k: Screenshots(t.path.parent, html_dir, INLINE_BUDGET_BYTES // 2) for k, t in traces.items()}
     if result.design == "paired":
         blocks = []
         for p in result.pairs:
@@ -168,7 +170,8 @@ def _sessions(result: ABResult) -> str:
                      else f"first diverged at step {p.first_divergence} ({p.divergence_kind})")
             cols = "".join(
                 f'<div><h3>{k.upper()}</h3>'
-                + render_session(traces[k].sessions.get(sid, []), facts[k][sid], session_anchor(sid, prefix=k))
+                + render_session(traces[k].sessions.get(sid, []), facts[k][sid], session_anchor(sid, prefix=k),
+                                 shots=shots[k])
                 + "</div>" for k, sid in (("a", p.a_session), ("b", p.b_session)) if sid in facts[k])
             blocks.append(f'<details class="session" id="{html.escape(pair_anchor(p.pair_id))}"><summary>'
                           f'<b>pair {html.escape(p.pair_id)}</b> · {html.escape(where)}</summary>'
@@ -176,13 +179,15 @@ def _sessions(result: ABResult) -> str:
         return f'<section class="wide"><h2>Paired sessions</h2>{"".join(blocks)}</section>'
     out = []
     for k in ("a", "b"):
-        blocks = "".join(render_session(traces[k].sessions.get(sid, []), f, session_anchor(sid, prefix=k))
+        blocks = "".join(render_session(traces[k].sessions.get(sid, []), f, session_anchor(sid, prefix=k),
+                                        shots=shots[k])
                          for sid, f in facts[k].items())
         out.append(f'<section class="wide"><h2>Sessions on {k.upper()}</h2>{blocks}</section>')
     return "".join(out)
 
 
-def render_ab_html(result: ABResult) -> str:
+def render_ab_html(result: ABResult, html_dir: Path | None = None) -> str:
+    """``html_dir``: where the file will be (screenshots past the inline budget are linked from there)."""
     e = html.escape
     arms = "".join(
         f'<li><b>{k.upper()}</b>: {e(arm.target)} <span class="url">{e(arm.url)}</span> — {arm.sessions} sessions, '
@@ -202,13 +207,13 @@ def render_ab_html(result: ABResult) -> str:
              f'{wall}</p><ul>{arms}{notes}</ul>',
         charts="\n".join(_charts(result)),
         tables="\n".join([_metrics_table(result), _divergence_table(result), _exit_table(result),
-                          _segments_table(result), _sessions(result)]),
+                          _segments_table(result), _sessions(result, html_dir or Path.cwd())]),
         rules="".join(f"<li>{e(r)}</li>" for r in RULES),
     )
 
 
 def write_ab_html(result: ABResult, path: Path) -> Path:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(render_ab_html(result), encoding="utf-8")
+    tmp.write_text(render_ab_html(result, path.parent), encoding="utf-8")
     os.replace(tmp, path)
     return path
