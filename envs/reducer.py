@@ -16,8 +16,8 @@ Two halves:
   whether it is actionable, plus one record per interactable.
 * This module owns the token budget, because it owns the tokenizer (:mod:`shop_r1.envs.tokens`). When
   the page is longer than ``ReducerOptions.token_budget`` it truncates in a fixed, logged order
-  (see :func:`_fit_budget`): far-away prose goes first, actionable elements of the visible
-  region go last.
+  (see :func:`_fit_budget`): far-away prose goes first, then the page chrome's controls (menus,
+  footers, sidebars), actionable elements of the visible main content go last.
 
 Same-origin iframes and open shadow roots are read like the rest of the page (their controls are
 named and stamped, and the executor finds them there); cross-origin frames and closed shadow
@@ -185,10 +185,12 @@ class TreeNode:
     children: list[Child]
     dist: int
     actionable: bool
+    chrome: bool = False  # a control of the page's header, footer, navigation or sidebar
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TreeNode:
         return cls(tag=data["tag"], attrs=data["attrs"], dist=data["dist"], actionable=data["actionable"],
+                   chrome=bool(data.get("chrome", False)),
                    children=[c if isinstance(c, str) else cls.from_json(c) for c in data["children"]])
 
     def is_empty(self) -> bool:
@@ -310,9 +312,12 @@ def _fit_budget(tree: TreeNode, budget: int, url: str) -> tuple[str, int, bool, 
 
     1. drop non-actionable text outside the viewport, farthest first;
     2. shorten long texts (prose to 60 words, control labels to 24, then both halved);
-    3. drop actionable elements outside the viewport, farthest first;
-    4. drop non-actionable text inside the viewport, last on the page first;
-    5. drop actionable elements of the visible region, last on the page first.
+    3. drop page-chrome controls (site header and footer, navigation, sidebars; not the search
+       field and its button), last on the page first: a policy cannot scroll, so what it reads
+       is the whole page, and the results it came for matter more than a visible menu;
+    4. drop actionable elements outside the viewport, farthest first;
+    5. drop non-actionable text inside the viewport, last on the page first;
+    6. drop actionable elements of the visible region, last on the page first.
 
     Each phase removes, by per-run token estimates, just enough to reach the budget, then the
     result is re-rendered and counted exactly; the loop continues into the next phase if the
@@ -388,14 +393,18 @@ def _fit_budget(tree: TreeNode, budget: int, url: str) -> tuple[str, int, bool, 
         if n:
             actions.append(f"dropped {n} {label}")
 
-    # 3. controls outside the viewport, farthest first
+    # 3. page chrome, bottom first
+    if total > budget:
+        drop_controls([c for c in reversed(_controls(tree)) if c.node.chrome],
+                      "header, footer, navigation and sidebar controls")
+    # 4. controls outside the viewport, farthest first
     if total > budget:
         drop_controls(sorted((c for c in _controls(tree) if c.node.dist > 0), key=lambda c: -c.node.dist),
                       "actionable elements outside the viewport")
-    # 4. visible prose, bottom of the page first
+    # 5. visible prose, bottom of the page first
     if total > budget:
         drop_texts([t for t in reversed(texts) if not t.actionable], "text runs in the viewport")
-    # 5. last resort: visible controls, bottom first
+    # 6. last resort: visible controls, bottom first
     if total > budget:
         drop_controls(list(reversed(_controls(tree))), "actionable elements in the viewport")
     log.info("reduced page %s truncated from %d to %d tokens (budget %d): %s", url, start, total, budget,

@@ -119,7 +119,10 @@ async def test_budget_drops_far_content_first(shared_data: Path) -> None:
     assert cut.stats.truncated and cut.stats.simplified_tokens <= 8000
     assert count_tokens(cut.simplified_html) == cut.stats.simplified_tokens
     visible = [e.name for e in full.elements if e.in_viewport]
-    assert visible and set(visible) <= set(cut.names), "a control of the visible region was dropped"
+    lost = set(visible) - set(cut.names)
+    # Only page chrome may go before far content: here the site header's category select and links.
+    assert visible and all(n.startswith("header.") for n in lost), sorted(lost)
+    assert "header.search_bar.search" not in lost  # the search field is never chrome
     assert cut.stats.dropped_elements == len(full.elements) - len(cut.elements) > 0
     assert cut.stats.raw_tokens == 0  # raw counting is opt-in
 
@@ -265,3 +268,24 @@ async def test_bundled_shop_pages(shop_url: str) -> None:
     assert any(re.search(r"add_to_cart", n) for n in product.names), product.names
     selects = [e for e in product.elements if e.kind == "select"]
     assert selects and all(e.options for e in selects)
+
+
+async def test_tight_budget_drops_page_chrome_before_the_results(shop_url: str) -> None:
+    """At a small model's page size, a results page keeps its products and search field; the
+    site header's department menu and the category navigation go first."""
+
+    async def go() -> ReducedPage:
+        async with async_playwright() as pw:
+            browser = await launch_chromium(pw)
+            page = await browser.new_page()
+            await page.goto(f"{shop_url}/s?k=hoodie")
+            reduced = await reduce_page(page, ReducerOptions(token_budget=900))
+            await browser.close()
+            return reduced
+
+    reduced = await go()
+    names = [e.name for e in reduced.elements]
+    assert reduced.stats.truncated and reduced.stats.simplified_tokens <= 900
+    assert sum(1 for n in names if n.endswith(".view_product") or ".view_product_" in n) >= 5
+    assert "header.search_bar.search" in names and "header.search_bar.go" in names
+    assert not any(n.startswith(("header.search_bar.search_in", "categories.")) for n in names)

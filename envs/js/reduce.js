@@ -501,6 +501,20 @@
     return children; // purely structural wrapper: unwrap
   }
 
+  // Page chrome: the site header and footer, navigation and sidebars. Under a tight token budget
+  // their controls go before the main content's (the results a shopper came for), except the
+  // search field and its submit button, which are how most shoppers start.
+  const CHROME = 'nav,aside,[role=navigation],[role=complementary],[role=banner],[role=contentinfo]';
+  function isChrome(el, tag) {
+    if ((tag === 'input' && el.type !== 'checkbox' && el.type !== 'radio') ||
+        ((tag === 'button' || el.type === 'submit') && el.closest('form,[role=search]'))) return false;
+    if (el.closest(CHROME)) return true;
+    const h = el.closest('header');
+    if (h && !h.closest('article,section,main')) return true;
+    const f = el.closest('footer');
+    return !!(f && !f.closest('article,section'));
+  }
+
   function emitControl(el, tag, rec) {
     const a = { name: rec };
     let children = [];
@@ -550,7 +564,9 @@
       else if (rec.label) a['aria-label'] = rec.label;
     }
     if (rec.disabled) a.disabled = '';
-    return { tag: outTag, attrs: a, children, dist: rec.dist, actionable: true };
+    const node = { tag: outTag, attrs: a, children, dist: rec.dist, actionable: true };
+    if (isChrome(el, tag)) node.chrome = true;
+    return node;
   }
 
   const body = document.body || document.documentElement;
