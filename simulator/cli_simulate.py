@@ -299,14 +299,15 @@ def simulate(**kwargs: Any) -> None:
 DEMO_POLICIES = ("mixed", "transformers", "scripted")
 
 
-def demo_specs(policy: str, seed: int, prompt_budget: int) -> tuple[Any, ...]:
+def demo_specs(policy: str, seed: int, prompt_budget: int, page_budget: int = 900) -> tuple[Any, ...]:
     """The demo's policy parts, in routing order (shopper i uses part i % n).
 
-    The embedded model writes short rationales (32 tokens) so that a step costs seconds on a
-    CPU; scripted shoppers next to it show on the same shop what a full session looks like.
+    The embedded model reads short pages and writes short rationales (32 tokens) so that a step
+    costs seconds on a CPU; scripted shoppers next to it read whole pages (they cost nothing to
+    read) and show on the same shop what a full session looks like.
     """
     model = PolicySpec(name="transformers", model="default", seed=seed, constrained=True, prompt_budget=prompt_budget,
-                       extra={"grammar_bounds": {"rationale_max_tokens": 32}})
+                       page_budget=page_budget, extra={"grammar_bounds": {"rationale_max_tokens": 32}})
     scripted = PolicySpec(name="scripted", seed=seed)
     return {"mixed": (model, scripted), "transformers": (model,), "scripted": (scripted,)}[policy]
 
@@ -334,7 +335,8 @@ def _demo_summary(out_dir: Path, parts: tuple[Any, ...], console: Console) -> No
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--page-budget", default=900, show_default=True,
-              help="Tokens per reduced page: small, so the 135M model's prefill on a CPU takes seconds.")
+              help="Tokens per reduced page for the model's shoppers: small, so the 135M model's prefill on a "
+                   "CPU takes seconds (scripted shoppers read whole pages).")
 @click.option("--prompt-budget", default=1300, show_default=True, help="Prompt tokens (current page first, then history).")
 def demo(shoppers: int, max_steps: int, policy: str, out: Path | None, seed: int, page_budget: int,
          prompt_budget: int) -> None:
@@ -342,7 +344,7 @@ def demo(shoppers: int, max_steps: int, policy: str, out: Path | None, seed: int
     default -- then the report and a line per policy on how far its shoppers got."""
     console = Console()
     console.rule("[bold]shop-r1 demo")
-    parts = demo_specs(policy, seed, prompt_budget)
+    parts = demo_specs(policy, seed, prompt_budget, page_budget)
     console.print(f"{shoppers} shoppers, {max_steps} steps each, on the bundled shop. Policies:")
     for k, part in enumerate(parts):
         who = [i for i in range(shoppers) if i % len(parts) == k]
@@ -354,7 +356,7 @@ def demo(shoppers: int, max_steps: int, policy: str, out: Path | None, seed: int
         base_url=None, personas_file=None, mix=None, max_steps=max_steps, seed=seed,
         out=out_dir, allow_purchase=False, allow_origin=(), headed=False,
         browser_path=None, constrained=True, temperature=None, step_timeout=600.0, session_timeout=3600.0,
-        screenshots=False, console=console, page_budget=page_budget, prompt_budget=prompt_budget,
+        screenshots=False, console=console, prompt_budget=prompt_budget,
         policy_parts=top.parts)
     if (out_dir / "trace.jsonl").exists():
         console.print("How far each policy's shoppers got:")

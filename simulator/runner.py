@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -179,13 +179,15 @@ class _Session:
     async def run(self) -> SessionEnd:
         r = self.r
         cfg = r.config
+        wanted = r.policy.page_budget(self.session_id)
+        page_budget = min(cfg.page_token_budget, wanted) if wanted else cfg.page_token_budget
         session = await r.pool.new_session(
             self.session_id,
             allowed_origins=r.origins,
             extra_headers={SESSION_HEADER: self.session_id},
             options=SessionOptions(allow_purchase=cfg.allow_purchase, screenshot=cfg.screenshots,
                                    screenshot_type="jpeg", screenshot_mask_inputs=cfg.redact,
-                                   reducer=ReducerOptions(token_budget=cfg.page_token_budget)),
+                                   reducer=ReducerOptions(token_budget=page_budget)),
         )
         history: list[HistoryItem] = []
         outcome, reason = "max_steps", f"reached the step budget ({cfg.max_steps})"
@@ -194,6 +196,8 @@ class _Session:
         try:
             async with asyncio.timeout(cfg.session_timeout_s):
                 obs = await self._first_page(session)
+                if r.gate is not None:
+                    r.gate.opened(self.index)
                 for step in range(cfg.max_steps):
                     self.steps = step + 1
                     req = PolicyRequest(session_id=self.session_id, observation=obs, history=tuple(history),
@@ -309,11 +313,21 @@ class _Session:
             redactor=self.redactor))
 
 
+class SessionGate(Protocol):
+    """When session ``index`` may start; told when it has opened its first page."""
+
+    async def before(self, index: int) -> None: ...
+
+    def opened(self, index: int) -> None: ...
+
+
 class Runner:
     def __init__(self, config: RunConfig, policy: Policy, personas: Sequence[Any],
-                 observer: RunObserver | None = None, run_id: str | None = None, *, hosting_only: bool = False):
+                 observer: RunObserver | None = None, run_id: str | None = None, *, hosting_only: bool = False,
+                 gate: SessionGate | None = None):
         """``hosting_only``: a cluster host's runner, which runs the sessions it is handed
-        (:meth:`run_session`) instead of a persona list of its own."""
+        (:meth:`run_session`) instead of a persona list of its own. ``gate``: when each session
+        may start (an A/B test orders the two sessions of a pair)."""
         if len(personas) < config.shoppers and not hosting_only:
             raise ValueError(f"{config.shoppers} shoppers need as many personas, got {len(personas)}")
         self.config = config
@@ -325,6 +339,7 @@ class Runner:
         self.result = RunResult(self.run_id, Path(config.out_dir))
         self.writer: Any = None
         self.admission: Admission | None = None
+        self.gate = gate
 
     @contextlib.asynccontextmanager
     async def hosting(self) -> AsyncIterator[Runner]:
@@ -360,11 +375,15 @@ class Runner:
                 self.admission = admission = Admission(cfg.concurrency)
 
                 async def one(i: int, persona: Any) -> None:
+                    if self.gate is not None:  # before admission: a waiting session holds no slot
+                        await self.gate.before(i)
                     await admission.acquire()
                     try:
                         end = await self.run_session(i, persona)
                     finally:
                         await admission.release()
+                        if self.gate is not None:  # a session that never opened its page frees its pair too
+                            self.gate.opened(i)
                     self.result.sessions.append(end)
                     self.observer.on_session_end(end)
 

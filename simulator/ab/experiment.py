@@ -20,7 +20,7 @@ from shop_r1.personas.sampler import DemographicMix
 from shop_r1.simulator.ab.analysis import ABResult, analyse
 from shop_r1.simulator.ab.design import Arm, Design, balanced_split, serve_arms, unique_ids, with_tasks
 from shop_r1.simulator.ab.html import write_ab_html
-from shop_r1.simulator.ab.run import run_arms, run_arms_on_ray
+from shop_r1.simulator.ab.run import PairOrder, run_arms, run_arms_on_ray
 from shop_r1.simulator.ab.weights import WeightsError, rake
 from shop_r1.simulator.cli_simulate import _load_personas as load_personas_for_run  # the `simulate` command's own persona loading
 from shop_r1.simulator.policies.factory import PolicySpec, open_policy
@@ -98,6 +98,10 @@ def run_experiment(exp: Experiment, spec: PolicySpec) -> ABResult:
                    for k in ("a", "b")}
 
         run_ids = {k: f"{run_id}-{k}" for k in ("a", "b")}
+        # Paired: which session of each pair opens its page first, drawn per pair (Ray runs hand
+        # pairs out as host slots free up, unordered).
+        order = PairOrder(["a", "b"], len(personas["a"]), exp.seed) \
+            if exp.design == "paired" and not exp.ray else None
 
         async def main() -> float:
             t0 = time.perf_counter()
@@ -107,7 +111,7 @@ def run_experiment(exp: Experiment, spec: PolicySpec) -> ABResult:
                                       host_capacity=exp.host_capacity)
             else:
                 async with open_policy(spec) as policy:
-                    await run_arms(configs, policy, personas, run_ids)
+                    await run_arms(configs, policy, personas, run_ids, order=order)
             return time.perf_counter() - t0
 
         wall = asyncio.run(main())
@@ -115,6 +119,10 @@ def run_experiment(exp: Experiment, spec: PolicySpec) -> ABResult:
         build_report(out / k)
     result = _analyse_weighted(out, mix, design=exp.design, targets=(exp.a.target, exp.b.target),
                                urls=(urls["a"], urls["b"]), wall_s=round(wall, 2))
+    if order is not None:
+        counts = order.counts()
+        result.notes.append(f"order randomised per pair (seed {exp.seed}): A opened first in {counts['a']}, "
+                            f"B in {counts['b']} of {len(order.first)} pairs")
     write_result(result, out)
     return result
 

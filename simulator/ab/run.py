@@ -1,22 +1,25 @@
 """Running the two arms: two ordinary runs, at the same time, with one policy.
 
 Both arms run concurrently and pair i occupies slot i of both runners, so the two sessions of a
-pair start together: load on the policy server, warm caches and the time of day hit both builds
-alike, and neither build is systematically first (what randomising the order per pair is for,
-done here by not ordering them at all). Each session has its own fresh browser context and the
-same step and time budgets; each arm writes an ordinary run directory (replayable, trainable).
+pair run side by side: load on the policy server and the time of day hit both builds alike. Which
+of the two opens its first page first is drawn per pair from the seed (:class:`PairOrder`), so
+whatever the first visit does for the second (a warmed cache, a CDN edge, a recommendation
+model that has seen the persona) favours neither build. Each session has its own fresh browser
+context and the same step and time budgets; each arm writes an ordinary run directory.
 On a Ray cluster both arms share one connection and split every node's browser capacity.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from shop_r1.simulator.policies.base import Policy, PolicyRequest, PolicyResponse
 from shop_r1.simulator.policies.factory import PolicySpec
-from shop_r1.simulator.runner import RunConfig, Runner, RunResult
+from shop_r1.simulator.llm.sampling import seed_hash
+from shop_r1.simulator.runner import RunConfig, Runner, RunResult, SessionGate
 
 
 class SharedPolicy(Policy):
@@ -31,6 +34,9 @@ class SharedPolicy(Policy):
     async def act(self, requests: Sequence[PolicyRequest]) -> list[PolicyResponse]:
         return await self.inner.act(requests)
 
+    def page_budget(self, session_id: str) -> int | None:
+        return self.inner.page_budget(session_id)
+
     def describe(self) -> dict[str, Any]:
         return self.inner.describe()
 
@@ -38,12 +44,45 @@ class SharedPolicy(Policy):
         return None
 
 
+class PairOrder:
+    """Which arm of each pair opens its first page first, drawn per pair from the seed.
+
+    The other arm's session waits (before taking a concurrency slot, so no arm can starve the
+    other) until the first one has opened its page or ended.
+    """
+
+    def __init__(self, labels: Sequence[str], pairs: int, seed: int) -> None:
+        rng = random.Random(seed_hash("ab-pair-order", seed))
+        self.labels = list(labels)
+        self.first = [rng.choice(self.labels) for _ in range(pairs)]
+        self._opened = {(k, i): asyncio.Event() for k in self.labels for i in range(pairs)}
+
+    def counts(self) -> dict[str, int]:
+        return {k: self.first.count(k) for k in self.labels}
+
+    def gate(self, label: str) -> SessionGate:
+        order = self
+
+        class _Gate:
+            async def before(self, index: int) -> None:
+                first = order.first[index] if index < len(order.first) else label
+                if first != label:
+                    await order._opened[(first, index)].wait()
+
+            def opened(self, index: int) -> None:
+                if (label, index) in order._opened:
+                    order._opened[(label, index)].set()
+
+        return _Gate()
+
+
 async def run_arms(configs: Mapping[str, RunConfig], policy: Policy, personas: Mapping[str, Sequence[Any]],
-                   run_ids: Mapping[str, str]) -> dict[str, RunResult]:
-    """Run every arm at once (label -> result)."""
+                   run_ids: Mapping[str, str], order: PairOrder | None = None) -> dict[str, RunResult]:
+    """Run every arm at once (label -> result); with ``order``, the sessions of a pair start in its order."""
     shared = SharedPolicy(policy)
     labels = list(configs)
-    results = await asyncio.gather(*(Runner(configs[k], shared, personas[k], run_id=run_ids[k]).run()
+    results = await asyncio.gather(*(Runner(configs[k], shared, personas[k], run_id=run_ids[k],
+                                            gate=order.gate(k) if order is not None else None).run()
                                      for k in labels))
     return dict(zip(labels, results))
 

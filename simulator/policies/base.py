@@ -52,6 +52,13 @@ class Policy(ABC):
     """A shopper policy. Implementations must be safe to call from one event loop."""
 
     name: str = "policy"
+    #: Tokens of reduced page this policy reads best (None: the run's ``page_token_budget``).
+    page_budget_tokens: int | None = None
+
+    def page_budget(self, session_id: str) -> int | None:
+        """The page budget for this session: a small model next to scripted shoppers in one run
+        wants short pages, while a rule-based shopper reads the whole page for free."""
+        return self.page_budget_tokens
 
     @abstractmethod
     async def act(self, requests: Sequence[PolicyRequest]) -> list[PolicyResponse]:

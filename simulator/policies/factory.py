@@ -33,6 +33,7 @@ class PolicySpec:
     temperature: float | None = None
     max_concurrency: int = 8
     prompt_budget: int | None = None  # prompt tokens (None: the backend's default)
+    page_budget: int | None = None  # tokens of reduced page for this policy's shoppers (None: the run's)
     extra: dict[str, Any] = field(default_factory=dict)
     parts: tuple["PolicySpec", ...] = ()  # for ``mixed``: the sub-policies, in routing order
     label: str | None = None  # what people are told this policy is (default: from name and model)
@@ -69,6 +70,14 @@ class PolicySpec:
 @contextlib.asynccontextmanager
 async def open_policy(spec: PolicySpec) -> AsyncIterator[Policy]:
     """Yield a ready policy; servers it started are stopped on exit, also on error."""
+    async with _open_policy(spec) as policy:
+        if spec.page_budget is not None:
+            policy.page_budget_tokens = spec.page_budget
+        yield policy
+
+
+@contextlib.asynccontextmanager
+async def _open_policy(spec: PolicySpec) -> AsyncIterator[Policy]:
     if spec.name == MIXED:
         async with contextlib.AsyncExitStack() as stack:
             parts = [PolicyPart(label=p.describe_line(), policy=await stack.enter_async_context(open_policy(p)))

@@ -58,6 +58,9 @@ class MixedPolicy(Policy):
             index = zlib.crc32(session_id.encode("utf-8"))
         return index % len(self.parts)
 
+    def page_budget(self, session_id: str) -> int | None:
+        return self.parts[self.part_for(session_id)].policy.page_budget(session_id)
+
     def shoppers_of(self, part: int, shoppers: int) -> list[int]:
         """The shopper indices (0-based) that part ``part`` drives in a run of ``shoppers``."""
         return [i for i in range(shoppers) if i % len(self.parts) == part]
