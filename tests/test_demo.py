@@ -17,6 +17,7 @@ import pytest
 
 from shop_r1.envs.actions import TypeAndSubmit
 from shop_r1.envs.observation import Element, Observation
+from shop_r1.envs.tokens import count_tokens
 from shop_r1.personas.library import load_library
 from shop_r1.personas.sampler import sample
 from shop_r1.simulator.policies.constrained import (
@@ -28,6 +29,7 @@ from shop_r1.simulator.policies.constrained import (
 from shop_r1.simulator.policies.factory import PolicyConfigError, PolicySpec, open_policy
 from shop_r1.simulator.policies.mixed import session_index
 from shop_r1.simulator.prompt import ANSWER_REMINDER, SYSTEM_PROMPT, build_messages, parse_output_for
+from shop_r1.simulator.realism import realism
 from shop_r1.simulator.runner import RunConfig, Runner
 from shop_r1.simulator.trace import read_trace
 
@@ -121,12 +123,12 @@ def test_mixed_run_on_the_real_shop_routes_shoppers_and_records_both(shop_url: s
     """Shoppers 0 and 2: a real (tiny) transformers model, constrained; 1 and 3: scripted.
     One run, one trace; run.json's policy_info names both; each session was decided by its part."""
     parts = (PolicySpec(name="transformers", model="tiny", constrained=True, seed=0, prompt_budget=1200,
-                        extra={"grammar_bounds": {"rationale_max_tokens": 12}}),
+                        page_budget=800, extra={"grammar_bounds": {"rationale_max_tokens": 12}}),
              PolicySpec(name="scripted", seed=0))
     spec = PolicySpec(name="mixed", parts=parts)
     out = tmp_path / "run"
-    config = RunConfig(shop_url=shop_url, shoppers=4, concurrency=4, max_steps=3, out_dir=out, policy="mixed",
-                       page_token_budget=800, step_timeout_s=600, session_timeout_s=1800)
+    config = RunConfig(shop_url=shop_url, shoppers=4, concurrency=4, max_steps=4, out_dir=out, policy="mixed",
+                       step_timeout_s=600, session_timeout_s=1800)
     personas = sample(4, seed=0)
 
     async def run():
@@ -151,3 +153,7 @@ def test_mixed_run_on_the_real_shop_routes_shoppers_and_records_both(shop_url: s
     assert all(s.tokens.prompt == 0 for s in by_part[1])
     # the scripted shoppers got somewhere on the shop in the same run
     assert any(s.action is not None and s.action.type == "type_and_submit" for s in by_part[1])
+    # each part read pages of its own size: the model short ones, the scripted shoppers whole ones
+    assert max(count_tokens(s.simplified_html) for s in by_part[0]) <= 800
+    assert max(count_tokens(s.simplified_html) for s in by_part[1]) > 800
+    assert realism(by_part[1]).funnel["product"] > 0  # they opened products (pages classified by content)
