@@ -390,6 +390,21 @@ async def _facts(locator: Any, options: ExecutorOptions) -> dict[str, Any]:
     return await locator.evaluate(load_js("executor_prepare.js"), timeout=options.interact_timeout_ms)
 
 
+def _listed_option_index(name: str, select_name: str, table: dict[str, Element], facts: dict[str, Any]) -> int | None:
+    """The position of option ``name`` when the observation listed it: two choices with one label
+    ("1" twice in a quantity list) carry names no label spells (``1_copy_2``), so the listing's
+    order, checked against the live labels, is what finds them."""
+    element = table.get(name)
+    if element is None or element.tag != "option":
+        return None
+    listed = [n for n, el in table.items() if el.tag == "option" and n.rsplit(".", 1)[0] == select_name]
+    index = listed.index(name)
+    live = facts["options"]
+    if index < len(live) and " ".join(live[index]["label"].split()) == " ".join(element.text.split()):
+        return index
+    return None
+
+
 async def _resolve(page: Page, name: str, table: dict[str, Element], action: Action,
                    options: ExecutorOptions) -> _Target | ActionError:
     """Find the live node for ``name`` (or the select + option it names)."""
@@ -409,6 +424,9 @@ async def _resolve(page: Page, name: str, table: dict[str, Element], action: Act
         if select_loc is not None:
             facts = await _facts(select_loc, options)
             if facts["tag"] == "select":
+                index = _listed_option_index(name, select_name, table, facts)
+                if index is not None:
+                    return _Target(name, select_loc, select_el, facts, option_index=index)
                 key = option_key(wanted)
                 for index, opt in enumerate(facts["options"]):
                     if key and (option_key(opt["label"]) == key or option_key(opt["value"]) == key):

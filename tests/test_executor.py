@@ -15,6 +15,7 @@ from aiohttp import web
 from playwright.async_api import Page, async_playwright
 
 from shop_r1.envs.chromium import launch_chromium
+from shop_r1.envs.reducer import reduce_page
 from shop_r1.envs.executor import (
     ExecutorOptions,
     default_purchase_guard,
@@ -335,3 +336,16 @@ def test_options_are_validated() -> None:
         ExecutorOptions(action_timeout_ms=0)
     with pytest.raises(ValueError, match="purchase_guard"):
         ExecutorOptions(purchase_guard="yes")  # type: ignore[arg-type]
+
+
+async def test_select_option_with_a_repeated_label_by_its_listed_name(page: Page) -> None:
+    """Two choices labelled alike get a name no label spells (``…_copy_2``); the executor picks
+    the one the observation listed, not the first with that label."""
+    await page.set_content("<select aria-label='Quantity' name='qty'><option>1</option><option>1</option>"
+                           "<option>2</option></select>")
+    reduced = await reduce_page(page)
+    names = [e.name for e in reduced.elements]
+    copy = next(n for n in names if n.endswith("_copy_2"))
+    err = await execute(page, {"type": "click", "name": copy}, reduced.elements, options=FAST)
+    assert err is None
+    assert await page.eval_on_selector("select", "s => s.selectedIndex") == 1
