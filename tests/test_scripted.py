@@ -115,3 +115,12 @@ def test_did_you_mean_page_decision():
     policy._state(req).searched = 1  # as if this page answered its first search
     (resp,) = asyncio.run(policy.act([req]))
     assert resp.action is not None and getattr(resp.action, "name", "") != "boots", resp
+
+
+def test_a_viewed_product_is_known_by_its_title_under_other_trimmings() -> None:
+    from shop_r1.simulator.policies.scripted import _same_product
+
+    title = "Pedigree GM-7000XS4 Grain-Free Salmon Dog Food, 24 lb"
+    assert _same_product("Pedigree GM-7000XS4 Grain-Free Salmon … $41.99 ★★★★☆ 388", title)
+    assert not _same_product("Purina PU8017 Grain-Free Salmon Dog Food $39.99", title)
+    assert not _same_product("Dog Food", "Dog Food Bowl")  # too few words to tell

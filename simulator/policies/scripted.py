@@ -142,6 +142,19 @@ def _overlap(want: set[str], text: str) -> float:
     return hits / len(want)
 
 
+def _title_words(text: str) -> list[str]:
+    return re.findall(r"[0-9a-z]+", text.split("$")[0].split(" EUR ")[0].lower())
+
+
+def _same_product(link_text: str, title: str) -> bool:
+    """Whether a link leads to a product already viewed: "customers also viewed" and the results
+    list name it with other trimmings (a price, a rating, a cut-off title), so the titles'
+    words are compared, as far as the shorter one goes."""
+    a, b = _title_words(link_text), _title_words(title)
+    n = min(len(a), len(b))
+    return n >= 3 and a[:n] == b[:n]
+
+
 def _short(text: str, n: int = 60) -> str:
     text = " ".join(text.split())
     return text if len(text) <= n else text[: n - 1] + "…"
@@ -296,7 +309,7 @@ class ScriptedPolicy(Policy):
     def _pick_item(self, st: _State, items: Sequence[ItemLink], floor: float) -> ItemLink | None:
         scored = []
         for item in items:
-            if item.text in st.seen_items:
+            if item.text in st.seen_items or any(_same_product(item.text, t) for t in st.viewed):
                 continue
             fit = _overlap(st.want, item.text)
             if st.budget is not None and item.price is not None:
