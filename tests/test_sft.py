@@ -159,3 +159,19 @@ def test_cli_help_states_paper_defaults():
     out = CliRunner().invoke(train, ["sft", "--help"])
     assert out.exit_code == 0, out.output
     assert "4 (paper)" in out.output and "2e-05 (paper)" in out.output
+
+
+def test_wall_clock_limit_ends_training_after_its_time(sft_parquet: Path, tmp_path: Path):
+    """The compute-matched control of bench/paper_table.py: epochs without end, stopped by time."""
+    import time
+
+    from shop_r1.training.config import SFTSettings
+    from shop_r1.training.sft import train_sft
+
+    settings = SFTSettings(model="tiny", data=str(sft_parquet), out=str(tmp_path / "timed"), epochs=1000.0,
+                           max_seconds=4.0, max_length=1536, device="cpu")
+    t0 = time.perf_counter()
+    result = train_sft(settings)
+    steps = int(result.metrics["global_step"])
+    assert steps >= 1 and time.perf_counter() - t0 < 120  # far short of 1000 epochs
+    assert (tmp_path / "timed" / "config.json").is_file()

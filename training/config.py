@@ -55,6 +55,8 @@ class _Base(BaseModel):
     data: str = Field(..., description="dataset folder (shop-r1 data build), a .parquet file, or a trace")
     out: str = Field(..., description="output folder of the checkpoint")
     max_steps: int = Field(-1, ge=-1, description="-1: run the epochs; otherwise stop after this many optimizer steps")
+    max_seconds: float | None = Field(None, gt=0, description="stop once training has run this long (wall clock, "
+                                      "from the first step): a control trained for the same time as another arm")
     per_device_batch_size: int = Field(1, ge=1)
     global_batch_size: int | None = Field(None, ge=1)
     world_size: int | None = Field(None, ge=1, description="processes; None: read WORLD_SIZE (accelerate sets it)")

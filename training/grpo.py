@@ -47,6 +47,7 @@ from shop_r1.training.trainer_common import (
     resolve_base_model,
     save_checkpoint,
     training_precision,
+    wall_clock_stop,
 )
 
 log = logging.getLogger(__name__)
@@ -243,6 +244,8 @@ def build_grpo_trainer(settings: GRPOSettings) -> tuple[Any, dict[str, Any], Any
     if sc is not None:
         sc.bind(trainer)
         trainer.self_certainty_reward = sc
+    if settings.max_seconds is not None:
+        trainer.add_callback(wall_clock_stop(settings.max_seconds))
     return trainer, source, model_dir
 
 

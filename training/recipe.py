@@ -176,11 +176,12 @@ def build_data(trace: Path, model_dir: Path, out: Path, *, seed: int, val: float
 
 
 def run_sft(model_dir: Path, data_dir: Path, out_dir: Path, *, epochs: float, lr: float, max_length: int,
-            seed: int, device: str, max_steps: int = -1) -> TrainResult:
+            seed: int, device: str, max_steps: int = -1, max_seconds: float | None = None) -> TrainResult:
     from shop_r1.training.sft import train_sft  # optional heavy dependency: torch/TRL
 
     settings = SFTSettings(model=str(model_dir), data=str(data_dir), out=str(out_dir), epochs=epochs, lr=lr,
-                           max_length=max_length, seed=seed, device=device, logging_steps=10, max_steps=max_steps)
+                           max_length=max_length, seed=seed, device=device, logging_steps=10, max_steps=max_steps,
+                           max_seconds=max_seconds)
     with contextlib.redirect_stdout(sys.stderr):  # TRL prints its logs; stdout is for --json
         return train_sft(settings)
 

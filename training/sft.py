@@ -26,6 +26,7 @@ from shop_r1.training.trainer_common import (
     resolve_base_model,
     save_checkpoint,
     training_precision,
+    wall_clock_stop,
 )
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,8 @@ def build_sft_trainer(settings: SFTSettings) -> tuple[Any, dict[str, Any], Path]
         dataset_num_proc=None,
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+    if settings.max_seconds is not None:
+        trainer.add_callback(wall_clock_stop(settings.max_seconds))
     kept = len(trainer.train_dataset)
     if kept == 0:
         raise TrainingDataError(

@@ -236,3 +236,24 @@ def resolve_base_model(spec: str) -> Path:
 
 __all__ = ["TRAIN_RECORD_FILE", "TrainResult", "TrainingDataError", "common_training_args", "load_model",
            "load_training_data", "resolve_base_model", "save_checkpoint", "training_precision", "use_cuda"]
+
+
+def wall_clock_stop(seconds: float) -> Any:
+    """A ``TrainerCallback`` that ends training once it has run ``seconds`` (checked after each
+    optimizer step, so the last step finishes). Training time, not set-up: a compute-matched
+    control gets at least the other arm's time in updates."""
+    from transformers import TrainerCallback  # optional heavy dependency
+
+    class WallClockStop(TrainerCallback):
+        def __init__(self) -> None:
+            self.started: float | None = None
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.started = time.perf_counter()
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if self.started is not None and time.perf_counter() - self.started >= seconds:
+                log.info("wall-clock limit of %.0f s reached after %d step(s)", seconds, state.global_step)
+                control.should_training_stop = True
+
+    return WallClockStop()
