@@ -377,12 +377,18 @@ class ShopperSession:
         self.last_observation = observation
         return observation
 
-    async def _screenshot(self) -> bytes:
+    async def _screenshot(self) -> bytes | None:
+        """The viewport, or None when the page would not be captured (a step is never lost to it)."""
         o = self.options
         mask = [self.page.locator("input:not([type=submit]):not([type=button]), textarea, select")] \
             if o.screenshot_mask_inputs else None
-        return await self.page.screenshot(type=o.screenshot_type, quality=70 if o.screenshot_type == "jpeg" else None,
-                                          timeout=o.observe_timeout_ms, mask=mask)
+        try:
+            return await self.page.screenshot(type=o.screenshot_type, timeout=o.observe_timeout_ms, mask=mask,
+                                              quality=70 if o.screenshot_type == "jpeg" else None)
+        except PlaywrightError as exc:
+            log.warning("session %s: no screenshot of %s: %s", self.session_id, self.page.url,
+                        str(exc).splitlines()[0])
+            return None
 
     async def _reduce_stable(self) -> ReducedPage:
         """Reduce the page, retrying when a late navigation replaces the document mid-read.

@@ -136,6 +136,11 @@ async def ensure_responsive(page: Page, *, cdp: CDPSession | None, timeout_ms: i
     for, not a query into a renderer that never yields. Raises :class:`PageUnresponsive` when the
     page stays busy even after its scripts were stopped.
     """
-    _, stopped = await read_bounded(lambda: page.evaluate("0"), page=page, cdp=cdp, timeout_ms=timeout_ms,
-                                    session_id=session_id)
+    async def probe() -> None:
+        try:
+            await page.evaluate("0")
+        except PlaywrightError as exc:  # a navigation replaced the document meanwhile: not frozen
+            log.debug("session %s: responsiveness probe on %s: %s", session_id, page.url, str(exc).splitlines()[0])
+
+    _, stopped = await read_bounded(probe, page=page, cdp=cdp, timeout_ms=timeout_ms, session_id=session_id)
     return stopped
