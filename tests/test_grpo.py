@@ -254,7 +254,7 @@ def warm_policy(trace_dir: Path, tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("warm")
     build_sft_dataset(trace_dir, token_budget=400, with_persona=False).to_parquet(
         str(base / "sft.parquet"))
-    result = train_sft(SFTSettings(model="tiny", data=str(base / "sft.parquet"), out=str(base / "sft"), max_steps=40,
+    result = train_sft(SFTSettings(model="tiny", data=str(base / "sft.parquet"), out=str(base / "sft"), max_steps=120,
                                    lr=3e-3, device="cpu", logging_steps=10))
     assert result.metrics["final_loss"] < 4.0, result.metrics  # it learnt the answers' shape
     return result.out_dir
@@ -266,7 +266,7 @@ def test_grpo_moves_the_weights_at_the_papers_lr(warm_policy: Path, rl_parquet: 
     from shop_r1.training.grpo import train_grpo
 
     out = tmp_path / "grpo-warm"
-    settings = GRPOSettings(model=str(warm_policy), data=str(rl_parquet), out=str(out), max_steps=2,
+    settings = GRPOSettings(model=str(warm_policy), data=str(rl_parquet), out=str(out), max_steps=3,
                             num_generations=4, per_device_batch_size=4, global_batch_size=1,
                             max_completion_length=96, device="cpu")
     assert settings.lr == 1e-7
