@@ -10,7 +10,6 @@ from pathlib import Path
 
 from PIL import Image
 
-from shop_r1.envs.actions import TypeAndSubmit
 from shop_r1.envs.browser import BrowserPool, SessionOptions
 from shop_r1.personas.sampler import sample
 from shop_r1.simulator.policies.scripted import ScriptedPolicy
