@@ -216,3 +216,23 @@ def test_ab_cli_on_hidden_add_to_cart_finds_fewer_adds_and_gates(tmp_path: Path)
     assert fail_lines == [f"failed: added_to_cart.diff < -0.05 (added_to_cart: A {m['a']:.3f}, B 0.000, "
                           f"diff {m['diff']:+.3f}, 95% CI [{m['ci95'][0]:+.3f}, {m['ci95'][1]:+.3f}], "
                           f"p {m['p_value']:.3g}, n {HIDDEN_PAIRS})"]
+
+
+def test_ab_on_two_urls(tmp_path: Path) -> None:
+    """Any two storefronts by URL (here two builds served on 127.0.0.1, as a staging and a
+    production build would be): the targets and URLs are recorded, each arm is an ordinary run."""
+    from shop_r1.envs.shop.server import run_in_thread
+
+    out = tmp_path / "urls"
+    with run_in_thread(seed=0, port=0) as prod, run_in_thread(seed=0, port=0, variant="hidden-add-to-cart") as staging:
+        proc = subprocess.run(
+            [sys.executable, "-m", "shop_r1.simulator.cli", "ab", "--a", prod.url, "--b", staging.url,
+             "--shoppers", "3", "--seed", "2", "--max-steps", "6", "--out", str(out)],
+            capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads((out / "ab.json").read_text())
+    assert (data["a"]["target"], data["b"]["target"]) == (prod.url, staging.url)
+    assert data["a"]["url"] == prod.url and data["b"]["url"] == staging.url
+    assert len(data["pairs"]) == 3 and data["a"]["sessions"] == data["b"]["sessions"] == 3
+    for arm in ("a", "b"):
+        assert (out / arm / "trace.jsonl").is_file() and (out / arm / "report.html").is_file()
