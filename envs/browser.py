@@ -152,8 +152,7 @@ class ShopperSession:
                                  f"origins {sorted(self.allowed_origins)}", "outside")
             if self.last_observation is not None:  # a page frozen by its scripts would hold the navigation
                 try:
-                    await ensure_responsive(self.page, cdp=self._cdp, session_id=self.session_id,
-                                            timeout_ms=self.options.interact_timeout_ms)
+                    await self._ensure_responsive()
                 except PageUnresponsive as exc:
                     log.debug("session %s: %s", self.session_id, exc)
             await self._hops.install_route()
@@ -208,8 +207,7 @@ class ShopperSession:
             elements = self.last_observation.elements if self.last_observation else ()
             self._hops.blocked_navigation = None
             try:
-                stopped = await ensure_responsive(self.page, cdp=self._cdp, session_id=self.session_id,
-                                                  timeout_ms=self.options.interact_timeout_ms)
+                stopped = await self._ensure_responsive()
             except PageUnresponsive as exc:
                 log.warning("session %s: %s", self.session_id, exc)
                 return StepResult(observation=self.last_observation, done=True, scripts_stopped=True,
@@ -263,6 +261,11 @@ class ShopperSession:
             return ActionError("page_unresponsive", f"{action.name!r} did not finish within {bound_ms} ms: "
                                "the page's scripts kept it busy and were stopped", name=action.name), True
 
+    async def _ensure_responsive(self) -> bool:
+        """Whether the page's scripts had to be stopped for it to answer (see :func:`ensure_responsive`)."""
+        return await ensure_responsive(self.page, cdp=self._cdp, session_id=self.session_id,
+                                       timeout_ms=self.options.interact_timeout_ms)
+
     async def _blame_busy_page(self, action: Action, error: ActionError) -> tuple[ActionError, bool]:
         """The action's error, or, when the action set off a script that froze the page, that.
 
@@ -271,8 +274,7 @@ class ShopperSession:
         script lets the session go on.
         """
         try:
-            if not await ensure_responsive(self.page, cdp=self._cdp, session_id=self.session_id,
-                                           timeout_ms=self.options.interact_timeout_ms):
+            if not await self._ensure_responsive():
                 return error, False
         except PageUnresponsive:
             pass

@@ -29,7 +29,7 @@ widens as the weights grow uneven (and is the plain t interval when they are all
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -186,21 +186,30 @@ def paired(kind: str, a: Sequence[float], b: Sequence[float], weights: Sequence[
     d = DescrStatsW(xb - xa, weights=fw)
     diff, pa, pb = float(d.mean), float(np.average(xa, weights=w)), float(np.average(xb, weights=w))
     if float(d.std) == 0.0:
-        # Every pair differs by the same amount: no spread to build an interval from.
-        if kind == "rate":  # the weights cannot move a constant difference; the plain test stands
-            plain = stats.paired_rate([bool(x) for x in xa], [bool(y) for y in xb])
-            ci, p_value = plain.ci95, plain.p_value
-            method = "weighted: no spread in per-pair differences, so interval and p are the unweighted paired test's"
-        else:
-            ci, p_value = (diff, diff), 1.0 if diff == 0.0 else 0.0
-            method = "weighted: no spread in per-pair differences"
+        # Every pair differs by the same amount: no spread to build an interval from; the weights
+        # cannot move a constant difference, so for a rate the plain paired test stands.
+        ci, p_value, method = _no_spread(kind, diff, stats.paired_rate, xa, xb, "in per-pair differences",
+                                         "the unweighted paired test's")
     else:
-        lo, hi = d.tconfint_mean(alpha=ALPHA)
-        ci = (max(-1.0, float(lo)), min(1.0, float(hi))) if kind == "rate" else (float(lo), float(hi))
+        ci = _bounded(kind, *d.tconfint_mean(alpha=ALPHA))
         p_value = _finite(d.ttest_mean(0)[1])
         method = "weighted: t on per-pair differences (DescrStatsW, Kish effective n)"
     return Metric(kind=kind, n=n, a=pa, b=pb, diff=diff, ci95=ci, p_value=p_value, mde=None,
                   method=f"{method}; n_eff {n_eff:.1f}", effective_n=n_eff)
+
+
+def _bounded(kind: str, lo: float, hi: float) -> tuple[float, float]:
+    """An interval, clipped to [-1, 1] for a difference of rates."""
+    return (max(-1.0, float(lo)), min(1.0, float(hi))) if kind == "rate" else (float(lo), float(hi))
+
+
+def _no_spread(kind: str, diff: float, plain_test: Callable[[list[bool], list[bool]], Metric], xa: np.ndarray,
+               xb: np.ndarray, where: str, whose: str) -> tuple[tuple[float, float], float, str]:
+    """Interval, p-value and method text when the weighted statistic has no spread to work with."""
+    if kind == "rate":
+        plain = plain_test([bool(x) for x in xa], [bool(y) for y in xb])
+        return plain.ci95, plain.p_value, f"weighted: no spread {where}, so interval and p are {whose}"
+    return (diff, diff), 1.0 if diff == 0.0 else 0.0, f"weighted: no spread {where}"
 
 
 def between(kind: str, a: Sequence[float], wa: Sequence[float], b: Sequence[float], wb: Sequence[float]) -> Metric:
@@ -224,17 +233,12 @@ def between(kind: str, a: Sequence[float], wa: Sequence[float], b: Sequence[floa
     diff = pb - pa
     n_eff = min(na_eff, nb_eff)
     if float(da.std) == 0.0 and float(db.std) == 0.0:
-        if kind == "rate":  # all-0 / all-1 arms: weights cannot move them; the plain test stands
-            plain = stats.unpaired_rate([bool(x) for x in xa], [bool(y) for y in xb])
-            ci, p_value = plain.ci95, plain.p_value
-            method = "weighted: no spread in either arm, so interval and p are the unweighted test's"
-        else:
-            ci, p_value = (diff, diff), 1.0 if diff == 0 else 0.0
-            method = "weighted: no spread in either arm"
+        # All-0 / all-1 arms: the weights cannot move them; for a rate the plain test stands.
+        ci, p_value, method = _no_spread(kind, diff, stats.unpaired_rate, xa, xb, "in either arm",
+                                         "the unweighted test's")
     else:
         cm = CompareMeans(db, da)
-        lo, hi = cm.tconfint_diff(alpha=ALPHA, usevar="unequal")
-        ci = (max(-1.0, float(lo)), min(1.0, float(hi))) if kind == "rate" else (float(lo), float(hi))
+        ci = _bounded(kind, *cm.tconfint_diff(alpha=ALPHA, usevar="unequal"))
         p_value = _finite(cm.ttest_ind(usevar="unequal")[1])
         method = "weighted: Welch t (CompareMeans, Kish effective n per arm)"
     return Metric(kind=kind, n=n, a=pa, b=pb, diff=diff, ci95=ci, p_value=p_value, mde=None,
