@@ -12,6 +12,9 @@ rate (steps whose answer parsed and executed, over all steps).
     .venv/bin/python bench/recipe_live.py --recipe runs/recipe            # a finished recipe folder
     .venv/bin/python bench/recipe_live.py --recipe runs/recipe --train    # run the recipe first (tiny sizes)
     .venv/bin/python bench/recipe_live.py --recipe runs/recipe --json
+    # any checkpoint the recipe's stages produced, e.g. bench/paper_table.py's Shop-R1 arm:
+    .venv/bin/python bench/recipe_live.py --policy OUT/seed0/grpo-shop-r1 --base OUT/seed0/base-small \
+        --prompt-budget 3072 --out /tmp/live
 
 Decoding is the simulator's default for a model policy (grammar-constrained) unless ``--free``.
 """
@@ -74,26 +77,44 @@ def live_run(model_dir: Path, out: Path, *, shop_seed: int, layout: str, shopper
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--recipe", required=True, type=Path, help="a `shop-r1 train recipe --out` folder")
+    ap.add_argument("--recipe", type=Path, help="a `shop-r1 train recipe --out` folder")
     ap.add_argument("--train", action="store_true", help="run the recipe into --recipe first (its default sizes)")
+    ap.add_argument("--policy", type=Path, help="a trained checkpoint (instead of the recipe's OUT/policy)")
+    ap.add_argument("--base", type=Path, help="its zero-shot base (instead of the recipe's base model)")
+    ap.add_argument("--prompt-budget", type=int, help="prompt tokens (default: the recipe's rl_token_budget)")
+    ap.add_argument("--out", type=Path, help="where the live traces go (default: the recipe folder)")
     ap.add_argument("--shoppers", type=int, default=8)
     ap.add_argument("--max-steps", type=int, default=8)
     ap.add_argument("--seed", type=int, default=100, help="persona seed (the recipe trained on seed 0's personas)")
+    ap.add_argument("--trained-shop-seed", type=int, default=0, help="catalogue seed trained on (without --recipe)")
     ap.add_argument("--unseen-seed", type=int, default=7, help="catalogue seed of the unseen shop (layout v2)")
     ap.add_argument("--free", action="store_true", help="free decoding instead of the simulator's grammar")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     console = Console(stderr=True)
-    if args.train:
-        run_recipe(RecipeSettings(out=args.recipe, device="cpu"))
-    record_file = args.recipe / RECIPE_RECORD_FILE
-    if not record_file.is_file():
-        raise SystemExit(f"bench/recipe_live.py: {record_file} not found; run `shop-r1 train recipe --out "
-                         f"{args.recipe}` first (or pass --train)")
-    record = json.loads(record_file.read_text(encoding="utf-8"))
-    trained = record["settings"]
-    policies = {"zero-shot base": Path(record["base_model"]), "recipe policy": Path(record["policy_dir"])}
+    if args.recipe is None and (args.policy is None or args.base is None or args.prompt_budget is None):
+        raise SystemExit("bench/recipe_live.py: pass --recipe DIR, or --policy, --base and --prompt-budget")
+    trained = {"shop_seed": args.trained_shop_seed, "layout": "v1", "rl_token_budget": args.prompt_budget}
+    policies: dict[str, Path] = {}
+    if args.recipe is not None:
+        if args.train:
+            run_recipe(RecipeSettings(out=args.recipe, device="cpu"))
+        record_file = args.recipe / RECIPE_RECORD_FILE
+        if not record_file.is_file():
+            raise SystemExit(f"bench/recipe_live.py: {record_file} not found; run `shop-r1 train recipe --out "
+                             f"{args.recipe}` first (or pass --train)")
+        record = json.loads(record_file.read_text(encoding="utf-8"))
+        trained = record["settings"] | ({"rl_token_budget": args.prompt_budget} if args.prompt_budget else {})
+        policies = {"zero-shot base": Path(record["base_model"]), "recipe policy": Path(record["policy_dir"])}
+    if args.base is not None:
+        policies["zero-shot base"] = args.base
+    if args.policy is not None:
+        policies["recipe policy"] = args.policy
+    for name, folder in policies.items():
+        if not (folder / "config.json").is_file():
+            raise SystemExit(f"bench/recipe_live.py: {name} {folder} is not a model folder (no config.json)")
+    out_root = args.out or args.recipe
     shops = {"bundled (trained on)": (trained["shop_seed"], trained["layout"]),
              f"unseen (seed {args.unseen_seed}, v2)": (args.unseen_seed, "v2")}
     results: dict[str, dict[str, Any]] = {}
@@ -102,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"[cyan]▶ {pol_name} on {shop_name}[/]")
             tag = f"live-{'base' if 'base' in pol_name else 'policy'}-shop{shop_seed}-{layout}"
             results.setdefault(shop_name, {})[pol_name] = live_run(
-                model_dir, args.recipe / tag, shop_seed=shop_seed, layout=layout, shoppers=args.shoppers,
+                model_dir, out_root / tag, shop_seed=shop_seed, layout=layout, shoppers=args.shoppers,
                 max_steps=args.max_steps, seed=args.seed, constrained=not args.free,
                 prompt_budget=trained["rl_token_budget"])
     table = Table(title=f"recipe policy vs zero-shot base, live in Chromium ({args.shoppers} shoppers x "
@@ -117,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
                           f"{r['wall_s']:.0f}")
     console.print(table)
     if args.json:
-        print(json.dumps({"recipe": str(args.recipe), "settings": vars(args) | {"recipe": str(args.recipe)},
+        print(json.dumps({"recipe": str(args.recipe), "policies": {k: str(v) for k, v in policies.items()},
+                          "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
                           "results": results}, indent=2, default=str))
     return 0
 

@@ -217,7 +217,8 @@ def test_grpo_hierarchical_with_self_certainty_runs_and_reloads(rl_parquet: Path
 
     out = tmp_path / "grpo"
     settings = GRPOSettings(model="tiny", data=str(rl_parquet), out=str(out), max_steps=2, num_generations=2,
-                            per_device_batch_size=2, global_batch_size=1, max_completion_length=32, device="cpu")
+                            per_device_batch_size=2, global_batch_size=1, max_completion_length=32, device="cpu",
+                            allow_truncation=True)  # random weights: speed, not answers
     result = train_grpo(settings)
     assert result.metrics["global_step"] == 2
     record = _history(out)
@@ -300,7 +301,7 @@ def test_grpo_binary_one_step(rl_parquet: Path, tmp_path: Path):
     out = tmp_path / "grpo-binary"
     train_grpo(GRPOSettings(model="tiny", data=str(rl_parquet), out=str(out), max_steps=1, reward="binary",
                             alpha=0, num_generations=2, per_device_batch_size=2, global_batch_size=1,
-                            max_completion_length=16, device="cpu"))
+                            max_completion_length=16, device="cpu", allow_truncation=True))
     record = _history(out)
     assert record["reward_functions"] == ["binary"] and record["variant"] == "binary"
     [step] = [h for h in record["history"] if "reward" in h]
@@ -382,3 +383,19 @@ def test_grpo_settings_carry_the_form_and_the_format_rule():
     assert s.self_certainty == "kl" and s.lenient_format is False and s.reward_config().strict_format is True
     lenient = GRPOSettings(data="d", out="o", lenient_format=True, self_certainty="literal")
     assert lenient.reward_config().strict_format is False
+
+
+def test_a_completion_budget_that_cuts_the_answers_is_refused_before_training(rl_parquet: Path, tmp_path: Path):
+    """Issue 9: a 64-token budget against ~100-token answers made every rollout unparseable and every
+    group's advantage 0; GRPO now refuses it, naming the budget, the lengths and the fix."""
+    from shop_r1.training.answer_length import CompletionBudgetError
+    from shop_r1.training.config import GRPOSettings
+    from shop_r1.training.grpo import train_grpo
+
+    out = tmp_path / "refused"
+    with pytest.raises(CompletionBudgetError, match=r"--max-completion-length 16 is shorter than \d+ of \d+ "
+                                                    r"reference answers.*raise it to at least \d+"):
+        train_grpo(GRPOSettings(model="tiny", data=str(rl_parquet), out=str(out), max_steps=1, num_generations=2,
+                                per_device_batch_size=2, global_batch_size=1, max_completion_length=16,
+                                device="cpu"))
+    assert not out.exists()  # refused before anything was written

@@ -32,6 +32,27 @@ def test_tiny_model_is_a_standard_qwen2_checkpoint(tmp_path: Path) -> None:
     assert 500 <= config.vocab_size <= 1000
 
 
+def test_small_shape_is_a_wider_deeper_qwen2_with_a_larger_bpe(tmp_path: Path) -> None:
+    """``small`` (bench/paper_table.py --model small): the shape that learns the answer format;
+    its BPE may hold more merges (4,096 symbols against 800)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from shop_r1.simulator.llm.tiny_model import SMALL, default_corpus
+
+    words = ("wireless noise cancelling headphones running shoes women men leather wallet stainless steel water "
+             "bottle organic cotton shirt kitchen knife set laptop backpack travel mug yoga mat").split()
+    corpus = default_corpus() + [f"{a}_{b} {b} {c}s results.{a}_{c}.view_product" for a in words for b in words
+                                 for c in words[:8]]
+    small = build_tiny_model(tmp_path / "s", seed=0, corpus=corpus, shape=SMALL)
+    tiny = build_tiny_model(tmp_path / "t", seed=0, corpus=corpus)
+    config = AutoConfig.from_pretrained(small)
+    assert (config.hidden_size, config.num_hidden_layers, config.intermediate_size) == (256, 4, 768)
+    assert config.hidden_size // config.num_attention_heads == 32 and config.num_key_value_heads == 4
+    assert AutoConfig.from_pretrained(tiny).vocab_size < config.vocab_size <= SMALL.vocab_size
+    model = AutoModelForCausalLM.from_pretrained(small)
+    assert model.config.vocab_size == config.vocab_size
+
+
 def test_tiny_model_is_deterministic_under_its_seed(tmp_path: Path) -> None:
     a = _digest(build_tiny_model(tmp_path / "a", seed=3))
     b = _digest(build_tiny_model(tmp_path / "b", seed=3))

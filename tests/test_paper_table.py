@@ -42,7 +42,7 @@ def run(tmp_path_factory) -> tuple[dict, Path, subprocess.CompletedProcess]:
            "--max-steps", "3", "--seeds", "0", "--sft-rounds", "2", "--sft-epochs-per-round", "0.5",
            "--grpo-steps", "1", "--num-generations", "2", "--grpo-prompts-per-step", "1",
            "--rl-token-budget", "1280", "--sft-max-tokens", "2048", "--sft-max-page-tokens", "512", "--no-persona",
-           "--max-completion-length", "16", "--eval-max-new-tokens", "16", "--bootstrap", "200",
+           "--bootstrap", "200",
            "--out", str(out), "--json"]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, f"benchmark failed:\n{proc.stderr[-4000:]}"
@@ -54,6 +54,10 @@ def test_tables_have_every_setting_with_paired_cis(run):
     n = results["data"]["test_steps"]
     assert n >= 1 and n == results["data"]["counts"]["rl"]["test"]
     assert 0.0 <= results["data"]["labels_visible"] <= 1.0
+    # Budgets sized from the train references, so no answer is cut before its JSON closes.
+    budget = results["data"]["completion_budget"]
+    assert budget["truncated"] == 0 and budget["max"] > 0
+    assert results["config"]["max_completion_length"] == results["config"]["eval_max_new_tokens"] == budget["budget"]
     for mode in ("free", "constrained"):
         table = results["tables"][mode]["settings"]
         assert tuple(table) == SETTINGS

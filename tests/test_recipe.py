@@ -22,7 +22,7 @@ from shop_r1.training.data import load_split, load_trace
 from shop_r1.training.recipe import RECIPE_RECORD_FILE, train_corpus
 
 TINY = ["--model", "tiny", "--shoppers", "4", "--max-steps", "3", "--sft-epochs", "1", "--grpo-steps", "1",
-        "--num-generations", "2", "--grpo-prompts-per-step", "1", "--max-completion-length", "24",
+        "--num-generations", "2", "--grpo-prompts-per-step", "1",
         "--rl-token-budget", "1280", "--sft-max-tokens", "2048", "--no-persona", "--device", "cpu"]
 
 
@@ -61,6 +61,9 @@ def test_recipe_record_and_tokenizer_corpus_exclude_held_out_sessions(recipe_out
     record = json.loads((recipe_out / RECIPE_RECORD_FILE).read_text())
     assert record["settings"]["shoppers"] == 4 and record["grpo"]["param_change_norm"] >= 0
     assert 0 <= record["grpo"]["frac_reward_zero_std"] <= 1
+    # No --max-completion-length: the rollouts hold every train reference answer.
+    budget = record["grpo"]["completion_budget"]
+    assert budget["truncated"] == 0 and budget["budget"] >= budget["max"] > 0
     assert set(record["seconds"]) == {"simulate scripted shoppers", "template rationales", "base model", "datasets",
                                       "SFT", "GRPO"}
     trace = recipe_out / "trace-template"

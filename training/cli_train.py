@@ -104,7 +104,10 @@ def sft(config_file: str | None, **flags: Any) -> None:
 @click.option("--threshold", type=float, default=None, help=f"ROUGE-L threshold of the value terms. [default: {C.PAPER_THRESHOLD} (paper)]")
 @click.option("--no-format-reward", "format_reward", flag_value=False, default=None,
               help="Ablation: the format term (+0.5) is 0.")
-@click.option("--max-completion-length", type=int, default=None, help="Tokens per answer. [default: 256]")
+@click.option("--max-completion-length", type=int, default=None,
+              help="Tokens per answer; refused when shorter than most reference answers. [default: 256]")
+@click.option("--allow-truncation", is_flag=True, default=None,
+              help="Train even when --max-completion-length cuts most reference answers (smoke runs).")
 @click.option("--max-prompt-tokens", type=int, default=None, help="Drop prompts longer than this (tokens).")
 @click.option("--self-certainty-mode", type=click.Choice(["auto", "generation", "forward"]), default=None,
               help="generation: reuse the sampling logits; forward: one extra policy pass. [default: auto]")
@@ -135,7 +138,8 @@ def grpo(config_file: str | None, **flags: Any) -> None:
 
 @train.command()
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for everything; the policy is OUT/policy.")
-@click.option("--model", default=None, help="tiny[:SEED] (built here, tokenizer from the train split) | default | a model folder. [default: tiny]")
+@click.option("--model", default=None, help="tiny[:SEED] / small[:SEED] (built here, tokenizer from the train split) | default | a model "
+                   "folder. [default: tiny]")
 @click.option("--shoppers", type=int, default=None, help="Scripted shopper sessions. [default: 24]")
 @click.option("--max-steps", type=int, default=None, help="Steps per scripted session. [default: 8]")
 @click.option("--shop-seed", type=int, default=None, help="Catalogue seed of the bundled shop. [default: 0]")
@@ -146,7 +150,8 @@ def grpo(config_file: str | None, **flags: Any) -> None:
 @click.option("--grpo-lr", type=float, default=None, help="[default: 1e-4]")
 @click.option("--num-generations", type=int, default=None, help="Group size G. [default: 4]")
 @click.option("--grpo-prompts-per-step", type=int, default=None, help="Prompts per GRPO step. [default: 2]")
-@click.option("--max-completion-length", type=int, default=None, help="[default: 96]")
+@click.option("--max-completion-length", type=int, default=None,
+              help="Tokens per GRPO rollout. [default: 1.25 x the longest train reference answer]")
 @click.option("--reward", type=click.Choice(["hierarchical", "binary"]), default=None, help="[default: hierarchical]")
 @click.option("--rl-token-budget", type=int, default=None, help="Prompt tokens of an RL/eval row. [default: 3584]")
 @click.option("--sft-max-tokens", type=int, default=None, help="[default: 3840]")

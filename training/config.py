@@ -122,7 +122,11 @@ class GRPOSettings(_Base):
     num_generations: int = Field(DEFAULT_NUM_GENERATIONS, ge=2, description="group size G; not given by the paper")
     temperature: float = Field(PAPER_TEMPERATURE, gt=0, description="sampling temperature; paper: 0.6")
     max_completion_length: int = Field(
-        256, ge=8, description="tokens per answer; not given by the paper (an answer is ~40-120 tokens)")
+        256, ge=8, description="tokens per answer; not given by the paper (an answer is ~40-120 tokens). "
+        "Checked against the data's reference answers in the model's tokens: a budget shorter than most "
+        "of them is refused (truncated JSON earns 0, the group advantage vanishes)")
+    allow_truncation: bool = Field(
+        False, description="train even when max_completion_length cuts most reference answers (smoke runs)")
     max_prompt_tokens: int | None = Field(
         None, ge=16, description="drop longer prompts; None: keep all (their length is set when the dataset is "
         "built, `--token-budget`, 6000 tokens by default vs the paper's 32k context)")

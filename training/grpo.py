@@ -37,6 +37,7 @@ from typing import Any
 
 from shop_r1.simulator.scoring import RewardConfig, action_reward, binary_reward
 from shop_r1.training.advantage_share import advantage_contributions, shares
+from shop_r1.training.answer_length import check_budget, reference_lengths
 from shop_r1.training.config import GRPOSettings
 from shop_r1.training.self_certainty import GenerationCertaintyRecorder, SelfCertaintyReward
 from shop_r1.training.trainer_common import (
@@ -236,6 +237,10 @@ def build_grpo_trainer(settings: GRPOSettings) -> tuple[Any, dict[str, Any], Any
             keep = sorted(set(range(len(dataset))) - set(too_long))
             dataset = dataset.select(keep)
             source["rows_trained"] = len(dataset)
+    # Before the model loads: a budget that cuts the answers is a set-up error (answer_length).
+    budget = check_budget(reference_lengths(dataset, lambda t: len(tokenizer(t, add_special_tokens=False)["input_ids"])),
+                          settings.max_completion_length, what="--max-completion-length",
+                          refuse=not settings.allow_truncation)
     model = load_model(model_dir, training_precision(settings))
     funcs, weights, sc = build_reward_funcs(settings, tokenizer)
     trainer_cls = _grpo_trainer_class()
@@ -244,6 +249,7 @@ def build_grpo_trainer(settings: GRPOSettings) -> tuple[Any, dict[str, Any], Any
     if sc is not None:
         sc.bind(trainer)
         trainer.self_certainty_reward = sc
+    trainer.completion_budget = budget
     if settings.max_seconds is not None:
         trainer.add_callback(wall_clock_stop(settings.max_seconds))
     return trainer, source, model_dir
@@ -259,7 +265,8 @@ def train_grpo(settings: GRPOSettings) -> TrainResult:
     sc = trainer.self_certainty_reward
     extra = {"variant": settings.ablation(),
              "reward_functions": list(trainer.reward_func_names),
-             "reward_weights": [float(w) for w in trainer.reward_weights]}
+             "reward_weights": [float(w) for w in trainer.reward_weights],
+             "completion_budget": trainer.completion_budget}
     totals = getattr(trainer, "advantage_totals", None) or [0.0] * len(trainer.reward_func_names)
     extra["advantage_share"] = dict(zip(trainer.reward_func_names, shares(totals), strict=True))
     extra["advantage_abs_sum"] = dict(zip(trainer.reward_func_names, (round(t, 6) for t in totals), strict=True))

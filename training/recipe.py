@@ -36,7 +36,7 @@ from shop_r1.simulator.llm.models import resolve_model
 from shop_r1.simulator.policies.scripted import ScriptedPolicy
 from shop_r1.simulator.runner import RunConfig, Runner
 from shop_r1.training.config import GRPOSettings, RewardKind, SFTSettings
-from shop_r1.training.data import build_dataset_dir, load_trace
+from shop_r1.training.data import build_dataset_dir, load_split, load_trace
 from shop_r1.training.rationales import TemplateTeacher, synthesize
 from shop_r1.training.splits import assign_groups, group_key
 from shop_r1.training.trainer_common import TRAIN_RECORD_FILE, TrainResult
@@ -55,7 +55,7 @@ class RecipeSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     out: Path
-    model: str = Field("tiny", description="tiny[:SEED] (built from the train split) | default | a model folder")
+    model: str = Field("tiny", description="tiny[:SEED] / small[:SEED] (built from the train split) | default | a model folder")
     shoppers: int = Field(24, ge=3)
     max_steps: int = Field(8, ge=2, description="steps per scripted session")
     shop_seed: int = 0
@@ -69,7 +69,9 @@ class RecipeSettings(BaseModel):
     grpo_lr: float = Field(1e-4, gt=0)
     num_generations: int = Field(4, ge=2)
     grpo_prompts_per_step: int = Field(2, ge=1)
-    max_completion_length: int = Field(96, ge=8)
+    max_completion_length: int | None = Field(
+        None, ge=8, description="tokens per GRPO rollout; None: 1.25 x the longest train reference answer in the "
+        "base model's tokens (training/answer_length.py)")
     reward: RewardKind = "hierarchical"
     alpha: float = Field(0.005, ge=0)
     beta: float = Field(0.001, ge=0)
@@ -144,15 +146,23 @@ def train_corpus(trace: Path, *, seed: int, val: float, test: float) -> list[str
     return texts
 
 
+def built_shape(spec: str) -> str | None:
+    """``tiny`` / ``small`` when ``spec`` (``NAME[:SEED]``) names a model built here, else None."""
+    name = spec.split(":", 1)[0]
+    return name if name in ("tiny", "small") else None
+
+
 def base_model(spec: str, trace: Path, out: Path, *, seed: int, val: float, test: float) -> Path:
-    """The base model: ``tiny[:SEED]`` is built offline with its BPE trained on the train split;
-    anything else is :func:`shop_r1.simulator.models.resolve_model` (``default``, a folder)."""
-    if spec == "tiny" or spec.startswith("tiny:"):
+    """The base model: ``tiny[:SEED]`` / ``small[:SEED]`` is built offline with its BPE trained on
+    the train split; anything else is :func:`shop_r1.simulator.models.resolve_model`
+    (``default``, a folder)."""
+    shape = built_shape(spec)
+    if shape is not None:
         # optional heavy dependency (torch/transformers) behind the tiny builder
-        from shop_r1.simulator.llm.tiny_model import build_tiny_model
+        from shop_r1.simulator.llm.tiny_model import SHAPES, build_tiny_model
 
         model_seed = int(spec.split(":", 1)[1]) if ":" in spec else seed
-        return build_tiny_model(out / "base-tiny", seed=model_seed,
+        return build_tiny_model(out / f"base-{shape}", seed=model_seed, shape=SHAPES[shape],
                                 corpus=train_corpus(trace, seed=seed, val=val, test=test))
     return resolve_model(spec, show_status=True)
 
@@ -173,6 +183,15 @@ def build_data(trace: Path, model_dir: Path, out: Path, *, seed: int, val: float
                                sft_max_page_tokens=sft_max_page_tokens, with_persona=with_persona,
                                count_tokens=token_counter(model_dir))
     return result.out_dir, result.manifest
+
+
+def completion_budget(data_dir: Path, model_dir: Path) -> tuple[int, dict[str, Any]]:
+    """A rollout/answer budget that holds every train reference answer, in the model's tokens."""
+    from shop_r1.training.answer_length import budget_report, reference_lengths, suggested_budget
+
+    lengths = reference_lengths(load_split(data_dir, "rl", "train"), token_counter(model_dir))
+    budget = suggested_budget(lengths)
+    return budget, budget_report(lengths, budget)
 
 
 def run_sft(model_dir: Path, data_dir: Path, out_dir: Path, *, epochs: float, lr: float, max_length: int,
@@ -214,7 +233,7 @@ def grpo_diagnostics(ckpt: Path) -> dict[str, Any]:
     change = record.get("param_change") or {}
     return {"param_change_norm": change.get("l2"), "param_change_relative": change.get("relative"),
             "frac_reward_zero_std": sum(zero) / len(zero) if zero else None,
-            "advantage_share": record.get("advantage_share")}
+            "advantage_share": record.get("advantage_share"), "completion_budget": record.get("completion_budget")}
 
 
 # --------------------------------------------------------------------------------------------
@@ -257,10 +276,11 @@ def run_recipe(settings: RecipeSettings) -> RecipeResult:
     with stage("SFT", seconds):
         sft = run_sft(model_dir, data_dir, out / "sft", epochs=s.sft_epochs, lr=s.sft_lr,
                       max_length=s.sft_max_tokens + 256, seed=s.seed, device=s.device)
+    completion = s.max_completion_length or completion_budget(data_dir, model_dir)[0]
     with stage("GRPO", seconds):
         grpo = run_grpo(sft.out_dir, data_dir, out / "policy", steps=s.grpo_steps, lr=s.grpo_lr,
                         num_generations=s.num_generations, prompts_per_step=s.grpo_prompts_per_step,
-                        max_completion_length=s.max_completion_length, reward=s.reward, alpha=s.alpha,
+                        max_completion_length=completion, reward=s.reward, alpha=s.alpha,
                         beta=s.beta, seed=s.seed, device=s.device)
     result = RecipeResult(policy_dir=grpo.out_dir, sft_dir=sft.out_dir, data_dir=data_dir, trace=trace,
                           counts=counts, grpo=grpo_diagnostics(grpo.out_dir), seconds=seconds)
@@ -270,6 +290,6 @@ def run_recipe(settings: RecipeSettings) -> RecipeResult:
     return result
 
 
-__all__ = ["CATALOG_TERMS", "RECIPE_RECORD_FILE", "RecipeResult", "RecipeSettings", "base_model", "build_data",
+__all__ = ["CATALOG_TERMS", "RECIPE_RECORD_FILE", "RecipeResult", "RecipeSettings", "base_model", "build_data", "built_shape", "completion_budget",
            "grpo_diagnostics", "run_grpo", "run_recipe", "run_sft", "simulate_scripted", "stage",
            "template_rationales", "token_counter", "train_corpus", "train_record"]

@@ -26,6 +26,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from shop_r1.envs.cache import cache_dir
@@ -39,6 +40,30 @@ SPECIAL_TOKENS: tuple[str, ...] = (PAD_TOKEN, IM_START, IM_END)
 
 #: Target vocabulary size of the tiny BPE (256 byte symbols + 3 specials + merges).
 VOCAB_SIZE = 800
+
+
+@dataclass(frozen=True)
+class TinyShape:
+    """Sizes of a model built here. ``TINY`` is what tests use (builds in about a second);
+    ``SMALL`` is the smallest shape found that learns the answer format from a few hundred
+    recorded steps under free decoding (``bench/paper_table.py``): the 2-layer, 128-wide model
+    stays at ~0.6 token accuracy and never closes the JSON, because copying an element name
+    out of a 3k-token page needs more than 2 layers, and an 800-symbol BPE spends ~100 tokens
+    on one answer. head_dim stays 32 (vLLM's CPU kernels refuse less)."""
+
+    vocab_size: int = VOCAB_SIZE
+    hidden_size: int = 128
+    intermediate_size: int = 256
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 2
+
+
+TINY = TinyShape()
+SMALL = TinyShape(vocab_size=4096, hidden_size=256, intermediate_size=768, num_hidden_layers=4,
+                  num_attention_heads=8, num_key_value_heads=4)
+#: Shapes by name, as ``tiny[:SEED]`` / ``small[:SEED]`` model specs name them.
+SHAPES: dict[str, TinyShape] = {"tiny": TINY, "small": SMALL}
 
 #: Same regex as ``transformers.models.qwen2.tokenization_qwen2.PRETOKENIZE_REGEX``; duplicated
 #: so that building a tokenizer does not import transformers (~5 s).
@@ -132,11 +157,12 @@ def _train_tokenizer(corpus: list[str], vocab_size: int):
     return tok
 
 
-def build_tiny_model(out_dir: Path, seed: int = 0, corpus: Iterable[str] | None = None) -> Path:
+def build_tiny_model(out_dir: Path, seed: int = 0, corpus: Iterable[str] | None = None,
+                     shape: TinyShape = TINY) -> Path:
     """Build a tiny random Qwen2ForCausalLM + tokenizer into ``out_dir`` and return it.
 
-    ``corpus`` (e.g. page texts) replaces the built-in tokenizer corpus. The same seed and
-    corpus give byte-identical weights and tokenizer files.
+    ``corpus`` (e.g. page texts) replaces the built-in tokenizer corpus. The same seed, corpus
+    and shape give byte-identical weights and tokenizer files.
     """
     import torch
     from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
@@ -147,7 +173,8 @@ def build_tiny_model(out_dir: Path, seed: int = 0, corpus: Iterable[str] | None 
     if not texts:
         raise ValueError("build_tiny_model: the corpus is empty; pass some text or None for the default")
 
-    raw = _train_tokenizer(texts + list(_DEFAULT_CORPUS) if corpus is not None else texts, VOCAB_SIZE)
+    raw = _train_tokenizer(texts + list(_DEFAULT_CORPUS) if corpus is not None else texts,
+                           shape.vocab_size)
     pad_id, im_start_id, im_end_id = (raw.token_to_id(t) for t in SPECIAL_TOKENS)
     fast = PreTrainedTokenizerFast(
         tokenizer_object=raw,
@@ -171,11 +198,11 @@ def build_tiny_model(out_dir: Path, seed: int = 0, corpus: Iterable[str] | None 
 
     config = Qwen2Config(
         vocab_size=raw.get_vocab_size(),
-        hidden_size=128,
-        intermediate_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        hidden_size=shape.hidden_size,
+        intermediate_size=shape.intermediate_size,
+        num_hidden_layers=shape.num_hidden_layers,
+        num_attention_heads=shape.num_attention_heads,
+        num_key_value_heads=shape.num_key_value_heads,
         max_position_embeddings=4096,
         tie_word_embeddings=False,
         bos_token_id=im_start_id,
@@ -189,7 +216,7 @@ def build_tiny_model(out_dir: Path, seed: int = 0, corpus: Iterable[str] | None 
         eos_token_id=im_end_id, pad_token_id=pad_id, bos_token_id=im_start_id, do_sample=False
     )
     model.save_pretrained(out_dir, safe_serialization=True)
-    log.info("built tiny Qwen2 model (vocab %d, seed %d) in %s", config.vocab_size, seed, out_dir)
+    log.info("built Qwen2 model %s (vocab %d, seed %d) in %s", shape, config.vocab_size, seed, out_dir)
     return out_dir
 
 
@@ -227,7 +254,11 @@ __all__ = [
     "IM_END",
     "IM_START",
     "PAD_TOKEN",
+    "SHAPES",
+    "SMALL",
     "SPECIAL_TOKENS",
+    "TINY",
+    "TinyShape",
     "build_tiny_model",
     "default_corpus",
     "tiny_model_dir",
