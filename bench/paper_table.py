@@ -366,7 +366,7 @@ def run_benchmark(cfg: BenchConfig, out: Path, console: Console) -> dict[str, An
     for seed in cfg.seeds:
         # tiny: one base per seed (initialisation is part of what a seed varies; the tokenizer and
         # so the dataset are the same, trained on the train split); a pretrained model is one base.
-        spec = f"{cfg.model}:{seed}" if cfg.model in ("tiny", "small") else cfg.model
+        spec = f"{cfg.model}:{seed}" if R.built_shape(cfg.model) == cfg.model else cfg.model
         with R.stage(f"seed{seed} base model", timer):
             bases[seed] = R.base_model(spec, trace, out / f"seed{seed}", seed=cfg.data_seed,
                                        val=split["val"], test=split["test"])

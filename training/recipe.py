@@ -148,8 +148,10 @@ def train_corpus(trace: Path, *, seed: int, val: float, test: float) -> list[str
 
 def built_shape(spec: str) -> str | None:
     """``tiny`` / ``small`` when ``spec`` (``NAME[:SEED]``) names a model built here, else None."""
+    from shop_r1.simulator.llm.tiny_model import SHAPES  # light: torch loads only when a model is built
+
     name = spec.split(":", 1)[0]
-    return name if name in ("tiny", "small") else None
+    return name if name in SHAPES else None
 
 
 def base_model(spec: str, trace: Path, out: Path, *, seed: int, val: float, test: float) -> Path:
