@@ -46,6 +46,10 @@ class PolicyBatcher:
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        # Nobody awaits a batch once the sessions are gone; a model server that hangs (or a run
+        # stopped mid-call) must not hold the exit, so in-flight calls are cancelled, not awaited.
+        for task in self._batches:
+            task.cancel()
         await asyncio.gather(*self._batches, return_exceptions=True)
         while not self._queue.empty():
             pending = self._queue.get_nowait()

@@ -133,12 +133,32 @@ def test_allow_purchase_places_orders(fresh_shop, tmp_path):
     assert len(orders) == 1 and orders[0]["sid"] == result.sessions[0].session_id
 
 
+class _Stall(Policy):
+    """Answers like the scripted shopper for ``calls`` calls, then hangs the way a stuck model
+    server does, so the interrupt lands mid-run however fast the machine is."""
+
+    name = "stall"
+
+    def __init__(self, calls: int):
+        self.inner = ScriptedPolicy(seed=1)
+        self.calls = calls
+        self.stalled = asyncio.Event()
+
+    async def act(self, requests: Sequence[PolicyRequest]) -> list[PolicyResponse]:
+        self.calls -= 1
+        if self.calls < 0:
+            self.stalled.set()
+            await asyncio.Event().wait()
+        return await self.inner.act(requests)
+
+
 def test_interrupt_keeps_everything_recorded(fresh_shop, tmp_path):
     cfg = _config(fresh_shop.url, tmp_path / "run", shoppers=3, concurrency=3, max_steps=40)
 
     async def main():
-        task = asyncio.create_task(Runner(cfg, ScriptedPolicy(seed=1), sample(3, seed=1)).run())
-        await asyncio.sleep(6)
+        policy = _Stall(calls=4)
+        task = asyncio.create_task(Runner(cfg, policy, sample(3, seed=1)).run())
+        await asyncio.wait_for(policy.stalled.wait(), timeout=120)
         task.cancel()
         return await task
 
