@@ -399,3 +399,16 @@ def test_a_completion_budget_that_cuts_the_answers_is_refused_before_training(rl
                                 per_device_batch_size=2, global_batch_size=1, max_completion_length=16,
                                 device="cpu"))
     assert not out.exists()  # refused before anything was written
+
+
+def test_no_completion_budget_given_means_one_that_holds_every_reference(rl_parquet: Path, tmp_path: Path):
+    """The default is measured, not a fixed 256: the trainer's rollouts hold the longest answer."""
+    from shop_r1.training.config import GRPOSettings
+    from shop_r1.training.grpo import build_grpo_trainer
+
+    trainer, _, _ = build_grpo_trainer(GRPOSettings(
+        model="tiny", data=str(rl_parquet), out=str(tmp_path / "auto"), max_steps=1, num_generations=2,
+        per_device_batch_size=2, global_batch_size=1, device="cpu"))
+    budget = trainer.completion_budget
+    assert budget["truncated"] == 0 and budget["max"] < budget["budget"]
+    assert trainer.args.max_completion_length == budget["budget"]

@@ -105,7 +105,8 @@ def sft(config_file: str | None, **flags: Any) -> None:
 @click.option("--no-format-reward", "format_reward", flag_value=False, default=None,
               help="Ablation: the format term (+0.5) is 0.")
 @click.option("--max-completion-length", type=int, default=None,
-              help="Tokens per answer; refused when shorter than most reference answers. [default: 256]")
+              help="Tokens per answer; refused when shorter than most reference answers. "
+                   "[default: 1.25 x the longest reference answer]")
 @click.option("--allow-truncation", is_flag=True, default=None,
               help="Train even when --max-completion-length cuts most reference answers (smoke runs).")
 @click.option("--max-prompt-tokens", type=int, default=None, help="Drop prompts longer than this (tokens).")
@@ -155,6 +156,7 @@ def grpo(config_file: str | None, **flags: Any) -> None:
 @click.option("--reward", type=click.Choice(["hierarchical", "binary"]), default=None, help="[default: hierarchical]")
 @click.option("--rl-token-budget", type=int, default=None, help="Prompt tokens of an RL/eval row. [default: 3584]")
 @click.option("--sft-max-tokens", type=int, default=None, help="[default: 3840]")
+@click.option("--sft-max-page-tokens", type=int, default=None, help="Page tokens of an SFT row. [default: 2816]")
 @click.option("--persona/--no-persona", "with_persona", default=None, help="Persona and goal in the prompts. [default: on]")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="[default: auto]")
 def recipe(**flags: Any) -> None:

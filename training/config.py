@@ -121,10 +121,11 @@ class GRPOSettings(_Base):
         DEFAULT_NUM_GENERATIONS, ge=1, description="completions per device per pass; memory, not method")
     num_generations: int = Field(DEFAULT_NUM_GENERATIONS, ge=2, description="group size G; not given by the paper")
     temperature: float = Field(PAPER_TEMPERATURE, gt=0, description="sampling temperature; paper: 0.6")
-    max_completion_length: int = Field(
-        256, ge=8, description="tokens per answer; not given by the paper (an answer is ~40-120 tokens). "
-        "Checked against the data's reference answers in the model's tokens: a budget shorter than most "
-        "of them is refused (truncated JSON earns 0, the group advantage vanishes)")
+    max_completion_length: int | None = Field(
+        None, ge=8, description="tokens per answer; not given by the paper (an answer is ~40-120 tokens). "
+        "None: 1.25 x the longest reference answer of the data, in the model's tokens. A set budget is "
+        "checked against those answers: one shorter than most of them is refused (truncated JSON earns 0, "
+        "the group advantage vanishes)")
     allow_truncation: bool = Field(
         False, description="train even when max_completion_length cuts most reference answers (smoke runs)")
     max_prompt_tokens: int | None = Field(

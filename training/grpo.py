@@ -37,7 +37,7 @@ from typing import Any
 
 from shop_r1.simulator.scoring import RewardConfig, action_reward, binary_reward
 from shop_r1.training.advantage_share import advantage_contributions, shares
-from shop_r1.training.answer_length import check_budget, reference_lengths
+from shop_r1.training.answer_length import check_budget, reference_lengths, suggested_budget
 from shop_r1.training.config import GRPOSettings
 from shop_r1.training.self_certainty import GenerationCertaintyRecorder, SelfCertaintyReward
 from shop_r1.training.trainer_common import (
@@ -193,7 +193,7 @@ def _grpo_trainer_class() -> type:
     return ShopR1GRPOTrainer
 
 
-def grpo_config(settings: GRPOSettings, weights: list[float]) -> Any:
+def grpo_config(settings: GRPOSettings, weights: list[float], max_completion_length: int) -> Any:
     from trl import GRPOConfig
 
     return GRPOConfig(
@@ -203,7 +203,7 @@ def grpo_config(settings: GRPOSettings, weights: list[float]) -> Any:
         temperature=settings.temperature,
         top_p=1.0,
         top_k=0,
-        max_completion_length=settings.max_completion_length,
+        max_completion_length=max_completion_length,
         beta=settings.beta,
         loss_type=settings.loss_type,
         reward_weights=weights,
@@ -238,13 +238,13 @@ def build_grpo_trainer(settings: GRPOSettings) -> tuple[Any, dict[str, Any], Any
             dataset = dataset.select(keep)
             source["rows_trained"] = len(dataset)
     # Before the model loads: a budget that cuts the answers is a set-up error (answer_length).
-    budget = check_budget(reference_lengths(dataset, lambda t: len(tokenizer(t, add_special_tokens=False)["input_ids"])),
-                          settings.max_completion_length, what="--max-completion-length",
-                          refuse=not settings.allow_truncation)
+    lengths = reference_lengths(dataset, lambda t: len(tokenizer(t, add_special_tokens=False)["input_ids"]))
+    completion = settings.max_completion_length or suggested_budget(lengths)
+    budget = check_budget(lengths, completion, what="--max-completion-length", refuse=not settings.allow_truncation)
     model = load_model(model_dir, training_precision(settings))
     funcs, weights, sc = build_reward_funcs(settings, tokenizer)
     trainer_cls = _grpo_trainer_class()
-    trainer = trainer_cls(model=model, reward_funcs=funcs, args=grpo_config(settings, weights),
+    trainer = trainer_cls(model=model, reward_funcs=funcs, args=grpo_config(settings, weights, completion),
                           train_dataset=dataset, processing_class=tokenizer)
     if sc is not None:
         sc.bind(trainer)

@@ -208,7 +208,7 @@ def run_sft(model_dir: Path, data_dir: Path, out_dir: Path, *, epochs: float, lr
 
 
 def run_grpo(model_dir: Path, data_dir: Path, out_dir: Path, *, steps: int, lr: float, num_generations: int,
-             prompts_per_step: int, max_completion_length: int, reward: RewardKind, alpha: float, beta: float,
+             prompts_per_step: int, max_completion_length: int | None, reward: RewardKind, alpha: float, beta: float,
              seed: int, device: str) -> TrainResult:
     from shop_r1.training.grpo import train_grpo  # optional heavy dependency: torch/TRL
 
@@ -278,11 +278,10 @@ def run_recipe(settings: RecipeSettings) -> RecipeResult:
     with stage("SFT", seconds):
         sft = run_sft(model_dir, data_dir, out / "sft", epochs=s.sft_epochs, lr=s.sft_lr,
                       max_length=s.sft_max_tokens + 256, seed=s.seed, device=s.device)
-    completion = s.max_completion_length or completion_budget(data_dir, model_dir)[0]
     with stage("GRPO", seconds):
         grpo = run_grpo(sft.out_dir, data_dir, out / "policy", steps=s.grpo_steps, lr=s.grpo_lr,
                         num_generations=s.num_generations, prompts_per_step=s.grpo_prompts_per_step,
-                        max_completion_length=completion, reward=s.reward, alpha=s.alpha,
+                        max_completion_length=s.max_completion_length, reward=s.reward, alpha=s.alpha,
                         beta=s.beta, seed=s.seed, device=s.device)
     result = RecipeResult(policy_dir=grpo.out_dir, sft_dir=sft.out_dir, data_dir=data_dir, trace=trace,
                           counts=counts, grpo=grpo_diagnostics(grpo.out_dir), seconds=seconds)
