@@ -412,3 +412,13 @@ def test_no_completion_budget_given_means_one_that_holds_every_reference(rl_parq
     budget = trainer.completion_budget
     assert budget["truncated"] == 0 and budget["max"] < budget["budget"]
     assert trainer.args.max_completion_length == budget["budget"]
+    # The references are whole answers (rationale + action), as the policy must write them.
+    from datasets import load_dataset
+
+    from shop_r1.simulator.prompt import format_answer
+    rows = load_dataset("parquet", data_files=str(rl_parquet), split="train")
+    assert any(r["rationale"] for r in rows)
+    tok = trainer.processing_class
+    longest = max(len(tok(format_answer(r["rationale"], json.loads(r["label"])), add_special_tokens=False)["input_ids"])
+                  for r in rows if r["rationale"])
+    assert budget["max"] >= longest

@@ -123,3 +123,16 @@ def test_bootstrap_macro_f1_is_the_evaluations_macro_f1():
         p = np.array([[idx[x.type] if x is not None else -1 for x in preds]])
         lab = np.array([[idx[x.type] for x in labels]])
         assert bench.macro_f1(p, lab)[0] == pytest.approx(ref)
+
+
+def test_fast_path_keeps_the_designed_data_and_lets_flags_win():
+    bench = _bench()
+    fast, _ = bench.parse_args(["--fast"])
+    designed, _ = bench.parse_args([])
+    assert fast.seeds == (0,) and fast.sft_rounds == 1 and fast.constrained_too is False
+    assert fast.grpo_steps < designed.grpo_steps
+    # The data rules of the experiment are not relaxed for speed.
+    for name in ("shoppers", "max_steps", "test_fraction", "rl_token_budget", "with_persona"):
+        assert getattr(fast, name) == getattr(designed, name), name
+    assert bench.parse_args(["--fast", "--grpo-steps", "3", "--seeds", "0,1"])[0].grpo_steps == 3
+    assert bench.parse_args(["--fast", "--model", "small"])[0].sft_lr == bench.PRESETS["small"]["sft_lr"]

@@ -224,10 +224,13 @@ def build_grpo_trainer(settings: GRPOSettings) -> tuple[Any, dict[str, Any], Any
     missing = [c for c in ("prompt", "label") if c not in dataset.column_names]
     if missing:
         raise ValueError(f"--data {settings.data}: RL rows need columns prompt and label (missing {missing})")
-    dataset = dataset.select_columns([c for c in RL_COLUMNS if c in dataset.column_names])
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
+    # Measured before the trainer's columns are selected: a reference answer is rationale + action,
+    # and the rationale column is not one the trainer reads (labels alone measured ~half as long).
+    lengths = reference_lengths(dataset, lambda t: len(tokenizer(t, add_special_tokens=False)["input_ids"]))
+    dataset = dataset.select_columns([c for c in RL_COLUMNS if c in dataset.column_names])
     if settings.max_prompt_tokens is not None:
         too_long = [i for i, row in enumerate(dataset["prompt"]) if len(tokenizer.apply_chat_template(
             row, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]) > settings.max_prompt_tokens]
@@ -238,7 +241,6 @@ def build_grpo_trainer(settings: GRPOSettings) -> tuple[Any, dict[str, Any], Any
             dataset = dataset.select(keep)
             source["rows_trained"] = len(dataset)
     # Before the model loads: a budget that cuts the answers is a set-up error (answer_length).
-    lengths = reference_lengths(dataset, lambda t: len(tokenizer(t, add_special_tokens=False)["input_ids"]))
     completion = settings.max_completion_length or suggested_budget(lengths)
     budget = check_budget(lengths, completion, what="--max-completion-length", refuse=not settings.allow_truncation)
     model = load_model(model_dir, training_precision(settings))
