@@ -283,8 +283,11 @@ def evaluate(cfg: BenchConfig, model_dir: Path, data_dir: Path, split: str, *, c
     """Greedy decoding, the same for every setting. Free (the paper's): scored on what the model
     writes. Constrained: the simulator's answer grammar, so only the choice of action is scored."""
     rows = load_split(data_dir, "rl", split)
+    # No browser shares the CPU here, so every core decodes (the policy's default leaves one for
+    # Chromium): 1.3x faster on 2 cores.
     policy = TransformersPolicy(str(model_dir), device="cpu", constrained=constrained, temperature=0.0,
-                                max_new_tokens=cfg.eval_max_new_tokens, batch_size=cfg.eval_batch_size, seed=seed)
+                                max_new_tokens=cfg.eval_max_new_tokens, batch_size=cfg.eval_batch_size, seed=seed,
+                                num_threads=os.cpu_count() or 1)
     return step_scores(asyncio.run(aevaluate(policy, rows, batch_size=cfg.eval_batch_size)))
 
 
