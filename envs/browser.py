@@ -400,7 +400,19 @@ class ShopperSession:
         """
         for attempt in range(3):
             try:
-                return await reduce_page(self.page, self._reducer_options())
+                reduced = await reduce_page(self.page, self._reducer_options())
+                if reduced.elements or reduced.simplified_html.strip() or attempt == 2 or self.crashed:
+                    return reduced
+                # Nothing at all on a page: under load, a product page (HTTP 200) was read this way
+                # once in 766 steps, before its document had any content, and the shopper left. A
+                # page that is truly blank costs one more load wait and read.
+                log.debug("session %s: %s read as empty; reading again after load", self.session_id, self.page.url)
+                try:
+                    await self.page.wait_for_load_state("load", timeout=min(self.options.action_timeout_ms, 3_000))
+                except PlaywrightError:
+                    pass
+                await asyncio.sleep(0.2)
+                continue
             except ReducerError as exc:
                 if attempt == 2 or "context was destroyed" not in str(exc) or self.crashed:
                     raise

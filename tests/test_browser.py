@@ -414,3 +414,18 @@ async def test_shopper_searches_chooses_options_and_adds_to_cart(fresh_shop, poo
     assert fresh_shop.state(sid)["orders"] == []
     assert len(fresh_shop.state(sid)["carts"][sid]) == 1
 
+
+
+async def test_a_page_read_before_it_has_content_is_read_again(serve, pool: BrowserPool) -> None:
+    """A 200 page reduced to nothing (read before its document had content) made a scripted
+    shopper leave a product page in one of 766 steps under load; an empty read is retried."""
+    late = ("<html><head><title>Late</title><script>addEventListener('load', () => setTimeout(() => "
+            "{ document.body.innerHTML = \"<a href='/next'>Late link</a>\"; }, 120));</script></head>"
+            "<body></body></html>")
+    site = await serve({"/late": lambda _s: late, "/blank": lambda _s: "<html><head><title>Blank</title></head><body></body></html>"})
+    session = await pool.new_session("late")
+    obs = await session.reset(site.url + "/late")
+    assert by_text(obs, "Late link")
+    blank = await session.reset(site.url + "/blank")  # a page that IS empty still comes back, empty
+    assert blank.title == "Blank" and not blank.elements
+    await session.close()
