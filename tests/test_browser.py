@@ -415,7 +415,6 @@ async def test_shopper_searches_chooses_options_and_adds_to_cart(fresh_shop, poo
     assert len(fresh_shop.state(sid)["carts"][sid]) == 1
 
 
-
 async def test_a_page_read_before_it_has_content_is_read_again(serve, pool: BrowserPool) -> None:
     """A 200 page reduced to nothing (read before its document had content) made a scripted
     shopper leave a product page in one of 766 steps under load; an empty read is retried."""
