@@ -256,3 +256,35 @@ def test_clean_rationale_accepts_what_teachers_send():
     with pytest.raises(TeacherError) as err:
         clean_rationale("   ")
     assert err.value.code == "empty"
+
+
+def test_clean_rationale_keeps_a_quoted_name_at_the_start():
+    """The template teacher writes "'<product>' looks like a good match ..."; stripping quote
+    characters from both ends left "<product>' looks like ..." with one stray quote."""
+    said = "'Trail Running Shoes' looks like a good match for running, so I'll take a closer look."
+    assert clean_rationale(said) == said
+    assert clean_rationale("'I'll search first.'") == "I'll search first."
+    assert clean_rationale("“Nice and cheap.”") == "Nice and cheap."
+    assert clean_rationale("'Trail Shoes' look right for 'running'") == "'Trail Shoes' look right for 'running'"
+
+
+@pytest.mark.parametrize("name,text,reads_reviews", [
+    ("836_ratings", "836 ratings", True),                                # a product page's review count
+    ("brooks_stability_running.1_209_ratings", "1,209 ratings", True),
+    ("reviews_link", "See all reviews", True),
+    ("refinements.customer_reviews.4_stars_up", "4 Stars & Up", False),  # a rating filter
+    ("refinements.price.under_25", "Under $25", False),
+    ("size.xxl", "XXL", False),
+])
+def test_template_teacher_tells_a_review_link_from_a_rating_filter(name, text, reads_reviews):
+    from shop_r1.envs.actions import Click
+    from shop_r1.training.rationales.prompt import RationaleJob
+
+    job = RationaleJob(session_id="s", step=3, action=Click(name=name), messages=[], target_text=text,
+                       url="http://127.0.0.1/dp/B0X", title="Trail Running Shoes")
+    said = TemplateTeacher().sentence(job)
+    assert ("review" in said.lower()) is reads_reviews, said
+    if name.startswith("size."):  # the product's own option, not a filter
+        assert "XXL" in said and "filter" not in said.lower() and "narrow" not in said.lower(), said
+    else:
+        assert ("filtering by" in said.lower() or "narrow" in said.lower()) is not reads_reviews, said

@@ -115,6 +115,19 @@ def teacher_messages(step: TraceStep, history: Sequence[HistoryItem], persona: A
 _FENCE = re.compile(r"^```[\w-]*\s*|\s*```$")
 _LABEL = re.compile(r"^(?:rationale|thought|answer|sentence)\s*:\s*", re.I)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_QUOTE_PAIRS = {'"': '"', "'": "'", "“": "”", "‘": "’"}
+
+
+def _unwrap_quotes(line: str) -> str:
+    """Drop quotes that wrap the whole line, and only those: a sentence that starts with a quoted
+    name ("'Trail Shoes' look right for 'running'") keeps its quotes, as its first quote closes
+    inside the line (an apostrophe, as in "I'll", is not a closing quote)."""
+    while len(line) >= 2 and _QUOTE_PAIRS.get(line[0]) == line[-1]:
+        inner = line[1:-1]
+        if re.search(rf"\S{re.escape(line[-1])}(?=[\s,.;:!?]|$)", inner):
+            break
+        line = inner.strip()
+    return line
 
 
 def clean_rationale(text: str | None) -> str:
@@ -134,7 +147,7 @@ def clean_rationale(text: str | None) -> str:
         if isinstance(obj, dict) and isinstance(obj.get("rationale"), str):
             text = obj["rationale"].strip()
     line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
-    line = _LABEL.sub("", line).strip().strip('"“”\'').strip()
+    line = _unwrap_quotes(_LABEL.sub("", line).strip())
     sentences = _SENTENCE_END.split(line)
     out = " ".join(sentences[:2]).strip()
     if len(out) > MAX_RATIONALE_CHARS:

@@ -125,8 +125,16 @@ _SEARCHY = re.compile(r"search|query|keyword|find", re.I)
 _SORT = re.compile(r"sort|order.?by", re.I)
 _REFINE = re.compile(r"filter|refine|refinement|categor|brand|price|rating|review|color|colour|size", re.I)
 _NEXT = re.compile(r"next|page|more|load", re.I)
+# A link to a product's reviews ("1,209 ratings", "See all reviews"), as opposed to a rating
+# filter ("4 stars & up") -- which a name or label saying refine/filter/stars still marks.
+_REVIEWS = re.compile(r"^\s*[\d.,]+\s*(?:global\s+)?(?:ratings?|reviews?)\b|\b(?:see|read)\s+(?:all\s+)?"
+                      r"(?:\w+\s+)?reviews\b|\bcustomer\s+reviews\b", re.I)
+# A product's own option (its colour or size), chosen on its page, when no filter word says otherwise.
+_VARIANT = re.compile(r"^(?:colou?r|size|style|pattern|capacity|option|variant)s?(?:$|[._])", re.I)
+_FILTERISH = re.compile(r"filter|refine|refinement|stars?\b|&\s*up", re.I)
 _BACK = re.compile(r"back|home|logo|continue.?shopping", re.I)
-_PRODUCT = re.compile(r"product|item|view|title|result|detail", re.I)
+# At a word's start only: "customer_reviews" is not a "view" link.
+_PRODUCT = re.compile(r"(?<![a-z])(?:product|item|view|title|result|detail)", re.I)
 
 
 class TemplateTeacher(Teacher):
@@ -146,7 +154,7 @@ class TemplateTeacher(Teacher):
 
     @property
     def model_id(self) -> str:
-        return "template:v1"
+        return "template:v2"
 
     def _pick(self, job: RationaleJob, options: Sequence[str]) -> str:
         return options[seed_hash(self.seed, job.session_id, job.step) % len(options)]
@@ -195,6 +203,13 @@ class TemplateTeacher(Teacher):
         if CART_LINK.search(control):
             return self._pick(job, ["Let me check my cart before deciding.",
                                     "I want to see what's in my cart."])
+        tail = name.rsplit(".", 1)[-1].replace("_", " ")
+        if (_REVIEWS.search(job.target_text or "") or _REVIEWS.search(tail)) and not _FILTERISH.search(cue):
+            return self._pick(job, ["Let me read what other buyers say in the reviews before I decide.",
+                                    "I'll check the reviews to see if it holds up."])
+        if _VARIANT.search(name) and not _FILTERISH.search(cue):
+            return self._pick(job, [f"I'd want it in {label}, so I'll choose that.",
+                                    f"{label} is the one for me; I'll select it."])
         if _SORT.search(cue):
             return self._pick(job, [f"I'll sort the results ({label}) to compare them more easily.",
                                     "Sorting these should bring the better options to the top for me."])
