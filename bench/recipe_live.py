@@ -7,7 +7,9 @@ Both policies shop as the SAME sampled personas (same seed) in real Chromium, on
 
 Printed side by side per shop: the share of sessions that viewed a product page and that added
 to cart (the content-based funnel of :mod:`shop_r1.simulator.realism`), and the executable-action
-rate (steps whose answer parsed and executed, over all steps).
+rate (steps whose answer parsed and executed, over all steps). The same personas shop with both
+policies, so each shop's difference (policy minus base) is a paired comparison: the A/B
+analysis's Newcombe 95 % interval and exact McNemar p-value (``shop_r1.simulator.ab.stats``).
 
     .venv/bin/python bench/recipe_live.py --recipe runs/recipe            # a finished recipe folder
     .venv/bin/python bench/recipe_live.py --recipe runs/recipe --train    # run the recipe first (tiny sizes)
@@ -16,7 +18,10 @@ rate (steps whose answer parsed and executed, over all steps).
     .venv/bin/python bench/recipe_live.py --policy OUT/seed0/grpo-shop-r1 --base OUT/seed0/base-small \
         --prompt-budget 3072 --out /tmp/live
 
-Decoding is the simulator's default for a model policy (grammar-constrained) unless ``--free``.
+Decoding is what ``shop-r1 simulate`` does by default for a model policy: grammar-constrained
+(``--free`` lifts it) and sampled at the policy's default temperature under the run's seed
+(``--temperature 0`` for greedy). Greedy decoding makes every shopper on the same page write the
+same most-likely rationale, which is not how the simulator is run nor how shoppers behave.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from rich.table import Table  # noqa: E402
 
 from shop_r1.envs.shop.server import run_in_thread  # noqa: E402
 from shop_r1.personas.sampler import sample  # noqa: E402
+from shop_r1.simulator.ab.analysis import analyse  # noqa: E402
 from shop_r1.simulator.policies.factory import PolicySpec, open_policy  # noqa: E402
 from shop_r1.simulator.realism import realism  # noqa: E402
 from shop_r1.simulator.runner import RunConfig, Runner  # noqa: E402
@@ -49,11 +55,11 @@ log = logging.getLogger("bench.recipe_live")
 
 
 def live_run(model_dir: Path, out: Path, *, shop_seed: int, layout: str, shoppers: int, max_steps: int, seed: int,
-             constrained: bool, prompt_budget: int | None) -> dict[str, Any]:
+             constrained: bool, prompt_budget: int | None, temperature: float | None) -> dict[str, Any]:
     """Shoppers driven by ``model_dir`` on one shop; the funnel and executable-action rate."""
     personas = sample(shoppers, seed=seed, catalog_terms=list(CATALOG_TERMS))
     spec = PolicySpec(name="transformers", model=str(model_dir), seed=seed, constrained=constrained,
-                      temperature=0.0, prompt_budget=prompt_budget, extra={"device": "cpu"})
+                      temperature=temperature, prompt_budget=prompt_budget, extra={"device": "cpu"})
 
     async def go() -> Any:
         with run_in_thread(seed=shop_seed, port=0, layout=layout) as shop:
@@ -75,6 +81,17 @@ def live_run(model_dir: Path, out: Path, *, shop_seed: int, layout: str, shopper
             "trace": str(out)}
 
 
+#: Funnel stages compared per shop (policy minus base, paired by persona).
+PAIRED_METRICS: tuple[str, ...] = ("searched", "viewed_product", "added_to_cart")
+
+
+def _delta(metric: dict[str, Any] | None) -> str:
+    if metric is None:
+        return "-"
+    lo, hi = metric["ci95"]
+    return f"{100 * metric['diff']:+.0f} [{100 * lo:+.0f}, {100 * hi:+.0f}] p={metric['p_value']:.3f}"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--recipe", type=Path, help="a `shop-r1 train recipe --out` folder")
@@ -89,10 +106,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--trained-shop-seed", type=int, default=0, help="catalogue seed trained on (without --recipe)")
     ap.add_argument("--unseen-seed", type=int, default=7, help="catalogue seed of the unseen shop (layout v2)")
     ap.add_argument("--free", action="store_true", help="free decoding instead of the simulator's grammar")
+    ap.add_argument("--temperature", type=float, default=None,
+                    help="sampling temperature (default: the simulator's for a model policy; 0 = greedy)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    console = Console(stderr=True)
+    # A log file is not a terminal (rich would assume 80 columns and fold the table).
+    console = Console(stderr=True, width=None if sys.stderr.isatty() else 170)
     if args.recipe is None and (args.policy is None or args.base is None or args.prompt_budget is None):
         raise SystemExit("bench/recipe_live.py: pass --recipe DIR, or --policy, --base and --prompt-budget")
     trained = {"shop_seed": args.trained_shop_seed, "layout": "v1", "rl_token_budget": args.prompt_budget}
@@ -118,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     shops = {"bundled (trained on)": (trained["shop_seed"], trained["layout"]),
              f"unseen (seed {args.unseen_seed}, v2)": (args.unseen_seed, "v2")}
     results: dict[str, dict[str, Any]] = {}
+    paired: dict[str, dict[str, Any]] = {}
     for shop_name, (shop_seed, layout) in shops.items():
         for pol_name, model_dir in policies.items():
             console.print(f"[cyan]▶ {pol_name} on {shop_name}[/]")
@@ -125,22 +146,31 @@ def main(argv: list[str] | None = None) -> int:
             results.setdefault(shop_name, {})[pol_name] = live_run(
                 model_dir, out_root / tag, shop_seed=shop_seed, layout=layout, shoppers=args.shoppers,
                 max_steps=args.max_steps, seed=args.seed, constrained=not args.free,
-                prompt_budget=trained["rl_token_budget"])
+                prompt_budget=trained["rl_token_budget"], temperature=args.temperature)
+        by_policy = results[shop_name]
+        if len(by_policy) == 2:
+            ab = analyse(Path(by_policy["zero-shot base"]["trace"]), Path(by_policy["recipe policy"]["trace"]),
+                         design="paired")
+            paired[shop_name] = {k: ab.metrics[k].model_dump(mode="json") for k in PAIRED_METRICS}
+    decoding = "greedy" if args.temperature == 0 else (
+        f"T={args.temperature}" if args.temperature is not None else "sampled (simulator default)")
     table = Table(title=f"recipe policy vs zero-shot base, live in Chromium ({args.shoppers} shoppers x "
-                        f"<= {args.max_steps} steps, {'free' if args.free else 'constrained'} greedy decoding)")
-    for col in ("shop", "policy", "viewed a product %", "added to cart %", "searched %", "executable actions %",
-                "steps", "wall s"):
+                        f"<= {args.max_steps} steps, {'free' if args.free else 'constrained'} {decoding} decoding)")
+    for col in ("shop", "policy", "viewed a product %", "Δ viewed vs base (95 % CI)", "added to cart %",
+                "Δ cart vs base", "searched %", "executable actions %", "steps", "wall s"):
         table.add_column(col, justify="left" if col in ("shop", "policy") else "right")
     for shop_name, by_policy in results.items():
         for pol_name, r in by_policy.items():
-            table.add_row(shop_name, pol_name, f"{100 * r['viewed_product']:.0f}", f"{100 * r['added_to_cart']:.0f}",
+            delta = paired.get(shop_name, {}) if pol_name == "recipe policy" else {}
+            table.add_row(shop_name, pol_name, f"{100 * r['viewed_product']:.0f}", _delta(delta.get("viewed_product")),
+                          f"{100 * r['added_to_cart']:.0f}", _delta(delta.get("added_to_cart")),
                           f"{100 * r['searched']:.0f}", f"{100 * r['executable_rate']:.1f}", str(r["steps"]),
                           f"{r['wall_s']:.0f}")
     console.print(table)
     if args.json:
         print(json.dumps({"recipe": str(args.recipe), "policies": {k: str(v) for k, v in policies.items()},
                           "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-                          "results": results}, indent=2, default=str))
+                          "results": results, "paired_vs_base": paired}, indent=2, default=str))
     return 0
 
 
