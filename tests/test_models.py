@@ -51,6 +51,11 @@ def test_small_shape_is_a_wider_deeper_qwen2_with_a_larger_bpe(tmp_path: Path) -
     assert AutoConfig.from_pretrained(tiny).vocab_size < config.vocab_size <= SMALL.vocab_size
     model = AutoModelForCausalLM.from_pretrained(small)
     assert model.config.vocab_size == config.vocab_size
+    # tiny4k: the tiny network with the small BPE (the paper table's fast path).
+    from shop_r1.simulator.llm.tiny_model import TINY4K
+    four = AutoConfig.from_pretrained(build_tiny_model(tmp_path / "4k", seed=0, corpus=corpus, shape=TINY4K))
+    assert (four.hidden_size, four.num_hidden_layers) == (128, 2)
+    assert four.vocab_size == config.vocab_size  # the same BPE training as small's
 
 
 def test_tiny_model_is_deterministic_under_its_seed(tmp_path: Path) -> None:

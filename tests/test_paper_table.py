@@ -132,7 +132,11 @@ def test_fast_path_keeps_the_designed_data_and_lets_flags_win():
     assert fast.seeds == (0,) and fast.sft_rounds == 1 and fast.constrained_too is False
     assert fast.grpo_steps < designed.grpo_steps
     # The data rules of the experiment are not relaxed for speed.
-    for name in ("shoppers", "max_steps", "test_fraction", "rl_token_budget", "with_persona"):
+    for name in ("shoppers", "max_steps", "test_fraction", "with_persona"):
         assert getattr(fast, name) == getattr(designed, name), name
+    # The fast model is tiny4k with its own preset's prompt budget (its BPE keeps the labels in view).
+    tiny4k, _ = bench.parse_args(["--model", "tiny4k"])
+    assert fast.model == "tiny4k" and designed.model == "tiny"
+    assert fast.rl_token_budget == tiny4k.rl_token_budget < designed.rl_token_budget
     assert bench.parse_args(["--fast", "--grpo-steps", "3", "--seeds", "0,1"])[0].grpo_steps == 3
     assert bench.parse_args(["--fast", "--model", "small"])[0].sft_lr == bench.PRESETS["small"]["sft_lr"]

@@ -62,8 +62,12 @@ class TinyShape:
 TINY = TinyShape()
 SMALL = TinyShape(vocab_size=4096, hidden_size=256, intermediate_size=768, num_hidden_layers=4,
                   num_attention_heads=8, num_key_value_heads=4)
-#: Shapes by name, as ``tiny[:SEED]`` / ``small[:SEED]`` model specs name them.
-SHAPES: dict[str, TinyShape] = {"tiny": TINY, "small": SMALL}
+#: The tiny network with the small shape's BPE: the larger vocabulary writes a page in fewer tokens
+#: (99 % of test labels stay in a 3,072-token prompt, against 85 % of a 3,584-token one with the
+#: 800-symbol BPE) and an answer in about half as many, which is what the fast path pays for.
+TINY4K = TinyShape(vocab_size=SMALL.vocab_size)
+#: Shapes by name, as ``tiny[:SEED]`` / ``small[:SEED]`` / ``tiny4k[:SEED]`` model specs name them.
+SHAPES: dict[str, TinyShape] = {"tiny": TINY, "small": SMALL, "tiny4k": TINY4K}
 
 #: Same regex as ``transformers.models.qwen2.tokenization_qwen2.PRETOKENIZE_REGEX``; duplicated
 #: so that building a tokenizer does not import transformers (~5 s).
