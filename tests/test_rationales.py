@@ -272,6 +272,7 @@ def test_clean_rationale_keeps_a_quoted_name_at_the_start():
     ("836_ratings", "836 ratings", True),                                # a product page's review count
     ("brooks_stability_running.1_209_ratings", "1,209 ratings", True),
     ("reviews_link", "See all reviews", True),
+    ("acme_boots.2_558_ratings", "", True),                               # the name alone says it
     ("refinements.customer_reviews.4_stars_up", "4 Stars & Up", False),  # a rating filter
     ("refinements.price.under_25", "Under $25", False),
     ("size.xxl", "XXL", False),

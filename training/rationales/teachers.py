@@ -127,7 +127,7 @@ _REFINE = re.compile(r"filter|refine|refinement|categor|brand|price|rating|revie
 _NEXT = re.compile(r"next|page|more|load", re.I)
 # A link to a product's reviews ("1,209 ratings", "See all reviews"), as opposed to a rating
 # filter ("4 stars & up") -- which a name or label saying refine/filter/stars still marks.
-_REVIEWS = re.compile(r"^\s*[\d.,]+\s*(?:global\s+)?(?:ratings?|reviews?)\b|\b(?:see|read)\s+(?:all\s+)?"
+_REVIEWS = re.compile(r"^\s*\d[\d.,\s]*(?:global\s+)?(?:ratings?|reviews?)\b|\b(?:see|read)\s+(?:all\s+)?"
                       r"(?:\w+\s+)?reviews\b|\bcustomer\s+reviews\b", re.I)
 # A product's own option (its colour or size), chosen on its page, when no filter word says otherwise.
 _VARIANT = re.compile(r"^(?:colou?r|size|style|pattern|capacity|option|variant)s?(?:$|[._])", re.I)
