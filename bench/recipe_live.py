@@ -148,10 +148,9 @@ def main(argv: list[str] | None = None) -> int:
                 max_steps=args.max_steps, seed=args.seed, constrained=not args.free,
                 prompt_budget=trained["rl_token_budget"], temperature=args.temperature)
         by_policy = results[shop_name]
-        if len(by_policy) == 2:
-            ab = analyse(Path(by_policy["zero-shot base"]["trace"]), Path(by_policy["recipe policy"]["trace"]),
-                         design="paired")
-            paired[shop_name] = {k: ab.metrics[k].model_dump(mode="json") for k in PAIRED_METRICS}
+        ab = analyse(Path(by_policy["zero-shot base"]["trace"]), Path(by_policy["recipe policy"]["trace"]),
+                     design="paired")
+        paired[shop_name] = {k: ab.metrics[k].model_dump(mode="json") for k in PAIRED_METRICS}
     decoding = "greedy" if args.temperature == 0 else (
         f"T={args.temperature}" if args.temperature is not None else "sampled (simulator default)")
     table = Table(title=f"recipe policy vs zero-shot base, live in Chromium ({args.shoppers} shoppers x "
@@ -161,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         table.add_column(col, justify="left" if col in ("shop", "policy") else "right")
     for shop_name, by_policy in results.items():
         for pol_name, r in by_policy.items():
-            delta = paired.get(shop_name, {}) if pol_name == "recipe policy" else {}
+            delta = paired[shop_name] if pol_name == "recipe policy" else {}
             table.add_row(shop_name, pol_name, f"{100 * r['viewed_product']:.0f}", _delta(delta.get("viewed_product")),
                           f"{100 * r['added_to_cart']:.0f}", _delta(delta.get("added_to_cart")),
                           f"{100 * r['searched']:.0f}", f"{100 * r['executable_rate']:.1f}", str(r["steps"]),

@@ -131,7 +131,7 @@ _REVIEWS = re.compile(r"^\s*\d[\d.,\s]*(?:global\s+)?(?:ratings?|reviews?)\b|\b(
                       r"(?:\w+\s+)?reviews\b|\bcustomer\s+reviews\b", re.I)
 # A product's own option (its colour or size), chosen on its page, when no filter word says otherwise.
 _VARIANT = re.compile(r"^(?:colou?r|size|style|pattern|capacity|option|variant)s?(?:$|[._])", re.I)
-_FILTERISH = re.compile(r"filter|refine|refinement|stars?\b|&\s*up", re.I)
+_FILTERISH = re.compile(r"filter|refine|stars?\b|&\s*up", re.I)
 _BACK = re.compile(r"back|home|logo|continue.?shopping", re.I)
 # At a word's start only: "customer_reviews" is not a "view" link.
 _PRODUCT = re.compile(r"(?<![a-z])(?:product|item|view|title|result|detail)", re.I)
@@ -203,8 +203,9 @@ class TemplateTeacher(Teacher):
         if CART_LINK.search(control):
             return self._pick(job, ["Let me check my cart before deciding.",
                                     "I want to see what's in my cart."])
-        tail = name.rsplit(".", 1)[-1].replace("_", " ")
-        if (_REVIEWS.search(job.target_text or "") or _REVIEWS.search(tail)) and not _FILTERISH.search(cue):
+        # The visible text and the name's own segment each on its own: the count must come first.
+        if (_REVIEWS.search(job.target_text or "") or _REVIEWS.search(control_label(name))) \
+                and not _FILTERISH.search(cue):
             return self._pick(job, ["Let me read what other buyers say in the reviews before I decide.",
                                     "I'll check the reviews to see if it holds up."])
         if _VARIANT.search(name) and not _FILTERISH.search(cue):
