@@ -20,7 +20,7 @@ Designed so that an effect *can* show, and reported as it comes out:
 * every difference to SFT with a paired bootstrap 95 % CI over test steps (seeds averaged inside
   each resample), and the ordering judged on type accuracy and macro-F1, exact secondary.
 
-    .venv/bin/python bench/paper_table.py --fast                 # ~14 min on 2 cores: the designed data, tiny4k
+    .venv/bin/python bench/paper_table.py --fast                 # ~9 min on 2 cores: the designed data, tiny4k
     .venv/bin/python bench/paper_table.py                        # the designed run, tiny model (~40 min)
     .venv/bin/python bench/paper_table.py --model small          # a built model that learns the format
     .venv/bin/python bench/paper_table.py --model default        # SmolLM2-135M-Instruct, <= 60 min

@@ -130,6 +130,42 @@ def test_sft_trains_on_assistant_tokens_only_and_reloads(sft_parquet: Path, trac
         assert resp.action.name in {e.name for e in obs.elements}
 
 
+def test_answer_only_loss_equals_trls_full_loss_and_gradients(sft_parquet: Path, tmp_path: Path):
+    """The answer-only LM head is a speed-up, not a new objective: same loss, same gradients as TRL's."""
+    import torch
+    from trl import SFTTrainer
+
+    from shop_r1.training.config import SFTSettings
+    from shop_r1.training.sft import build_sft_trainer
+    from shop_r1.training.sft_loss import AnswerOnlySFTTrainer, answer_positions
+
+    settings = SFTSettings(model="tiny", data=str(sft_parquet), out=str(tmp_path / "x"), max_steps=1,
+                           max_length=1536, device="cpu")
+    trainer, _, _ = build_sft_trainer(settings)
+    assert isinstance(trainer, AnswerOnlySFTTrainer) and trainer._answer_only
+    batch = trainer.data_collator([trainer.train_dataset[0], trainer.train_dataset[1]])  # padded to one length
+    keep, targets = answer_positions(batch["labels"])
+    assert keep.sum() == targets.numel() == (batch["labels"] != -100).sum()  # one position per label
+    assert targets.numel() < batch["labels"].numel() // 5  # the head now sees a small share of the positions
+
+    model = trainer.model
+    model.train()
+    grads = {}
+    for name, compute in (("answer-only", trainer.compute_loss),
+                          ("trl", lambda m, b, **kw: SFTTrainer.compute_loss(trainer, m, b, **kw))):
+        model.zero_grad()
+        torch.manual_seed(0)
+        loss = compute(model, dict(batch), num_items_in_batch=targets.numel())
+        loss.backward()
+        grads[name] = (float(loss.detach()), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    (ours, g_ours), (trls, g_trl) = grads["answer-only"], grads["trl"]
+    assert ours == pytest.approx(trls, rel=1e-5) and ours > 0
+    assert g_ours.keys() == g_trl.keys() and g_ours
+    for n in g_ours:
+        torch.testing.assert_close(g_ours[n], g_trl[n], rtol=1e-4, atol=1e-6, msg=n)
+    assert trainer._metrics["train"]["mean_token_accuracy"]  # TRL's metrics are still logged
+
+
 def test_sft_rejects_data_that_truncation_empties(sft_parquet: Path, tmp_path: Path):
     from shop_r1.training.config import SFTSettings
     from shop_r1.training.sft import build_sft_trainer

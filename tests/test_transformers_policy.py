@@ -177,6 +177,58 @@ async def test_constrained_batch_of_three_on_real_shop_pages(tiny: str, shop_pag
     assert len({r.latency_s for r in responses}) == 1
 
 
+@pytest.mark.parametrize("constrained", [True, False])
+async def test_prefilling_prompts_apart_writes_the_same_tokens(tiny: str, shop_pages: list[Observation],
+                                                               constrained: bool) -> None:
+    """The unpadded prefill is a speed-up only: token for token the padded batch's answers."""
+    from shop_r1.simulator.llm.prefill import prefill_apart
+
+    requests = [PolicyRequest(session_id=f"s{i}", observation=obs, step=i) for i, obs in enumerate(shop_pages)]
+    answers = {}
+    for apart in (True, False):
+        policy = TransformersPolicy(tiny, constrained=constrained, temperature=1.0 if constrained else 0.0,
+                                    top_p=1.0, seed=5, num_threads=1, max_new_tokens=40, prefill_apart=apart)
+        answers[apart] = [(r.raw_text, r.completion_tokens) for r in await policy.act(requests)]
+    assert answers[True] == answers[False]
+    assert len({len(r.observation.simplified_html) for r in requests}) == 3  # really padded: three lengths
+
+    loaded = policy.loaded
+    prompts = [[5, 6, 7, 8, 9], [5, 6, 7]]
+    cache = prefill_apart(loaded.model, prompts, padded_length=5)
+    assert cache is not None and cache.get_seq_length() == 4  # the last column is left to generate
+    assert cache.layers[0].keys.shape[0] == 2 and not cache.layers[0].keys[1, :, :2].any()  # left padding
+
+
+def test_prefilled_padded_batch_runs_each_distinct_prompt_once(tiny: str) -> None:
+    """GRPO's rollouts repeat each prompt G times: one prefill per prompt, the same sampled tokens."""
+    import torch
+
+    from shop_r1.simulator.llm.loader import load_for_generation
+    from shop_r1.simulator.llm.prefill import prefilled
+
+    loaded = load_for_generation(tiny, device="cpu")
+    model, tok = loaded.model, loaded.tokenizer
+    prompts = [list(range(10, 40)), list(range(50, 62))] * 2  # two prompts, each twice
+    batch = tok.pad({"input_ids": prompts}, padding=True, return_tensors="pt")
+    calls = []
+    hook = model.register_forward_pre_hook(lambda _m, args, kwargs: calls.append(kwargs["input_ids"].shape),
+                                           with_kwargs=True)
+    try:
+        extra = prefilled(model, batch["input_ids"], batch["attention_mask"])
+    finally:
+        hook.remove()
+    assert calls == [torch.Size([1, 29]), torch.Size([1, 11])]  # each distinct prompt, minus its last token
+    outputs = []
+    for kwargs in (extra, {}):
+        torch.manual_seed(3)
+        with torch.inference_mode():
+            outputs.append(model.generate(**batch, **kwargs, max_new_tokens=12, do_sample=True, top_k=0,
+                                          pad_token_id=tok.pad_token_id))
+    assert torch.equal(outputs[0], outputs[1])
+    right_padded = {"input_ids": batch["input_ids"].flip(1), "attention_mask": batch["attention_mask"].flip(1)}
+    assert prefilled(model, **right_padded) == {}  # only left padding is stitched
+
+
 async def test_constrained_answers_stay_valid_across_seeds(tiny: str) -> None:
     page = _hand_page()
     policy = TransformersPolicy(tiny, constrained=True, temperature=1.3, top_p=1.0, seed=0, num_threads=1,

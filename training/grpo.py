@@ -137,8 +137,11 @@ def _grpo_trainer_class() -> type:
     from transformers import LogitsProcessorList
     from trl import GRPOTrainer
 
+    from shop_r1.simulator.llm.prefill import prefilled
+
     class ShopR1GRPOTrainer(GRPOTrainer):
-        """``GRPOTrainer`` that lends its generation's logits to the self-certainty reward.
+        """``GRPOTrainer`` that lends its generation's logits to the self-certainty reward and, on a
+        CPU, prefills each rollout prompt once and unpadded.
 
         With transformers generation, each ``generate`` call gets a
         :class:`GenerationCertaintyRecorder` as logits processor; the self-certainty reward
@@ -150,20 +153,29 @@ def _grpo_trainer_class() -> type:
 
         @contextlib.contextmanager
         def _recording(self) -> Iterator[None]:
-            sc = self.self_certainty_reward
-            if sc is None or sc.mode != "generation" or self.use_vllm:
+            """For one rollout: the certainty recorder as logits processor (see the class doc), and
+            on a CPU each distinct prompt prefilled once, without the padding mask
+            (:mod:`shop_r1.simulator.llm.prefill`; the same tokens, G x fewer prefills)."""
+            if self.use_vllm:
                 yield
                 return
-            recorder = sc.recorder or GenerationCertaintyRecorder(form=sc.form)
-            sc.recorder = recorder
-            recorder.reset()
+            sc = self.self_certainty_reward
+            recorder = None
+            if sc is not None and sc.mode == "generation":
+                recorder = sc.recorder or GenerationCertaintyRecorder(form=sc.form)
+                sc.recorder = recorder
+                recorder.reset()
             target = self.accelerator.unwrap_model(self.model)
             original = target.generate
 
             def generate(*args: Any, **kwargs: Any) -> Any:
-                processors = LogitsProcessorList(kwargs.pop("logits_processor", None) or [])
-                processors.append(recorder)
-                return original(*args, logits_processor=processors, **kwargs)
+                if recorder is not None:
+                    processors = LogitsProcessorList(kwargs.pop("logits_processor", None) or [])
+                    processors.append(recorder)
+                    kwargs["logits_processor"] = processors
+                if not args and "input_ids" in kwargs:
+                    kwargs.update(prefilled(target, kwargs["input_ids"], kwargs.get("attention_mask")))
+                return original(*args, **kwargs)
 
             target.generate = generate  # instance attribute shadows the method for this call only
             try:

@@ -94,7 +94,9 @@ def build_sft_trainer(settings: SFTSettings) -> tuple[Any, dict[str, Any], Path]
     Split from :func:`train_sft` so tests and callers can inspect the collator's label mask.
     """
     from transformers import AutoTokenizer
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
+
+    from shop_r1.training.sft_loss import AnswerOnlySFTTrainer
 
     model_dir = resolve_base_model(settings.model)
     dataset, source = load_training_data(settings.data, "sft", settings.split)
@@ -112,7 +114,7 @@ def build_sft_trainer(settings: SFTSettings) -> tuple[Any, dict[str, Any], Path]
         packing=False,
         dataset_num_proc=None,
     )
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+    trainer = AnswerOnlySFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
     if settings.max_seconds is not None:
         trainer.add_callback(wall_clock_stop(settings.max_seconds))
     kept = len(trainer.train_dataset)

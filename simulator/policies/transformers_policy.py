@@ -27,6 +27,7 @@ from typing import Any
 
 from shop_r1.simulator.llm.loader import LoadedModel, load_for_generation
 from shop_r1.simulator.llm.models import PROVENANCE_FILE, resolve_model
+from shop_r1.simulator.llm.prefill import cache_argument, prefill_apart
 from shop_r1.simulator.llm.sampling import SamplingParams, derive_seed
 from shop_r1.simulator.policies.base import Policy, PolicyRequest, PolicyResponse, failure, response_from_text
 from shop_r1.simulator.policies.constrained import (
@@ -77,6 +78,7 @@ class TransformersPolicy(Policy):
         num_threads: int | None = None,
         show_status: bool = False,
         query_choices: bool = True,
+        prefill_apart: bool = True,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -90,6 +92,9 @@ class TransformersPolicy(Policy):
         self.token_budget = token_budget
         self.grammar_bounds = dict(grammar_bounds or {})
         self.query_choices = query_choices
+        # On a CPU, each prompt is prefilled alone (no padding mask): same tokens, ~2x faster
+        # (simulator/llm/prefill.py); False keeps the one padded prefill.
+        self.prefill_apart = prefill_apart
         if num_threads is not None and num_threads < 1:
             raise ValueError(f"num_threads must be >= 1, got {num_threads}")
         # Default: leave one core to Chromium and the shop. Torch's OpenMP threads spin-wait, so
@@ -243,6 +248,10 @@ class TransformersPolicy(Policy):
         if seed is not None:
             torch.manual_seed(seed)
         with torch.inference_mode():
+            if self.prefill_apart:
+                cache = prefill_apart(model, prompts, prompt_len)
+                if cache is not None:
+                    gen_kwargs[cache_argument(model)] = cache
             out = model.generate(**batch, logits_processor=processors, **gen_kwargs)
         latency = time.perf_counter() - t0
         new_tokens = out[:, prompt_len:].tolist()
