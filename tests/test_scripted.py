@@ -124,3 +124,52 @@ def test_a_viewed_product_is_known_by_its_title_under_other_trimmings() -> None:
     assert _same_product("Pedigree GM-7000XS4 Grain-Free Salmon … $41.99 ★★★★☆ 388", title)
     assert not _same_product("Purina PU8017 Grain-Free Salmon Dog Food $39.99", title)
     assert not _same_product("Dog Food", "Dog Food Bowl")  # too few words to tell
+
+
+@pytest.mark.parametrize(("intent", "head"), [
+    ("new computers", "computers"),
+    ("shoes for running", "shoes"),
+    ("Kitchen knife set", "set"),
+    ("gift ideas for dad", None),  # names no kind of product
+    ("i need a long lasting 6.76 fl oz bottle of l'eau d'issey, and price lower than 100.00 dollars", None),
+])
+def test_head_word_of_an_own_intent(intent: str, head: str | None) -> None:
+    from shop_r1.simulator.policies.page_signals import head_word
+
+    assert head_word(intent) == head
+
+
+def test_an_item_sharing_only_a_qualifier_with_the_intent_does_not_fit() -> None:
+    from shop_r1.simulator.policies.base import PolicyRequest
+    from shop_r1.simulator.policies.scripted import _fit
+    from shop_r1.envs.observation import Observation
+
+    policy = ScriptedPolicy(seed=0)
+    persona = sample(1, seed=3)[0].with_intent("new computers")
+    st = policy._state(PolicyRequest(session_id="s", observation=Observation(url="http://127.0.0.1/", title="", simplified_html="", elements=()),
+                                     persona=persona))
+    assert _fit(st, "New Balance 574 Sneaker $79.99") == 0.0
+    assert _fit(st, "Lenovo IdeaCentre desktop computer $499") > 0.34  # the plural's singular counts
+    assert _fit(st, "New Lenovo computer") == 1.0
+
+
+def test_a_shopper_whose_item_is_not_stocked_adds_nothing_to_cart(tmp_path):
+    """Seed 7's catalogue has New Balance shoes and no computers: the "new computers" shopper may
+    look around, but buys no sneaker as the closest thing to a computer."""
+    from shop_r1.envs.shop.server import run_in_thread
+
+    personas = [p.with_intent("new computers") for p in sample(3, seed=3)]
+    with run_in_thread(seed=7, port=0, layout="v2") as shop:
+        result, trace = _run(shop.url, tmp_path / "run", personas, steps=10)
+        carts = shop.state()["carts"]
+    assert not trace.problems and len(trace.sessions) == 3
+    assert not any(carts.get(sid) for sid in trace.sessions), carts
+    for steps in trace.sessions.values():
+        # On the first results page (sneakers, no computer) the shopper searches again or browses:
+        # it does not open a result that only shares the word "new".
+        first = next(i for i, s in enumerate(steps) if isinstance(s.action, TypeAndSubmit))
+        results = steps[first + 1]
+        page = classify(observation_from_step(results))
+        opened = results.action.name if isinstance(results.action, Click) else None
+        titles = {i.name: i.text for i in page.items}
+        assert opened not in titles or "computer" in titles[opened].lower(), (titles.get(opened), results.rationale)

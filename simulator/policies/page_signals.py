@@ -69,6 +69,29 @@ def content_words(intent: str) -> list[str]:
     return [w for w in words if w not in _STOP and w not in _GOAL_FILLER and not re.fullmatch(r"[\d.]+", w)]
 
 
+# Words that end a short need without naming a kind of product ("gift ideas", "kitchen stuff").
+_GENERIC_HEADS = set(
+    "gift gifts idea ideas stuff thing things item items product products something options deals "
+    "accessories supplies essentials".split()
+)
+_PREPOSITION = re.compile(r"\b(?:for|with|without|in|under|from|to|of|by|on|that|which)\b", re.I)
+
+
+def head_word(intent: str) -> str | None:
+    """The kind of product a shopper's own short need names: its last content word before any
+    preposition ("new computers" -> computers, "shoes for running" -> shoes), or None.
+
+    Only own intents have one (see :func:`intent_kind`): a written goal's noun phrase ("a long
+    lasting 6.76 fl oz bottle of l'eau d'issey") is not reliably headed by a word the product's
+    title repeats. A generic last word ("gift ideas") names no kind either.
+    """
+    if intent_kind(intent) != "own":
+        return None
+    words = content_words(_PREPOSITION.split(intent, maxsplit=1)[0])
+    head = words[-1] if words else None
+    return None if head is None or head in _GENERIC_HEADS or len(head) < 3 else head
+
+
 def typo(word: str, rng: random.Random) -> str:
     """One slip of the fingers: a swapped, dropped or doubled letter (never the first one)."""
     if len(word) < 4:

@@ -7,7 +7,10 @@ clicks, 10 % queries, median first query 2 words). So this shopper types a short
 the occasional typo or half-typed word), reformulates from the shop's own words when results
 are poor, browses categories when search fails, compares several products before committing,
 reads details as its persona would, and leaves with a reason grounded in the persona (over
-budget, missing size, nothing close enough).
+budget, missing size, nothing close enough). A result fits only if it names the kind of product a
+short need asks for (``page_signals.head_word``): sharing a qualifier is not enough, so "new
+computers" on a shop without computers leads to other words or a category, not to a New Balance
+sneaker as "the closest thing".
 
 It reads only what a model would read — the reduced page's element table and simplified HTML
 — and understands pages through the shared classifier (``envs.pagetype``), never one shop's
@@ -36,6 +39,7 @@ from shop_r1.simulator.policies.base import Policy, PolicyRequest, PolicyRespons
 from shop_r1.simulator.policies.page_signals import (
     PageSignals,
     content_words,
+    head_word,
     intent_kind,
     query_from_intent,
     read_signals,
@@ -81,6 +85,7 @@ class _State:
     intent: str
     kind: str  # "own" or "goal" (see page_signals.intent_kind)
     want: set[str]  # content words of the intent
+    head: str | None  # the kind of product an own intent names (page_signals.head_word)
     query: str
     budget: float | None
     patience: int  # products to look at before giving up
@@ -134,12 +139,33 @@ def _trait(persona: Any, trait: str) -> int:
     return _LEVEL.get(str(value or "medium").lower(), 1)
 
 
+def _stem(word: str) -> str:
+    if word.endswith("es") and len(word) > 4:
+        return word[:-2]
+    if word.endswith("s") and len(word) > 3:
+        return word[:-1]
+    return word
+
+
+def _has(word: str, have: set[str]) -> bool:
+    """Whether a title's words include ``word``, up to a plural or a shared 5-letter stem."""
+    stem = _stem(word)
+    return word in have or any(_stem(h) == stem or (len(word) >= 5 and h.startswith(word[:5])) for h in have)
+
+
 def _overlap(want: set[str], text: str) -> float:
     if not want:
         return 0.0
     have = tokens(text)
-    hits = sum(1 for w in want if w in have or any(h.startswith(w[:5]) for h in have if len(w) >= 5))
-    return hits / len(want)
+    return sum(1 for w in want if _has(w, have)) / len(want)
+
+
+def _fit(st: _State, text: str) -> float:
+    """How well an item's text fits the intent: 0 when it lacks the kind of product asked for.
+    Sharing only a qualifier is no fit: "new computers" is not met by a New Balance sneaker."""
+    if st.head is not None and not _has(st.head, tokens(text)):
+        return 0.0
+    return _overlap(st.want, text)
 
 
 def _title_words(text: str) -> list[str]:
@@ -208,6 +234,7 @@ class ScriptedPolicy(Policy):
             intent=intent,
             kind=intent_kind(intent),
             want=set(content_words(intent)) or tokens(intent),
+            head=head_word(intent),
             query=query_from_intent(intent, rng, typo_rate=typo_rate, partial_rate=typo_rate),
             budget=_budget_from(intent, req.persona, price_sensitive),
             patience=3 + conscientious + rng.randint(0, 2),
@@ -311,7 +338,7 @@ class ScriptedPolicy(Policy):
         for item in items:
             if item.text in st.seen_items or any(_same_product(item.text, t) for t in st.viewed):
                 continue
-            fit = _overlap(st.want, item.text)
+            fit = _fit(st, item.text)
             if st.budget is not None and item.price is not None:
                 fit += 0.15 if item.price <= st.budget else -0.4
             scored.append((fit + st.rng.random() * 0.2, item))
@@ -349,7 +376,7 @@ class ScriptedPolicy(Policy):
     def _on_listing(self, st: _State, obs: Observation, page: PageClass, sig: PageSignals) -> Decision:
         items = list(page.items)
         fresh = [i for i in items if i.text not in st.seen_items]
-        best = max((_overlap(st.want, i.text) for i in fresh), default=0.0)
+        best = max((_fit(st, i.text) for i in fresh), default=0.0)
         if len(st.viewed) >= st.patience:
             return self._give_up(st)
         if not items or (best == 0 and st.searched and not st.browsed):
@@ -407,7 +434,7 @@ class ScriptedPolicy(Policy):
                 "Let me read the details and reviews first.",
             ]))
         st.read_on.add(title)
-        relevance = _overlap(st.want, title)
+        relevance = _fit(st, title)
         over_budget = st.budget is not None and price is not None and price > st.budget
         missing_size = self._missing_size(st, sig)
         fits = not over_budget and not missing_size and relevance >= 0.34
