@@ -194,8 +194,8 @@ async def test_prefilling_prompts_apart_writes_the_same_tokens(tiny: str, shop_p
 
     loaded = policy.loaded
     prompts = [[5, 6, 7, 8, 9], [5, 6, 7]]
-    cache = prefill_apart(loaded.model, prompts, padded_length=5)
-    assert cache is not None and cache.get_seq_length() == 4  # the last column is left to generate
+    (cache,) = prefill_apart(loaded.model, prompts, padded_length=5).values()
+    assert cache.get_seq_length() == 4  # the last column is left to generate
     assert cache.layers[0].keys.shape[0] == 2 and not cache.layers[0].keys[1, :, :2].any()  # left padding
 
 

@@ -152,7 +152,7 @@ def _grpo_trainer_class() -> type:
         self_certainty_reward: SelfCertaintyReward | None = None
 
         @contextlib.contextmanager
-        def _recording(self) -> Iterator[None]:
+        def _rollout_hooks(self) -> Iterator[None]:
             """For one rollout: the certainty recorder as logits processor (see the class doc), and
             on a CPU each distinct prompt prefilled once, without the padding mask
             (:mod:`shop_r1.simulator.llm.prefill`; the same tokens, G x fewer prefills)."""
@@ -184,7 +184,7 @@ def _grpo_trainer_class() -> type:
                 del target.generate
 
         def _generate_single_turn(self, *args: Any, **kwargs: Any) -> Any:
-            with self._recording():
+            with self._rollout_hooks():
                 return super()._generate_single_turn(*args, **kwargs)
 
         def _calculate_rewards(self, *args: Any, **kwargs: Any) -> Any:

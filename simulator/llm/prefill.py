@@ -30,8 +30,9 @@ def cache_argument(model: Any) -> str:
     return "cache" if "cache" in params else "past_key_values"
 
 
-def prefill_apart(model: Any, prompts: Sequence[Sequence[int]], padded_length: int) -> Any | None:
-    """A left-padded cache of ``prompts`` minus their last token, or None where it cannot be built.
+def prefill_apart(model: Any, prompts: Sequence[Sequence[int]], padded_length: int) -> dict[str, Any]:
+    """``generate`` keyword arguments holding a left-padded cache of ``prompts`` minus their last
+    token, under the model's cache keyword; ``{}`` where it cannot be built (the padded prefill runs).
 
     ``padded_length`` is the batch's padded prompt length; the cache covers ``padded_length - 1``
     positions, so ``generate`` on the padded batch runs only the last column. A prompt repeated in
@@ -41,7 +42,7 @@ def prefill_apart(model: Any, prompts: Sequence[Sequence[int]], padded_length: i
     from transformers import DynamicCache
 
     if model.device.type != "cpu" or len(prompts) < 2 or min(len(p) for p in prompts) < 2:
-        return None
+        return {}
     key = cache_argument(model)
     caches: dict[tuple[int, ...], Any] = {}
     for ids in prompts:
@@ -54,7 +55,7 @@ def prefill_apart(model: Any, prompts: Sequence[Sequence[int]], padded_length: i
         layers = getattr(cache, "layers", None)
         if not layers or any(getattr(layer, "keys", None) is None for layer in layers):
             log.debug("%s: cache without per-layer keys/values; padded prefill", type(model).__name__)
-            return None
+            return {}
         caches[head] = cache
     rows = [caches[tuple(ids[:-1])] for ids in prompts]
     stitched = DynamicCache(config=model.config)
@@ -64,15 +65,15 @@ def prefill_apart(model: Any, prompts: Sequence[Sequence[int]], padded_length: i
         for cache in rows:
             k, v = cache.layers[index].keys, cache.layers[index].values
             if k.dim() != 4 or k.shape[0] != 1 or k.shape[2] > pad_to:
-                return None
+                return {}
             keys.append(torch.nn.functional.pad(k, (0, 0, pad_to - k.shape[2], 0)))
             values.append(torch.nn.functional.pad(v, (0, 0, pad_to - v.shape[2], 0)))
         stitched.update(torch.cat(keys), torch.cat(values), index)
-    return stitched
+    return {key: stitched}
 
 
 def prefilled(model: Any, input_ids: Any, attention_mask: Any) -> dict[str, Any]:
-    """``generate`` keyword arguments with the cache of a left-padded batch prefilled apart ({} if none).
+    """:func:`prefill_apart` for a left-padded batch given as tensors ({} for any other padding).
 
     For callers that hold the padded tensors rather than the token lists (TRL's GRPO rollouts).
     """
@@ -82,9 +83,7 @@ def prefilled(model: Any, input_ids: Any, attention_mask: Any) -> dict[str, Any]
     # Left padding only: every row's real tokens must be one block ending at the last column.
     if not bool(mask[:, -1].all()) or bool((mask[:, 1:].int() - mask[:, :-1].int() < 0).any()):
         return {}
-    prompts = [row[m].tolist() for row, m in zip(input_ids, mask)]
-    cache = prefill_apart(model, prompts, input_ids.shape[1])
-    return {} if cache is None else {cache_argument(model): cache}
+    return prefill_apart(model, [row[m].tolist() for row, m in zip(input_ids, mask)], input_ids.shape[1])
 
 
 __all__ = ["cache_argument", "prefill_apart", "prefilled"]

@@ -27,7 +27,7 @@ from typing import Any
 
 from shop_r1.simulator.llm.loader import LoadedModel, load_for_generation
 from shop_r1.simulator.llm.models import PROVENANCE_FILE, resolve_model
-from shop_r1.simulator.llm.prefill import cache_argument, prefill_apart
+from shop_r1.simulator.llm.prefill import prefill_apart
 from shop_r1.simulator.llm.sampling import SamplingParams, derive_seed
 from shop_r1.simulator.policies.base import Policy, PolicyRequest, PolicyResponse, failure, response_from_text
 from shop_r1.simulator.policies.constrained import (
@@ -249,9 +249,7 @@ class TransformersPolicy(Policy):
             torch.manual_seed(seed)
         with torch.inference_mode():
             if self.prefill_apart:
-                cache = prefill_apart(model, prompts, prompt_len)
-                if cache is not None:
-                    gen_kwargs[cache_argument(model)] = cache
+                gen_kwargs.update(prefill_apart(model, prompts, prompt_len))
             out = model.generate(**batch, logits_processor=processors, **gen_kwargs)
         latency = time.perf_counter() - t0
         new_tokens = out[:, prompt_len:].tolist()
