@@ -422,3 +422,58 @@ def test_no_completion_budget_given_means_one_that_holds_every_reference(rl_parq
     longest = max(len(tok(format_answer(r["rationale"], json.loads(r["label"])), add_special_tokens=False)["input_ids"])
                   for r in rows if r["rationale"])
     assert budget["max"] >= longest
+
+
+def test_shared_prompt_forward_equals_trls_padded_one(rl_rows, rl_parquet: Path, tmp_path: Path):
+    """Each prompt run once for its group is a speed-up, not a new objective: TRL's log-probs,
+    entropies and gradients on a shuffled micro-batch of two prompts of different lengths with
+    right-padded completions, for the policy and the (no-grad) reference model."""
+    import torch
+    from trl import GRPOTrainer
+
+    from shop_r1.training.config import GRPOSettings
+    from shop_r1.training.grpo import build_grpo_trainer
+    from shop_r1.training.shared_prompt import shared_prompt_logps
+
+    settings = GRPOSettings(model="tiny", data=str(rl_parquet), out=str(tmp_path / "x"), max_steps=1, beta=0.04,
+                            num_generations=3, per_device_batch_size=6, global_batch_size=2,
+                            max_completion_length=16, temperature=0.7, device="cpu", allow_truncation=True)
+    trainer, _, _ = build_grpo_trainer(settings)
+    tok = trainer.processing_class
+    prompts = [tok.apply_chat_template(rl_rows[i]["prompt"], add_generation_prompt=True, tokenize=True,
+                                       return_dict=True)["input_ids"] for i in (0, 1)]
+    prompts[1] = prompts[1][: len(prompts[0]) - 37]  # different lengths: the shorter one is left-padded
+    pad, width = tok.pad_token_id, max(map(len, prompts))
+    g = torch.Generator().manual_seed(0)
+    rows, lengths = [0, 1, 0, 1, 1, 0], [16, 9, 12, 16, 3, 7]  # shuffled groups, completions of any length
+    prompt_ids = torch.tensor([[pad] * (width - len(prompts[p])) + prompts[p] for p in rows])
+    prompt_mask = torch.tensor([[0] * (width - len(prompts[p])) + [1] * len(prompts[p]) for p in rows])
+    completion_ids = torch.randint(0, len(tok), (len(rows), 16), generator=g)
+    completion_mask = (torch.arange(16)[None, :] < torch.tensor(lengths)[:, None]).long()
+    completion_ids = completion_ids.masked_fill(completion_mask == 0, pad)
+    input_ids, mask = torch.cat([prompt_ids, completion_ids], 1), torch.cat([prompt_mask, completion_mask], 1)
+
+    model = trainer.model
+    model.train()
+    results = {}
+    for name, fn in (("shared", trainer._get_per_token_logps_and_entropies),
+                     ("trl", lambda *a, **k: GRPOTrainer._get_per_token_logps_and_entropies(trainer, *a, **k))):
+        model.zero_grad()
+        logps, entropy, _ = fn(model, input_ids, mask, 16, compute_entropy=True)
+        loss = (logps * completion_mask).sum() / completion_mask.sum() + 0.1 * (entropy * completion_mask).sum()
+        loss.backward()
+        with torch.no_grad():
+            ref, _, _ = fn(trainer.ref_model, input_ids, mask, 16)
+        results[name] = (logps.detach(), entropy.detach(), ref,
+                         {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert shared_prompt_logps(model, input_ids, mask, 16) is not None  # the shared path is the one compared
+    (lp, ent, ref, grads), (lp_t, ent_t, ref_t, grads_t) = results["shared"], results["trl"]
+    assert lp.shape == lp_t.shape == (6, 16)
+    live = completion_mask.bool()
+    torch.testing.assert_close(lp[live], lp_t[live], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(ent[live], ent_t[live], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(ref[live], ref_t[live], rtol=1e-4, atol=1e-5)
+    assert not lp[~live].any()  # padding scores 0, as TRL's fused head leaves it
+    assert grads.keys() == grads_t.keys() and grads
+    for n in grads:
+        torch.testing.assert_close(grads[n], grads_t[n], rtol=1e-3, atol=1e-6, msg=n)

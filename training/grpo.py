@@ -20,10 +20,12 @@ advantages. How that maps onto TRL's ``GRPOTrainer``:
 * Ablations: ``--no-format-reward`` (format term 0), ``--alpha 0``, ``--reward binary``.
 * The format rule (``--lenient``) is the evaluation's too: one ``RewardConfig.strict_format``.
 
-The trainer subclass exists for two reasons: to let the self-certainty reward read the
+The trainer subclass exists for three reasons: to let the self-certainty reward read the
 distributions the policy sampled from during generation instead of running the policy again
-(see :mod:`shop_r1.training.self_certainty` for the two modes and their measured costs), and to
-log the advantage shares from TRL's reward table.
+(see :mod:`shop_r1.training.self_certainty` for the two modes and their measured costs), to
+log the advantage shares from TRL's reward table, and to run each prompt once per group, not G
+times, in rollouts and in the loss (:mod:`shop_r1.simulator.llm.prefill`,
+:mod:`shop_r1.training.shared_prompt`; the same tokens and gradients, tests say so).
 """
 
 from __future__ import annotations
@@ -138,6 +140,7 @@ def _grpo_trainer_class() -> type:
     from trl import GRPOTrainer
 
     from shop_r1.simulator.llm.prefill import prefilled
+    from shop_r1.training.shared_prompt import shared_prompt_logps
 
     class ShopR1GRPOTrainer(GRPOTrainer):
         """``GRPOTrainer`` that lends its generation's logits to the self-certainty reward and, on a
@@ -186,6 +189,21 @@ def _grpo_trainer_class() -> type:
         def _generate_single_turn(self, *args: Any, **kwargs: Any) -> Any:
             with self._rollout_hooks():
                 return super()._generate_single_turn(*args, **kwargs)
+
+        def _get_per_token_logps_and_entropies(self, model: Any, input_ids: Any, attention_mask: Any,
+                                               logits_to_keep: int, batch_size: int | None = None,
+                                               compute_entropy: bool = False, compute_aux_loss: bool = False,
+                                               **extra: Any) -> Any:
+            """TRL's, with each prompt of the micro-batch run once for all its completions
+            (:mod:`shop_r1.training.shared_prompt`) where the batch is plain text."""
+            if not compute_aux_loss and all(v is None for v in extra.values()):
+                with self.accelerator.autocast():
+                    shared = shared_prompt_logps(model, input_ids, attention_mask, logits_to_keep, compute_entropy)
+                if shared is not None:
+                    return shared[0], shared[1], None
+            return super()._get_per_token_logps_and_entropies(
+                model, input_ids, attention_mask, logits_to_keep, batch_size=batch_size,
+                compute_entropy=compute_entropy, compute_aux_loss=compute_aux_loss, **extra)
 
         def _calculate_rewards(self, *args: Any, **kwargs: Any) -> Any:
             """TRL's reward table, plus each term's share of this batch's group advantage: logged

@@ -213,8 +213,12 @@ def run_grpo(model_dir: Path, data_dir: Path, out_dir: Path, *, steps: int, lr: 
     from shop_r1.training.grpo import train_grpo  # optional heavy dependency: torch/TRL
 
     g = num_generations
+    # The whole step in one pass: every prompt's group then sits in one micro-batch, so the loss
+    # forward runs each prompt once (training/shared_prompt.py), not once per micro-batch it was
+    # shuffled into. With TRL's "grpo" loss (a mean over sequences) the gradient is the same.
     settings = GRPOSettings(model=str(model_dir), data=str(data_dir), out=str(out_dir), max_steps=steps, lr=lr,
-                            num_generations=g, per_device_batch_size=g, global_batch_size=prompts_per_step,
+                            num_generations=g, per_device_batch_size=g * prompts_per_step,
+                            global_batch_size=prompts_per_step,
                             max_completion_length=max_completion_length, reward=reward, alpha=alpha, beta=beta,
                             seed=seed, device=device, logging_steps=1)
     with contextlib.redirect_stdout(sys.stderr):
