@@ -173,3 +173,8 @@ def test_a_shopper_whose_item_is_not_stocked_adds_nothing_to_cart(tmp_path):
         opened = results.action.name if isinstance(results.action, Click) else None
         titles = {i.name: i.text for i in page.items}
         assert opened not in titles or "computer" in titles[opened].lower(), (titles.get(opened), results.rationale)
+        # Searching again, it broadens to the kind of product it wants, not the same words reordered.
+        queries = [s.action.text for s in steps if isinstance(s.action, TypeAndSubmit)]
+        assert all(q.split() != ["computers", "new"] for q in queries), queries
+        if len(queries) > 1:
+            assert queries[1] == "computers", queries

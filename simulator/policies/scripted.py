@@ -314,11 +314,14 @@ class ScriptedPolicy(Policy):
         return self._click(cat, f"{why} I'll browse {cat.text.strip()} instead.")
 
     def _reformulate(self, st: _State, sig: PageSignals) -> Decision | None:
-        """A new query from the shop's own words, else a shorter one; never the same twice."""
+        """A broader query: the kind of product alone where the shop's links use that word ("new
+        computers" -> "computers"; a cut-off "kni" is no such word), then the shop's own words in
+        the need's order, then a shorter one; never the same twice."""
         if sig.search_input is None or st.searched >= 3:
             return None
-        shop_words = [w for w in sorted(st.want) if w in st.vocabulary]
-        candidates = []
+        in_order = list(dict.fromkeys(content_words(st.intent)))
+        shop_words = [w for w in in_order if w in st.vocabulary]
+        candidates = [st.head] if st.head and _has(st.head, set(st.vocabulary)) else []
         if shop_words:
             candidates.append(" ".join(shop_words[:2]))
         words = [w for w in content_words(st.intent) if len(w) > 2]
