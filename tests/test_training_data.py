@@ -233,6 +233,25 @@ def test_build_is_deterministic_under_the_seed(run_dir, tmp_path):
     assert len(plans) > 1  # the seed does change the plan
 
 
+def test_rows_do_not_depend_on_the_order_sessions_were_recorded_in(run_dir, tmp_path):
+    """Concurrent shoppers finish in a different order each run; the same steps must give the
+    same datasets, row for row (the order is where SFT's seeded shuffle starts)."""
+    trace = read_trace(run_dir)
+    reordered = tmp_path / "reordered"
+    personas = json.loads((run_dir / "run.json").read_text())["personas"]
+    with TraceWriter(reordered, run_id=trace.run_ids[0], personas=personas) as w:
+        for sid in reversed(list(trace.sessions)):
+            for s in trace.sessions[sid]:
+                w.write_step(s.to_json())
+    assert list(read_trace(reordered).sessions) != list(trace.sessions)
+    a, b = tmp_path / "a", tmp_path / "b"
+    build_dataset_dir([run_dir], a, seed=7, val=0.25, test=0.25)
+    build_dataset_dir([reordered], b, seed=7, val=0.25, test=0.25)
+    for kind in ("sft", "rl"):
+        for name in ("train", "validation", "test"):
+            assert _parquet_rows(a / kind / f"{name}.parquet") == _parquet_rows(b / kind / f"{name}.parquet")
+
+
 def test_split_by_persona_keeps_each_persona_in_one_split(run_dir, tmp_path):
     # Two shoppers share each persona id (same real steps, persona ids re-mapped).
     trace = read_trace(run_dir)

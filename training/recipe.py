@@ -100,11 +100,15 @@ def stage(name: str, seconds: dict[str, float]) -> Iterator[None]:
 
 
 def simulate_scripted(out: Path, *, shoppers: int, max_steps: int, seed: int, shop_seed: int = 0,
-                      layout: str = "v1", run_id: str = "recipe") -> Path:
-    """Scripted shoppers with sampled personas on the bundled shop, in real Chromium."""
+                      layout: str = "v1", run_id: str = "recipe", port: int = 0) -> Path:
+    """Scripted shoppers with sampled personas on the bundled shop, in real Chromium.
+
+    ``port`` 0 takes a free one; the URL is in every prompt, so a fixed port is what makes two
+    runs' datasets the same bytes. A taken port raises ``OSError`` before anything is recorded.
+    """
     run_dir = out / "trace-scripted"
     personas = sample(shoppers, seed=seed, catalog_terms=list(CATALOG_TERMS))
-    with run_in_thread(seed=shop_seed, port=0, layout=layout) as shop:
+    with run_in_thread(seed=shop_seed, port=port, layout=layout) as shop:
         cfg = RunConfig(shop_url=shop.url, shoppers=shoppers, concurrency=min(8, shoppers), max_steps=max_steps,
                         seed=seed, out_dir=run_dir, max_batch=8)
         result = asyncio.run(Runner(cfg, ScriptedPolicy(seed=seed), personas, run_id=f"{run_id}-s{seed}").run())
