@@ -99,7 +99,12 @@ def test_sft_is_chosen_on_validation_and_every_arm_starts_from_it(run):
     assert shop["reward_functions"][:4] == ["format", "type", "attribute", "value"]
     same = {k for k in binary["settings"] if binary["settings"][k] == shop["settings"][k]}
     assert set(binary["settings"]) - same <= {"reward", "alpha", "out"}  # arms differ only in the reward
+    # The control's learning-rate schedule runs to its end (decays to 0 like every SFT round's)
+    # instead of being cut at full rate by a wall-clock stop.
+    control = json.loads((out / "seed0" / "sft-continued" / "shop-r1-train.json").read_text())
     assert facts["SFT-continued"]["steps"] >= 1
+    assert control["settings"]["max_steps"] == control["metrics"]["global_step"] == facts["SFT-continued"]["steps"]
+    assert control["settings"]["max_seconds"] is None
 
 
 def test_table_is_printed_for_a_person(run):
