@@ -136,8 +136,10 @@ class BenchConfig:
 
 #: Per-model defaults. ``tiny`` is the dataclass defaults (the designed run: ~40 min on 2 idle
 #: cores); ``--fast`` lays :data:`FAST` over any preset.
-#: ``default``: SmolLM2-135M-Instruct sized for <= 60 min on 2 cores: fewer, shorter sessions
-#: and GRPO steps (one GRPO step of 2 prompts x 4 completions costs ~15-20 s there).
+#: ``default``: SmolLM2-135M-Instruct, the real path, meant for a GPU. Measured on 2 idle CPU
+#: cores (2026-12-03, ~2.5k-token prompts): an SFT step takes 12 s and a GRPO step of 2 prompts
+#: x 4 completions takes 96 s (sampling 128-token answers), so this preset needs ~7 h there,
+#: not 60 min (docs/reproduction.md, "The real path on 2 cores").
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {},
     # ``small`` (4 layers x 256, 4,096-symbol BPE): the smallest shape measured to learn the answer
