@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -383,13 +384,13 @@ def run_benchmark(cfg: BenchConfig, out: Path, console: Console) -> dict[str, An
     }
     console.print("[cyan]▶ simulate scripted shoppers[/]")
     with R.stage("simulate", timer):
+        simulate = functools.partial(R.simulate_scripted, out, shoppers=cfg.shoppers, max_steps=cfg.max_steps,
+                                     seed=cfg.data_seed, run_id="paper-table")
         try:
-            scripted = R.simulate_scripted(out, shoppers=cfg.shoppers, max_steps=cfg.max_steps, seed=cfg.data_seed,
-                                           run_id="paper-table", port=cfg.shop_port)
+            scripted = simulate(port=cfg.shop_port)
         except OSError as exc:  # the port is taken: the run goes on, its prompts differ from another run's
             log.warning("%s; serving the shop on a free port instead", exc)
-            scripted = R.simulate_scripted(out, shoppers=cfg.shoppers, max_steps=cfg.max_steps, seed=cfg.data_seed,
-                                           run_id="paper-table", port=0)
+            scripted = simulate(port=0)
     with R.stage("template rationales", timer):
         trace, _ = R.template_rationales(scripted, out, seed=cfg.data_seed)
     split = {"seed": cfg.data_seed, "val": cfg.val_fraction, "test": cfg.test_fraction}
