@@ -5,8 +5,9 @@ two real bundled shops, scripted shoppers."""
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
+
+from fixtures.pair_order_log import LoggedOrder
 
 from shop_r1.envs.shop.server import run_in_thread
 from shop_r1.personas.sampler import sample
@@ -24,38 +25,14 @@ def test_draw_is_balanced_and_repeatable() -> None:
 
 def test_the_drawn_arm_opens_first_and_the_other_waits(tmp_path: Path) -> None:
     pairs = 6
-    order = PairOrder(["a", "b"], pairs, seed=7)
-    assert set(order.first) == {"a", "b"}  # both orders occur at this seed
-    events: list[tuple[str, str, int, float]] = []
-
-    def logged(label: str):
-        inner = order.gate(label)
-
-        class Gate:
-            async def before(self, index: int) -> None:
-                await inner.before(index)
-                events.append(("start", label, index, time.monotonic()))
-
-            def opened(self, index: int) -> None:
-                events.append(("opened", label, index, time.monotonic()))
-                inner.opened(index)
-
-        return Gate()
-
-    class Logged:  # the real order's gates, with each start and first page logged
-        def gate(self, label: str):
-            return logged(label)
-
+    order = LoggedOrder(PairOrder(["a", "b"], pairs, seed=7))
+    assert set(order.order.first) == {"a", "b"}  # both orders occur at this seed
     people = sample(pairs, seed=7)
     with run_in_thread(seed=0, port=0) as shop_a, run_in_thread(seed=0, port=0, variant="recolor") as shop_b:
         configs = {k: RunConfig(shop_url=url, shoppers=pairs, concurrency=2, max_steps=3, seed=7, out_dir=tmp_path / k)
                    for k, url in (("a", shop_a.url), ("b", shop_b.url))}
         asyncio.run(run_arms(configs, ScriptedPolicy(seed=7), {"a": people, "b": people},
-                             {"a": "o-a", "b": "o-b"}, order=Logged()))  # type: ignore[arg-type]
-    for i, first in enumerate(order.first):
-        second = "b" if first == "a" else "a"
-        opened_first = min(t for kind, k, j, t in events if kind == "opened" and k == first and j == i)
-        started_second = next(t for kind, k, j, t in events if kind == "start" and k == second and j == i)
-        assert started_second >= opened_first, (i, first)
+                             {"a": "o-a", "b": "o-b"}, order=order))  # type: ignore[arg-type]
+    assert order.violations() == []
     for k in ("a", "b"):
         assert len(read_trace(tmp_path / k).session_ids) == pairs

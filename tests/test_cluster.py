@@ -19,12 +19,17 @@ import sys
 import threading
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 import psutil
 import pytest
 
+from fixtures.pair_order_log import LoggedOrder
+
+from shop_r1.envs.shop.server import run_in_thread
 from shop_r1.personas.sampler import sample
+from shop_r1.simulator.ab.run import PairOrder, run_arms_on_ray
 from shop_r1.simulator.cluster import run_on_ray
 from shop_r1.simulator.policies.factory import PolicySpec
 from shop_r1.simulator.runner import RunConfig
@@ -181,12 +186,40 @@ def test_ab_runs_both_arms_on_ray_local(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads((out / "ab.json").read_text())
     assert data["shoppers"] == 3 and len(data["pairs"]) == 3
+    assert any(n.startswith("order randomised per pair") for n in data["notes"]), data["notes"]
     for arm in ("a", "b"):
         run = json.loads((out / arm / "run.json").read_text())
         cluster = run["summary"]["cluster"]
         assert cluster["actors"] == 1 and sum(cluster["sessions_per_node"].values()) == 3
         ends = _ends(out / arm)
         assert len(ends) == 3 and set(ends.values()) == {1}
+
+
+def test_ab_pairs_open_in_their_drawn_order_on_ray(tmp_path: Path) -> None:
+    """On Ray too, the arm drawn for a pair opens its first page before the other session starts:
+    the host streams "page open" to the driver, which holds the pair's other session until then."""
+    pairs = 6
+    order = LoggedOrder(PairOrder(["a", "b"], pairs, seed=7))
+    assert set(order.order.first) == {"a", "b"}
+    people = sample(pairs, seed=7)
+    with run_in_thread(seed=0, port=0) as shop_a, run_in_thread(seed=0, port=0, variant="recolor") as shop_b:
+        configs = {k: _config(url, tmp_path / k, pairs, 3) for k, url in (("a", shop_a.url), ("b", shop_b.url))}
+        results = asyncio.run(run_arms_on_ray(
+            configs, PolicySpec(name="scripted", seed=7), {"a": people, "b": people}, {"a": "o-a", "b": "o-b"},
+            address="local", bundled=True, host_capacity=2 * pairs, node_ip=HEAD_IP, order=order))  # type: ignore[arg-type]
+    assert order.violations() == []
+    for k in ("a", "b"):
+        assert len(results[k].sessions) == pairs
+        ends = _ends(tmp_path / k)
+        assert len(ends) == pairs and set(ends.values()) == {1}
+    # "page open" is streamed while the session runs: the pair's other session starts before
+    # the first one's last step, not after it ended (each arm has a slot for every session, so
+    # only the gate can hold one back).
+    last = {(k, s.session_id): datetime.fromisoformat(s.ts).timestamp()
+            for k in ("a", "b") for s in read_trace(tmp_path / k / "trace.jsonl").steps}
+    for i, first in enumerate(order.order.first):
+        second = "b" if first == "a" else "a"
+        assert order.started(second, i) < last[(first, f"o-{first}-{i:04d}")], (i, first)
 
 
 def test_bundled_builds_need_a_cluster_on_this_machine() -> None:

@@ -98,17 +98,15 @@ def run_experiment(exp: Experiment, spec: PolicySpec) -> ABResult:
                    for k in ("a", "b")}
 
         run_ids = {k: f"{run_id}-{k}" for k in ("a", "b")}
-        # Paired: which session of each pair opens its page first, drawn per pair (Ray runs hand
-        # pairs out as host slots free up, unordered).
-        order = PairOrder(["a", "b"], len(personas["a"]), exp.seed) \
-            if exp.design == "paired" and not exp.ray else None
+        # Paired: which session of each pair opens its page first, drawn per pair (locally and on Ray).
+        order = PairOrder(["a", "b"], len(personas["a"]), exp.seed) if exp.design == "paired" else None
 
         async def main() -> float:
             t0 = time.perf_counter()
             if exp.ray:
                 await run_arms_on_ray(configs, spec, personas, run_ids, address=exp.ray,
                                       bundled=exp.a.variant is not None or exp.b.variant is not None,
-                                      host_capacity=exp.host_capacity)
+                                      host_capacity=exp.host_capacity, order=order)
             else:
                 async with open_policy(spec) as policy:
                     await run_arms(configs, policy, personas, run_ids, order=order)

@@ -89,8 +89,10 @@ async def run_arms(configs: Mapping[str, RunConfig], policy: Policy, personas: M
 
 async def run_arms_on_ray(configs: Mapping[str, RunConfig], spec: PolicySpec, personas: Mapping[str, Sequence[Any]],
                           run_ids: Mapping[str, str], *, address: str, bundled: bool = False,
-                          host_capacity: int | None = None, node_ip: str | None = None) -> dict[str, RunResult]:
-    """Every arm at once on the cluster at ``address`` (label -> result).
+                          host_capacity: int | None = None, node_ip: str | None = None,
+                          order: PairOrder | None = None) -> dict[str, RunResult]:
+    """Every arm at once on the cluster at ``address`` (label -> result); with ``order``, the
+    sessions of a pair start in its order, as in :func:`run_arms`.
 
     ``bundled``: some arm is a bundled shop, served on this machine's loopback, which only nodes
     on this machine can reach.
@@ -105,6 +107,7 @@ async def run_arms_on_ray(configs: Mapping[str, RunConfig], spec: PolicySpec, pe
         share = 1 / len(labels)
         cap = None if host_capacity is None else max(1, int(host_capacity * share))
         results = await asyncio.gather(*(run_on_cluster(cluster, configs[k], spec, personas[k], run_id=run_ids[k],
-                                                        host_capacity_override=cap, capacity_share=share)
+                                                        host_capacity_override=cap, capacity_share=share,
+                                                        gate=order.gate(k) if order is not None else None)
                                          for k in labels))
     return dict(zip(labels, results))

@@ -28,6 +28,7 @@ from shop_r1.simulator.runner import (
     RunObserver,
     RunResult,
     SessionEnd,
+    SessionGate,
     new_run_id,
     persona_id,
     persona_json,
@@ -130,11 +131,13 @@ async def run_on_ray(config: RunConfig, spec: PolicySpec, personas: Sequence[Any
 async def run_on_cluster(cluster: Cluster, config: RunConfig, spec: PolicySpec, personas: Sequence[Any], *,
                          observer: RunObserver | None = None, host_capacity_override: int | None = None,
                          retry_lost: bool = False, capacity_share: float = 1.0,
-                         run_id: str | None = None) -> RunResult:
+                         run_id: str | None = None, gate: SessionGate | None = None) -> RunResult:
     """One run on an open cluster: a browser host per node, sessions handed out, one trace.
 
     ``capacity_share`` is the part of each node this run may fill: runs sharing the cluster at
     once (the two arms of an A/B test) split every node instead of each taking all of it.
+    ``gate``: when each session may start, told when its first page is open (an A/B test
+    orders the two sessions of a pair, as a local run does).
     """
     if not 0 < capacity_share <= 1:
         raise ValueError(f"capacity_share must be in (0, 1], got {capacity_share}")
@@ -164,7 +167,7 @@ async def run_on_cluster(cluster: Cluster, config: RunConfig, spec: PolicySpec, 
                          "cpus": n.get("Resources", {}).get("CPU", 0)} for n in cluster.nodes]
         log.info("ray: %d host(s) on %d node(s), capacity %s", len(hosts), len(cluster.nodes),
                  ", ".join(f"{i.node_ip}:{i.capacity}" for _, i in hosts))
-        return await _drive(ray, config, spec, personas, hosts, run_id, observer, report, retry_lost)
+        return await _drive(ray, config, spec, personas, hosts, run_id, observer, report, retry_lost, gate)
     finally:
         for actor, _ in hosts:
             try:
@@ -176,7 +179,7 @@ async def run_on_cluster(cluster: Cluster, config: RunConfig, spec: PolicySpec, 
 
 async def _drive(ray: Any, config: RunConfig, spec: PolicySpec, personas: list[Any],
                  hosts: list[tuple[Any, HostInfo]], run_id: str, observer: RunObserver,
-                 report: ClusterReport, retry_lost: bool) -> RunResult:
+                 report: ClusterReport, retry_lost: bool, gate: SessionGate | None = None) -> RunResult:
     from ray.exceptions import RayActorError  # optional dependency
 
     t0 = time.perf_counter()
@@ -212,6 +215,9 @@ async def _drive(ray: Any, config: RunConfig, spec: PolicySpec, personas: list[A
                         writer.write_event(record)
                     elif kind == "screenshot":
                         writer.write_screenshot(*record)
+                    elif kind == "opened":
+                        if gate is not None:
+                            gate.opened(index)
                     else:
                         ended = True
                         in_flight.discard(session_id)
@@ -241,10 +247,18 @@ async def _drive(ray: Any, config: RunConfig, spec: PolicySpec, personas: list[A
                 result.sessions.append(end)
                 observer.on_session_end(end)
                 raise
+            finally:
+                if gate is not None:  # a session that never opened its page frees its pair too
+                    gate.opened(index)
 
         async def slot(actor: Any, info: HostInfo) -> None:
             while pending and info.node_id not in dead:
                 index, persona, retried = pending.popleft()
+                if gate is not None:
+                    # Waits holding this host slot (for as long as the pair's other session takes
+                    # to open its first page, in the other arm's own slots): sessions are taken in
+                    # index order in both arms, so the wait always ends.
+                    await gate.before(index)
                 try:
                     await one(actor, info, index, persona, retried)
                 except RayActorError:
@@ -263,6 +277,8 @@ async def _drive(ray: Any, config: RunConfig, spec: PolicySpec, personas: list[A
                 end = SessionEnd(session_id, persona_id(persona), 0, "host_lost", reason)
                 result.sessions.append(end)
                 observer.on_session_end(end)
+                if gate is not None:
+                    gate.opened(index)
         except asyncio.CancelledError:
             result.interrupted = True
             for w in workers:

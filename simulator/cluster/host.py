@@ -39,8 +39,9 @@ class HostInfo:
 class SessionRecords:
     """The runner's writer interface for one session: records kept in order for the stream.
 
-    At most ``max_steps + 1`` records per session, so the list is bounded; the stream itself is
-    bounded by Ray's generator back-pressure (:data:`QUEUE_RECORDS` unconsumed records).
+    A few records per step (step, screenshot) and per session (opened, events), so the list is
+    bounded; the stream itself is bounded by Ray's generator back-pressure (:data:`QUEUE_RECORDS`
+    unconsumed records).
     """
 
     def __init__(self) -> None:
@@ -57,11 +58,31 @@ class SessionRecords:
         self.changed.set()
         return record
 
+    def write_opened(self) -> None:
+        """The session's first page is open: the driver lets the other session of an A/B pair start."""
+        self.records.append(("opened", None))
+        self.changed.set()
+
     def write_screenshot(self, session_id: str, step: int, data: bytes) -> str:
         """Streamed to the driver, which stores it where this returns (the same name)."""
         self.records.append(("screenshot", (session_id, step, data)))
         self.changed.set()
         return screenshot_path(session_id, step)
+
+
+class _OpenedToStream:
+    """The host runner's gate: it never holds a session back (the driver does that, where both
+    arms of an A/B test are seen); it only streams "first page open" to the driver."""
+
+    def __init__(self, sessions: dict[int, SessionRecords]) -> None:
+        self.sessions = sessions
+
+    async def before(self, index: int) -> None:
+        return None
+
+    def opened(self, index: int) -> None:
+        if index in self.sessions:
+            self.sessions[index].write_opened()
 
 
 class RemotePolicy(Policy):
@@ -91,6 +112,7 @@ class BrowserHostImpl:
         self._stack: contextlib.AsyncExitStack | None = None
         self._runner: Runner | None = None
         self._ready = asyncio.Lock()
+        self._sessions: dict[int, SessionRecords] = {}
 
     async def info(self) -> HostInfo:
         import ray  # optional dependency: only inside a Ray worker
@@ -107,26 +129,31 @@ class BrowserHostImpl:
                     policy: Policy = RemotePolicy(self.policy_actor, self.spec.name)
                 else:
                     policy = await stack.enter_async_context(open_policy(self.spec))
-                runner = Runner(self.config, policy, [], run_id=self.run_id, hosting_only=True)
+                runner = Runner(self.config, policy, [], run_id=self.run_id, hosting_only=True,
+                                gate=_OpenedToStream(self._sessions))
                 await stack.enter_async_context(runner.hosting())
                 self._stack, self._runner = stack, runner
         return self._runner
 
     async def run_session(self, index: int, persona: Any):  # noqa: ANN201 - a Ray streaming generator
-        """Yield ``("step"|"event", record)`` as the session goes, then ``("end", SessionEnd)``."""
+        """Yield ``("step"|"event"|"screenshot"|"opened", record)`` as the session goes, then
+        ``("end", SessionEnd)``."""
         runner = await self._ensure_runner()
-        writer = SessionRecords()
+        writer = self._sessions[index] = SessionRecords()
         task = asyncio.create_task(runner.run_session(index, persona, writer=writer))
         task.add_done_callback(lambda _: writer.changed.set())
         sent = 0
-        while True:
-            writer.changed.clear()
-            while sent < len(writer.records):
-                yield writer.records[sent]
-                sent += 1
-            if task.done():
-                break
-            await writer.changed.wait()
+        try:
+            while True:
+                writer.changed.clear()
+                while sent < len(writer.records):
+                    yield writer.records[sent]
+                    sent += 1
+                if task.done():
+                    break
+                await writer.changed.wait()
+        finally:
+            self._sessions.pop(index, None)
         end: SessionEnd = task.result()
         yield ("end", end)
 
