@@ -20,10 +20,11 @@ Designed so that an effect *can* show, and reported as it comes out:
 * every difference to SFT with a paired bootstrap 95 % CI over test steps (seeds averaged inside
   each resample), and the ordering judged on type accuracy and macro-F1, exact secondary.
 
-    .venv/bin/python bench/paper_table.py --fast                 # ~9 min on 2 cores: the designed data, tiny4k
-    .venv/bin/python bench/paper_table.py                        # the designed run, tiny model (~40 min)
+    .venv/bin/python bench/paper_table.py --fast                 # ~8 min on 2 cores: the designed data, tiny4k
+    .venv/bin/python bench/paper_table.py --model tiny4k         # the designed run, three seeds (~37 min)
     .venv/bin/python bench/paper_table.py --model small          # a built model that learns the format
-    .venv/bin/python bench/paper_table.py --model default        # SmolLM2-135M-Instruct, <= 60 min
+    .venv/bin/python bench/paper_table.py --model default --device cuda   # SmolLM2-135M-Instruct: a GPU's
+                                                                 # run (~7 h on 2 CPU cores, measured)
     .venv/bin/python bench/paper_table.py --out runs/paper --json
 
 Progress goes to stderr; with ``--json`` stdout holds only the results JSON.
@@ -117,6 +118,7 @@ class BenchConfig:
     beta: float = 0.001
     bootstrap: int = 2000
     shop_port: int = 8642  # fixed: the URL is in every prompt (0 or a taken port: any free one)
+    device: str = "auto"  # training and evaluation: auto (CUDA when torch sees one), cpu or cuda
     out: str | None = None
 
     def validate(self) -> None:
@@ -131,6 +133,13 @@ class BenchConfig:
             problems.append("--seeds needs at least one seed")
         if not 0 < self.val_fraction < 1 or not 0 < self.test_fraction < 1:
             problems.append("--val-fraction and --test-fraction must lie in (0, 1): SFT is chosen on validation")
+        if self.device not in ("auto", "cpu", "cuda"):
+            problems.append(f"--device must be auto, cpu or cuda, got {self.device!r}")
+        elif self.device == "cuda":
+            import torch  # optional heavy dependency: only to check before an hour's run starts
+
+            if not torch.cuda.is_available():
+                problems.append("--device cuda was asked for but torch sees no CUDA device")
         if problems:
             raise SystemExit("bench/paper_table.py: " + "; ".join(problems))
 
@@ -292,7 +301,7 @@ def evaluate(cfg: BenchConfig, model_dir: Path, data_dir: Path, split: str, *, c
     rows = load_split(data_dir, "rl", split)
     # No browser shares the CPU here, so every core decodes (the policy's default leaves one for
     # Chromium): 1.3x faster on 2 cores.
-    policy = TransformersPolicy(str(model_dir), device="cpu", constrained=constrained, temperature=0.0,
+    policy = TransformersPolicy(str(model_dir), device=cfg.device, constrained=constrained, temperature=0.0,
                                 max_new_tokens=cfg.eval_max_new_tokens, batch_size=cfg.eval_batch_size, seed=seed,
                                 num_threads=os.cpu_count() or 1)
     return step_scores(asyncio.run(aevaluate(policy, rows, batch_size=cfg.eval_batch_size)))
@@ -314,7 +323,7 @@ def train_seed(cfg: BenchConfig, seed: int, trace: Path, base: Path, data_dir: P
         console.print(f"[cyan]▶ seed {seed}: SFT round {k}/{cfg.sft_rounds}[/]")
         with R.stage(f"seed{seed} SFT round {k}", timer):
             res = R.run_sft(start, data_dir, sd / f"sft-r{k}", epochs=cfg.sft_epochs_per_round, lr=cfg.sft_lr,
-                            max_length=cfg.sft_max_tokens + 256, seed=seed, device="cpu")
+                            max_length=cfg.sft_max_tokens + 256, seed=seed, device=cfg.device)
         record: dict[str, Any] = {"round": k, "steps": res.metrics.get("global_step"), "seconds": round(res.seconds, 1),
                                   "steps_per_second": res.metrics.get("train_steps_per_second")}
         if cfg.sft_rounds > 1:
@@ -341,7 +350,7 @@ def train_seed(cfg: BenchConfig, seed: int, trace: Path, base: Path, data_dir: P
             res = R.run_grpo(sft, data_dir, sd / folder, steps=cfg.grpo_steps, lr=cfg.grpo_lr,
                              num_generations=cfg.num_generations, prompts_per_step=cfg.grpo_prompts_per_step,
                              max_completion_length=cfg.max_completion_length, reward=reward, alpha=alpha,
-                             beta=cfg.beta, seed=seed, device="cpu")
+                             beta=cfg.beta, seed=seed, device=cfg.device)
         ckpts[name] = res.out_dir
         rl_seconds.append(res.seconds)
         facts[name] = {"seconds": round(res.seconds, 1), "steps": res.metrics.get("global_step"),
@@ -359,7 +368,7 @@ def train_seed(cfg: BenchConfig, seed: int, trace: Path, base: Path, data_dir: P
                   f"(the RL arms' mean, at SFT's {rate:.2f} steps/s)[/]")
     with R.stage(f"seed{seed} SFT-continued", timer):
         res = R.run_sft(sft, data_dir, sd / "sft-continued", epochs=cfg.sft_epochs_per_round, lr=cfg.sft_lr,
-                        max_length=cfg.sft_max_tokens + 256, seed=seed, device="cpu", max_steps=steps)
+                        max_length=cfg.sft_max_tokens + 256, seed=seed, device=cfg.device, max_steps=steps)
     ckpts["SFT-continued"] = res.out_dir
     facts["SFT-continued"] = {"seconds": round(res.seconds, 1), "steps": res.metrics.get("global_step"),
                               "target_seconds": round(wall, 1), "steps_per_second": rate}
@@ -378,7 +387,9 @@ def run_benchmark(cfg: BenchConfig, out: Path, console: Console) -> dict[str, An
         "benchmark": "paper_table", "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "config": asdict(cfg),
         "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
-                    "torch_threads": torch.get_num_threads(), "load_avg_start": os.getloadavg()},
+                    "torch_threads": torch.get_num_threads(), "load_avg_start": os.getloadavg(),
+                    "gpu": torch.cuda.get_device_name(0) if cfg.device != "cpu" and torch.cuda.is_available()
+                    else None},
         "paper_3b": {k: dict(zip(METRICS, v)) for k, v in PAPER_3B.items()},
         "timings": timer,
     }
@@ -514,7 +525,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[BenchConfig, argparse.Nam
     for name in ("shoppers", "max_steps", "data_seed", "sft_rounds", "sft_epochs_per_round", "sft_lr", "grpo_steps",
                  "grpo_lr", "num_generations", "grpo_prompts_per_step", "max_completion_length", "rl_token_budget",
                  "sft_max_tokens", "sft_max_page_tokens", "eval_max_new_tokens", "eval_batch_size", "bootstrap",
-                 "val_fraction", "test_fraction", "shop_port"):
+                 "val_fraction", "test_fraction", "shop_port", "device"):
         ap.add_argument("--" + name.replace("_", "-"), type=type(opt[name].default), default=None,
                         help=f"default: the model's preset (tiny: {opt[name].default})")
     ap.add_argument("--seeds", type=lambda s: tuple(int(x) for x in s.split(",")), default=None,

@@ -145,3 +145,18 @@ def test_fast_path_keeps_the_designed_data_and_lets_flags_win():
     assert fast.rl_token_budget == tiny4k.rl_token_budget < designed.rl_token_budget
     assert bench.parse_args(["--fast", "--grpo-steps", "3", "--seeds", "0,1"])[0].grpo_steps == 3
     assert bench.parse_args(["--fast", "--model", "small"])[0].sft_lr == bench.PRESETS["small"]["sft_lr"]
+
+
+def test_device_is_checked_before_the_run_starts():
+    """A wrong --device fails at once, naming the flag, not after the shoppers have been simulated."""
+    import torch
+
+    bench = _bench()
+    assert bench.parse_args([])[0].device == "auto"
+    with pytest.raises(SystemExit, match="--device must be auto, cpu or cuda, got 'gpu'"):
+        bench.parse_args(["--device", "gpu"])[0].validate()
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match="--device cuda was asked for but torch sees no CUDA device"):
+            bench.parse_args(["--device", "cuda"])[0].validate()
+    else:
+        bench.parse_args(["--device", "cuda"])[0].validate()
