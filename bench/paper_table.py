@@ -63,6 +63,7 @@ from shop_r1.simulator.scoring import is_exact  # noqa: E402
 from shop_r1.training import recipe as R  # noqa: E402
 from shop_r1.training.data import load_split  # noqa: E402
 from shop_r1.training.evaluate import aevaluate  # noqa: E402
+from shop_r1.training.trainer_common import use_cuda  # noqa: E402
 
 log = logging.getLogger("bench.paper_table")
 
@@ -135,11 +136,11 @@ class BenchConfig:
             problems.append("--val-fraction and --test-fraction must lie in (0, 1): SFT is chosen on validation")
         if self.device not in ("auto", "cpu", "cuda"):
             problems.append(f"--device must be auto, cpu or cuda, got {self.device!r}")
-        elif self.device == "cuda":
-            import torch  # optional heavy dependency: only to check before an hour's run starts
-
-            if not torch.cuda.is_available():
-                problems.append("--device cuda was asked for but torch sees no CUDA device")
+        else:
+            try:  # the trainers' own check, made before an hour's run starts rather than at SFT
+                use_cuda(self.device)
+            except RuntimeError as exc:
+                problems.append(str(exc))
         if problems:
             raise SystemExit("bench/paper_table.py: " + "; ".join(problems))
 
@@ -388,8 +389,7 @@ def run_benchmark(cfg: BenchConfig, out: Path, console: Console) -> dict[str, An
         "config": asdict(cfg),
         "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
                     "torch_threads": torch.get_num_threads(), "load_avg_start": os.getloadavg(),
-                    "gpu": torch.cuda.get_device_name(0) if cfg.device != "cpu" and torch.cuda.is_available()
-                    else None},
+                    "gpu": torch.cuda.get_device_name(0) if use_cuda(cfg.device) else None},
         "paper_3b": {k: dict(zip(METRICS, v)) for k, v in PAPER_3B.items()},
         "timings": timer,
     }

@@ -206,7 +206,8 @@ def test_ab_pairs_open_in_their_drawn_order_on_ray(tmp_path: Path) -> None:
         configs = {k: _config(url, tmp_path / k, pairs, 3) for k, url in (("a", shop_a.url), ("b", shop_b.url))}
         results = asyncio.run(run_arms_on_ray(
             configs, PolicySpec(name="scripted", seed=7), {"a": people, "b": people}, {"a": "o-a", "b": "o-b"},
-            address="local", bundled=True, host_capacity=2 * pairs, node_ip=HEAD_IP, order=order))  # type: ignore[arg-type]
+            address="local", bundled=True, host_capacity=2 * pairs, node_ip=HEAD_IP,
+            order=order))  # type: ignore[arg-type]
     assert order.violations() == []
     for k in ("a", "b"):
         assert len(results[k].sessions) == pairs
@@ -217,8 +218,7 @@ def test_ab_pairs_open_in_their_drawn_order_on_ray(tmp_path: Path) -> None:
     # only the gate can hold one back).
     last = {(k, s.session_id): datetime.fromisoformat(s.ts).timestamp()
             for k in ("a", "b") for s in read_trace(tmp_path / k / "trace.jsonl").steps}
-    for i, first in enumerate(order.order.first):
-        second = "b" if first == "a" else "a"
+    for i, first, second in order.pairs():
         assert order.started(second, i) < last[(first, f"o-{first}-{i:04d}")], (i, first)
 
 
