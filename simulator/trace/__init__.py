@@ -39,6 +39,7 @@ from shop_r1.simulator.trace.schema import (
 )
 from shop_r1.simulator.trace.views import (
     FAILED_OUTCOMES,
+    ORDER_PLACED,
     OUTCOMES,
     ExecErrorInfo,
     Outcome,
@@ -53,7 +54,7 @@ from shop_r1.simulator.trace.views import (
 from shop_r1.simulator.trace.writer import TraceWriter, collect_versions
 
 __all__ = [
-    "FAILED_OUTCOMES", "OUTCOMES", "Outcome", "RUN_FILE", "RUN_SCHEMA_VERSION", "SCHEMA_VERSION", "SCREENSHOT_DIR",
+    "FAILED_OUTCOMES", "ORDER_PLACED", "OUTCOMES", "Outcome", "RUN_FILE", "RUN_SCHEMA_VERSION", "SCHEMA_VERSION", "SCREENSHOT_DIR",
     "TRACE_FILE",
     "ExecErrorInfo", "RunInfo", "Tokens", "TraceElement", "TraceEvent", "TraceFormatError",
     "TraceParseError", "TraceProblem", "TraceReadResult", "TraceRecord", "TraceStep", "TraceWriter",

@@ -38,11 +38,18 @@ Outcome = Literal[
     "host_lost",
     "shop_error",
     "shop_unreachable",
+    "order_placed",
+    "bot_wall",
+    "stuck",
 ]
 OUTCOMES: tuple[str, ...] = Outcome.__args__  # type: ignore[attr-defined]
 #: Outcomes that are not the shopper's choice: the run exits non-zero past ``--max-failed``.
+#: ``bot_wall`` (a CAPTCHA, challenge or "access denied" page) is the shop's doing, not behaviour.
 FAILED_OUTCOMES: tuple[str, ...] = ("timeout", "policy_error", "browser_error", "host_lost", "shop_error",
-                                    "shop_unreachable")
+                                    "shop_unreachable", "bot_wall")
+#: An order went through although purchases were not allowed: the run always exits non-zero,
+#: whatever ``--max-failed`` says, because the purchase guard missed and a person must look.
+ORDER_PLACED: str = "order_placed"
 
 
 class _Strict(BaseModel):
