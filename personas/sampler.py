@@ -29,6 +29,13 @@ Intents from outside: ``intent_source(persona, rng)`` replaces the library's poo
 catalogue, see ``shop_r1.simulator.shopmodel.intents``). It is called per persona, after the
 personas are drawn, because a fitting intent depends on who shops (a budget follows income);
 it gets the sampler's intent stream, so the same seed still gives the same intents.
+
+Missions: not every shopper comes to buy. ``missions`` (default ``personas.missions.MISSION_MIX``:
+60 % buy, 15 % compare, 10 % check a price, 15 % browse; its reasoning and sources are in that
+module) is allotted to the N shoppers by largest-remainder quotas on a stream of its own, and a
+non-buying mission is written into the intent as a lead-in ("just browsing: ..."), so the people
+and their needs drawn for a seed are the same whatever the mix. ``missions=BUYERS_ONLY`` gives a
+run of buyers.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from shop_r1.personas.library import IntentKind, PersonaLibrary, load_library
+from shop_r1.personas.missions import MISSION_MIX, allot_missions, with_mission
 from shop_r1.personas.model import DEMOGRAPHIC_FIELDS, Persona
 
 logger = logging.getLogger(__name__)
@@ -282,10 +290,13 @@ def _mix_personas(library: PersonaLibrary, mix: DemographicMix, n: int, seed: in
 def sample(n: int, seed: int = 0, mix: DemographicMix | Mapping[str, Any] | str | Path | None = None,
            catalog_terms: Iterable[str] | None = None, *, library: PersonaLibrary | None = None,
            intent_kind: IntentKind = "all",
-           intent_source: Callable[[Persona, random.Random], str] | None = None) -> list[Persona]:
+           intent_source: Callable[[Persona, random.Random], str] | None = None,
+           missions: Mapping[str, float] | None = MISSION_MIX) -> list[Persona]:
     """``n`` personas, each with ``intent`` set; the same arguments give the same personas.
 
     ``mix`` is a :class:`DemographicMix`, a decoded mix or a path to a JSON mix file.
+    ``missions`` is the share of each mission (``personas.missions``); None leaves the intents
+    as drawn (all buyers, the behaviour before missions existed).
     """
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
@@ -302,7 +313,14 @@ def sample(n: int, seed: int = 0, mix: DemographicMix | Mapping[str, Any] | str 
     else:
         personas = _mix_personas(library, mix, n, seed, persona_rng)
     if intent_source is not None:
-        return [p.with_intent(intent_source(p, intent_rng)) for p in personas]
-    terms = list(catalog_terms) if catalog_terms is not None else None
-    draw = _intent_draw(library.intents_of(intent_kind), terms, intent_rng)
-    return [p.with_intent(draw.next()) for p in personas]
+        people = [p.with_intent(intent_source(p, intent_rng)) for p in personas]
+    else:
+        terms = list(catalog_terms) if catalog_terms is not None else None
+        draw = _intent_draw(library.intents_of(intent_kind), terms, intent_rng)
+        people = [p.with_intent(draw.next()) for p in personas]
+    if missions is None:
+        return people
+    mission_rng = random.Random(f"missions:{seed}")  # its own stream: people and needs stay the same
+    allotted = allot_missions(len(people), missions, mission_rng)
+    return [p.with_intent(with_mission(p.intent or "", m, mission_rng)) if p.intent else p
+            for p, m in zip(people, allotted)]

@@ -33,6 +33,7 @@ from shop_r1.envs.observation import Observation, StepResult
 from shop_r1.envs.reducer import ReducerOptions
 from shop_r1.simulator.admission import Admission
 from shop_r1.simulator.batching import PolicyBatcher
+from shop_r1.simulator.loops import LoopWatch, unchanged
 from shop_r1.simulator.policies.base import HistoryItem, Policy, PolicyRequest, PolicyResponse, failure
 from shop_r1.simulator.realism import realism_of_run
 from shop_r1.simulator.safety import Redactor, allowed_origins
@@ -40,6 +41,19 @@ from shop_r1.simulator.trace import TraceStep, TraceWriter, history_item, sessio
 from shop_r1.simulator.trace.builder import NO_ACTION
 
 log = logging.getLogger(__name__)
+
+try:  # the page recogniser for CAPTCHA / challenge / "access denied" walls (issue 24)
+    from shop_r1.envs.pagetype import bot_wall as _bot_wall
+except ImportError:  # pragma: no cover - an envs package without it: no page is taken for a wall
+    _bot_wall = None
+
+
+def bot_wall_of(obs: Observation | None) -> str | None:
+    """Why ``obs`` is a bot wall (a CAPTCHA, a challenge, "access denied"), else None."""
+    if obs is None or _bot_wall is None or obs.fault is not None:
+        return None
+    return _bot_wall(obs)
+
 
 SESSION_HEADER = "X-Shop-R1-Session"
 
@@ -198,6 +212,12 @@ class _Session:
                 obs = await self._first_page(session)
                 if r.gate is not None:
                     r.gate.opened(self.index)
+                wall = bot_wall_of(obs)
+                if wall is not None:  # the shop turned the shopper away before a first step
+                    outcome, reason = "bot_wall", wall
+                    self._end_event(outcome, reason, obs)
+                    return SessionEnd(self.session_id, persona_id(self.persona), self.steps, outcome, reason)
+                loops = LoopWatch()
                 for step in range(cfg.max_steps):
                     self.steps = step + 1
                     req = PolicyRequest(session_id=self.session_id, observation=obs, history=tuple(history),
@@ -247,6 +267,10 @@ class _Session:
                         fault = result.observation.fault
                         end = ("shop_unreachable" if fault == "unreachable" else "shop_error",
                                result.observation.fault_message())
+                    elif (wall := bot_wall_of(result.observation)) is not None:
+                        end = ("bot_wall", wall)
+                    elif loops.note(action, result.error is not None or unchanged(obs, result.observation)):
+                        end = ("stuck", loops.reason())
                     elif last:
                         end = ("max_steps", reason)
                     record = self._record(step, obs, resp, result, policy_s, step_ms, end[0], end[1])

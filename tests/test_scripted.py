@@ -13,6 +13,7 @@ import pytest
 from fixtures.third_party_shop import ThirdPartyShop
 from shop_r1.envs.actions import Click, TypeAndSubmit
 from shop_r1.envs.pagetype import classify
+from shop_r1.personas.missions import BUYERS_ONLY
 from shop_r1.personas.sampler import sample
 from shop_r1.simulator.policies.scripted import ScriptedPolicy
 from shop_r1.simulator.realism import realism_of_run
@@ -63,7 +64,8 @@ def _check_clicks_are_honest(trace) -> None:
 def test_bundled_shop_layouts(layout, tmp_path):
     from shop_r1.envs.shop.server import run_in_thread
 
-    personas = sample(6, seed=3, catalog_terms=TERMS)
+    # Buyers: this test checks the purchase path (the default mix sends some shoppers only to look).
+    personas = sample(6, seed=3, catalog_terms=TERMS, missions=BUYERS_ONLY)
     with run_in_thread(seed=0, port=0, layout=layout) as shop:
         result, trace = _run(shop.url, tmp_path / "run", personas)
         state = shop.state()

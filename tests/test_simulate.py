@@ -10,6 +10,7 @@ from pathlib import Path
 
 
 from shop_r1.envs.actions import Click, ParseError, Terminate, TypeAndSubmit
+from shop_r1.personas.missions import BUYERS_ONLY
 from shop_r1.personas.sampler import sample
 from shop_r1.simulator.policies.base import Policy, PolicyRequest, PolicyResponse
 from shop_r1.simulator.policies.scripted import ScriptedPolicy
@@ -27,7 +28,7 @@ def _config(shop_url: str, out: Path, **kw) -> RunConfig:
 
 
 def test_scripted_run_records_trace_and_shop_state(fresh_shop, tmp_path):
-    personas = sample(6, seed=3, catalog_terms=TERMS)
+    personas = sample(6, seed=3, catalog_terms=TERMS, missions=BUYERS_ONLY)  # buyers: carts are checked below
     cfg = _config(fresh_shop.url, tmp_path / "run", shoppers=6, concurrency=6)
     result = asyncio.run(Runner(cfg, ScriptedPolicy(seed=3), personas).run())
 

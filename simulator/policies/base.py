@@ -24,6 +24,9 @@ class HistoryItem:
     simplified_html: str
     action: dict[str, Any] | None
     rationale: str = ""
+    #: Why the action failed when the shop could not carry it out ("not_visible: ... covered by
+    #: ..."), else "": a policy must see its failures, or it retries them (issue 24).
+    error: str = ""
 
 
 @dataclass

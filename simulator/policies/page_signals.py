@@ -14,6 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from shop_r1.envs.observation import Element, Observation
+from shop_r1.personas.missions import MISSIONS, split_mission  # noqa: F401  (re-exported)
 
 from shop_r1.envs.controls import (  # noqa: E402  (re-exported: the policy's vocabulary)
     ADD_TO_CART,
@@ -39,7 +40,7 @@ _STOP = set(
 
 def tokens(text: str) -> set[str]:
     """Lower-cased content words (3+ chars or digits), stop words removed."""
-    words = re.findall(r"[a-z0-9]+", text.lower().replace("_", " "))
+    words = re.findall(r"[^\W_]+", text.lower().replace("_", " "))  # any alphabet: "mérinos" is one word
     return {w for w in words if w not in _STOP and (len(w) > 2 or w.isdigit())}
 
 
@@ -49,7 +50,24 @@ _GOAL_FILLER = set(
     "something some that which with for and the a an in of to my me is are it its size color colour come "
     "price lower less than dollars under between id i'd im i'm am".split()
 )
-_OWN_INTENT_WORDS = 5  # intents this short are the shopper's own words (OPeRA queries), not a written goal
+_OWN_INTENT_WORDS = 5
+# Words that open a need without naming it ("i'm looking for a ..."): nobody types them.
+_LEAD_FILLER = frozenset("i i'm im i'd id want need looking for a an some the to buy get find would like".split())  # intents this short are the shopper's own words (OPeRA queries), not a written goal
+
+
+# -- missions: why a shopper came (not every visit is to buy) -----------------------------------
+#
+# An intent may open with a lead-in that says the shopper came to look, compare or check a
+# price rather than to buy ("just browsing: trail running shoes"). The sampler writes these
+# (``personas.missions``); shop-derived browse intents read "browsing kitchen" or "looking around
+# kitchen". The rest of the intent is the need, which queries and fit are made from.
+
+# (The lead-ins live with the personas that are sampled with them: ``personas.missions``.)
+
+
+def intent_mission(intent: str) -> str:
+    """Why the shopper came: ``buy``, ``browse``, ``compare`` or ``price_check``."""
+    return split_mission(intent)[0]
 
 
 def intent_kind(intent: str) -> str:
@@ -59,13 +77,17 @@ def intent_kind(intent: str) -> str:
     workers given goals of median 13 words typed a median of 6), so the realism reference and
     the scripted shopper's query both depend on it.
     """
+    intent = split_mission(intent)[1]
     return "own" if len(intent.split()) <= _OWN_INTENT_WORDS else "goal"
 
 
 def content_words(intent: str) -> list[str]:
-    """The intent's words that describe the item, in order, without filler or the budget."""
-    text = re.split(r",?\s*(?:and\s+)?price\s+(?:lower|less)|\bunder\s+\$|\bless than\s+\$", intent, flags=re.I)[0]
-    words = re.findall(r"[A-Za-z0-9][A-Za-z0-9'&-]*", text.lower())
+    """The intent's words that describe the item, in order, without filler, the budget or the
+    mission's lead-in."""
+    intent = split_mission(intent)[1]
+    text = re.split(r",?\s*(?:and\s+)?price\s+(?:lower|less)|\b(?:under|below|less than)\s+(?:[$€£]|\d)", intent,
+                    flags=re.I)[0]
+    words = re.findall(r"[^\W_][\w'&-]*", text.lower())
     return [w for w in words if w not in _STOP and w not in _GOAL_FILLER and not re.fullmatch(r"[\d.]+", w)]
 
 
@@ -87,6 +109,7 @@ def head_word(intent: str) -> str | None:
     """
     if intent_kind(intent) != "own":
         return None
+    intent = split_mission(intent)[1]
     words = content_words(_PREPOSITION.split(intent, maxsplit=1)[0])
     head = words[-1] if words else None
     return None if head is None or head in _GENERIC_HEADS or len(head) < 3 else head
@@ -115,8 +138,12 @@ def query_from_intent(intent: str, rng: random.Random | None = None, *, typo_rat
     ("kitchen kni"), as in OPeRA's recorded queries.
     """
     rng = rng or random.Random(0)
+    intent = split_mission(intent)[1]
     if intent_kind(intent) == "own":
-        words = re.findall(r"[A-Za-z0-9][A-Za-z0-9'&.-]*", intent.lower())[:4]
+        words = re.findall(r"[A-Za-z0-9][A-Za-z0-9'&.-]*", intent.lower())
+        while len(words) > 1 and words[0] in _LEAD_FILLER:  # "i want a lamp" is typed "lamp"
+            words = words[1:]
+        words = words[:4]
     else:
         words = content_words(intent)[: rng.choice((4, 5, 6, 6, 6, 7, 8))]
     if not words:
@@ -129,6 +156,22 @@ def query_from_intent(intent: str, rng: random.Random | None = None, *, typo_rat
 
 def _label(el: Element) -> str:
     return control_label(el.name, el.text)
+
+
+#: "Add to cart" in the languages of the shops users point this at, beyond the shared pattern's
+#: English: the shopper reads the button a person reads (de/fr/es/it/nl/pl/pt).
+ADD_TO_CART_WORDS = re.compile(
+    ADD_TO_CART.pattern + r"|in\s*den\s*(?:warenkorb|einkaufswagen)|zum\s*warenkorb\s*hinzuf|ajouter\s*au\s*panier"
+    r"|a(?:ñ|n)adir\s*al\s*(?:carrito|cesta)|aggiungi\s*al\s*carrello|in\s*(?:de\s*)?winkel(?:wagen|mand)"
+    r"|dodaj\s*do\s*koszyka|adicionar\s*ao\s*carrinho|in_den_warenkorb|ajouter_au_panier", re.I)
+#: "Checkout" / "Proceed to checkout" in the same languages.
+CHECKOUT_WORDS = re.compile(
+    CHECKOUT.pattern + r"|zur\s*kasse|\bkasse\b|passer\s*(?:à\s*la\s*)?caisse|\bcommander\b|tramitar\s*pedido"
+    r"|finalizar\s*compra|\bcassa\b|afrekenen|do\s*kasy|zur_kasse|finalizar_compra", re.I)
+#: A link or button to the cart, in the same languages ("Warenkorb (1)", "Panier", "Cart 0").
+CART_LINK_WORDS = re.compile(
+    CART_LINK.pattern + r"|^\s*(?:cart|basket|bag|warenkorb|panier|carrito|carrello|winkel(?:wagen|mand)|koszyk|carrinho)"
+    r"\b|(?:^|[\s_.])(?:warenkorb|panier|carrito|carrello|winkelwagen|koszyk|carrinho)(?:$|[\s_.(])", re.I)
 
 
 _PLACEHOLDER = re.compile(r"^\s*(?:-+|select|choose|pick|please select|select an? \w+|--.*--)\s*$", re.I)
@@ -162,13 +205,13 @@ def read_signals(obs: Observation) -> PageSignals:
         label = _label(el)
         if sig.place_order is None and PLACE_ORDER.search(label):
             sig.place_order = el
-        elif sig.add_to_cart is None and ADD_TO_CART.search(label):
+        elif sig.add_to_cart is None and ADD_TO_CART_WORDS.search(label):
             sig.add_to_cart = el
         elif sig.buy_now is None and BUY_NOW.search(label):
             sig.buy_now = el
-        elif sig.checkout is None and CHECKOUT.search(label):
+        elif sig.checkout is None and CHECKOUT_WORDS.search(label):
             sig.checkout = el
-        elif sig.cart_link is None and CART_LINK.search(label) and not ADD_TO_CART.search(label):
+        elif sig.cart_link is None and CART_LINK_WORDS.search(label) and not ADD_TO_CART_WORDS.search(label):
             sig.cart_link = el
         elif sig.sort_low_to_high is None and SORT_LOW_HIGH.search(label):
             sig.sort_low_to_high = el
@@ -229,3 +272,186 @@ def main_price(obs: Observation) -> float | None:
     start = html.find("<h1")
     m = PRICE.search(html, start if start >= 0 else 0)
     return float(m.group(1).replace(",", "")) if m else None
+
+
+# -- dialogs and overlays ----------------------------------------------------------------------
+#
+# Live storefronts put a consent wall over the first page and a newsletter or promotion modal over
+# later ones; a shopper who does not deal with them clicks links under the overlay that cannot be
+# clicked. People answer them in the shop's language, so the words below cover the languages users
+# point this at (en/de/fr/es/it/nl). Patterns match whole labels where a word alone would be too
+# loose ("OK", "×"); they are read on ``control_label`` (visible text + the name's last segment).
+
+ACCEPT_CONSENT = re.compile(
+    r"accept(?:[\s_]+all)?(?:[\s_]+cookies)?|allow[\s_]+(?:all|cookies)|agree(?:[\s_]+and[\s_]+(?:close|continue))?"
+    r"|^\s*i[\s_]+agree|got[\s_]+it|alle[\s_]+(?:cookies[\s_]+)?akzeptieren|akzeptieren|zustimmen|einverstanden"
+    r"|alle[\s_]+zulassen|tout[\s_]+accepter|accepter|j'accepte|aceptar|accetta|accepteren|toestaan", re.I)
+REJECT_CONSENT = re.compile(
+    r"reject|decline|\bdeny\b|refuse|only[\s_]+(?:necessary|essential|required)|(?:necessary|essential)[\s_]+only"
+    r"|necessary[\s_]+cookies[\s_]+only|nur[\s_]+(?:notwendige|essenzielle|erforderliche)|ablehnen"
+    r"|tout[\s_]+refuser|refuser|continuer[\s_]+sans[\s_]+accepter|rechazar|solo[\s_]+necesarias|rifiuta"
+    r"|weigeren|alleen[\s_]+noodzakelijke", re.I)
+DIALOG_CLOSE = re.compile(
+    r"^\s*(?:[×✕✖xX]|close|close[\s_]+(?:dialog|modal|popup|window)|dismiss|no[\s_,]+thanks|not[\s_]+now|maybe[\s_]+later"
+    r"|skip|continue[\s_]+shopping|schlie(?:ß|ss)en|nein[\s_,]+danke|sp(?:ä|ae)ter|fermer|non[\s_,]+merci|plus[\s_]+tard"
+    r"|cerrar|no[\s_,]+gracias|chiudi|no[\s_,]+grazie|sluiten|nee[\s_,]+bedankt)\s*$", re.I)
+SUBSCRIBE = re.compile(r"subscribe|sign[\s_]*up|join|abonnieren|anmelden|s'(?:inscrire|abonner)|suscrib|iscriviti"
+                       r"|inschrijven", re.I)
+_CONSENT_CUE = re.compile(r"cookie|consent|gdpr|rgpd|datenschutz|privacy|tracking|einwilligung|confidentialit",
+                          re.I)
+_PROMO_CUE = re.compile(r"newsletter|subscribe|sign[\s_-]*up|discount|\d+\s*%|offer|promo|rabatt|gutschein|inscri|"
+                        r"abonn|remise|descuento|sconto|korting|popup|pop_up|modal|overlay", re.I)
+_DIALOG_TAG = re.compile(r"""<dialog\b[^>]*\bname=["']([^"']+)["']""", re.I)
+_COVERED_ERROR = re.compile(r"covered|intercepts? pointer|obscured|overlay|dialog", re.I)
+
+
+@dataclass
+class Dialog:
+    """An open dialog the shopper must answer before the page under it can be used.
+
+    ``kind`` is ``consent`` (a cookie wall), ``newsletter`` (a sign-up or promotion modal) or
+    ``other``; the controls are those the shopper may answer it with (None when absent).
+    """
+
+    kind: str
+    segment: str = ""  # the dialog's own name segment, when the observation marks it
+    accept: Element | None = None
+    reject: Element | None = None
+    close: Element | None = None
+    subscribe: Element | None = None
+    email: Element | None = None
+    evidence: str = ""
+
+    def controls(self) -> list[Element]:
+        return [e for e in (self.accept, self.reject, self.close, self.subscribe, self.email) if e is not None]
+
+
+def read_dialog(obs: Observation, last_error: str = "") -> Dialog | None:
+    """The open dialog on this page, or None.
+
+    Evidence, strongest first: the observation's own ``<dialog name=…>`` (its controls are named
+    with that segment first) or controls marked ``covered`` (something modal lies over them);
+    then consent buttons in plain view (a page whose cookie choice is made shows none); then a
+    close control in a container named like a pop-up, or right after a click failed because
+    something covered its target. Close buttons alone ("×") are not enough: drawers and menus
+    have them too.
+    """
+    elements = [el for el in obs.elements if not el.disabled and el.kind in ("clickable", "input")]
+    marked = _DIALOG_TAG.search(obs.simplified_html)
+    segment = marked.group(1) if marked else ""
+    any_covered = any(getattr(el, "covered", False) for el in obs.elements)
+    if segment:
+        own = [el for el in elements if el.name == segment or el.name.startswith(segment + ".")]
+        if own:
+            elements = own
+    elif any_covered:
+        elements = [el for el in elements if not getattr(el, "covered", False)]
+    clickables = [el for el in elements if el.kind == "clickable"]
+    accept = next((el for el in clickables if ACCEPT_CONSENT.search(_label(el))
+                   and not REJECT_CONSENT.search(_label(el))), None)
+    reject = next((el for el in clickables if REJECT_CONSENT.search(_label(el))), None)
+    close = next((el for el in clickables if DIALOG_CLOSE.search(el.text or "")
+                  or DIALOG_CLOSE.search(el.name.rsplit(".", 1)[-1].replace("_", " "))), None)
+    email = next((el for el in elements if el.kind == "input"
+                  and (el.input_type == "email" or re.search(r"e-?mail", _label(el), re.I))), None)
+    subscribe = next((el for el in clickables if SUBSCRIBE.search(_label(el)) and el is not close), None)
+    where = f"{segment} {' '.join(el.name for el in (accept, reject, close, subscribe) if el is not None)}"
+    consent_words = bool(_CONSENT_CUE.search(where) or _CONSENT_CUE.search(obs.simplified_html[:6000]))
+    marked_modal = bool(segment) or any_covered
+    if (accept is not None or reject is not None) and (consent_words or marked_modal):
+        kind = "consent"
+    elif close is not None or subscribe is not None:
+        promo = bool(_PROMO_CUE.search(where) or (email is not None and subscribe is not None))
+        blocked = bool(last_error and _COVERED_ERROR.search(last_error))
+        if not (marked_modal or promo or blocked):
+            return None
+        kind = "newsletter" if promo or email is not None else "other"
+    else:
+        return None
+    evidence = ("the page marks a dialog" if segment else "controls are covered" if any_covered
+                else "consent buttons in view" if kind == "consent" else "a pop-up's controls")
+    return Dialog(kind=kind, segment=segment, accept=accept, reject=reject, close=close, subscribe=subscribe,
+                  email=email, evidence=evidence)
+
+
+# -- product cards (shops without product pages) ------------------------------------------------
+
+_NAMED_TAG = re.compile(r"""<(\w+)\b[^>]*\bname=["']([^"']+)["'][^>]*>""", re.I)
+_FOUND = re.compile(r"^\s*\d+\s+(?:products?|items?|results?)(?:\(s\))?\s+found\s*", re.I)
+
+
+def _text_before_each(html: str, wanted: set[str]) -> dict[str, str]:
+    """For each wanted control, the page's words between the previous named control's end and it."""
+    out: dict[str, str] = {}
+    last_end = 0
+    for m in _NAMED_TAG.finditer(html):
+        tag, name = m.group(1).lower(), m.group(2)
+        if name in wanted:
+            chunk = re.sub(r"<[^>]+>", " ", html[last_end:m.start()])
+            out[name] = _FOUND.sub("", " ".join(chunk.split()))
+        close = html.find(f"</{tag}>", m.end())
+        last_end = close + len(tag) + 3 if close >= 0 and tag not in ("input", "img") else m.end()
+    return out
+
+
+@dataclass
+class Card:
+    """One product card: its add-to-cart control and the card's words (title, price, sizes)."""
+
+    add: Element
+    text: str
+    price: float | None = None
+
+
+def product_cards(obs: Observation) -> list[Card]:
+    """Cards that each carry their own add-to-cart control, as on one-page shops.
+
+    A card's words are those of the smallest enclosing block of the simplified HTML that holds
+    this one add-to-cart control and no other: the title, the price and any sizes a person
+    reads on the card. Two or more such controls make a page of cards; one is a product page's
+    buy box, which the product-page rules handle.
+    """
+    adds = [el for el in obs.elements if el.kind == "clickable" and not el.disabled
+            and not getattr(el, "covered", False) and ADD_TO_CART_WORDS.search(_label(el))]
+    if len(adds) < 2:
+        return []
+    try:
+        import lxml.html
+
+        root = lxml.html.fromstring(obs.simplified_html or "<html></html>")
+    except Exception:  # noqa: BLE001 - an unparsable page simply has no cards
+        return []
+    add_names = {el.name for el in adds}
+    by_name = {node.get("name"): node for node in root.iter() if isinstance(node.tag, str) and node.get("name")}
+    between = _text_before_each(obs.simplified_html, add_names)
+    cards: list[Card] = []
+    for el in adds:
+        node = by_name.get(el.name)
+        text = ""
+        while node is not None:
+            parent = node.getparent()
+            if parent is None:
+                break
+            inside = {n.get("name") for n in parent.iter() if isinstance(n.tag, str)} & add_names
+            if len(inside) > 1:
+                break
+            node = parent
+            text = " ".join(node.text_content().split())
+        if not text or text == " ".join(el.text.split()):
+            # Flattened markup (the reducer dropped the card's box): the words since the previous
+            # control are this card's title and price.
+            text = between.get(el.name, "")
+        prefix = el.name.rsplit(".", 1)[0] if "." in el.name else ""
+        if prefix and not tokens(prefix) <= tokens(text):  # "white_t_shirt_gucci.add_to_cart"
+            text = f"{prefix.rsplit('.', 1)[-1].replace('_', ' ')} {text}".strip()
+        if not text:
+            text = el.name.replace("_", " ")
+        price_match = PRICE.search(text)
+        price = None
+        if price_match:
+            try:
+                price = float(price_match.group(1).replace(",", ""))
+            except ValueError:
+                price = None
+        cards.append(Card(add=el, text=text, price=price))
+    return cards

@@ -57,6 +57,10 @@ no text before or after it.
 - "rationale" is one short first-person sentence, in your own words, saying why this action \
 brings you closer to your goal on this page.
 - Typed text is what a person types into a shop's search box: a few words naming the item.
+- A dialog shown first on the page (`<dialog>`: a cookie banner, a newsletter pop-up) covers the \
+page: answer or close it first (accept or reject cookies, close the pop-up); controls under it \
+cannot be clicked until it is gone.
+- An action that failed says so in the history: do not repeat it; try something else.
 
 Example answer (replace each <...> by what it describes):
 {ANSWER_FORMAT}"""
@@ -144,13 +148,24 @@ def _history_full_parts(step: int, item: Any) -> tuple[str, str, str]:
     head = f"### Step {step} -- URL: {_get(item, 'url') or '(unknown)'}\n"
     body = f"{str(_get(item, 'simplified_html') or '').strip()}\n"
     rationale = str(_get(item, "rationale") or "").strip()
-    tail = (f"Rationale: {rationale}\n" if rationale else "") + f"Action: {_action_json(_get(item, 'action'))}\n"
+    tail = (f"Rationale: {rationale}\n" if rationale else "") + f"Action: {_action_json(_get(item, 'action'))}\n" \
+        + _failure_line(item)
     return head, body, tail
+
+
+FAILED_LINE = "Result: FAILED ({error})\n"
+
+
+def _failure_line(item: Any) -> str:
+    """The history's word that an action failed (the executor's code and message), so a model
+    sees what did not work instead of retrying it; nothing for an action that went through."""
+    error = " ".join(str(_get(item, "error") or "").split())
+    return FAILED_LINE.format(error=error[:300]) if error else ""
 
 
 def _history_collapsed(step: int, item: Any) -> str:
     return f"### Step {step} -- URL: {_get(item, 'url') or '(unknown)'} (page omitted)\n" \
-           f"Action: {_action_json(_get(item, 'action'))}\n"
+           f"Action: {_action_json(_get(item, 'action'))}\n" + _failure_line(item)
 
 
 def _get(obj: Any, name: str, default: Any = None) -> Any:

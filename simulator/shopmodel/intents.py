@@ -35,6 +35,8 @@ _UNIT = re.compile(r"\b\d+(?:\.\d+)?\s*-?\s*(?:inch(?:es)?|in|oz|ounces?|cm|mm|m
 _SIZE_KEY = re.compile(r"\bsize\b|grö(?:ß|ss)e|taille|talla", re.I)
 _COLOUR_KEY = re.compile(r"\bcolou?r\b|farbe|couleur", re.I)
 _FUNCTION_WORDS = frozenset("over with for of and or in on to the by from under".split())
+# Prepositions that join a Romance title's head noun to its qualifiers (fr/es/it/pt).
+_ROMANCE_LINKS = frozenset("de du des en à au aux pour avec di da del della con per em do da para sin".split())
 _SKIP_ATTR = re.compile(r"\bbrand\b|\bmodel\b|\bsku\b|\basin\b|\bdimensions?\b|\bweight\b|\bbattery\b|\bspeed\b|"
                         r"\bpower\b|\bcapacity\b|\btime\b|\bplayers?\b|\bdisplay\b", re.I)
 
@@ -54,15 +56,35 @@ class ShopIntent(BaseModel):
 
 def head_phrase(title: str, brand: str | None = None, words: int = 3) -> str:
     """What a person calls an item: the title's last few words, without brand, model numbers,
-    sizes or the colour after a comma ("Forge Cast Iron Skillet 10 inch" -> "cast iron skillet")."""
+    sizes or the colour after a comma ("Forge Cast Iron Skillet 10 inch" -> "cast iron skillet").
+
+    Titles in Romance languages put the kind of product first and its qualifiers after a
+    preposition ("Lampe de table en laiton", "Suspension en papier de riz"): there the first
+    words are taken, up to the second preposition ("lampe de table", "suspension en papier").
+    """
     main = re.split(r",|\s[-–|(/]\s?|\(", title)[0]
     main = _UNIT.sub(" ", main)
-    tokens = [t for t in re.findall(r"[A-Za-z][A-Za-z'&-]*", main) if not re.search(r"\d", t)]
+    tokens = [t for t in re.findall(r"[^\W\d_][\w'&-]*", main) if not re.search(r"\d", t)]
     if brand and tokens and tokens[0].lower() == brand.lower():
         tokens = tokens[1:]
     tokens = [t for t in tokens if t != "&"]
     if not tokens:
         return title.lower().strip()
+    # Lower-case prepositions only: an English title capitalises its words ("Pour Over Kettle").
+    if any(t in _ROMANCE_LINKS for t in tokens[1:4]):
+        head: list[str] = []
+        links = 0
+        for t in tokens:
+            if t in _ROMANCE_LINKS:
+                links += 1
+                if links > 1 or len(head) >= words:
+                    break
+            elif len(head) >= words:
+                break
+            head.append(t)
+        while head and head[-1] in _ROMANCE_LINKS:
+            head.pop()
+        return " ".join(head).lower()
     head = tokens[-words:]
     while len(head) > 1 and head[0].lower() in _FUNCTION_WORDS:  # "Pour Over Coffee Kettle" -> "coffee kettle"
         head = head[1:]

@@ -38,9 +38,12 @@ def observation_from_step(step: TraceStep) -> Observation:
 
 
 def history_item(step: TraceStep) -> HistoryItem:
-    """One recorded step as the policy's history entry (page, action, rationale)."""
+    """One recorded step as the policy's history entry (page, action, rationale, and why the
+    action failed, if it did)."""
     action = step.action.to_json() if step.action is not None else None  # HistoryItem holds the JSON shape
-    return HistoryItem(url=step.url, simplified_html=step.simplified_html, action=action, rationale=step.rationale)
+    error = f"{step.exec_error.code}: {step.exec_error.message}" if step.exec_error is not None else ""
+    return HistoryItem(url=step.url, simplified_html=step.simplified_html, action=action, rationale=step.rationale,
+                       error=error)
 
 
 def history_before(steps: Sequence[TraceStep], index: int) -> list[HistoryItem]:
