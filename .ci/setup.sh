@@ -31,6 +31,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   touch "$stamp"
 fi
 
+# The link tree static tools (mypy, pyright/Pylance) read shop_r1.* through.
+bash .ci/typing-tree.sh
+
 log "locating Chromium"
 "$VENV/bin/python" -m shop_r1.envs.chromium ensure
 log "ready"
