@@ -57,7 +57,18 @@ def test_figures_from_steps():
     assert all(i["source"] for i in block["items"])
     json.dumps(block)  # plain JSON for run.json
     section = realism_html(block)
-    assert section.count("<tr>") == len(block["items"]) + 1 and "0.863" in section and "OPeRA" in section
+    items_table = section.split("</table>")[0]  # then the funnel beside people and the repeats per policy
+    assert items_table.count("<tr>") == len(block["items"]) + 1 and "0.863" in section and "OPeRA" in section
+    # Issue 24: both sessions added to cart and neither bought, next to people's figures, marked
+    # as population-level; no action repeats its predecessor; the first queries against the needs.
+    people = block["people_funnel"]
+    assert people["add_to_cart_rate"]["run"] == 1.0 and people["cart_abandonment_rate"]["run"] == 1.0
+    assert people["add_to_cart_rate"]["people_low"] == 0.064 and people["cart_abandonment_rate"]["people"] == 0.7022
+    assert "population-level" in section and "Baymard" in section and "70.22%" in section
+    assert block["repeated_actions"] == {"run": {"pairs": 8, "repeats": 0, "rate": 0.0}}
+    assert items["first_query_rouge_own"]["value"] == {"mean": 1.0, "n": 1}  # typed as intended
+    goal = items["first_query_rouge_goal"]
+    assert 0 < goal["value"]["mean"] < 1 and goal["met"] is (goal["value"]["mean"] >= 0.69)
 
 
 def test_reference_matches_the_shipped_sources():

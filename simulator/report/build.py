@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from shop_r1.simulator.realism import realism_block, run_intents
+from shop_r1.simulator.realism import realism_block, run_intents, run_policies
 from shop_r1.simulator.report.console import render_console
 from shop_r1.simulator.report.errors import ReportError
 from shop_r1.simulator.report.facts import session_facts
@@ -43,7 +43,7 @@ def build_report(
     info = load_run_info(run_dir) if (run_dir / "run.json").is_file() else None
     summary = summarize(trace, info, segment_by=segment_by)
     summary.realism = (info.summary.get("realism") if info is not None else None) or \
-        realism_block(trace, run_intents(run_dir, trace))
+        realism_block(trace, run_intents(run_dir, trace), run_policies(run_dir, trace))
     task_run = read_task_run(run_dir)
     if task_run is not None:
         summary.tasks_html = task_outcomes_html(verdicts(task_run, trace, session_facts(trace)))
