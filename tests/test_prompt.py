@@ -6,6 +6,7 @@ import json
 import logging
 import random
 import re
+from pathlib import Path
 
 import pytest
 
@@ -322,3 +323,16 @@ def test_parse_output_never_raises_on_garbage():
     assert len(codes) >= 4
     assert parse_output("[" * 50_000).error.code == "no_json"
     assert parse_output("{" * 50_000).error.code == "invalid_json"
+
+
+def test_system_prompt_text_is_the_shipped_file_not_python() -> None:
+    """The prompt's prose is package data (simulator/prompt/system.md), filled in from the action
+    models; the Python module that renders it holds none of it."""
+    from importlib import resources
+
+    import shop_r1.simulator.prompt.render as render
+
+    text = resources.files("shop_r1.simulator.prompt").joinpath("system.md").read_text(encoding="utf-8")
+    assert text.count("$actions") == text.count("$name_rule") == text.count("$answer_format") == 1
+    assert SYSTEM_PROMPT.startswith(text.split("$", 1)[0]) and SYSTEM_PROMPT.endswith(render.ANSWER_FORMAT)
+    assert "You are a human shopper" not in Path(render.__file__).read_text(encoding="utf-8")

@@ -5,8 +5,9 @@ Simulation (policies), SFT data, RL data and evaluation all read ONE context for
 actions inline before the current page), so a model is trained on exactly the text it will see
 when it shops. Split by concern:
 
-- :mod:`.render`: the system prompt (its action list rendered from ``shop_r1.envs.actions``),
-  one decision's prompt (history and current page) under a token budget;
+- :mod:`.render`: the system prompt (``system.md``, its action list rendered from
+  ``shop_r1.envs.actions``), one decision's prompt (history and current page) under a token budget;
+- :mod:`.budget`: token counting and the search for where a page is cut to fit the budget;
 - :mod:`.answer`: the canonical answer :func:`format_answer` (an SFT example's assistant turn);
 - :mod:`.parse`: a model's text back to an action (:func:`parse_output`), never raising;
 - :mod:`.jsonscan`: the one string-aware JSON scanner (the parser and the rewards use it).
@@ -14,6 +15,7 @@ when it shops. Split by concern:
 
 from shop_r1.envs.actions import ParseErrorCode
 from shop_r1.simulator.prompt.answer import format_answer
+from shop_r1.simulator.prompt.budget import TokenCounter, approximate_tokens, truncate_to_tokens
 from shop_r1.simulator.prompt.parse import (
     PARSE_ERROR_CODES,
     Extraction,
@@ -29,13 +31,10 @@ from shop_r1.simulator.prompt.render import (
     TRUNCATION_MARKER,
     Prompt,
     PromptReport,
-    TokenCounter,
-    approximate_tokens,
     build_messages,
     build_prompt,
     render_system_prompt,
     system_prompt,
-    truncate_to_tokens,
 )
 
 __all__ = [

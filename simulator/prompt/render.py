@@ -1,25 +1,35 @@
 """Rendering what a policy reads: the system prompt, one decision's prompt under a token budget.
 
 Simulation (policies), SFT and RL data and evaluation render through :func:`build_prompt` -- the
-one context format -- so a model is trained on exactly the text it will see when it shops. The system prompt's list of actions is rendered from
-the action models (``shop_r1.envs.actions``), so the prompt cannot drift from what the parser,
-the schema and the grammar accept.
+one context format -- so a model is trained on exactly the text it will see when it shops. The system
+prompt's text is ``system.md`` beside this module; its list of actions is rendered from the action
+models (``shop_r1.envs.actions``), so the prompt cannot drift from what the parser, the schema and
+the grammar accept. Where a page is cut to fit the budget is :mod:`.budget`'s search.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib import resources
+from string import Template
 from typing import TYPE_CHECKING, Any
 
-from shop_r1.envs.actions import ACTION_MODELS, Click, answer_json, describe_actions, describe_name_rule
+from shop_r1.envs.actions import (
+    ACTION_MODELS,
+    ActionBase,
+    Click,
+    answer_json,
+    describe_actions,
+    describe_name_rule,
+)
 from shop_r1.envs.observation import Observation
 from shop_r1.envs.tokens import count_tokens as default_count_tokens
 from shop_r1.personas.model import Persona
+from shop_r1.simulator.prompt.budget import TokenCounter, memoized_counter, truncate_to_tokens
 
 if TYPE_CHECKING:  # typing only: the policies package imports this one at run time
     from shop_r1.simulator.policies.base import HistoryItem
@@ -33,8 +43,23 @@ ANSWER_FORMAT = answer_json("<why you take this action, in one sentence of your 
                             Click(name="<the name of an element on the current page>"))
 
 
-def render_system_prompt(models: Sequence[type] = ACTION_MODELS) -> str:
-    """The task prompt for an action space (``models``, by default the project's).
+#: The system prompt's text, shipped as package data beside this module: prose is edited as
+#: prose, not inside a Python string. ``$actions``, ``$name_rule`` and ``$answer_format`` are
+#: filled in (``string.Template``: a literal dollar sign is written ``$$``); the file's final
+#: newline is not part of the prompt.
+SYSTEM_TEMPLATE_FILE = "system.md"
+
+
+@lru_cache(maxsize=1)
+def _system_template() -> Template:
+    package = __name__.rpartition(".")[0]
+    text = resources.files(package).joinpath(SYSTEM_TEMPLATE_FILE).read_text(encoding="utf-8")
+    return Template(text.removesuffix("\n"))
+
+
+def render_system_prompt(models: Sequence[type[ActionBase]] = ACTION_MODELS) -> str:
+    """The task prompt for an action space (``models``, by default the project's): ``system.md``
+    with the actions, the name rule and the answer's shape filled in.
 
     It holds no example values: a small model copies any concrete rationale, name or search
     text it is shown (SmolLM2-135M typed ``search_input`` and repeated "I want to see what
@@ -42,28 +67,8 @@ def render_system_prompt(models: Sequence[type] = ACTION_MODELS) -> str:
     placeholders that describe what goes there. The shopper's goal is restated right before
     the answer (:func:`answer_reminder`), where a small model still attends to it.
     """
-    return f"""\
-You are a human shopper browsing an online store in a web browser. At each step you see the \
-simplified HTML of the current page (scripts, styles and purely visual content removed), after \
-the pages you saw earlier in this session and the actions you took on them. Every element you \
-can interact with carries a unique `name` attribute.
-
-Decide what this shopper does next. {describe_actions(models)}
-
-Rules:
-- {describe_name_rule(models)}
-- Output a single JSON object with "rationale" and "action" and nothing else: no code fences, \
-no text before or after it.
-- "rationale" is one short first-person sentence, in your own words, saying why this action \
-brings you closer to your goal on this page.
-- Typed text is what a person types into a shop's search box: a few words naming the item.
-- A dialog shown first on the page (`<dialog>`: a cookie banner, a newsletter pop-up) covers the \
-page: answer or close it first (accept or reject cookies, close the pop-up); controls under it \
-cannot be clicked until it is gone.
-- An action that failed says so in the history: do not repeat it; try something else.
-
-Example answer (replace each <...> by what it describes):
-{ANSWER_FORMAT}"""
+    return _system_template().substitute(actions=describe_actions(models), name_rule=describe_name_rule(models),
+                                         answer_format=ANSWER_FORMAT)
 
 
 SYSTEM_PROMPT = render_system_prompt()
@@ -110,24 +115,6 @@ def system_prompt(persona: Persona | Mapping[str, Any] | None = None, *, intent:
     return "\n\n".join(parts)
 
 
-# -- token counting ---------------------------------------------------------------------------
-
-TokenCounter = Callable[[str], int]
-
-
-@lru_cache(maxsize=8)
-def _memoized(counter: TokenCounter) -> TokenCounter:
-    """``counter`` with a cache of recent texts. Each step of a session re-renders every earlier
-    page; pages are kept as separate parts (see :func:`build_prompt`), so each page is counted
-    once per session instead of once per step (a 3k-token page takes ~20 ms to count here)."""
-    return lru_cache(maxsize=256)(counter)
-
-
-def approximate_tokens(text: str) -> int:
-    """Roughly one token per word and per punctuation mark."""
-    return len(re.findall(r"\w+|[^\w\s]", text))
-
-
 # -- rendering --------------------------------------------------------------------------------
 
 def _action_json(action: Any) -> str:
@@ -172,73 +159,6 @@ def _get(obj: Any, name: str, default: Any = None) -> Any:
     if isinstance(obj, Mapping):
         return obj.get(name, default)
     return getattr(obj, name, default)
-
-
-def _last_fitting(positions: Sequence[int], fits: Callable[[int], bool], guess: int) -> int:
-    """The largest index i with ``fits(positions[i])`` (-1 if none), for a monotone ``fits``.
-
-    Starts from ``guess`` and gallops outwards to bracket the answer, then bisects: when the
-    guess is good, only a few counts of about the budget's size are made, instead of a
-    bisection over the whole (possibly much longer) text.
-    """
-    n = len(positions)
-    if n == 0:
-        return -1
-    g = min(max(guess, 0), n - 1)
-    step = max(1, n // 64)
-    if fits(positions[g]):
-        lo, hi = g, n
-        probe = g + step
-        while probe < n and fits(positions[probe]):
-            lo, probe, step = probe, probe + step, step * 2
-        hi = min(probe, n)
-    else:
-        lo, hi = -1, g
-        probe = g - step
-        while probe >= 0 and not fits(positions[probe]):
-            hi, probe, step = probe, probe - step, step * 2
-        lo = max(probe, -1)
-    while hi - lo > 1:  # invariant: fits at lo (or lo == -1), not at hi (or hi == n)
-        mid = (lo + hi) // 2
-        if fits(positions[mid]):
-            lo = mid
-        else:
-            hi = mid
-    return lo
-
-
-def truncate_to_tokens(text: str, max_tokens: int, count_tokens: TokenCounter) -> str:
-    """The longest prefix of ``text`` within ``max_tokens``, preferably ending at a line end.
-
-    Searches line ends first, starting where the text's own characters-per-token ratio says
-    the cut should be; then, when the next line is long (a page without line breaks), the
-    characters of that line.
-    """
-    if max_tokens <= 0:
-        return ""
-    total = count_tokens(text)
-    if total <= max_tokens:
-        return text
-
-    def fits(end: int) -> bool:
-        return count_tokens(text[:end]) <= max_tokens
-
-    estimate = len(text) * max_tokens / total
-    ends = [m.end() for m in re.finditer(r"\n", text)]
-    guess = next((i for i, e in enumerate(ends) if e > estimate), len(ends)) - 1
-    i = _last_fitting(ends, fits, guess)
-    best = ends[i] if i >= 0 else 0
-    nxt = text.find("\n", best)
-    line_end = len(text) if nxt == -1 else nxt
-    if line_end - best > 200:  # a long next line: fill the rest of the budget from it
-        chars = range(best + 1, line_end + 1)
-        guess = int(min(max(estimate, best + 1), line_end)) - best - 1
-        j = _last_fitting(chars, fits, guess)
-        if j >= 0:
-            end = chars[j]
-            tag_end = text.rfind(">", best, end)
-            return text[: tag_end + 1] if tag_end >= best + (end - best) * 0.8 else text[:end]
-    return text[:best]
 
 
 # -- one decision (RL examples, live policies) ------------------------------------------------
@@ -288,7 +208,7 @@ def build_prompt(current: Observation | str, history: Sequence[HistoryItem] = ()
     budget that changes anything is logged at INFO. ``url`` names the page when ``current`` is
     bare HTML.
     """
-    count = _memoized(count_tokens or default_count_tokens)
+    count = memoized_counter(count_tokens or default_count_tokens)
     if isinstance(current, Observation):
         page_html, page_url = current.simplified_html, url or current.url
     else:
