@@ -38,7 +38,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any, Literal
 
-from shop_r1.personas.model import Persona
+from shop_r1.personas.model import BigFiveLevel, BigFiveTrait, Persona
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +54,10 @@ WEBSHOP_GOALS_FILE = "webshop_goals_2000.json"
 WEBSHOP_SUBSET_SIZE = 2000
 WEBSHOP_SUBSET_SEED = 2507
 
-_LEVELS = {"extremely low": "low", "low": "low", "medium": "medium", "high": "high", "extremely high": "high"}
-_INVERT = {"low": "high", "medium": "medium", "high": "low"}
-_TRAITS = {  # OPeRA (IPIP) factor -> (Big-Five trait, inverted?)
+_LEVELS: dict[str, BigFiveLevel] = {"extremely low": "low", "low": "low", "medium": "medium", "high": "high",
+                                    "extremely high": "high"}
+_INVERT: dict[BigFiveLevel, BigFiveLevel] = {"low": "high", "medium": "medium", "high": "low"}
+_TRAITS: dict[str, tuple[BigFiveTrait, bool]] = {  # OPeRA (IPIP) factor -> (Big-Five trait, inverted?)
     "extraversion": ("extraversion", False),
     "agreeableness": ("agreeableness", False),
     "conscientiousness": ("conscientiousness", False),
@@ -149,10 +150,10 @@ def _location(record: Mapping[str, Any]) -> str | None:
     return city
 
 
-def _big_five(personality: Any, where: str) -> dict[str, str]:
+def _big_five(personality: Any, where: str) -> dict[BigFiveTrait, BigFiveLevel]:
     if not isinstance(personality, Mapping):
         raise LibraryDataError(f"{where}: personality must be an object, got {type(personality).__name__}")
-    out: dict[str, str] = {}
+    out: dict[BigFiveTrait, BigFiveLevel] = {}
     for factor, level in personality.items():
         key = str(factor).strip().lower()
         if key not in _TRAITS:

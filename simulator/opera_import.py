@@ -402,10 +402,10 @@ def import_opera(rows: Iterable[Row], out_dir: str | os.PathLike[str], *,
         uid = _user_of(items[0][2].data, sid, users) if users else None
         session_user[sid] = uid
         if uid is not None and uid not in personas:
-            persona, mapped = persona_for(users[uid])
+            persona, persona_mapped = persona_for(users[uid])
             personas[uid] = persona
-            report.personas_mapped += mapped
-            report.personas_raw += not mapped
+            report.personas_mapped += persona_mapped
+            report.personas_raw += not persona_mapped
         if uid is None and users:
             report.sessions_without_persona += 1
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sized
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +118,10 @@ def build_sft_trainer(settings: SFTSettings) -> tuple[Any, dict[str, Any], Path]
     trainer = AnswerOnlySFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
     if settings.max_seconds is not None:
         trainer.add_callback(wall_clock_stop(settings.max_seconds))
-    kept = len(trainer.train_dataset)
+    train_rows = trainer.train_dataset
+    if not isinstance(train_rows, Sized):  # a datasets.Dataset went in; TRL hands back the tokenized one
+        raise TypeError(f"SFT needs a sized training set, got {type(train_rows).__name__}")
+    kept = len(train_rows)
     if kept == 0:
         raise TrainingDataError(
             f"--data {settings.data}: all {source['rows']} chats lost every assistant token to truncation at "

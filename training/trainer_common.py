@@ -22,6 +22,7 @@ from shop_r1.simulator.llm.models import resolve_model
 from shop_r1.training.data import build_rl_dataset, build_sft_dataset, load_split
 from shop_r1.training.param_change import param_change
 from shop_r1.training.precision import Precision, choose_precision, distributed_backend
+from shop_r1.training.splits import SPLITS, SplitName
 
 if TYPE_CHECKING:  # pragma: no cover
     import datasets
@@ -39,6 +40,14 @@ class TrainingDataError(ValueError):
     """``--data`` names nothing usable; the message says what was found and what to pass."""
 
 
+def _split_name(split: str) -> SplitName:
+    """``--split`` as one of the dataset's split names (the settings hold it as free text)."""
+    for name in SPLITS:
+        if split == name:
+            return name
+    raise TrainingDataError(f"--split {split!r}: expected one of {', '.join(SPLITS)}")
+
+
 def load_training_data(spec: str | os.PathLike[str], kind: Literal["sft", "rl"], split: str = "train",
                        **build_kwargs: Any) -> tuple[datasets.Dataset, dict[str, Any]]:
     """The training rows for ``kind`` and a description of their source.
@@ -50,12 +59,13 @@ def load_training_data(spec: str | os.PathLike[str], kind: Literal["sft", "rl"],
     path = Path(spec).expanduser()
     if not path.exists():
         raise TrainingDataError(f"--data {spec}: no such file or folder")
+    source: dict[str, Any]
     if path.is_file() and path.suffix == ".parquet":
         _require_rows(path, kind)
-        ds, source = load_split(path, kind, split), {"parquet": str(path.resolve())}
+        ds, source = load_split(path, kind, _split_name(split)), {"parquet": str(path.resolve())}
     elif path.is_dir() and (path / kind).is_dir():
         _require_rows(path / kind / f"{split}.parquet", kind)
-        ds, source = load_split(path, kind, split), {"dataset": str(path.resolve()), "split": split}
+        ds, source = load_split(path, kind, _split_name(split)), {"dataset": str(path.resolve()), "split": split}
     elif (path.is_dir() and (path / "trace.jsonl").is_file()) or (path.is_file() and path.suffix == ".jsonl"):
         builder = build_sft_dataset if kind == "sft" else build_rl_dataset
         ds, source = builder(path, **build_kwargs), {"trace": str(path.resolve())}
@@ -189,7 +199,7 @@ def save_checkpoint(trainer: Any, settings: _Base, *, stage: str, source: Mappin
     param_dtype = str(next(trainer.accelerator.unwrap_model(trainer.model).parameters()).dtype).removeprefix("torch.")
     if trainer.accelerator.is_main_process:
         trainer.processing_class.save_pretrained(str(out))
-        versions = {}
+        versions: dict[str, str | None] = {}
         for pkg in ("torch", "transformers", "trl", "accelerate", "datasets"):
             try:
                 versions[pkg] = version(pkg)

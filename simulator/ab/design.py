@@ -58,7 +58,7 @@ class Arm(BaseModel):
 def serve_arms(arms: Sequence[Arm], shop_seed: int = 0) -> Iterator[dict[str, str]]:
     """The start URL of every arm (label -> URL), starting a bundled shop per bundled arm."""
     with contextlib.ExitStack() as stack:
-        urls = {}
+        urls: dict[str, str] = {}
         for arm in arms:
             if arm.variant is None:
                 urls[arm.label] = arm.target

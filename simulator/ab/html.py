@@ -179,10 +179,10 @@ def _sessions(result: ABResult, html_dir: Path) -> str:
         return f'<section class="wide"><h2>Paired sessions</h2>{"".join(blocks)}</section>'
     out = []
     for k in ("a", "b"):
-        blocks = "".join(render_session(traces[k].sessions.get(sid, []), f, session_anchor(sid, prefix=k),
-                                        shots=shots[k])
-                         for sid, f in facts[k].items())
-        out.append(f'<section class="wide"><h2>Sessions on {k.upper()}</h2>{blocks}</section>')
+        sessions = "".join(render_session(traces[k].sessions.get(sid, []), f, session_anchor(sid, prefix=k),
+                                          shots=shots[k])
+                           for sid, f in facts[k].items())
+        out.append(f'<section class="wide"><h2>Sessions on {k.upper()}</h2>{sessions}</section>')
     return "".join(out)
 
 

@@ -107,7 +107,7 @@ def paired_rate(a: Sequence[bool], b: Sequence[bool]) -> Metric:
     lb, ub = _wilson(both + b_only, n)
     # Newcombe's phi, with his continuity correction of the cross product.
     denom = (both + a_only) * (neither + b_only) * (both + b_only) * (neither + a_only)
-    cross = both * neither - a_only * b_only
+    cross: float = both * neither - a_only * b_only
     if cross > 0:
         cross = max(cross - n / 2, 0.0)
     phi = cross / math.sqrt(denom) if denom > 0 else 0.0

@@ -191,7 +191,7 @@ async def _drive(ray: Any, config: RunConfig, spec: PolicySpec, personas: list[A
     policy_info = {"policy": spec.name, "model": spec.model, "placement": "ray"}
     run_config = {**config.model_dump(mode="json"), "policy_info": policy_info}
     with TraceWriter(config.out_dir, run_id=run_id, config=run_config, seed=config.seed,
-                     personas=[persona_json(p) for p in personas]) as writer:
+                     personas=[j for p in personas if (j := persona_json(p)) is not None]) as writer:
         observer.on_start(config.shoppers)
 
         async def one(actor: Any, info: HostInfo, index: int, persona: Any, retried: bool) -> None:

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,8 +93,9 @@ class RemotePolicy(Policy):
         self.actor = actor
         self.name = name
 
-    async def act(self, requests: list[PolicyRequest]) -> list[PolicyResponse]:
-        return await self.actor.act.remote(list(requests))
+    async def act(self, requests: Sequence[PolicyRequest]) -> list[PolicyResponse]:
+        responses: list[PolicyResponse] = await self.actor.act.remote(list(requests))
+        return responses
 
     def describe(self) -> dict[str, Any]:
         return {"policy": self.name, "placement": "policy actor"}

@@ -78,7 +78,8 @@ def load_for_generation(model_dir: str | os.PathLike[str], *, device: str | None
     tokenizer.padding_side = "left"
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype).to(dev)
+    # .to is declared through functools.wraps(nn.Module.to) (unbound signature: mypy reads `dev` as self).
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype).to(dev)  # type: ignore[arg-type]
     model.eval()
     seconds = time.perf_counter() - t0
     log.info("loaded %s on %s (%s) in %.2f s", folder, dev, torch_dtype, seconds)

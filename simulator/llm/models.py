@@ -30,7 +30,7 @@ import re
 import shutil
 import tempfile
 import time
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +132,7 @@ def convert_gguf(gguf: Path, out_dir: Path, chat_template: str | None = SMOLLM2_
     chat template; the caller adds provenance. Embeddings are untied (see module docstring).
     """
     import torch  # optional heavy dependency: only the one-off conversion needs it
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     t0 = time.perf_counter()
     log.info("de-quantising %s (one-off, ~30 s)", gguf)
@@ -143,6 +143,8 @@ def convert_gguf(gguf: Path, out_dir: Path, chat_template: str | None = SMOLLM2_
     log.info("loaded GGUF in %.1f s; copying weights into a plain LlamaForCausalLM", time.perf_counter() - t0)
 
     config = loaded.config.__class__.from_dict(loaded.config.to_dict())
+    if not isinstance(config, LlamaConfig):  # model_type "llama" above: transformers gives a LlamaConfig
+        raise ValueError(f"{gguf}: expected a LlamaConfig, got {type(config).__name__}")
     if hasattr(config, "quantization_config"):
         delattr(config, "quantization_config")
     config.tie_word_embeddings = False
@@ -214,6 +216,7 @@ def default_model_dir(show_status: bool = False) -> Path:
     with lock:
         if _is_complete(target, expected):  # converted by another process while we waited
             return target
+        status: AbstractContextManager[object]
         if show_status:
             status = Console(stderr=True).status(
                 f"Converting the default model {DEFAULT_MODEL_UPSTREAM} from {gguf.name} (one-off, ~30 s)..."

@@ -215,7 +215,9 @@ def build_tiny_model(out_dir: Path, seed: int = 0, corpus: Iterable[str] | None 
         use_sliding_window=False,
     )
     torch.manual_seed(seed)
-    model = Qwen2ForCausalLM(config).to(torch.float32)
+    # transformers declares .to through functools.wraps(nn.Module.to), which keeps the unbound
+    # signature (self first): mypy then reads the dtype as `self`.
+    model = Qwen2ForCausalLM(config).to(torch.float32)  # type: ignore[arg-type]
     model.generation_config = GenerationConfig(
         eos_token_id=im_end_id, pad_token_id=pad_id, bos_token_id=im_start_id, do_sample=False
     )

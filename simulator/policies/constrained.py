@@ -40,6 +40,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel
+
 from shop_r1.envs.actions import ACTION_MODELS, action_fields, action_type
 from shop_r1.envs.observation import Observation
 from shop_r1.simulator.policies.page_signals import content_words
@@ -221,7 +223,7 @@ def _action_alternative(model: type, names_by_kind: dict[str, tuple[str, ...]],
     return action_type(model) + after(0), segments(0)
 
 
-def _field_choices(model: type, name: str, names_by_kind: dict[str, tuple[str, ...]]) -> tuple[str, ...] | None:
+def _field_choices(model: type[BaseModel], name: str, names_by_kind: dict[str, tuple[str, ...]]) -> tuple[str, ...] | None:
     """The values a field may take (the page's names, a Literal's values), or None for free text."""
     kind = getattr(model, "target_kind", None)
     if name == "name" and kind is not None:
@@ -418,10 +420,10 @@ class _State:
                 memo[key] = ids
             return ids or table.eos_ids
         rest = self.segments[1:]
-        key = ("bound", tuple(id(r) for r in rest))
-        bound = memo.get(key)
+        bound_key = ("bound", tuple(id(r) for r in rest))
+        bound = memo.get(bound_key)
         if bound is None:
-            bound = memo[key] = _bound(rest)
+            bound = memo[bound_key] = _bound(rest)
         return self._allowed_free(seg, table, tokens_left, bound)
 
     def _allowed_free(self, seg: Free, table: TokenTable, tokens_left: int, bound: int) -> "torch.Tensor | list[int]":
@@ -471,7 +473,7 @@ class ConstrainedRows:
     def __post_init__(self) -> None:
         self.states = [_State(tuple(g.root)) for g in self.grammars]
 
-    def __call__(self, input_ids: "torch.LongTensor", scores: "torch.FloatTensor") -> "torch.FloatTensor":
+    def __call__(self, input_ids: "torch.LongTensor", scores: "torch.FloatTensor") -> "torch.Tensor":
         import torch  # optional heavy dependency (the ml extra)
 
         if input_ids.shape[0] != len(self.states):
@@ -511,7 +513,7 @@ def make_logits_processor(rows: ConstrainedRows) -> Any:
     from transformers import LogitsProcessor  # optional heavy dependency (the ml extra)
 
     class _Processor(LogitsProcessor):
-        def __call__(self, input_ids, scores):  # type: ignore[override]
+        def __call__(self, input_ids, scores):  # untyped: transformers declares it per subclass
             return rows(input_ids, scores)
 
     return _Processor()

@@ -199,7 +199,7 @@ class TransformersPolicy(Policy):
             try:
                 new_tokens = self._max_new_tokens
                 if self.constrained:
-                    bounds = dict(self.grammar_bounds)
+                    bounds: dict[str, Any] = dict(self.grammar_bounds)
                     if self.query_choices:
                         bounds["choices"] = {"text": search_queries(shopper_goal(req.persona))}
                     grammar = grammar_for_observation(req.observation, **bounds)
@@ -229,6 +229,8 @@ class TransformersPolicy(Policy):
         processors = None
         rows = None
         if self.constrained:
+            if self._table is None:  # load() builds it for a constrained policy; close() drops it
+                raise RuntimeError(f"{self.model_dir}: the policy was closed; its token table is gone")
             # The grammar bounds every answer: give generation exactly that room, so a
             # constrained answer is never cut off (and never runs longer than needed).
             max_new = max(g.max_tokens() for g in grammars)

@@ -94,8 +94,9 @@ def _options(root: lxml.html.HtmlElement) -> dict[str, list[str]]:
             out[label] = values
     radios: dict[str, list[lxml.html.HtmlElement]] = {}
     for inp in root.iter("input"):
-        if (inp.get("type") or "").lower() == "radio" and inp.get("name"):
-            radios.setdefault(inp.get("name"), []).append(inp)
+        group_name = inp.get("name")
+        if (inp.get("type") or "").lower() == "radio" and group_name:
+            radios.setdefault(group_name, []).append(inp)
     for name, group in radios.items():
         label = _label_for(root, group[0]) or name
         if _QUANTITY.search(label) or _SORT_OR_FILTER.search(label):
@@ -150,7 +151,7 @@ def read_page(url: str, body: str) -> HtmlPage:
     links: dict[str, Link] = {}
     for i, node in enumerate(root.iter("a", "button", "input", "select", "textarea")):
         name = f"e{i}"
-        tag = node.tag
+        tag = str(node.tag)  # iter() with tag names yields elements only, whose tag is a str
         input_type = (node.get("type") or ("submit" if tag == "button" else "text")).lower()
         if tag == "a":
             href = node.get("href")

@@ -12,11 +12,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from shop_r1.envs.actions import Action, ParseError, TypeAndSubmit
-from shop_r1.envs.observation import Observation, StepResult
+from shop_r1.envs.observation import ActionError, Observation, StepResult
 from shop_r1.simulator.policies.base import PolicyResponse
 from shop_r1.simulator.safety import Redactor, redact_text
 from shop_r1.simulator.trace.convert import trace_elements
-from shop_r1.simulator.trace.views import TraceEvent, TraceStep, Tokens
+from shop_r1.simulator.trace.views import ExecErrorInfo, Outcome, TraceEvent, TraceStep, Tokens
 
 #: Recorded when a policy returns neither an action nor a reason.
 NO_ACTION = ParseError(code="missing_action", message="the policy returned no action and no error")
@@ -48,6 +48,13 @@ def _scrubbed(record: TraceStep | TraceEvent, redactor: Redactor | None) -> Any:
     return record if clean == data else type(record).model_validate_json(json.dumps(clean))
 
 
+def _exec_error(error: ActionError | None) -> ExecErrorInfo | None:
+    """The executor's error as the trace stores it (its suggestions a list)."""
+    if error is None:
+        return None
+    return ExecErrorInfo(code=error.code, message=error.message, name=error.name, suggestions=list(error.suggestions))
+
+
 def step_record(
     *,
     run_id: str,
@@ -58,7 +65,7 @@ def step_record(
     result: StepResult | None = None,
     persona_id: str | None = None,
     timings: Mapping[str, float] | None = None,
-    outcome: str | None = None,
+    outcome: Outcome | None = None,
     end_reason: str | None = None,
     redactor: Redactor | None = None,
     **extra: Any,
@@ -92,13 +99,13 @@ def step_record(
         blocked_urls=list(observation.blocked_urls), http_status=observation.http_status,
         net_error=observation.net_error,
         scripts_stopped=observation.scripts_stopped or (result is not None and result.scripts_stopped),
-        timings=merged, exec_error=result.error if result is not None else None,
+        timings=merged, exec_error=_exec_error(result.error) if result is not None else None,
         done=outcome is not None, outcome=outcome, end_reason=end_reason or None,
         **fields, **extra,
     ), redactor)
 
 
-def session_end_event(*, run_id: str, session_id: str, step: int | None, outcome: str, end_reason: str,
+def session_end_event(*, run_id: str, session_id: str, step: int | None, outcome: Outcome, end_reason: str,
                       persona_id: str | None = None, url: str | None = None,
                       redactor: Redactor | None = None) -> TraceEvent:
     """The end marker of a session that stopped between decisions (timeout, crash, Ctrl-C)."""

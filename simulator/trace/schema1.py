@@ -25,7 +25,7 @@ def _elements(recorded: Any, simplified_html: str) -> Any:
         if not isinstance(rec, dict):
             table.append(rec)  # left for validation to name
             continue
-        from_html = parsed.get(rec.get("name"), {})
+        from_html = parsed.get(str(rec.get("name")), {})
         table.append({**{k: v for k, v in from_html.items() if k not in ("name", "kind", "text")}, **rec})
     return table
 
@@ -35,7 +35,8 @@ def upgrade(data: dict[str, Any]) -> dict[str, Any]:
     out = {**data, "schema_version": SCHEMA_VERSION}
     if out.get("kind", "step") != "step":
         return out
-    html = out.get("simplified_html") if isinstance(out.get("simplified_html"), str) else ""
+    recorded_html = out.get("simplified_html")
+    html = recorded_html if isinstance(recorded_html, str) else ""
     out["elements"] = _elements(out.get("elements"), html)
     error = out.get("parse_error")
     if isinstance(error, dict):
