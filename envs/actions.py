@@ -20,6 +20,8 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
+from shop_r1.envs.text import one_line
+
 #: Schema-only caps for constrained decoding (vLLM ``response_format``). They bound what a
 #: constrained model may generate; validation does not enforce them, so a recorded answer with
 #: a longer rationale (a human's, a teacher's) stays valid.
@@ -48,10 +50,14 @@ class ActionBase(BaseModel):
 
 
 def _strip_name(v: str) -> str:
-    v = v.strip()
+    v = one_line(v).strip()  # a model's output is text, never terminal control (envs/text.py)
     if not v:
         raise ValueError("name must not be blank")
     return v
+
+
+def _typed_text(v: str) -> str:
+    return one_line(v)
 
 
 class Click(ActionBase):
@@ -75,6 +81,7 @@ class TypeAndSubmit(ActionBase):
     text: str = Field(json_schema_extra={"minLength": 1, "maxLength": TEXT_MAX_CHARS})
 
     _strip = field_validator("name")(_strip_name)
+    _text = field_validator("text")(_typed_text)
 
 
 class Terminate(ActionBase):
@@ -86,7 +93,7 @@ class Terminate(ActionBase):
 # The one exported union: annotate with ``Action`` everywhere (pydantic fields discriminate on
 # ``type``); ``ACTION_MODELS`` is the same set for ``isinstance`` and for the renderers below.
 Action = Annotated[Union[Click, TypeAndSubmit, Terminate], Field(discriminator="type")]
-ACTION_MODELS: tuple[type[ActionBase], ...] = (Click, TypeAndSubmit, Terminate)
+ACTION_MODELS: tuple[type[Click], type[TypeAndSubmit], type[Terminate]] = (Click, TypeAndSubmit, Terminate)
 _ADAPTER: TypeAdapter[Action] = TypeAdapter(Action)
 
 
@@ -153,7 +160,7 @@ def action_fields(model: type[ActionBase]) -> list[str]:
 
 
 def _union(models: Sequence[type[ActionBase]]) -> Any:
-    return Annotated[Union[tuple(models)], Field(discriminator="type")]  # type: ignore[valid-type]
+    return Annotated[Union[tuple(models)], Field(discriminator="type")]
 
 
 class _AnswerSchema(BaseModel):

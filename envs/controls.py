@@ -17,7 +17,13 @@ import re
 _SEP = r"[\s_.\-/]*"
 
 ADD_TO_CART = re.compile(rf"add{_SEP}(?:\w+{_SEP})?(?:to{_SEP})?(?:the{_SEP})?(?:cart|basket|bag|trolley)", re.I)
-BUY_NOW = re.compile(rf"buy{_SEP}(?:it{_SEP})?now", re.I)
+# "Buy now" and its one-click kin in the supported languages: on a product page it can place an
+# order at once (one-click buying), so the purchase guard refuses it wherever it stands.
+BUY_NOW = re.compile(
+    rf"buy{_SEP}(?:it{_SEP})?now|jetzt{_SEP}kaufen|sofort{_SEP}kaufen|acheter{_SEP}maintenant|achat{_SEP}imm(?:é|e)diat"
+    rf"|comprar{_SEP}(?:ahora|agora|ya)|compra{_SEP}(?:ora|subito|adesso)|nu{_SEP}kopen|direct{_SEP}kopen"
+    rf"|kup{_SEP}teraz|今すぐ購入|今すぐ買う|立即购买|立即購買|马上购买|馬上購買",
+    re.I)
 CART_LINK = re.compile(r"(?:^|[\s_.])(?:cart|basket|bag|trolley)(?:$|[\s_.(])", re.I)
 CHECKOUT = re.compile(rf"check{_SEP}out|proceed{_SEP}to", re.I)
 # Words that commit an order or a payment wherever they stand, in the languages of the shops users
@@ -79,11 +85,14 @@ PAYMENT_FIELD = re.compile(
     r"|卡号|卡號|安全码",
     re.I,
 )
-# Fields of the small forms a checkout page also holds (a coupon, a gift card, a search box):
-# submitting one of those is not an order.
+# Fields of the small forms a shop's pages also hold (a coupon, a gift card, a search box, a
+# newsletter sign-up, a quantity, an address lookup by postcode): submitting one of those is not
+# an order, whatever its button says.
 MINOR_FIELD = re.compile(
     r"coupon|promo|voucher|gift|discount|rabatt|gutschein|cup(?:ó|o)n|cupom|buono|sconto|korting|kod rabatowy"
-    r"|クーポン|割引|优惠|優惠|search|query|suche|recherche|buscar|cerca|zoeken|szukaj|検索|搜索|newsletter",
+    r"|クーポン|割引|优惠|優惠|search|query|suche|recherche|buscar|cerca|zoeken|szukaj|検索|搜索|newsletter"
+    rf"|\bqty\b|quantit|menge|anzahl|cantidad|aantal|ilo(?:ś|s)(?:ć|c)|数量|數量"
+    rf"|look{_SEP}up|find{_SEP}(?:my{_SEP})?address|post{_SEP}?code|\bzip\b|\bplz\b",
     re.I,
 )
 # Where an order form posts: "/place-order", "/checkout/complete", "/pay", "/orders/submit", ...
@@ -93,8 +102,53 @@ PURCHASE_ENDPOINT = re.compile(
     r"|/purchase(?:/|$|[?#.])",
     re.I,
 )
+# What an order confirmation page says, in the supported languages: thanks for the order, the
+# order placed / received / confirmed, or an order number followed by the number itself (a bare
+# "order number" is also a track-your-order field's label). The runner checks every page a shopper
+# lands on against it (an order that went through without --allow-purchase is never silent), the
+# page classifier and the report call such a page a confirmation.
+_ORDER_ID = r"\s*(?:[:：#№]|n[°ºo]\.?)?\s*#?\s*[A-Z]{0,4}[-\s]?\d[\w-]{2,}"
 ORDER_CONFIRMATION = re.compile(
-    rf"order{_SEP}(?:confirmed|placed|number|received)|thank{_SEP}you{_SEP}for{_SEP}your{_SEP}order", re.I)
+    "|".join((
+        # en
+        rf"thank{_SEP}(?:s|you){_SEP}for{_SEP}(?:your|the){_SEP}(?:order|purchase)",
+        rf"(?:your{_SEP})?order{_SEP}(?:has{_SEP}been{_SEP}|was{_SEP}|is{_SEP})?(?:confirmed|placed|received)",
+        rf"order{_SEP}(?:complete|successful)\b|purchase{_SEP}(?:complete|confirmed|successful)",
+        rf"order{_SEP}(?:number|no\.?|id|#){_ORDER_ID}",
+        # de
+        rf"dank{_SEP}f(?:ü|ue)r{_SEP}(?:ihre|deine|die){_SEP}bestellung|bestellbest(?:ä|ae)tigung",
+        rf"bestellung{_SEP}(?:ist{_SEP}|wurde{_SEP})?(?:eingegangen|erhalten|best(?:ä|ae)tigt|aufgegeben|abgeschlossen)",
+        rf"bestell(?:nummer|nr\.?){_ORDER_ID}",
+        # fr
+        rf"merci{_SEP}(?:pour|de){_SEP}(?:votre|ta){_SEP}(?:commande|achat)",
+        rf"commande{_SEP}(?:a{_SEP}(?:é|e)t(?:é|e){_SEP}|est{_SEP})?(?:confirm|enregistr|valid|pass)(?:é|e)e"
+        rf"|commande{_SEP}(?:a{_SEP}(?:é|e)t(?:é|e){_SEP})?re(?:ç|c)ue",
+        rf"num(?:é|e)ro{_SEP}de{_SEP}commande{_ORDER_ID}",
+        # es / pt
+        rf"gracias{_SEP}por{_SEP}(?:tu|su){_SEP}(?:pedido|compra)|obrigad[oa]{_SEP}pel[ao]{_SEP}(?:(?:seu|sua){_SEP})?(?:pedido|compra)",
+        rf"pedido{_SEP}(?:(?:ha|foi){_SEP}(?:sido{_SEP})?)?(?:confirmado|realizado|recibido|recebido|completado)",
+        rf"compra{_SEP}(?:confirmada|realizada|completada|conclu(?:í|i)da)",
+        rf"n(?:ú|u)mero{_SEP}d[eo]{_SEP}pedido{_ORDER_ID}",
+        # it
+        rf"grazie{_SEP}per{_SEP}(?:il{_SEP}tuo{_SEP}|il{_SEP}suo{_SEP}|l['’]{_SEP}?)(?:ordine|acquisto)",
+        rf"ordine{_SEP}(?:(?:è|e){_SEP}stato{_SEP})?(?:confermato|ricevuto|effettuato|completato)",
+        rf"numero{_SEP}(?:di{_SEP}|dell['’]{_SEP}?)ordine{_ORDER_ID}",
+        # nl
+        rf"bedankt{_SEP}voor{_SEP}(?:je|uw){_SEP}(?:bestelling|aankoop)",
+        rf"bestelling{_SEP}(?:is{_SEP})?(?:geplaatst|ontvangen|bevestigd)",
+        rf"bestelnummer{_ORDER_ID}",
+        # pl
+        rf"dzi(?:ę|e)kujemy{_SEP}za{_SEP}(?:z(?:ł|l)o(?:ż|z)enie{_SEP})?zam(?:ó|o)wienie",
+        rf"zam(?:ó|o)wienie{_SEP}(?:zosta(?:ł|l)o{_SEP})?(?:z(?:ł|l)o(?:ż|z)one|przyj(?:ę|e)te|potwierdzone)",
+        rf"numer{_SEP}zam(?:ó|o)wienia{_ORDER_ID}",
+        # ja
+        rf"ご注文ありがとうございま|ご注文を(?:承り|受け付け)|注文が(?:確定|完了)|注文番号{_ORDER_ID}",
+        # zh (Simplified and Traditional)
+        rf"订单已(?:提交|确认|生成)|訂單已(?:提交|確認|成立)|感谢您的(?:订购|购买|订单)|感謝您的(?:訂購|購買|訂單)"
+        rf"|(?:支付|付款)成功|订单号{_ORDER_ID}|訂單(?:編號|號碼){_ORDER_ID}",
+    )),
+    re.I,
+)
 SEARCH = re.compile(r"search|query|(?:^|[._\s])(?:q|k|kw|keywords?)(?:$|[._\s])", re.I)
 REFINEMENT = re.compile(rf"refine|filter|facet|brand|categor|rating|price{_SEP}band|stars?", re.I)
 SORT_LOW_HIGH = re.compile(rf"low{_SEP}(?:to|-){_SEP}high|price{_SEP}(?:ascending|asc)", re.I)

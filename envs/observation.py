@@ -10,6 +10,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from shop_r1.envs.text import one_line
+
 ElementKind = Literal["clickable", "input", "select"]
 
 
@@ -207,3 +209,8 @@ class StepResult:
     info: dict[str, Any] = field(default_factory=dict)
     # The acted-on page's scripts kept it busy and were stopped so the action could run.
     scripts_stopped: bool = False
+    def __post_init__(self) -> None:
+        # A message quotes the page (a control's text, the browser's note on what covers it):
+        # page text is data, never terminal control (envs/text.py).
+        object.__setattr__(self, "message", one_line(self.message))
+

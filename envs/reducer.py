@@ -66,6 +66,7 @@ _BLOCK_TAGS = frozenset({"div", "p", "ul", "ol", "li", "dl", "dt", "dd", "h1", "
                          "legend", "textarea"})
 _VOID_TAGS = frozenset({"input"})
 
+from shop_r1.envs.text import one_line, strip_controls
 
 # A 1x1 transparent GIF: the answer to every image request of a local page.
 _BLANK_GIF = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b")
@@ -426,9 +427,11 @@ def _element_table(records: list[dict[str, Any]]) -> tuple[Element, ...]:
     """
     out: list[Element] = []
     for e in records:
-        el = Element(name=e["name"], kind=e["kind"], text=e["text"], selector=f'[data-sr1-name="{e["name"]}"]',
-                         tag=e["tag"], in_viewport=bool(e["in_viewport"]), disabled=bool(e["disabled"]),
-                         options=tuple(e["options"]), input_type=e["input_type"])
+        labels = tuple(one_line(label) for label in e["options"])
+        el = Element(name=e["name"], kind=e["kind"], text=one_line(e["text"]),
+                     selector=f'[data-sr1-name="{e["name"]}"]', tag=e["tag"], in_viewport=bool(e["in_viewport"]),
+                     disabled=bool(e["disabled"]), options=labels, input_type=e["input_type"],
+                     covered=bool(e.get("covered", False)))
         out.append(el)
         out.extend(Element(name=name, kind="clickable", text=label, selector="", tag="option",
                            in_viewport=el.in_viewport, disabled=el.disabled)
@@ -479,7 +482,10 @@ async def reduce_page(page: Page, options: ReducerOptions | None = None) -> Redu
     if unreadable:
         log.info("page %s: %d parts the reducer cannot read: %s", result["url"], len(unreadable),
                  "; ".join(f"{u.kind} {u.where}" for u in unreadable[:5]))
-    return ReducedPage(title=result["title"], url=result["url"], simplified_html=html_text, elements=elements,
+    # Page text is data, never terminal control (envs/text.py): reduce.js drops control characters
+    # from the text it normalises; this catches what reaches the page another way (attributes).
+    return ReducedPage(title=one_line(result["title"]), url=result["url"], simplified_html=strip_controls(html_text),
+                       elements=elements,
                        stats=stats, raw_html=raw_html if opts.keep_raw_html else None, timings=timings,
                        unreadable=unreadable)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.text import Text
 
 from shop_r1.personas.model import Persona
 from shop_r1.simulator.policies.factory import PolicySpec
@@ -32,7 +33,7 @@ from shop_r1.simulator.shopmodel import (
     task_shoppers,
     write_task_run,
 )
-from shop_r1.simulator.trace import FAILED_OUTCOMES, read_trace
+from shop_r1.simulator.trace import FAILED_OUTCOMES, ORDER_PLACED, read_trace
 
 log = logging.getLogger(__name__)
 
@@ -217,12 +218,17 @@ def run_and_report(*, shop: str | None, shop_seed: int, shoppers: int, concurren
         build_report(out_dir, console=console)
         if tasks:
             for o in task_outcomes(out_dir):
-                console.print(f"task [bold]{o.task_id}[/] ({o.intent}): {o.verdict}"
-                              + (f" — {o.condition}" if o.condition else ""))
+                console.print(Text.assemble("task ", (o.task_id, "bold"), f" ({o.intent}): {o.verdict}"
+                                            + (f" — {o.condition}" if o.condition else "")))
         console.print(f"trace: {out_dir / 'trace.jsonl'}   report: {out_dir / 'report.html'}")
     if interrupted:
         console.print("[yellow]interrupted: everything recorded so far is kept[/]")
         return 130
+    orders = (result.outcomes if result is not None else {}).get(ORDER_PLACED, 0)
+    if orders:
+        console.print(Text(f"{orders} session(s) placed an order although purchases were not allowed "
+                           f"(outcome {ORDER_PLACED}; the report lists each): the run fails", style="bold red"))
+        return 4
     failed = {k: v for k, v in (result.outcomes if result is not None else {}).items() if k in FAILED_OUTCOMES}
     if sum(failed.values()) > max_failed:
         console.print(f"[red]{sum(failed.values())} of {len(result.sessions)} sessions failed for reasons other than "

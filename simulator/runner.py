@@ -30,6 +30,7 @@ from shop_r1.envs.browser import BrowserPool, SessionOptions
 from shop_r1.envs.outages import ResetError
 from shop_r1.envs.controls import ADD_TO_CART, PLACE_ORDER, control_label
 from shop_r1.envs.observation import Observation, StepResult
+from shop_r1.envs.purchase import order_confirmation
 from shop_r1.envs.reducer import ReducerOptions
 from shop_r1.simulator.admission import Admission
 from shop_r1.simulator.batching import PolicyBatcher
@@ -174,16 +175,38 @@ class _Session:
         self.purchased = False
 
     def _record(self, step: int, obs: Observation, resp: PolicyResponse, result: StepResult | None,
-                policy_s: float, step_ms: float, outcome: str | None = None, reason: str = "") -> TraceStep:
+                policy_s: float, step_ms: float, outcome: str | None = None, reason: str = "",
+                events: list[str] | None = None) -> TraceStep:
         shot = (self.writer.write_screenshot(self.session_id, step, obs.screenshot)
                 if obs.screenshot is not None else None)
         record = step_record(
             run_id=self.r.run_id, session_id=self.session_id, step=step, observation=obs, response=resp,
             result=result, persona_id=persona_id(self.persona),
             timings={"policy_s": round(policy_s, 4), "step_ms": round(step_ms, 1)},
-            outcome=outcome, end_reason=reason, redactor=self.redactor, screenshot=shot,
+            outcome=outcome, end_reason=reason, redactor=self.redactor, screenshot=shot, events=events or [],
         )
         return self.writer.write_step(record)
+
+    def _order_placed(self, before: Observation, result: StepResult) -> str | None:
+        """Why the page this step led to says an order was placed (None: it does not).
+
+        Defence in depth behind the purchase guard: whatever the guard decided, a confirmation
+        page reached from a page that was not one means an order went through. Without
+        ``--allow-purchase`` that ends the session as ``order_placed`` and fails the run; with it,
+        the order is recorded on the step and counted as a purchase.
+        """
+        after = result.observation
+        if after is None or after.fault is not None:
+            return None
+        evidence = order_confirmation(after)
+        if evidence is None or order_confirmation(before) is not None:
+            return None
+        self.purchased = True
+        allowed = self.r.config.allow_purchase
+        message = (f"the page after this step ({after.url}) reads as an order confirmation ({evidence})"
+                   + ("" if allowed else "; purchases were not allowed: the purchase guard missed this order"))
+        (log.info if allowed else log.error)("session %s: %s", self.session_id, message)
+        return message
 
     def _outcome_on_terminate(self) -> str:
         if self.purchased:
@@ -248,6 +271,7 @@ class _Session:
                     t1 = time.perf_counter()
                     result = await session.step(action)
                     step_ms = (time.perf_counter() - t1) * 1000
+                    order = self._order_placed(obs, result)
                     if result.error is None and isinstance(action, Click):
                         el = obs.element(action.name)
                         label = control_label(action.name, el.text if el else "")
@@ -256,7 +280,9 @@ class _Session:
                         if PLACE_ORDER.search(label):
                             self.purchased = True
                     end: tuple[str | None, str] = (None, "")
-                    if isinstance(action, Terminate):
+                    if order is not None and not cfg.allow_purchase:
+                        end = ("order_placed", order)
+                    elif isinstance(action, Terminate):
                         end = (self._outcome_on_terminate(), resp.rationale or "the shopper chose to stop")
                     elif result.done:
                         code = result.error.code if result.error else "done"
@@ -273,7 +299,8 @@ class _Session:
                         end = ("stuck", loops.reason())
                     elif last:
                         end = ("max_steps", reason)
-                    record = self._record(step, obs, resp, result, policy_s, step_ms, end[0], end[1])
+                    record = self._record(step, obs, resp, result, policy_s, step_ms, end[0], end[1],
+                                          events=["order_placed"] if order is not None else [])
                     r.observer.on_step(self.session_id, step, record.action,
                                        result.error.code if result.error else None)
                     r.result.steps += 1

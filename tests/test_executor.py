@@ -283,14 +283,22 @@ def test_purchase_reasons_by_form_page_and_words() -> None:
                                                                "fields": [card]}), navigates=False, step=None)
     assert "/place-order" in click_reason(button("Confirm", {"method": "post", "action": "http://s/place-order"}),
                                           navigates=False, step=None)
-    # the same words on a product page's add-to-cart form, and a coupon form on a checkout page, pass
+    # "Buy now" buys at once on a product page too (one-click buying places an order), in any language
     add = button("Buy now", {"method": "post", "action": "http://s/cart/add", "fields": []})
-    assert click_reason(add, navigates=False, step=None) is None
+    assert "one-click" in click_reason(add, navigates=False, step=None)
+    assert "one-click" in click_reason(button("Jetzt kaufen"), navigates=False, step=None)
+    # the product page's add-to-cart form, and a coupon form on a checkout page, pass
+    assert click_reason(button("Add to basket", {"method": "post", "action": "http://s/cart/add", "fields": []}),
+                        navigates=False, step=None) is None
     assert click_reason(button("Apply", {"method": "post", "action": "http://s/coupon", "fields": [coupon]}),
                         navigates=False, step="a checkout page") is None
+    # a POST form whose button says an order word is an order on any page (a plain review page)
+    review = {"method": "post", "action": "http://s/s/7f3a", "fields": []}
+    assert "POST form" in click_reason(button("Commander", review), navigates=False, step=None)
+    assert click_reason(button("Commander", {**review, "method": "get"}), navigates=False, step=None) is None
     # a script button saying an order word counts on a purchase step only
-    assert click_reason(button("Jetzt kaufen"), navigates=False, step=None) is None
-    assert click_reason(button("Jetzt kaufen"), navigates=False, step="a checkout page") is not None
+    assert click_reason(button("Bestellen"), navigates=False, step=None) is None
+    assert click_reason(button("Bestellen"), navigates=False, step="a checkout page") is not None
     # Enter in a card field is a payment, whatever the form says
     field = ControlFacts.model_validate({"tag": "input", "field": card})
     assert submit_reason(field, step=None) is not None

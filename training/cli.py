@@ -156,14 +156,16 @@ def rationales(trace: Path, out_dir: Path, teacher: str, base_url: str | None, m
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
     else:
+        from rich.text import Text
+
         out = _console()
         out.print(f"{report.needed} step(s) needed a rationale ({report.kept} kept, {report.without_action} "
                   f"without an action): {report.cached} from cache, {report.calls} teacher call(s), "
                   f"{len(report.failures)} failed; wrote {report.written} to {out_dir} in {report.wall_s:.1f} s")
         for p in report.problems:
-            out.print(f"[yellow]bad trace row skipped:[/yellow] {p}", highlight=False)
+            out.print(Text.assemble(("bad trace row skipped:", "yellow"), f" {p}"), highlight=False)
         for f in report.failures[:20]:
-            out.print(f"[red]failed:[/red] {f}", highlight=False)
+            out.print(Text.assemble(("failed:", "red"), f" {f}"), highlight=False)
         if len(report.failures) > 20:
             out.print(f"... and {len(report.failures) - 20} more failures")
     if report.failures:

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from shop_r1.envs.text import log_to_terminal
 from shop_r1.training import config as C
 
 log = logging.getLogger(__name__)
@@ -180,5 +181,5 @@ def recipe(**flags: Any) -> None:
 
 
 if __name__ == "__main__":  # `accelerate launch -m shop_r1.training.cli_train grpo ...`
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    log_to_terminal(logging.INFO)
     sys.exit(train())

@@ -5,6 +5,10 @@
 // to the current tab. A shopper session is one tab; a popup would leave the policy looking at a
 // page it did not choose while the new page is invisible to it.
 (el) => {
+  // Control characters go before matching (envs/text.py holds the same pattern): "Pl\u0000ace order"
+  // must read as "Place order".
+  const CONTROLS = /(?:\x1b\[|\x9b)[0-?]*[ -\/]*[@-~]|(?:\x1b[\]P^_X]|[\x90\x98\x9d-\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?|\x1b[ -~]|[\x00-\x08\x0b-\x1f\x7f-\x9f]/g;
+  const clean = (v) => (v || "").replace(CONTROLS, "").replace(/\s+/g, " ").trim();
   const tag = el.tagName.toLowerCase();
   const type = (el.getAttribute("type") || (tag === "input" ? "text" : "")).toLowerCase();
   const select = tag === "option" ? el.closest("select") : tag === "select" ? el : null;
@@ -23,7 +27,7 @@
   const form = el.form || el.closest("form");
   const submitTexts = form
     ? Array.from(form.querySelectorAll('button:not([type]), button[type="submit"], input[type="submit"], input[type="image"]'))
-        .map((b) => (b.innerText || b.value || b.getAttribute("aria-label") || "").trim()).filter(Boolean)
+        .map((b) => clean(b.innerText || b.value || b.getAttribute("aria-label") || "")).filter(Boolean)
     : [];
 
   const link = el.closest("a[href]");
@@ -41,7 +45,6 @@
 
   // What the purchase guard needs to judge a form by meaning (envs/purchase.py matches the words):
   // where it posts and what its fields are called. Patterns stay in Python, in envs/controls.py.
-  const clean = (v) => (v || "").replace(/\s+/g, " ").trim();
   const describeField = (f) => ({
     type: (f.getAttribute("type") || f.tagName).toLowerCase(),
     autocomplete: (f.getAttribute("autocomplete") || "").toLowerCase(),
@@ -59,8 +62,8 @@
     submit_texts: submitTexts.slice(0, 5),
   } : null;
 
-  const text = (el.innerText || el.value || el.getAttribute("aria-label") || el.getAttribute("title") || "")
-    .replace(/\s+/g, " ").trim().slice(0, 200);
+  const text = clean(el.innerText || el.value || el.getAttribute("aria-label") || el.getAttribute("title") || "")
+    .slice(0, 200);
 
   return {
     tag,

@@ -47,7 +47,10 @@
   const NATIVE = new Set(['a', 'button', 'input', 'select', 'textarea', 'summary', 'option']);
 
   // ---- text helpers -------------------------------------------------------------------------
-  const ws = (s) => (s || '').replace(/[\s\u00a0\u200b]+/g, ' ').trim();
+  // Page text is data, never terminal control: escape sequences and C0/C1 control characters go
+  // (envs/text.py says why and holds the same pattern).
+  const CONTROLS = /(?:\x1b\[|\x9b)[0-?]*[ -\/]*[@-~]|(?:\x1b[\]P^_X]|[\x90\x98\x9d-\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?|\x1b[ -~]|[\x00-\x08\x0b-\x1f\x7f-\x9f]/g;
+  const ws = (s) => (s || '').replace(CONTROLS, '').replace(/[\s\u00a0\u200b]+/g, ' ').trim();
   const slug = (s, maxWords, maxChars) => {
     let t = (s || '').normalize('NFKD').replace(/[\u0300-\u036f]/g, '').toLowerCase()
       .replace(/['\u2019]/g, '').replace(/&/g, ' and ').replace(/[^a-z0-9]+/g, '_').replace(/^_+|_+$/g, '');

@@ -11,6 +11,7 @@ import click
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from shop_r1.personas.sampler import DemographicMix
 from shop_r1.simulator.ab.analysis import MEAN_METRICS, RATE_METRICS, ABResult
@@ -19,6 +20,7 @@ from shop_r1.simulator.ab.experiment import Experiment, load_tasks, run_experime
 from shop_r1.simulator.ab.gate import Condition, GateError, failed
 from shop_r1.simulator.cluster import ClusterError
 from shop_r1.simulator.policies.factory import POLICY_NAMES, PolicyConfigError, PolicySpec
+from shop_r1.simulator.trace import ORDER_PLACED
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +114,13 @@ def ab(a_target: str, b_target: str, shoppers: int, design: str, policy: str, mo
     except (FileExistsError, ValueError, OSError, ClusterError, PolicyConfigError) as exc:
         raise click.ClickException(str(exc)) from exc
     print_result(result, console)
+    orders = {arm.target: arm.outcomes.get(ORDER_PLACED, 0) for arm in (result.a, result.b)}
+    if any(orders.values()):
+        console.print(Text("orders placed although purchases were not allowed: "
+                           + ", ".join(f"{target}: {n}" for target, n in orders.items() if n)
+                           + f" (outcome {ORDER_PLACED}; each arm's report lists them): the experiment fails",
+                           style="bold red"))
+        sys.exit(4)
     console.print(f"results: {out / 'ab.json'}   report: {out / 'ab.html'}   runs: {out / 'a'}, {out / 'b'}")
     try:
         lines = failed(fail_if, result.metrics)

@@ -44,7 +44,7 @@ MAX_LINE_CHARS = 240
 _OUTCOME_STYLE = {
     "purchased": "bold green", "added_to_cart": "green", "abandoned": "yellow", "max_steps": "yellow",
     "unfinished": "magenta", "timeout": "red", "policy_error": "red", "browser_error": "red",
-    "interrupted": "magenta",
+    "interrupted": "magenta", "order_placed": "bold white on red", "bot_wall": "red", "stuck": "magenta",
 }
 
 Command = Literal["next", "prev", "jump", "session", "quit", "full", "help", "none"]
@@ -128,9 +128,9 @@ def render_page(step: TraceStep, *, full: bool = False) -> RenderableType:
     if ex.cut_lines:
         notes.append(f"{ex.cut_lines} long lines cut")
     hidden = f" · {', '.join(notes)} (--full shows all)" if notes and not full else ""
-    where = f"target on line {ex.target_line}" if ex.target_line else (
-        f"[red]target {target!r} is not on this page[/]" if target else "no target")
-    return Panel(syntax, title=f"page · {len(step.simplified_html):,} chars · {where}",
+    where = Text(f"target on line {ex.target_line}") if ex.target_line else (
+        Text(f"target {target!r} is not on this page", style="red") if target else Text("no target"))
+    return Panel(syntax, title=Text(f"page · {len(step.simplified_html):,} chars · ").append_text(where),
                  subtitle=hidden.strip(" ·") or None, border_style="blue")
 
 
@@ -155,10 +155,10 @@ def session_header(session: ReplaySession, trace: ReplayTrace | None = None) -> 
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
-    grid.add_row("session", session.session_id)
+    grid.add_row("session", Text(session.session_id))
     who = ", ".join(str(p[k]) for k in ("age_band", "gender", "income", "employment", "location") if p.get(k))
-    grid.add_row("persona", f"{session.persona_id or '-'}" + (f"  ({who})" if who else ""))
-    grid.add_row("intent", session.intent or "-")
+    grid.add_row("persona", Text(f"{session.persona_id or '-'}" + (f"  ({who})" if who else "")))
+    grid.add_row("intent", Text(session.intent or "-"))
     outcome = Text(session.outcome, style=_OUTCOME_STYLE.get(session.outcome, ""))
     if session.end_reason:
         outcome.append(f"  {session.end_reason}", style="dim")
@@ -206,10 +206,14 @@ def render_step(session: ReplaySession, index: int, *, full: bool = False) -> Re
     timing = ", ".join(f"{k} {v:g}" for k, v in step.timings.items())
     tokens = f"tokens {step.tokens.prompt}+{step.tokens.completion}" if (step.tokens.prompt or step.tokens.completion) else ""
     parts.append(Text(" · ".join(x for x in (timing, tokens, step.ts) if x), style="dim"))
+    if "order_placed" in step.events:
+        parts.append(Text("ORDER PLACED by this step" + ("" if step.outcome == "order_placed" else
+                                                        " (purchases were allowed)"), style="bold white on red"))
     if step.done:
         parts.append(Text(f"session ended: {step.outcome}" + (f" ({step.end_reason})" if step.end_reason else ""),
                           style=_OUTCOME_STYLE.get(step.outcome or "", "bold")))
-    title = f"step {step.step} ({index + 1}/{len(session.steps)}) · {step.title or ''} · {step.url}"
+    # Text, not a markup string: a page title is the shop's words ("[link=…]" included).
+    title = Text(f"step {step.step} ({index + 1}/{len(session.steps)}) · {step.title or ''} · {step.url}")
     return Panel(Group(*parts), title=title, title_align="left", border_style="cyan")
 
 
@@ -224,8 +228,10 @@ def sessions_table(trace: ReplayTrace) -> Table:
     table.add_column("outcome")
     for i, s in enumerate(trace.sessions, 1):
         info = s.summary()
-        table.add_row(str(i), s.session_id, s.persona_id or "-", s.intent or "-", str(info["steps"]),
-                      str(info["events"]), Text(s.outcome, style=_OUTCOME_STYLE.get(s.outcome, "")))
+        # Text cells: an intent drawn from a shop's catalogue is the shop's words, never markup.
+        table.add_row(str(i), Text(s.session_id), Text(s.persona_id or "-"), Text(s.intent or "-"),
+                      str(info["steps"]), str(info["events"]),
+                      Text(s.outcome, style=_OUTCOME_STYLE.get(s.outcome, "")))
     return table
 
 
@@ -461,7 +467,7 @@ def pick_session(trace: ReplayTrace, console: Console, ask: Callable[[str], str]
         for i, s in enumerate(trace.sessions):
             if s.session_id == answer:
                 return i
-        console.print(f"[red]no session {answer!r}[/]")
+        console.print(Text(f"no session {answer!r}", style="red"))
 
 
 __all__ = [

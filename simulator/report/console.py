@@ -20,9 +20,25 @@ def _short(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
+def render_orders(summary: RunSummary, console: Console) -> None:
+    """Orders first: one placed without --allow-purchase is the worst a run can do, in red."""
+    bad = summary.unallowed_orders
+    if bad:
+        console.print(Text(f"{len(bad)} order(s) placed WITHOUT --allow-purchase: the purchase guard missed "
+                           "them; check the shop's orders and refund or cancel them", style="bold red"))
+        for o in bad:
+            console.print(Text(f"  order_placed: session {o.session_id} step {o.step} on {o.url}: {o.evidence}",
+                               style="red"))
+        console.print()
+    allowed = [o for o in summary.orders if o.allowed]
+    if allowed:
+        console.print(Text(f"{len(allowed)} order(s) placed (purchases were allowed)", style="yellow"))
+
+
 def render_console(summary: RunSummary, console: Console | None = None) -> None:
     """Print the report as rich tables."""
     console = console or Console()
+    render_orders(summary, console)
     for t in report_tables(summary):
         table = Table(title=t.title, title_justify="left", show_edge=False)
         for col, numeric in zip(t.columns, t.numeric):

@@ -44,6 +44,22 @@ def _template() -> Template:
     return Template(text)
 
 
+def _orders_html(summary: RunSummary) -> str:
+    """The red block an order placed without --allow-purchase puts first in the report."""
+    e = html.escape
+    bad = summary.unallowed_orders
+    allowed = [o for o in summary.orders if o.allowed]
+    out = ""
+    if bad:
+        rows = "".join(f"<li>session {e(o.session_id)} step {o.step} on {e(o.url)}: {e(o.evidence)}</li>" for o in bad)
+        out += (f'<section class="alert order-placed"><h2>{len(bad)} order(s) placed without --allow-purchase</h2>'
+                f"<p>The purchase guard missed these; check the shop's orders and cancel or refund them.</p>"
+                f"<ul>{rows}</ul></section>")
+    if allowed:
+        out += f'<p class="meta">{len(allowed)} order(s) placed (purchases were allowed).</p>'
+    return out
+
+
 def render_html(summary: RunSummary) -> str:
     """The whole report as one HTML string (all text escaped, charts inline)."""
     rules = "".join(
@@ -51,6 +67,7 @@ def render_html(summary: RunSummary) -> str:
     )
     return _template().substitute(
         title=html.escape(f"shop-r1 run {summary.run_id or ''}".strip()),
+        alerts=_orders_html(summary),
         generated=html.escape(datetime.now(timezone.utc).isoformat(timespec="seconds")),
         charts="\n".join(run_charts(summary)),
         tables="\n".join(_html_table(t) for t in report_tables(summary)),

@@ -22,7 +22,7 @@ from shop_r1.simulator.report.facts import (
     SessionFacts,
     session_facts,
 )
-from shop_r1.simulator.trace import OUTCOMES, RunInfo, TraceReadResult, load_run_info, read_trace
+from shop_r1.simulator.trace import ORDER_PLACED, OUTCOMES, RunInfo, TraceReadResult, load_run_info, read_trace
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,21 @@ class StageTiming:
 
 
 @dataclass(frozen=True)
+class OrderRow:
+    """An order a session placed: the step whose action led to an order confirmation page.
+
+    ``allowed`` is False when purchases were not allowed (the session then ended as
+    ``order_placed``): the purchase guard missed, and the report says so first, in red.
+    """
+
+    session_id: str
+    step: int
+    url: str  # the page the ordering action was taken on
+    allowed: bool
+    evidence: str
+
+
+@dataclass(frozen=True)
 class SessionRow:
     session_id: str
     persona_id: str | None
@@ -116,12 +131,18 @@ class RunSummary:
     common_paths: list[PathRow] = field(default_factory=list)
     stage_timing: list[StageTiming] = field(default_factory=list)
     session_index: list[SessionRow] = field(default_factory=list)
+    orders: list[OrderRow] = field(default_factory=list)
     # simulator.realism's block (run.json's, else computed from the trace): the run next to people.
     realism: dict[str, Any] | None = None
     # The --tasks verdicts (simulator.shopmodel.verdicts), rendered: did each scenario succeed?
     tasks_html: str = ""
     # The steps themselves, for the report's session pages; never stored in run.json.
     trace: TraceReadResult | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def unallowed_orders(self) -> list[OrderRow]:
+        """Orders placed although purchases were not allowed (each one fails the run)."""
+        return [o for o in self.orders if not o.allowed]
 
     def to_json(self) -> dict[str, Any]:
         data = {name: value for name, value in asdict(_without_trace(self)).items() if name not in ("trace", "tasks_html")}
@@ -324,6 +345,9 @@ def summarize(
         stage_timing=stage_timing(session_list),
         session_index=[SessionRow(f.session_id, f.persona_id, f.outcome, f.steps,
                                   [st for st in FUNNEL_STAGES if st in f.stages]) for f in session_list],
+        orders=[OrderRow(s.session_id, s.step, s.url, allowed=s.outcome != ORDER_PLACED,
+                         evidence=s.end_reason or "the page after this step reads as an order confirmation")
+                for s in trace.steps if "order_placed" in s.events],
         trace=trace,
     )
 

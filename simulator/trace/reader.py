@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ from pydantic import ValidationError
 
 from shop_r1.simulator.trace import schema1
 from shop_r1.simulator.trace.schema import RUN_FILE, TRACE_FILE, TRACE_MAJORS_READ, TRACE_SCHEMA, version_major
-from shop_r1.simulator.trace.views import RunInfo, TraceEvent, TraceRecord, TraceStep
+from shop_r1.simulator.trace.views import NO_CONTROLS, RunInfo, TraceEvent, TraceRecord, TraceStep
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +103,17 @@ def _format_validation(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def parse_record(data: Any) -> TraceRecord:
+# A JSON line that may hold a control character: escaped as JSON writes them (\u001b, \r, \b,
+# \f) or raw (a writer with ensure_ascii off). Newline and tab escapes are text and stay.
+_CONTROL_IN_JSON = re.compile(rb"\\u00(?:[01][0-9a-fA-F]|7[fF]|[89][0-9a-fA-F])|\\[bfr]|[\x00-\x08\x0b-\x1f\x7f]"
+                              rb"|\xc2[\x80-\x9f]")
+
+
+def parse_record(data: Any, *, raw: bytes | None = None) -> TraceRecord:
     """Validate one decoded JSON line as a step or an event (``ValueError`` says why).
 
-    A schema-1 line is converted to schema 2 first (its element table completed).
+    A schema-1 line is converted to schema 2 first (its element table completed). ``raw``, the
+    line as read, lets validation skip the control-character walk when the line holds none.
     """
     if not isinstance(data, dict):
         raise ValueError(f"a trace line must be a JSON object, got {type(data).__name__}")
@@ -115,11 +123,12 @@ def parse_record(data: Any) -> TraceRecord:
     if version_major(version, TRACE_SCHEMA, TRACE_MAJORS_READ) == 1:
         data = schema1.upgrade(data)
     kind = data.get("kind", "step")
-    model = {"step": TraceStep, "event": TraceEvent}.get(kind)
+    model: type[TraceStep] | type[TraceEvent] | None = {"step": TraceStep, "event": TraceEvent}.get(kind)
     if model is None:
         raise ValueError(f"unknown record kind {kind!r} (expected 'step' or 'event')")
     try:
-        return model.model_validate(data)
+        clean = raw is not None and _CONTROL_IN_JSON.search(raw) is None
+        return model.model_validate(data, context={NO_CONTROLS: clean})
     except ValidationError as exc:
         raise ValueError(f"invalid {kind} record: {_format_validation(exc)}") from None
 
@@ -163,7 +172,7 @@ def read_trace(source: str | os.PathLike[str], *, strict: bool = True) -> TraceR
             except ValueError as exc:
                 raise TraceFormatError(path, lineno, str(exc)) from None
         try:
-            record = parse_record(data)
+            record = parse_record(data, raw=raw)
         except ValueError as exc:
             _bad(result, path, lineno, str(exc), strict)
             continue

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from shop_r1.envs.actions import Action, Click, ParseError, TypeAndSubmit
 from shop_r1.envs.observation import ActionError
+from shop_r1.envs.text import strip_controls
 from shop_r1.simulator.trace.schema import (
     RUN_MAJOR,
     RUN_SCHEMA,
@@ -43,6 +44,8 @@ Outcome = Literal[
     "stuck",
 ]
 OUTCOMES: tuple[str, ...] = Outcome.__args__  # type: ignore[attr-defined]
+#: What a step's action caused, recorded on the step (``TraceStep.events``).
+StepEvent = Literal["order_placed"]
 #: Outcomes that are not the shopper's choice: the run exits non-zero past ``--max-failed``.
 #: ``bot_wall`` (a CAPTCHA, challenge or "access denied" page) is the shop's doing, not behaviour.
 FAILED_OUTCOMES: tuple[str, ...] = ("timeout", "policy_error", "browser_error", "host_lost", "shop_error",
@@ -52,10 +55,39 @@ FAILED_OUTCOMES: tuple[str, ...] = ("timeout", "policy_error", "browser_error", 
 ORDER_PLACED: str = "order_placed"
 
 
+def _without_controls(value: Any) -> Any:
+    """``value`` with control characters dropped from every string in it (dicts and lists walked)."""
+    if isinstance(value, str):
+        return strip_controls(value)
+    if isinstance(value, dict):
+        return {k: _without_controls(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_controls(v) for v in value]
+    return value
+
+
 class _Strict(BaseModel):
-    """Known fields validate strictly; unknown keys are kept (written by a newer minor)."""
+    """Known fields validate strictly; unknown keys are kept (written by a newer minor).
+
+    Every string is stripped of control characters on the way in, whether a record is being
+    written or read (an older trace, or one written by another tool): page text is data, never
+    terminal control (``shop_r1.envs.text``), and a trace is where replay, reports and datasets
+    read it from.
+    """
 
     model_config = ConfigDict(strict=True, extra="allow", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text_is_data(cls, data: Any, info: ValidationInfo) -> Any:
+        if not isinstance(data, dict) or (info.context or {}).get(NO_CONTROLS):
+            return data
+        return _without_controls(data)
+
+
+#: Validation context key: the caller has checked that the data holds no control character (the
+#: trace reader scans each raw line once), so the per-string walk is skipped.
+NO_CONTROLS = "no_controls"
 
 
 class TraceParseError(_Strict):
@@ -162,6 +194,9 @@ class TraceStep(_Record):
     # to the run directory; `simulate --screenshots`), input fields masked when redacting.
     screenshot: str | None = None
     ts: str = Field(default_factory=now_iso)
+    # Optional since 2.x: what this step's action caused that is a fact about the shop, not a
+    # choice: ``order_placed`` (the page it led to reads as an order confirmation).
+    events: list[StepEvent] = Field(default_factory=list)
     done: bool = False
     outcome: Outcome | None = None
     end_reason: str | None = None
