@@ -36,7 +36,7 @@ from typing import Any, Literal
 from playwright.async_api import Browser, BrowserContext, CDPSession, Page, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
-from shop_r1.envs.actions import Action, ActionValidationError, Terminate, parse_action
+from shop_r1.envs.actions import Action, ActionValidationError, Click, Terminate, TypeAndSubmit, parse_action
 from shop_r1.envs.chromium import LAUNCH_ARGS, launch_chromium
 from shop_r1.envs.executor import ExecutorOptions, PageBusy, execute
 from shop_r1.envs.hops import HopGuard, origin_of, origin_or_none
@@ -230,7 +230,7 @@ class ShopperSession:
             result = await self._result(error, timings, done=False)
             return dataclasses.replace(result, scripts_stopped=True) if stopped else result
 
-    async def _execute_bounded(self, action: Action, elements: Sequence[Any],
+    async def _execute_bounded(self, action: Click | TypeAndSubmit, elements: Sequence[Any],
                                timings: dict[str, float]) -> tuple[ActionError | None, bool]:
         """The executor's error, within a bound no well-behaved page reaches; whether scripts were stopped.
 
@@ -266,7 +266,7 @@ class ShopperSession:
         return await ensure_responsive(self.page, cdp=self._cdp, session_id=self.session_id,
                                        timeout_ms=self.options.interact_timeout_ms)
 
-    async def _blame_busy_page(self, action: Action, error: ActionError) -> tuple[ActionError, bool]:
+    async def _blame_busy_page(self, action: Click | TypeAndSubmit, error: ActionError) -> tuple[ActionError, bool]:
         """The action's error, or, when the action set off a script that froze the page, that.
 
         A click handler that never returns shows up as a click timeout ("covered or moving");

@@ -45,7 +45,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from shop_r1.envs.actions import Action, Click, Terminate, TypeAndSubmit, parse_action
 from shop_r1.envs.controls import PLACE_ORDER
-from shop_r1.envs.observation import ActionError, Element, option_name
+from shop_r1.envs.observation import ActionError, Element, ErrorCode, option_name
 from shop_r1.envs.pagetype import PageView
 from shop_r1.envs.purchase import (
     ControlFacts,
@@ -200,7 +200,8 @@ class _PageWatch:
 
     def __enter__(self) -> _PageWatch:
         for event, handler in self._handlers:
-            self.page.on(event, handler)
+            # Playwright types on() with one overload per event name; these names are among them.
+            self.page.on(event, handler)  # type: ignore[call-overload]
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -490,7 +491,7 @@ async def _choose_option(target: _Target, index: int | None, options: ExecutorOp
     result = await target.locator.evaluate(load_js("executor_select_option.js"), index,
                                            timeout=options.interact_timeout_ms)
     if not result["ok"]:
-        code = "disabled" if "disabled" in result["reason"] else "unknown_name"
+        code: ErrorCode = "disabled" if "disabled" in result["reason"] else "unknown_name"
         return ActionError(code, f"{target.name!r}: {result['reason']}", name=target.name)
     log.debug("selected %r in %s", result["label"], target.name)
     return None

@@ -54,9 +54,14 @@ _HEADINGS = ("h1", "h2", "h3", "h4", "h5", "h6")
 class PageView(Protocol):
     """What the classifier reads: an Observation or a reducer's ReducedPage."""
 
-    title: str
-    simplified_html: str
-    elements: Sequence[Element]
+    # Read-only members: an Observation and a reducer's page are frozen, which a protocol of
+    # plain (settable) attributes would not accept.
+    @property
+    def title(self) -> str: ...
+    @property
+    def simplified_html(self) -> str: ...
+    @property
+    def elements(self) -> Sequence[Element]: ...
 
 
 class ItemLink(BaseModel):

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, NamedTuple, TypeAlias
+from typing import Any, TypeAlias
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
@@ -265,7 +265,8 @@ class _Text:
     tokens: int = 0
 
 
-class _Control(NamedTuple):
+@dataclass(frozen=True)
+class _Control:
     """An outermost actionable node and where it sits, so the budget can drop it in place."""
 
     siblings: list[Child]
@@ -334,7 +335,7 @@ def _fit_budget(tree: TreeNode, budget: int, url: str) -> tuple[str, int, bool, 
         return rendered, total, False, set()
     start = total
     texts = _texts(tree)
-    for t, n in zip(texts, count_tokens_batch([t.siblings[t.index] for t in texts])):
+    for t, n in zip(texts, count_tokens_batch([str(t.siblings[t.index]) for t in texts])):
         t.tokens = n + 1
     dropped: set[str] = set()
     actions: list[str] = []

@@ -133,20 +133,32 @@ def get_variant(name: str) -> Variant:
 # --------------------------------------------------------------------------------------------
 
 
+# Read-only members: the server's records are frozen dataclasses, which a protocol of plain
+# (settable) attributes would not accept.
 class CartLineView(Protocol):
-    line_id: str
-    product_id: str
-    title: str
-    qty: int
-    options: Mapping[str, str]
-    price_cents: int
+    @property
+    def line_id(self) -> str: ...
+    @property
+    def product_id(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def qty(self) -> int: ...
+    @property
+    def options(self) -> Mapping[str, str]: ...
+    @property
+    def price_cents(self) -> int: ...
 
 
 class OrderView(Protocol):
-    order_id: str
-    items: Sequence[CartLineView]
-    total_cents: int
-    address: Mapping[str, str]
+    @property
+    def order_id(self) -> str: ...
+    @property
+    def items(self) -> Sequence[CartLineView]: ...
+    @property
+    def total_cents(self) -> int: ...
+    @property
+    def address(self) -> Mapping[str, str]: ...
 
 
 @dataclass(frozen=True)

@@ -68,10 +68,12 @@ def origin_of(url: str) -> str:
 def _currency(marks: Iterable[str]) -> Currency:
     counts: dict[Currency, int] = {}
     for mark in marks:
-        for cur, pattern in (("EUR", r"€|EUR"), ("GBP", r"£|GBP"), ("JPY", r"¥|JPY"), ("CAD", r"CAD"),
-                             ("AUD", r"AUD"), ("USD", r"\$|USD")):
+        patterns: tuple[tuple[Currency, str], ...] = (
+            ("EUR", r"€|EUR"), ("GBP", r"£|GBP"), ("JPY", r"¥|JPY"), ("CAD", r"CAD"), ("AUD", r"AUD"),
+            ("USD", r"\$|USD"))
+        for cur, pattern in patterns:
             if re.search(pattern, mark):
-                counts[cur] = counts.get(cur, 0) + 1  # type: ignore[index]
+                counts[cur] = counts.get(cur, 0) + 1
                 break
     return max(counts, key=lambda c: counts[c]) if counts else "unknown"
 
@@ -101,7 +103,8 @@ class _Crawler:
             log.info("robots.txt of %s unreadable (%s); crawling politely without it", self.origin, exc)
             return None
         if resp.status_code in (401, 403):
-            parser.disallow_all = True
+            # typeshed omits this attribute; RobotFileParser.read() sets it the same way on 401/403.
+            parser.disallow_all = True  # type: ignore[attr-defined]
         elif resp.status_code == 200:
             parser.parse(resp.text.splitlines())
         else:

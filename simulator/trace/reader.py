@@ -123,7 +123,8 @@ def parse_record(data: Any, *, raw: bytes | None = None) -> TraceRecord:
     if version_major(version, TRACE_SCHEMA, TRACE_MAJORS_READ) == 1:
         data = schema1.upgrade(data)
     kind = data.get("kind", "step")
-    model: type[TraceStep] | type[TraceEvent] | None = {"step": TraceStep, "event": TraceEvent}.get(kind)
+    models: dict[str, type[TraceStep] | type[TraceEvent]] = {"step": TraceStep, "event": TraceEvent}
+    model = models.get(kind)
     if model is None:
         raise ValueError(f"unknown record kind {kind!r} (expected 'step' or 'event')")
     try:

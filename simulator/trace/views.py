@@ -146,11 +146,11 @@ class _Record(_Strict):
 
     @model_validator(mode="after")
     def _outcome_only_when_done(self) -> _Record:
-        done, outcome = getattr(self, "done"), getattr(self, "outcome")
+        done, outcome, kind = getattr(self, "done"), getattr(self, "outcome"), getattr(self, "kind")
         if done and outcome is None:
-            raise ValueError(f"a{'n event' if self.kind == 'event' else ' step'} with done=true must carry an outcome")
+            raise ValueError(f"a{'n event' if kind == 'event' else ' step'} with done=true must carry an outcome")
         if outcome is not None and not done:
-            raise ValueError(f"outcome {outcome!r} given on a{'n event' if self.kind == 'event' else ' step'} "
+            raise ValueError(f"outcome {outcome!r} given on a{'n event' if kind == 'event' else ' step'} "
                              "with done=false")
         return self
 
