@@ -51,6 +51,7 @@ from shop_r1.envs.outages import (
     stop_scripts,
 )
 from shop_r1.envs.reducer import ReducedPage, ReducerError, ReducerOptions, install_page_hooks, reduce_page
+from shop_r1.envs.settle import NetworkQuiet, wait_settled
 
 # reset() raises ResetError and observe() PageUnresponsive: they are part of a session's API.
 __all__ = ["BrowserPool", "PageUnresponsive", "ResetError", "SessionCrashed", "SessionOptions", "ShopperSession"]
@@ -80,9 +81,18 @@ class SessionOptions(ExecutorOptions):
     """How many blocked URLs an observation lists as examples (the count is always exact)."""
     observe_timeout_ms: int = 10_000
     """Bound on reading the page once; past it the page's scripts are stopped and it is read again."""
+    observe_quiet_ms: int = 150
+    """Before each read, wait until network, DOM and animations have been quiet this long
+    (:mod:`shop_r1.envs.settle`): a client-rendered page fills itself after load, a drawer slides in."""
+    observe_settle_max_ms: int = 2_000
+    """Cap on that wait (0: read at once); a page still changing then is read as it is."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        for name in ("observe_quiet_ms", "observe_settle_max_ms"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"SessionOptions.{name} must be an int >= 0 (ms), got {value!r}")
         if not isinstance(self.observe_timeout_ms, int) or self.observe_timeout_ms <= 0:
             raise ValueError(f"SessionOptions.observe_timeout_ms must be an int > 0, got {self.observe_timeout_ms!r}")
         if not isinstance(self.blocked_url_examples, int) or self.blocked_url_examples < 0:
@@ -116,6 +126,8 @@ class ShopperSession:
         self._hops = HopGuard(session_id, context, page, allowed_origins=allowed_origins or frozenset(),
                               blocked_url_examples=options.blocked_url_examples)
         self._status = DocumentStatus(page)
+        self._network = NetworkQuiet(page)
+        self._settled_ms = 0.0  # the last read's wait for the page to settle (a part of reduce_ms)
 
     # ---- public API --------------------------------------------------------------------------
     @property
@@ -363,11 +375,12 @@ class ShopperSession:
             self._reduce_stable, page=self.page, cdp=self._cdp, timeout_ms=self.options.observe_timeout_ms,
             session_id=self.session_id)
         reduce_ms = round((time.monotonic() - t0) * 1000, 2)
+        settle_ms = self._settled_ms
         screenshot = await self._screenshot() if self.options.screenshot else None
         count, examples = self._hops.take_blocked()
         observation = dataclasses.replace(
             reduced.to_observation(
-                timings={**timings, "reduce_ms": reduce_ms},
+                timings={**timings, "reduce_ms": reduce_ms, "observe_settle_ms": settle_ms},
                 blocked_requests=count,
                 blocked_urls=examples,
                 screenshot=screenshot,
@@ -398,6 +411,11 @@ class ShopperSession:
         The executor waits for navigations it can see coming; one started later by the page
         itself (a timer, a meta refresh) can still swap the document under the reducer.
         """
+        # Client-rendered content, a drawer sliding in, a filtered grid: wait until the page has
+        # stopped changing (bounded), after a load and after an in-page action alike.
+        settled = await wait_settled(self.page, self._network, quiet_ms=self.options.observe_quiet_ms,
+                                     max_ms=self.options.observe_settle_max_ms)
+        self._settled_ms = settled.ms
         for attempt in range(3):
             try:
                 reduced = await reduce_page(self.page, self._reducer_options())

@@ -522,9 +522,19 @@ async def _click(page: Page, target: _Target, watch: _PageWatch, options: Execut
     if blocked:
         return blocked
     watch.expect_navigation = _leads_elsewhere(facts["href"], page.url) or facts["submits"]
+    # Seen under an open dialog (a consent wall, a pop-up), the click cannot land: say so at once,
+    # and what to close, instead of waiting out the click timeout. (Other clicks are not probed
+    # first: a dialog that came up since the observation is named when the click fails.)
+    if target.element is not None and target.element.covered:
+        cover = await _cover(target, options)
+        if cover is not None and cover.dialog:
+            return _covered_error(target, cover, seen)
     try:
         await target.locator.click(timeout=options.interact_timeout_ms, no_wait_after=True)
     except PlaywrightTimeoutError as exc:
+        cover = await _cover(target, options)
+        if cover is not None:
+            return _covered_error(target, cover, seen)
         return ActionError(
             "not_visible",
             f"could not click {target.name!r} within {options.interact_timeout_ms} ms: it is covered by "
@@ -532,6 +542,44 @@ async def _click(page: Page, target: _Target, watch: _PageWatch, options: Execut
             name=target.name,
         )
     return None
+
+
+@dataclass(frozen=True)
+class _Cover:
+    """What a click on the target would land on instead: a dialog the reducer named, another
+    named control, or an unnamed element (``tag#id.class``), with its first words."""
+
+    dialog: str = ""
+    name: str = ""
+    element: str = ""
+    text: str = ""
+
+
+async def _cover(target: _Target, options: ExecutorOptions) -> _Cover | None:
+    try:
+        found = await target.locator.evaluate(load_js("executor_cover.js"), timeout=options.interact_timeout_ms)
+    except PlaywrightError as exc:
+        if _is_crash(exc):
+            raise
+        log.debug("cover probe of %s failed: %s", target.name, _first_line(exc))
+        return None
+    return _Cover(**{k: str(v or "") for k, v in found.items()}) if found else None
+
+
+def _covered_error(target: _Target, cover: _Cover, seen: PageView | None) -> ActionError:
+    """``not_visible`` naming the cover; under a dialog, its controls are the suggestions."""
+    words = f" ({cover.text[:60]!r})" if cover.text else ""
+    if cover.dialog:
+        closers = tuple(el.name for el in (seen.elements if seen is not None else ())
+                        if el.name.startswith(cover.dialog + ".") and el.kind != "input")
+        return ActionError(
+            "not_visible",
+            f"could not click {target.name!r}: it is covered by the dialog {cover.dialog!r}{words}; "
+            f"answer or close the dialog first" + (f" ({', '.join(closers[:4])})" if closers else ""),
+            name=target.name, suggestions=closers[:3])
+    what = f"the control {cover.name!r}" if cover.name else f"<{cover.element}>"
+    return ActionError("not_visible", f"could not click {target.name!r}: it is covered by {what}{words}",
+                       name=target.name, suggestions=(cover.name,) if cover.name else ())
 
 
 def _best_label(text: str, labels: list[str]) -> int | None:

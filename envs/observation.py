@@ -21,6 +21,11 @@ class Element:
 
     ``selector`` finds the live element again: the reducer stamps ``data-sr1-name`` on the DOM
     node, so the executor acts on exactly what the policy saw.
+
+    ``covered``: the control lies under an open modal dialog or overlay (a consent wall, a
+    newsletter pop-up) and cannot be clicked until the dialog is answered or closed; the dialog's
+    own controls are named under its segment (``cookie_consent.accept_all_cookies``) and are not
+    covered. See :mod:`shop_r1.envs.reducer`.
     """
 
     name: str
@@ -33,6 +38,7 @@ class Element:
     # For selects: the option labels; for inputs: the input type ("search", "text", ...).
     options: tuple[str, ...] = ()
     input_type: str = ""
+    covered: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,7 +74,7 @@ def with_option_elements(elements: tuple[Element, ...] | list[Element]) -> tuple
                 continue
             taken.add(name)
             out.append(Element(name=name, kind="clickable", text=label, selector="", tag="option",
-                               in_viewport=el.in_viewport, disabled=el.disabled))
+                               in_viewport=el.in_viewport, disabled=el.disabled, covered=el.covered))
     return tuple(out)
 
 
@@ -141,7 +147,11 @@ class Observation:
         if self.net_error is not None or self.url.startswith("chrome-error://"):
             return "error_page"
         if self.http_status is not None and self.http_status >= 500:
-            return "http_error"
+            # A bot-protection challenge answers 503 ("Just a moment..."): the shop is up and
+            # refusing us, which is a bot wall (shop_r1.envs.pagetype.bot_wall), not an outage.
+            from shop_r1.envs.pagetype import bot_wall  # pagetype imports this module
+
+            return None if bot_wall(self) is not None else "http_error"
         return None
 
     def fault_message(self, *, with_url: bool = True) -> str:
@@ -166,10 +176,13 @@ class Observation:
         The one definition every constrained backend (token grammar, JSON schema) shares.
         Disabled elements are left out (the executor refuses them), and so are bare selects:
         a choice is made by clicking one of its option elements (``<select>.<option>``), while
-        a click on the select itself is ``wrong_kind``.
+        a click on the select itself is ``wrong_kind``. Covered elements (under an open modal
+        dialog) are left out too: a click on them fails until the dialog is closed, which is
+        the action a constrained policy is then left to choose.
         """
-        clickable = [el.name for el in self.elements if el.kind == "clickable" and not el.disabled]
-        inputs = [el.name for el in self.elements if el.kind == "input" and not el.disabled]
+        clickable = [el.name for el in self.elements if el.kind == "clickable" and not el.disabled
+                     and not el.covered]
+        inputs = [el.name for el in self.elements if el.kind == "input" and not el.disabled and not el.covered]
         return clickable, inputs
 
 
@@ -197,6 +210,11 @@ class ActionError:
     name: str | None = None
     suggestions: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        # A message quotes the page (a control's text, the browser's note on what covers it):
+        # page text is data, never terminal control (envs/text.py).
+        object.__setattr__(self, "message", one_line(self.message))
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -209,8 +227,3 @@ class StepResult:
     info: dict[str, Any] = field(default_factory=dict)
     # The acted-on page's scripts kept it busy and were stopped so the action could run.
     scripts_stopped: bool = False
-    def __post_init__(self) -> None:
-        # A message quotes the page (a control's text, the browser's note on what covers it):
-        # page text is data, never terminal control (envs/text.py).
-        object.__setattr__(self, "message", one_line(self.message))
-

@@ -346,3 +346,61 @@ def is_next_page(el: Element) -> bool:
 def page_type(page: PageView) -> PageType:
     """Just the type (the funnel and the realism metrics need nothing else)."""
     return classify(page).type
+
+
+# ---- bot walls ---------------------------------------------------------------------------------
+# A page a bot-protection service shows instead of the shop: a challenge ("Just a moment...
+# Checking your browser"), a CAPTCHA, or a refusal ("Access Denied", 403). A session that meets
+# one measures the shop's protection, not the shopper, so it ends with its own outcome
+# (``bot_wall``). Told by what a person reads there, in several languages, and by the CAPTCHA
+# providers' frames; the page must also not be a shop page (a T-shirt called "Access Denied"
+# with a price and an "Add to cart" is a product, a sign-in form with a CAPTCHA is a sign-in).
+_CHALLENGE = re.compile(
+    r"just a moment|checking (?:if the site connection is secure|your browser)|"
+    r"verify(?:ing)? (?:that )?you(?:'re| are) (?:a )?human|are you (?:a )?(?:robot|human)|i'?m not a robot|"
+    r"attention required|pardon our interruption|press (?:&|and) hold|unusual traffic|security check|"
+    r"ddos protection|captcha|ein(?:en)? moment,? bitte|dass sie ein mensch sind|kein roboter|"
+    r"(?:vous|tu) (?:êtes|es) (?:un )?humain|pas un robot|un instant|eres (?:un )?humano|no soy un robot|"
+    r"essere umano|non sono un robot", re.I)
+_DENIED = re.compile(
+    r"access (?:denied|blocked|to this page has been denied)|\b403\b|forbidden|request (?:blocked|rejected)|"
+    r"you (?:don'?t|do not) have permission to access|you have been blocked|too many requests|"
+    r"zugriff verweigert|accès refusé|acceso denegado|accesso negato", re.I)
+_CAPTCHA_FRAME = re.compile(r"recaptcha|hcaptcha|captcha|challenges\.cloudflare|turnstile|arkoselabs|funcaptcha|"
+                            r"geetest|datadome|perimeterx", re.I)
+_WALL_URL = re.compile(r"/cdn-cgi/challenge|/captcha|_incapsula_resource|/px-captcha|/sorry/index", re.I)
+_WALL_MAX_CONTROLS = 12
+
+
+def bot_wall(page: PageView) -> str | None:
+    """Why ``page`` is a bot wall (a challenge, CAPTCHA or access-denied page), None when it is not.
+
+    Reads what every policy reads (title, simplified HTML, element table) and, where the page is
+    an :class:`~shop_r1.envs.observation.Observation`, its HTTP status, URL and the frames the
+    reducer could not read (a CAPTCHA provider's frame is cross-origin).
+    """
+    root = _parse(page.simplified_html)
+    headings = " ".join(_text(h) for h in root.iter(*_HEADINGS)) if root is not None else ""
+    body = _text(root)[:800] if root is not None else ""
+    live = [el for el in page.elements if not el.disabled]
+    status = getattr(page, "http_status", None)
+    url = str(getattr(page, "url", "") or "")
+    frames = [u.where for u in getattr(page, "unreadable", ()) if u.kind == "cross_origin_frame"]
+    buy = any((ADD_TO_CART.search(_label(el)) or BUY_NOW.search(_label(el))) for el in live if el.kind == "clickable")
+    # A shop page offers buying, many controls or an account form; a wall offers one way on, if any.
+    shoplike = buy or len(live) > _WALL_MAX_CONTROLS or any(el.input_type == "password" for el in live)
+    if shoplike:
+        return None
+    captcha = next((w for w in frames if _CAPTCHA_FRAME.search(w)), None)
+    if captcha is not None:
+        return f"a CAPTCHA frame ({captcha})"
+    lead = f"{page.title} {headings}"
+    m = _CHALLENGE.search(lead) or _CHALLENGE.search(body)
+    if m:
+        return f"a challenge page ({m.group(0)!r})"
+    m = _DENIED.search(lead)
+    if m and (status in (401, 403, 429) or len(body.split()) < 80):
+        return f"an access-denied page ({m.group(0)!r}" + (f", HTTP {status})" if status else ")")
+    if _WALL_URL.search(url) and status is not None and status >= 400:
+        return f"a bot-protection URL answering HTTP {status}"
+    return None

@@ -19,6 +19,20 @@ Two halves:
   (see :func:`_fit_budget`): far-away prose goes first, then the page chrome's controls (menus,
   footers, sidebars), actionable elements of the visible main content go last.
 
+Open modal dialogs come first, as people see them. A dialog with ``aria-modal``, a ``<dialog>``
+opened with ``showModal()``, or -- with no ARIA at all, in any language -- a fixed layer with a
+z-index that covers most of the viewport (found by hit-testing the viewport) is emitted at the top
+of the simplified HTML as ``<dialog name="SEG">…</dialog>``: ``SEG`` is ``cookie_consent`` or
+``newsletter`` for those prompts (told by their words in several languages), else the dialog's
+label, id or title; its controls are named under it (``cookie_consent.accept_all_cookies``,
+``newsletter.close``). Everything outside it is marked covered: the control stays in the
+simplified HTML with a bare ``covered`` attribute (``<a name="results.lamp.view_product"
+covered>``) so a policy still reads what the page offers behind the dialog, and its
+:class:`~shop_r1.envs.observation.Element` has ``covered=True``, which keeps it out of
+``Observation.executable_names``. A control outside the dialog that a click at its centre still
+reaches (a header drawn above the backdrop) is not covered. The dialog's root carries
+``data-sr1-dialog="SEG"`` so the executor can name it when a click lands on it.
+
 Same-origin iframes and open shadow roots are read like the rest of the page (their controls are
 named and stamped, and the executor finds them there); cross-origin frames and closed shadow
 roots cannot be, and are reported: a note in the simplified HTML and ``ReducedPage.unreadable``.
@@ -50,7 +64,9 @@ from playwright.async_api import Error as PlaywrightError
 
 from shop_r1.envs.chromium import launch_chromium
 from shop_r1.envs.observation import Element, Observation, PageStats, UnreadablePart
+from shop_r1.envs.settle import SETTLE_HOOK, NetworkQuiet, wait_settled
 from shop_r1.envs.tokens import count_tokens, count_tokens_batch
+from shop_r1.envs.text import one_line, strip_controls
 
 
 log = logging.getLogger(__name__)
@@ -63,10 +79,9 @@ _LONG_TEXT_WORDS = 60
 _LONG_LABEL_WORDS = 24
 _BLOCK_TAGS = frozenset({"div", "p", "ul", "ol", "li", "dl", "dt", "dd", "h1", "h2", "h3", "h4", "h5", "h6",
                          "form", "table", "thead", "tbody", "tfoot", "tr", "caption", "select", "fieldset",
-                         "legend", "textarea"})
+                         "legend", "textarea", "dialog"})
 _VOID_TAGS = frozenset({"input"})
 
-from shop_r1.envs.text import one_line, strip_controls
 
 # A 1x1 transparent GIF: the answer to every image request of a local page.
 _BLANK_GIF = bytes.fromhex("47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b")
@@ -112,6 +127,17 @@ class ReducerOptions:
 
 
 @dataclass(frozen=True)
+class PageItem:
+    """One product card of a product list, as reduce.js found it: what a catalogue needs from a
+    page whose products have no pages of their own (a one-page shop's cards with "Add to cart")."""
+
+    title: str
+    price: str = ""  # as shown ("$10.90"), empty when the card shows none
+    url: str = ""  # the card's title link, absolute; empty when it has none
+    names: tuple[str, ...] = ()  # the card's controls
+
+
+@dataclass(frozen=True)
 class ReducedPage:
     """One reduced page: what the policy reads plus the elements it may act on."""
 
@@ -123,6 +149,7 @@ class ReducedPage:
     raw_html: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     unreadable: tuple[UnreadablePart, ...] = ()
+    items: tuple[PageItem, ...] = ()
 
     def element(self, name: str) -> Element | None:
         return next((el for el in self.elements if el.name == name), None)
@@ -168,6 +195,7 @@ async def install_page_hooks(context: BrowserContext) -> None:
     page's own scripts (``envs/js/shadow_hook.js``).
     """
     await context.add_init_script(script=_shadow_hook())
+    await context.add_init_script(script=SETTLE_HOOK)  # when the DOM last changed (envs/settle.py)
 
 
 # ---- the tree returned by reduce.js ------------------------------------------------------------
@@ -435,8 +463,8 @@ def _element_table(records: list[dict[str, Any]]) -> tuple[Element, ...]:
                      covered=bool(e.get("covered", False)))
         out.append(el)
         out.extend(Element(name=name, kind="clickable", text=label, selector="", tag="option",
-                           in_viewport=el.in_viewport, disabled=el.disabled)
-                   for name, label in zip(e["option_names"], e["options"], strict=True))
+                           in_viewport=el.in_viewport, disabled=el.disabled, covered=el.covered)
+                   for name, label in zip(e["option_names"], labels, strict=True))
     return tuple(out)
 
 
@@ -488,7 +516,9 @@ async def reduce_page(page: Page, options: ReducerOptions | None = None) -> Redu
     return ReducedPage(title=one_line(result["title"]), url=result["url"], simplified_html=strip_controls(html_text),
                        elements=elements,
                        stats=stats, raw_html=raw_html if opts.keep_raw_html else None, timings=timings,
-                       unreadable=unreadable)
+                       unreadable=unreadable,
+                       items=tuple(PageItem(title=" ".join(i["title"].split()), price=i["price"], url=i["url"],
+                                            names=tuple(i["names"])) for i in result.get("items", ())))
 
 
 # ---- one-shot observation of a URL or a local file ---------------------------------------------
@@ -545,6 +575,7 @@ async def open_target(browser: Browser, target: str, *, viewport: tuple[int, int
 
         await context.route("**/*", route)
     page = await context.new_page()
+    network = NetworkQuiet(page)
     try:
         await page.goto(url, wait_until="domcontentloaded", timeout=timeout_ms)
     except PlaywrightError as exc:
@@ -555,6 +586,8 @@ async def open_target(browser: Browser, target: str, *, viewport: tuple[int, int
         await page.wait_for_load_state("load", timeout=min(timeout_ms, 5_000))
     except PlaywrightError:
         log.warning("%s: no load event within 5 s; observing the page as it is", target)
+    # A client-rendered page fills itself after load: read it once it has stopped changing.
+    await wait_settled(page, network)
     return page
 
 

@@ -184,8 +184,36 @@
       if ((type === 'radio' || type === 'checkbox') && el.value && el.value !== 'on') return ws(el.value);
       return readable(el.getAttribute('name')) || readable(el.id) || '';
     }
-    return text || attr(el, 'title') || readable(el.id) || '';
+    // A control whose text is only a count or a glyph (a cart icon with its badge "0", a bare "✕")
+    // is known by its icon: a title, an image's alt, an icon's class ("icon-cart"), not the count.
+    if (text && !/\p{L}/u.test(text)) {
+      const icon = attr(el, 'title') || iconName(el);
+      if (icon) return icon;
+      if (CLOSE_GLYPH.test(text)) return 'close';
+    }
+    return text || attr(el, 'title') || iconName(el) || readable(el.id) || '';
   }
+  // Words an icon inside a control is known by: an image's alt, an svg's title or label, else a
+  // readable class of the icon ("icon-cart", "fa-shopping-bag") less the words every icon has.
+  const ICON_NOISE = new Set(['icon', 'icons', 'ico', 'btn', 'button', 'toggle', 'link', 'badge', 'count', 'counter',
+    'wrapper', 'wrap', 'container', 'trigger', 'open', 'fa', 'fas', 'far', 'glyph', 'glyphicon', 'svg', 'img', 'image',
+    'header', 'nav', 'item', 'js', 'solid', 'outline', 'regular', 'light', 'mini', 'small', 'large', 'lg', 'sm']);
+  function iconName(el) {
+    const icons = el.querySelectorAll('img[alt],svg,i,[class*=icon],[aria-label],[title]');
+    for (const i of icons) {
+      const words = (i.localName === 'img' ? i.alt : '') || attr(i, 'aria-label') || attr(i, 'title') ||
+        (i.localName === 'svg' && i.querySelector('title') ? ws(i.querySelector('title').textContent) : '');
+      if (words && /\p{L}/u.test(words)) return ws(words);
+    }
+    if (!icons.length) return '';
+    for (const n of [el].concat(Array.from(icons))) {
+      const words = (n.getAttribute('class') || '').split(/\s+/).flatMap((c) => c.replace(/([a-z])([A-Z])/g, '$1 $2')
+        .split(/[-_\s]+/)).map((w) => w.toLowerCase()).filter((w) => w.length >= 3 && !/\d/.test(w) && !ICON_NOISE.has(w));
+      if (words.length) return words.slice(0, 3).join(' ');
+    }
+    return '';
+  }
+  const CLOSE_GLYPH = /^[\u00d7\u2715\u2716\u2717\u2573xX\u2a2f]$/;
 
   // ---- scopes -------------------------------------------------------------------------------
   // The heading an element opens with: itself, or its first child when that child shows nothing
@@ -244,7 +272,7 @@
     if (tag === 'footer' && !el.closest('article,section') || role === 'contentinfo') return 'footer';
     if (tag === 'nav' || role === 'navigation') return slug(label, 3, 24) || 'nav';
     if (tag === 'aside' || role === 'complementary') return slug(label, 3, 24) || 'sidebar';
-    if (tag === 'dialog' || role === 'dialog' || role === 'alertdialog') return slug(label, 3, 24) || 'dialog';
+    if (tag === 'dialog' || role === 'dialog' || role === 'alertdialog' || modalSeg.has(el)) return dialogSeg(el);
     if (role === 'search') return 'search_bar';
     if (tag === 'form') {
       const inputs = el.querySelectorAll('input:not([type=hidden]),select,textarea');
@@ -286,6 +314,7 @@
 
   // ---- the walk -----------------------------------------------------------------------------
   const records = [];          // one per interactable, in document order
+  const productItems = [];     // the items of product lists, as the catalogue crawl reads them
   let nodeCount = 0;
   const sigOf = (el) => el.localName + '.' + ((el.getAttribute('class') || '').trim().split(/\s+/)[0] || '');
 
@@ -298,6 +327,11 @@
       if (c.nodeType !== 1) continue;
       const tag = c.localName;
       if (tag === 'slot') { collectText(c, ctx, out); continue; }
+      if (tag === 'svg' && visible(c)) {  // an icon: its title or label says what it is
+        const t = attr(c, 'aria-label') || (c.querySelector('title') ? ws(c.querySelector('title').textContent) : '');
+        if (t) out.alts.push(t);
+        continue;
+      }
       if (SKIP.has(tag) || !visible(c)) continue;
       if (tag === 'img') { if (c.alt) out.alts.push(c.alt); continue; }
       if (tag === 'br') { out.push(' '); continue; }
@@ -306,12 +340,12 @@
     }
   }
 
-  function register(el, tag, kind, ctx, text) {
+  function register(el, tag, kind, ctx, text, labelHint) {
     const r = el.getBoundingClientRect();
     const type = tag === 'input' ? (el.type || 'text').toLowerCase() : '';
     const rec = {
       el, tag, kind, text, scopes: ctx.scopes, item: ctx.item,
-      label: controlLabel(el, tag, text), name: '',
+      label: controlLabel(el, tag, labelHint || text), name: '',
       inViewport: inViewport(r), dist: distOf(r),
       disabled: !!el.disabled || el.getAttribute('aria-disabled') === 'true',
       options: tag === 'select' ? Array.from(el.options).map((o) => ws(o.textContent)) : [],
@@ -319,6 +353,7 @@
       href: tag === 'a' ? (el.getAttribute('href') || '') : '',
       override: overrideOf.get(el) || '',
       away,
+      covered: isCovered(el, ctx),
     };
     records.push(rec);
     if (ctx.item) ctx.item.controls.push(rec);
@@ -334,11 +369,17 @@
     const kids = flat ? Array.prototype.filter.call(flat, (n) => n.nodeType === 1) : el.children;
     let groups = null;
     // Rows of a list or table count from two (a search with two hits), other blocks from three.
-    const least = (sig) => (/^(li|tr)\./.test(sig) ? 2 : 3);
+    const pairs = new Set();
+    const least = (sig) => (/^(li|tr)\./.test(sig) || pairs.has(sig) ? 2 : 3);
     if (kids.length >= 2) {
       const counts = new Map();
       for (const k of kids) { const s = sigOf(k); counts.set(s, (counts.get(s) || 0) + 1); }
-      for (const [s, n] of counts) if (n >= least(s)) { (groups = groups || new Map()).set(s, []); }
+      // Two priced blocks with a control each are two product cards (a filter left two results).
+      const cardPair = (s) => Array.prototype.filter.call(kids, (k) => sigOf(k) === s)
+        .every((k) => k.querySelector('a[href],button') && PRICE.test(textOutsideControls(k)));
+      for (const [s, n] of counts) {
+        if (n >= least(s) || (n === 2 && cardPair(s))) { (groups = groups || new Map()).set(s, []); if (n === 2) pairs.add(s); }
+      }
     }
     let listScope = null;
     if (groups) listScope = { seg: '', pending: 'results', el };
@@ -393,6 +434,9 @@
       let anyProducts = false;
       for (const [sig, items] of groups) {
         // A result card holds a few controls; a page region with dozens is a section, not an item.
+        // A price split over elements ("$<b>10</b><span>.90</span>") is read as the card shows it,
+        // from the words outside its controls (a facet link "$25 to $50" is no item's price).
+        for (const it of items) if (!it.priced && it.controls.length && PRICE.test(textOutsideControls(it.el))) it.priced = true;
         const titled = items.filter((it) => it.controls.length >= 1 && it.controls.length <= 8 &&
           (it.headings.length > 0 || it.alts.length > 0 || it.controls.length >= 2 || pricedItem(it)));
         const withControls = items.filter((it) => it.controls.length >= 1).length;
@@ -405,17 +449,52 @@
         if (isProducts) anyProducts = true;
         for (const it of titled) {
           it.product = isProducts && products.includes(it);
-          let title = it.headings.reduce((a, b) => (b.length > a.length ? b : a), '');
-          if (!title) title = it.controls.map((r) => r.text).reduce((a, b) => (b.length > a.length ? b : a), '');
+          // An item's title: its heading, else its longest link, else (a product card whose only
+          // control is "Add to cart") its most prominent words, else a control that does not name
+          // an action; never "Add to cart" while anything else names the item.
+          const longest = (texts) => texts.reduce((a, b) => (b.length > a.length ? b : a), '');
+          let title = longest(it.headings);
+          if (!title) title = longest(it.controls.filter((r) => r.tag === 'a').map((r) => r.text));
+          if (!title && pricedItem(it)) title = prominentText(it.el);
+          if (!title) title = longest(it.controls.map((r) => r.text).filter((t) => !ROLE_SEG.test(slug(t, 5, 32))));
           if (!title) title = it.alts[0] || '';
+          if (!title) title = longest(it.controls.map((r) => r.text));
           it.title = title;
           it.seg = slug(title, 6, 40);
           it.active = !!it.seg;
+          if (it.product && it.active) productItems.push(it);
         }
       }
       if (anyProducts && !outer.some((s) => s.el === el && s.seg)) listScope.seg = listScope.pending;
     }
     return out;
+  }
+
+  function textOutsideControls(root) {
+    const out = [];
+    const tw = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    for (let n = tw.nextNode(); n; n = tw.nextNode()) {
+      const c = n.parentElement && n.parentElement.closest('a,button,select,textarea,label,option,[role=button]');
+      if (!(c && root.contains(c))) out.push(n.textContent);
+    }
+    return ws(out.join(''));
+  }
+  // The largest words of an item that are not a control's, a price or a count: a card's title
+  // as a person picks it out ("White T-shirt Gucci" over "Free shipping" and "$10.90").
+  function prominentText(root) {
+    let best = '', bestSize = 0;
+    const tw = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+    for (let n = tw.nextNode(); n; n = tw.nextNode()) {
+      const p = n.parentElement;
+      const t = ws(n.textContent);
+      if (!p || !t || t.length > 120 || !/\p{L}{2}/u.test(t.replace(PRICE_ALL, ' '))) continue;
+      const c = p.closest('a,button,select,textarea,label,option,[role=button]');
+      if (c && root.contains(c)) continue;
+      if (!visible(p)) continue;
+      const size = parseFloat(getComputedStyle(p).fontSize) || 0;
+      if (size > bestSize) { best = t; bestSize = size; }
+    }
+    return best;
   }
 
   // A same-origin frame's body is walked in place, under the frame's title; any other frame
@@ -444,6 +523,7 @@
 
   function walk(el, ctx) {
     const tag = el.localName;
+    if (!ctx.inModal && modalSeg.has(el)) return [];  // walked first, as the dialog
     if (tag === 'iframe' || tag === 'frame') return walkFrame(el, ctx);
     if (tag === 'slot') return walkChildren(el, ctx);  // display: contents; its nodes are the content
     if (SKIP.has(tag)) return [];
@@ -453,6 +533,11 @@
       return [];
     }
     if (!visible(el)) return [];
+    // A fixed layer moved out of the viewport (a closed slide-in drawer) cannot be scrolled to.
+    if (el.offsetParent === null && !away && tag !== 'body' && getComputedStyle(el).position === 'fixed') {
+      const r = el.getBoundingClientRect();
+      if (r.right <= 0 || r.left >= vw || r.bottom <= 0 || r.top >= vh) return [];
+    }
     nodeCount++;
 
     if (HEADINGS.has(tag) && ctx.item) { ctx.item.headings.push(ws(el.textContent)); if (tag === 'h1') ctx.item.h1 = true; }
@@ -464,11 +549,13 @@
         if (tag !== 'select' && tag !== 'input' && tag !== 'textarea') collectText(el, ctx, parts);
         let text = ws(parts.join(' '));
         // Text that says nothing by itself ("& up" after four star images) is read with the images.
+        // A count beside an icon (a cart's badge "0") is the icon's state, not its name.
+        const hint = parts.alts.length && text && !/\p{L}/u.test(text) ? ws(parts.alts.join(' ')) : '';
         if (parts.alts.length && !/[a-z]{3}/i.test(text)) text = ws(parts.alts.join(' ') + ' ' + text);
         if (tag === 'input' && /^(submit|button|reset)$/.test(el.type)) text = ws(el.value);
         const r = el.getBoundingClientRect();
         if (r.width * r.height === 0 && !text && tag !== 'input') return [];
-        const rec = register(el, tag, kind, ctx, text);
+        const rec = register(el, tag, kind, ctx, text, hint);
         return [emitControl(el, tag, rec)];
       }
       // A generic clickable wrapping other controls (a card with onclick): named, children kept.
@@ -567,9 +654,135 @@
       else if (rec.label) a['aria-label'] = rec.label;
     }
     if (rec.disabled) a.disabled = '';
+    if (rec.covered) a.covered = '';
     const node = { tag: outTag, attrs: a, children, dist: rec.dist, actionable: true };
     if (isChrome(el, tag)) node.chrome = true;
     return node;
+  }
+
+
+  // ---- modal dialogs and overlays -----------------------------------------------------------
+  // What a person sees first: an open modal -- an ARIA dialog with aria-modal, a <dialog> opened
+  // with showModal(), or, with no ARIA at all, a fixed layer with a z-index that covers most of
+  // the viewport -- sits over the page, and nothing under it can be clicked until it is answered
+  // or closed (a consent wall, a newsletter pop-up). The topmost one is found here, before the
+  // walk: it is walked first and emitted as <dialog name="SEG">, its controls named under SEG,
+  // and every control outside it is marked covered, unless a hit test at its centre reaches it
+  // anyway (a header drawn above the backdrop). Overlays are found by hit-testing a 5x5 grid of
+  // the viewport, so they are recognised whatever language or markup they use.
+  const modalSeg = new Map();  // modal root -> its name segment
+  let modalRoots = [];         // the open modal's root (its box, or the overlay that holds the box)
+  let modalBackdrop = null;    // an empty overlay drawn under the box, which catches the clicks
+  // Whether the modal blocks the whole page (a backdrop or a box over most of the viewport, or a
+  // native modal <dialog>, which makes the rest inert), or only what it overlaps (a bar that says
+  // aria-modal but leaves the page usable): then only a hit test can tell what is covered.
+  let modalBlocks = false;
+  const CONTROL_SEL = 'a[href],button,input:not([type=hidden]),select,textarea,[role=button],[role=link],[onclick]';
+  const isTop = (n) => !n || n === document.body || n === document.documentElement;
+  const onScreen = (r) => Math.max(0, Math.min(r.right, vw) - Math.max(r.left, 0)) *
+    Math.max(0, Math.min(r.bottom, vh) - Math.max(r.top, 0));
+  const zIndexOf = (n) => { const z = parseInt(getComputedStyle(n).zIndex, 10); return isNaN(z) ? 0 : z; };
+  // The layer an element is painted in: its outermost fixed ancestor-or-self, or an absolutely
+  // placed one with a z-index; null for the page's flow.
+  const layered = new Map();  // element -> does it start a layer (memo: grid points share ancestors)
+  function startsLayer(n) {
+    let v = layered.get(n);
+    if (v === undefined) {
+      const st = getComputedStyle(n);
+      v = st.position === 'fixed' || (st.position === 'absolute' && st.zIndex !== 'auto');
+      layered.set(n, v);
+    }
+    return v;
+  }
+  function layerOf(n) {
+    let found = null;
+    for (; n && !isTop(n); n = n.parentElement) if (startsLayer(n)) found = n;
+    return found;
+  }
+  const hasContent = (n) => !!ws(n.textContent) || !!n.querySelector(CONTROL_SEL);
+  // A dialog is named by what it asks: consent and newsletter prompts by their kind, in any of
+  // the languages below, so a policy learns one name for them; others by their label, id or title.
+  const CONSENT_CUE = /cookie|consent|einwillig|consentement|\bgdpr\b|\brgpd\b|\bdsgvo\b|traceurs|privacidad/i;
+  const NEWSLETTER_CUE = /newsletter|subscribe|abonnier|abonnez|inscri(?:vez|ption|re)|suscr[ií]b|sign up for (?:our )?e-?mails/i;
+  function dialogSeg(el) {
+    const label = attr(el, 'aria-label') || byIds(el.getAttribute('aria-labelledby'), el);
+    const text = label || ws(el.textContent).slice(0, 600);
+    if (CONSENT_CUE.test(text)) return 'cookie_consent';
+    if (NEWSLETTER_CUE.test(text)) return 'newsletter';
+    if (label) return slug(label, 3, 24) || 'dialog';
+    const h = el.querySelector('h1,h2,h3,h4,h5,h6');
+    return readable(el.id) || (h && slug(h.textContent, 3, 24)) || 'dialog';
+  }
+  function findModal() {
+    const cands = [];
+    for (const d of document.querySelectorAll('dialog[open],[role=dialog],[role=alertdialog],[aria-modal=true]')) {
+      if (!visible(d) || onScreen(d.getBoundingClientRect()) <= 0) continue;
+      let native = false;
+      try { native = d.matches(':modal'); } catch (e) { native = false; }
+      if (native || d.getAttribute('aria-modal') === 'true') cands.push(d);
+    }
+    // Overlays: a layer with a z-index hit at many grid points that covers most of the viewport.
+    const hits = new Map();
+    const FR = [0.1, 0.3, 0.5, 0.7, 0.9];
+    for (const fx of FR) for (const fy of FR) {
+      const L = layerOf(document.elementFromPoint(fx * vw, fy * vh));
+      if (L) hits.set(L, (hits.get(L) || 0) + 1);
+    }
+    let big = null;
+    for (const [L, n] of hits) {
+      if (n < 10 || zIndexOf(L) < 1 || onScreen(L.getBoundingClientRect()) < 0.5 * vw * vh) continue;
+      if (!big || n > hits.get(big)) big = L;
+    }
+    if (big) {
+      if (hasContent(big)) cands.push(big);
+      else {
+        modalBackdrop = big;  // a backdrop: the box is a layer of its own drawn above it (hit on the grid, or a sibling)
+        const zb = zIndexOf(big);
+        const parts = new Set(Array.from(hits.keys()).filter((L) => L !== big));
+        for (const sib of big.parentElement ? big.parentElement.children : []) if (sib !== big) parts.add(sib);
+        for (const L of parts) {
+          if (layerOf(L) === L && zIndexOf(L) >= zb && visible(L) && onScreen(L.getBoundingClientRect()) > 0 &&
+              hasContent(L) && !cands.includes(L)) cands.push(L);
+        }
+      }
+    }
+    if (!cands.length) return [];
+    // The topmost: the one a click at its own centre reaches; of several, the last drawn.
+    const onTop = cands.filter((c) => {
+      const r = c.getBoundingClientRect();
+      const x = Math.min(Math.max((Math.max(r.left, 0) + Math.min(r.right, vw)) / 2, 0), vw - 1);
+      const y = Math.min(Math.max((Math.max(r.top, 0) + Math.min(r.bottom, vh)) / 2, 0), vh - 1);
+      const h = document.elementFromPoint(x, y);
+      return h && c.contains(h);
+    });
+    const pool = (onTop.length ? onTop : cands).slice().sort((a, b) =>
+      (a.compareDocumentPosition(b) & Node.DOCUMENT_POSITION_FOLLOWING ? -1 : 1));
+    let root = pool[pool.length - 1];
+    // An outer dialog that holds the chosen one is the same dialog.
+    for (const c of cands) if (c !== root && c.contains(root)) root = c;
+    // An app shell drawn as one fixed layer is the page, not something over it.
+    if (root.querySelector('main,[role=main]')) return [];
+    let native = false;
+    try { native = root.matches(':modal'); } catch (e) { native = false; }
+    modalBlocks = !!big || native || onScreen(root.getBoundingClientRect()) >= 0.5 * vw * vh;
+    let outside = false;
+    for (const c of document.querySelectorAll(CONTROL_SEL)) {
+      if (!root.contains(c) && visible(c)) { outside = true; break; }
+    }
+    return outside ? [root] : [];
+  }
+  modalRoots = findModal();
+  for (const root of modalRoots) modalSeg.set(root, dialogSeg(root));
+  // A control outside the modal is covered unless a click at its centre would reach it.
+  function isCovered(el, ctx) {
+    if (!modalRoots.length || ctx.inModal) return false;
+    if (away) return modalBlocks;
+    const r = el.getBoundingClientRect();
+    if (!inViewport(r)) return modalBlocks;
+    const x = Math.min(Math.max((Math.max(r.left, 0) + Math.min(r.right, vw)) / 2, 0), vw - 1);
+    const y = Math.min(Math.max((Math.max(r.top, 0) + Math.min(r.bottom, vh)) / 2, 0), vh - 1);
+    const h = document.elementFromPoint(x, y);
+    return !(h && (h === el || el.contains(h)));
   }
 
   const body = document.body || document.documentElement;
@@ -577,7 +790,17 @@
   const rawSource = (document.doctype ? '<!DOCTYPE html>' : '') + document.documentElement.outerHTML;
   const rawBytes = new TextEncoder().encode(rawSource).length;
   const rawHtml = keepRaw ? rawSource : null;
-  const tree = { tag: 'body', attrs: null, children: walkChildren(body, { scopes: [], item: null }), dist: 0,
+  const first = [];
+  for (const root of modalRoots) {
+    // The dialog's own title heading names the dialog, not a section inside it.
+    let lead = null;
+    for (const c of root.children) { lead = headingOf(c); if (lead) break; }
+    const scope = { seg: modalSeg.get(root), el: root };
+    if (lead) { scope.lead = lead; scope.level = levelOf(lead); }
+    const kids = walkChildren(root, { scopes: [scope], item: null, inModal: true });
+    if (kids.length) first.push({ tag: 'dialog', attrs: { name: scope.seg }, children: kids, dist: 0, actionable: false });
+  }
+  const tree = { tag: 'body', attrs: null, children: first.concat(walkChildren(body, { scopes: [], item: null })), dist: 0,
     actionable: false };
 
   // ---- names --------------------------------------------------------------------------------
@@ -638,6 +861,11 @@
     if (rec.away) stampedAway.push(rec.el);
   }
   window[STAMPED] = stampedAway;
+  for (const old of document.querySelectorAll('[data-sr1-dialog]')) old.removeAttribute('data-sr1-dialog');
+  for (const root of modalRoots) root.setAttribute('data-sr1-dialog', modalSeg.get(root));
+  if (modalRoots.length && modalBackdrop && !modalBackdrop.contains(modalRoots[0])) {
+    modalBackdrop.setAttribute('data-sr1-dialog', modalSeg.get(modalRoots[0]));
+  }
 
   // Replace record references in the tree by their names, depth-first.
   const fix = (node) => {
@@ -659,10 +887,19 @@
     tree,
     elements: records.map((r) => ({
       name: r.name, kind: r.kind, text: r.text || r.label, tag: r.tag, in_viewport: r.inViewport,
-      disabled: r.disabled, options: r.options, input_type: r.inputType, dist: r.dist,
+      disabled: r.disabled, options: r.options, input_type: r.inputType, dist: r.dist, covered: r.covered,
       option_names: (r.optionSlugs || []).map((os) => `${r.name}.${os}`),
     })),
     unreadable,
+    // Product cards with their title, shown price and link (if any): a one-page shop's catalogue.
+    items: productItems.map((it) => {
+      const links = it.controls.filter((r) => r.tag === 'a' && r.href && !/^(javascript:|#)/i.test(r.href));
+      const link = links.find((r) => r.text && r.text.includes(it.title)) || links[0];
+      let url = '';
+      try { url = link ? new URL(link.href, location.href).href : ''; } catch (e) { url = ''; }
+      const price = ws(it.el.textContent).match(PRICE);
+      return { title: it.title, price: price ? price[0] : '', url, names: it.controls.map((r) => r.name) };
+    }),
     raw_html: rawHtml,
     raw_bytes: rawBytes,
     nodes: nodeCount,

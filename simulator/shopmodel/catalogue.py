@@ -61,6 +61,7 @@ class CrawlStats(_Frozen):
     disallowed: list[str] = Field(default_factory=list)  # URLs robots.txt kept the crawl out of
     seconds: float = Field(ge=0)
     stopped_by: Literal["done", "page_cap", "time_cap"] = "done"
+    pages_rendered: int = Field(default=0, ge=0)  # of pages_fetched, read in Chromium (client-rendered shops)
 
 
 class Catalogue(_Frozen):

@@ -11,14 +11,25 @@ with ``delay_s`` between them (or the shop's ``Crawl-delay``, if longer), only U
 URL's origin, and nothing robots.txt disallows for our user agent (``urllib.robotparser``; a
 robots.txt answering 401/403 disallows everything, as the convention says). Forms are never
 submitted: the crawl only follows links, so it cannot add to a cart or place an order.
+
+Client-rendered shops: when the start page's HTML, as the server sends it, lists no items and is
+no product page (an empty shell its scripts fill from a JSON request), the crawl reads it again in
+headless Chromium -- loaded, left to settle (:func:`shop_r1.envs.settle.wait_settled`) and reduced
+by the shoppers' own reducer -- and reads the rest of the shop that way too. The browser loads
+only the shop's own origin (other requests are aborted) and robots.txt still decides what is
+fetched. Product cards without pages of their own (a one-page shop's "Add to cart" cards) are
+listed under the page URL with a fragment naming the card, and no product page is fetched for them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
+from typing import Any, TypeVar
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
 from urllib.robotparser import RobotFileParser
@@ -29,6 +40,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from shop_r1.envs.controls import CART_LINK, CHECKOUT
 from shop_r1.simulator.shopmodel.catalogue import Catalogue, Category, CrawlStats, Currency, ListedItem, Product
 from shop_r1.simulator.shopmodel.htmlpage import HtmlPage, Link, PageReadError, read_page
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +91,99 @@ def _currency(marks: Iterable[str]) -> Currency:
     return max(counts, key=lambda c: counts[c]) if counts else "unknown"
 
 
+class _Renderer:
+    """One headless Chromium for a crawl, run on a thread with its own event loop.
+
+    The crawl is synchronous and may be called from code that already runs an event loop, so the
+    browser's async API is driven from a loop of its own. Pages are loaded, left to settle, read
+    (the rendered HTML for links and page types) and reduced (for product cards).
+    """
+
+    def __init__(self, origin: str, limits: CrawlLimits, browser_path: str | None) -> None:
+        self.origin = origin
+        self.limits = limits
+        self.browser_path = browser_path
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="crawl-chromium", daemon=True)
+        self._thread.start()
+        self._pw: Any = None
+        self._browser: Any = None
+        self._context: Any = None
+        self.rendered = 0
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(self.limits.timeout_s + 15)
+
+    async def _start(self) -> None:
+        from playwright.async_api import async_playwright
+
+        from shop_r1.envs.chromium import launch_chromium
+        from shop_r1.envs.reducer import install_page_hooks
+
+        self._pw = await async_playwright().start()
+        self._browser = await launch_chromium(self._pw, self.browser_path)
+        self._context = await self._browser.new_context(user_agent=self.limits.user_agent, service_workers="block")
+        await install_page_hooks(self._context)
+
+        async def same_origin_only(route: Any) -> None:
+            if origin_of_or_none(route.request.url) == self.origin:
+                await route.continue_()
+            else:
+                await route.abort("blockedbyclient")
+
+        await self._context.route("**/*", same_origin_only)
+
+    async def _render(self, url: str) -> tuple[int | None, str, str, tuple[Any, ...]]:
+        from playwright.async_api import Error as PlaywrightError
+
+        from shop_r1.envs.reducer import reduce_page
+        from shop_r1.envs.settle import NetworkQuiet, wait_settled
+
+        if self._context is None:
+            await self._start()
+        page = await self._context.new_page()
+        try:
+            network = NetworkQuiet(page)
+            response = await page.goto(url, wait_until="domcontentloaded", timeout=self.limits.timeout_s * 1000)
+            try:
+                await page.wait_for_load_state("load", timeout=min(self.limits.timeout_s * 1000, 5_000))
+            except PlaywrightError:
+                pass
+            await wait_settled(page, network, max_ms=3_000)
+            reduced = await reduce_page(page)
+            return (response.status if response else None), page.url, await page.content(), reduced.items
+        finally:
+            await page.close()
+
+    def render(self, url: str) -> tuple[int | None, str, str, tuple[Any, ...]]:
+        """(HTTP status, final URL, rendered HTML, product cards) of ``url``."""
+        self.rendered += 1
+        return self._run(self._render(url))
+
+    async def _close(self) -> None:
+        if self._browser is not None:
+            await self._browser.close()
+        if self._pw is not None:
+            await self._pw.stop()
+
+    def close(self) -> None:
+        try:
+            self._run(self._close())
+        except Exception as exc:  # noqa: BLE001 - closing must not hide the crawl's own result
+            log.debug("closing the crawl's Chromium: %s", exc)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+            self._loop.close()
+
+
+def origin_of_or_none(url: str) -> str | None:
+    try:
+        return origin_of(url)
+    except ValueError:
+        return None
+
+
 class _Crawler:
     def __init__(self, start_url: str, limits: CrawlLimits, client: httpx.Client):
         self.start_url = start_url
@@ -94,6 +200,8 @@ class _Crawler:
         delay = self.robots.crawl_delay(limits.user_agent) if self.robots else None
         self.delay = max(limits.delay_s, float(delay or 0))
         self._last = 0.0
+        self.renderer: _Renderer | None = None  # set once the shop turns out to render client-side
+        self.cards: dict[str, tuple[Any, ...]] = {}  # rendered page URL -> its product cards
 
     def _robots(self) -> RobotFileParser | None:
         parser = RobotFileParser(f"{self.origin}/robots.txt")
@@ -136,6 +244,8 @@ class _Crawler:
         if wait > 0 and self.fetched:
             time.sleep(wait)
         self.fetched += 1
+        if self.renderer is not None:
+            return self._rendered(url)
         try:
             resp = self.client.get(url)
             self._last = time.monotonic()
@@ -148,6 +258,60 @@ class _Crawler:
             self.failed += 1
             log.info("catalogue crawl: %s failed (%s)", url, exc)
             return None
+
+
+    def _rendered(self, url: str) -> HtmlPage | None:
+        assert self.renderer is not None
+        try:
+            status, final, body, cards = self.renderer.render(url)
+            self._last = time.monotonic()
+            if status is not None and status >= 400:
+                raise PageReadError(f"{url}: HTTP {status}")
+            self.cards[final] = cards
+            return read_page(final, body)
+        except Exception as exc:  # noqa: BLE001 - a page the browser cannot read is one failed fetch
+            self._last = time.monotonic()
+            self.failed += 1
+            log.info("catalogue crawl: %s failed in Chromium (%s)", url, str(exc).splitlines()[0] if str(exc) else exc)
+            return None
+
+    def render_again(self, url: str, browser_path: str | None) -> HtmlPage | None:
+        """``url`` (already fetched as plain HTML) read in Chromium; later fetches render too."""
+        self.renderer = _Renderer(self.origin, self.limits, browser_path)
+        self.fetched += 1
+        return self._rendered(url)
+
+
+def _shows_nothing(page: HtmlPage) -> bool:
+    """The server's HTML lists no items and is no product page: a shell its scripts fill."""
+    return not page.page.items and page.page.type != "product"
+
+
+def _cards(c: _Crawler, page: HtmlPage, category: str | None) -> list[ListedItem]:
+    """A rendered page's product cards without a title link of their own (listed by ``_listed``
+    when they have one), each under the page URL with a fragment naming the card."""
+    out = []
+    linked = {link.url for link in page.links.values()}
+    for card in c.cards.get(page.url, ()):
+        if card.url and card.url in linked:
+            continue
+        anchor = re.sub(r"[^a-z0-9]+", "-", card.title.lower()).strip("-") or "item"
+        out.append(ListedItem(title=card.title, url=card.url or f"{page.url.split('#', 1)[0]}#{anchor}",
+                              price=_price_of(card.price), category=category))
+    return out
+
+
+def _price_of(text: str) -> float | None:
+    digits = re.search(r"\d[\d,.]*", text or "")
+    if not digits:
+        return None
+    raw = digits.group(0).rstrip(".,")
+    if re.search(r",\d{2}$", raw) and "." not in raw:
+        raw = raw.replace(",", ".")
+    try:
+        return float(raw.replace(",", ""))
+    except ValueError:
+        return None
 
 
 def _is_department(link: Link, item_names: set[str]) -> bool:
@@ -168,19 +332,30 @@ def _listed(page: HtmlPage, category: str | None) -> list[ListedItem]:
     return out
 
 
-def crawl(start_url: str, limits: CrawlLimits | None = None, *, client: httpx.Client | None = None) -> Catalogue:
-    """Crawl ``start_url``'s shop within ``limits`` and return what it sells."""
+def crawl(start_url: str, limits: CrawlLimits | None = None, *, client: httpx.Client | None = None,
+          render: bool = True, browser_path: str | None = None) -> Catalogue:
+    """Crawl ``start_url``'s shop within ``limits`` and return what it sells.
+
+    ``render``: read the shop in Chromium when the start page's HTML shows no products (see the
+    module doc); ``browser_path`` as for :func:`shop_r1.envs.chromium.launch_chromium`.
+    """
     limits = limits or CrawlLimits()
     own = client is None
     client = client or httpx.Client(timeout=limits.timeout_s, follow_redirects=True,
                                     headers={"User-Agent": limits.user_agent})
+    c: _Crawler | None = None
     try:
         c = _Crawler(start_url, limits, client)
         home = c.fetch(start_url)
         if home is None:
             raise CrawlError(f"{start_url}: the start page could not be read for the catalogue "
                              f"({'robots.txt disallows it' if c.disallowed else 'fetch failed'})")
-        listed: dict[str, ListedItem] = {i.url: i for i in _listed(home, None)}
+        if render and _shows_nothing(home) and not c.out_of_budget():
+            log.info("catalogue crawl: %s lists nothing in its HTML; reading the shop in Chromium", start_url)
+            rendered = c.render_again(start_url, browser_path)
+            if rendered is not None:
+                home = rendered
+        listed: dict[str, ListedItem] = {i.url: i for i in _listed(home, None) + _cards(c, home, None)}
         item_names = {i.name for i in home.page.items}
         categories: list[Category] = []
         for link in home.same_origin_links():
@@ -191,16 +366,17 @@ def crawl(start_url: str, limits: CrawlLimits | None = None, *, client: httpx.Cl
             page = c.fetch(link.url)
             # A department lists items; a page that looks like the home page again (a logo link
             # under another URL) is not one.
-            if page is None or page.page.type != "listing" or not page.page.items:
+            if page is None or page.page.type != "listing" or not (page.page.items or c.cards.get(page.url)):
                 continue
-            found = _listed(page, link.text)
+            found = _listed(page, link.text) + _cards(c, page, link.text)
             categories.append(Category(name=link.text, url=link.url, items_seen=len(found)))
             for item in found:
                 old = listed.get(item.url)
                 if old is None or old.category is None:
                     listed[item.url] = item
         products: list[Product] = []
-        for url in _spread(list(listed.values()), limits.max_products):
+        # Cards listed under their page's URL (a fragment names them) have no page to open.
+        for url in _spread([i for i in listed.values() if "#" not in i.url], limits.max_products):
             if c.out_of_budget():
                 break
             page = c.fetch(url)
@@ -212,6 +388,7 @@ def crawl(start_url: str, limits: CrawlLimits | None = None, *, client: httpx.Cl
         marks = list(home.currency_marks)
         stats = CrawlStats(pages_fetched=c.fetched, pages_failed=c.failed, disallowed=c.disallowed,
                            seconds=round(time.monotonic() - c.t0, 3),
+                           pages_rendered=c.renderer.rendered if c.renderer is not None else 0,
                            stopped_by=c.stopped_by)  # type: ignore[arg-type]
         catalogue = Catalogue(origin=c.origin, start_url=start_url,
                               crawled_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -222,6 +399,8 @@ def crawl(start_url: str, limits: CrawlLimits | None = None, *, client: httpx.Cl
                  stats.stopped_by)
         return catalogue
     finally:
+        if c is not None and c.renderer is not None:
+            c.renderer.close()
         if own:
             client.close()
 

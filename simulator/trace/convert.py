@@ -17,7 +17,8 @@ from shop_r1.simulator.trace.views import TraceElement, TraceStep
 def trace_element(el: Element) -> TraceElement:
     """An element as the trace stores it: everything but the live selector."""
     return TraceElement(name=el.name, kind=el.kind, text=el.text, tag=el.tag, input_type=el.input_type,
-                        options=list(el.options), disabled=el.disabled, in_viewport=el.in_viewport)
+                        options=list(el.options), disabled=el.disabled, in_viewport=el.in_viewport,
+                        covered=el.covered)
 
 
 def trace_elements(elements: Iterable[Element]) -> list[TraceElement]:
@@ -27,7 +28,8 @@ def trace_elements(elements: Iterable[Element]) -> list[TraceElement]:
 def observation_element(rec: TraceElement) -> Element:
     """A stored element as the ``Element`` a policy reads (no selector: it is not live)."""
     return Element(name=rec.name, kind=rec.kind, text=rec.text, tag=rec.tag, input_type=rec.input_type,
-                   options=tuple(rec.options), disabled=rec.disabled, in_viewport=rec.in_viewport)
+                   options=tuple(rec.options), disabled=rec.disabled, in_viewport=rec.in_viewport,
+                   covered=rec.covered)
 
 
 def observation_from_step(step: TraceStep) -> Observation:

@@ -128,6 +128,7 @@ class TraceElement(_Strict):
     options: list[str] = Field(default_factory=list)
     disabled: bool = False
     in_viewport: bool = True
+    covered: bool = False  # under an open modal dialog (envs.observation.Element.covered); absent in old traces
 
 
 class _Record(_Strict):
