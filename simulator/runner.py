@@ -18,7 +18,7 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,11 +38,12 @@ from shop_r1.simulator.loops import LoopWatch, unchanged
 from shop_r1.simulator.policies.base import HistoryItem, Policy, PolicyRequest, PolicyResponse, failure
 from shop_r1.simulator.realism import realism_of_run
 from shop_r1.simulator.safety import Redactor, allowed_origins
-from shop_r1.simulator.trace import TraceStep, TraceWriter, history_item, session_end_event, step_record
+from shop_r1.simulator.trace import Outcome, TraceStep, TraceWriter, history_item, session_end_event, step_record
 from shop_r1.simulator.trace.builder import NO_ACTION
 
 log = logging.getLogger(__name__)
 
+_bot_wall: Callable[[Observation], str | None] | None
 try:  # the page recogniser for CAPTCHA / challenge / "access denied" walls (issue 24)
     from shop_r1.envs.pagetype import bot_wall as _bot_wall
 except ImportError:  # pragma: no cover - an envs package without it: no page is taken for a wall
@@ -59,7 +60,7 @@ def bot_wall_of(obs: Observation | None) -> str | None:
 SESSION_HEADER = "X-Shop-R1-Session"
 
 #: Outcomes of a step that ended the episode by itself (``StepResult.done``), by error code.
-_DONE_OUTCOMES = {"page_crashed": "browser_error", "page_unresponsive": "shop_error"}
+_DONE_OUTCOMES: dict[str, Outcome] = {"page_crashed": "browser_error", "page_unresponsive": "shop_error"}
 
 
 class RunConfig(BaseModel):
@@ -101,7 +102,7 @@ class SessionEnd:
     session_id: str
     persona_id: str | None
     steps: int
-    outcome: str
+    outcome: Outcome
     reason: str
 
 
@@ -175,7 +176,7 @@ class _Session:
         self.purchased = False
 
     def _record(self, step: int, obs: Observation, resp: PolicyResponse, result: StepResult | None,
-                policy_s: float, step_ms: float, outcome: str | None = None, reason: str = "",
+                policy_s: float, step_ms: float, outcome: Outcome | None = None, reason: str = "",
                 events: list[str] | None = None) -> TraceStep:
         shot = (self.writer.write_screenshot(self.session_id, step, obs.screenshot)
                 if obs.screenshot is not None else None)
@@ -208,7 +209,7 @@ class _Session:
         (log.info if allowed else log.error)("session %s: %s", self.session_id, message)
         return message
 
-    def _outcome_on_terminate(self) -> str:
+    def _outcome_on_terminate(self) -> Outcome:
         if self.purchased:
             return "purchased"
         return "added_to_cart" if self.added_to_cart else "abandoned"
@@ -227,7 +228,8 @@ class _Session:
                                    reducer=ReducerOptions(token_budget=page_budget)),
         )
         history: list[HistoryItem] = []
-        outcome, reason = "max_steps", f"reached the step budget ({cfg.max_steps})"
+        outcome: Outcome = "max_steps"
+        reason = f"reached the step budget ({cfg.max_steps})"
         policy_errors = 0
         obs: Observation | None = None
         try:
@@ -257,13 +259,14 @@ class _Session:
                         policy_errors += 1
                         fatal = policy_errors >= cfg.max_policy_errors
                         error = resp.error or NO_ACTION
-                        end = ("policy_error", f"{policy_errors} policy errors in a row; last: {error.code} "
-                               f"({error.message})") if fatal else (("max_steps", reason) if last else (None, ""))
+                        end: tuple[Outcome | None, str] = ("policy_error", f"{policy_errors} policy errors in a "
+                               f"row; last: {error.code} ({error.message})") if fatal else (
+                            ("max_steps", reason) if last else (None, ""))
                         self._record(step, obs, resp, None, policy_s, 0.0, end[0], end[1])
                         r.observer.on_step(self.session_id, step, None, error.code)
                         r.result.steps += 1
                         if end[0] is not None:
-                            outcome, reason = end
+                            outcome, reason = end[0], end[1]
                             break
                         continue
                     policy_errors = 0
@@ -279,7 +282,7 @@ class _Session:
                             self.added_to_cart = True
                         if PLACE_ORDER.search(label):
                             self.purchased = True
-                    end: tuple[str | None, str] = (None, "")
+                    end = (None, "")
                     if order is not None and not cfg.allow_purchase:
                         end = ("order_placed", order)
                     elif isinstance(action, Terminate):
@@ -356,7 +359,7 @@ class _Session:
             return obs
         raise AssertionError("unreachable")
 
-    def _end_event(self, outcome: str, reason: str, obs: Observation | None) -> None:
+    def _end_event(self, outcome: Outcome, reason: str, obs: Observation | None) -> None:
         """An end marker for sessions that stop between steps (crash, Ctrl-C)."""
         self.writer.write_event(session_end_event(
             run_id=self.r.run_id, session_id=self.session_id, step=self.steps, outcome=outcome,
@@ -417,7 +420,7 @@ class Runner:
         cfg = self.config
         t0 = time.perf_counter()
         run_config = {**cfg.model_dump(mode="json"), "policy_info": self.policy.describe()}
-        personas_json = [persona_json(p) for p in self.personas]
+        personas_json = [j for p in self.personas if (j := persona_json(p)) is not None]
         with TraceWriter(cfg.out_dir, run_id=self.run_id, config=run_config, seed=cfg.seed,
                          personas=personas_json) as writer:
             self.writer = writer
