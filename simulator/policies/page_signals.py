@@ -128,6 +128,35 @@ def typo(word: str, rng: random.Random) -> str:
     return word[:i] + word[i] + word[i:]
 
 
+# Where a written goal's item phrase ends and what qualifies it begins ("... recovery drink with
+# flavor name: lemon lime", "... sneakers for men", "... seat. show me something in white").
+_POST_MODIFIER = re.compile(r"[.;:!?]|,\s*and\b|\b(?:with|that|which|who|for|in|made|from|without|having|has|"
+                            r"show|under|between|priced?)\b", re.I)
+
+
+def _goal_query_words(goal: str, k: int) -> list[str]:
+    """``k`` words a person types for a written goal: its first content words, as people copy the
+    start of what they read, unless those stop short of the item itself; then the item phrase's
+    last ``k`` words ("non gmo ... o2 oxygenated recovery drink with flavor lemon lime" is typed
+    "o2 oxygenated recovery drink", not "non gmo gluten free artificial colors"). The item is the
+    last content word before the first post-modifier ("with", "that", "for", a full stop)."""
+    words = content_words(goal)
+    if len(words) <= k:
+        return words
+    need = split_mission(goal)[1]
+    # Skip a lead-in ("i am looking for", "i want") before looking for the first post-modifier.
+    start = 0
+    lead = re.match(r"\s*(?:i\s*(?:'m|am)?\s*(?:looking\s+for|need|want|would\s+like)|looking\s+for|find\s+me|"
+                    r"i\s+will\s+love\s+to\s+have|get\s+me)\s+", need, re.I)
+    if lead:
+        start = lead.end()
+    cut = _POST_MODIFIER.search(need, start)
+    head_words = content_words(need[: cut.start()]) if cut else words
+    if not head_words or len(head_words) <= k:
+        return words[:k]
+    return head_words[-k:]
+
+
 def query_from_intent(intent: str, rng: random.Random | None = None, *, typo_rate: float = 0.0,
                       partial_rate: float = 0.0) -> str:
     """What a person would type for this intent: short, sometimes misspelt or cut off.
@@ -140,12 +169,12 @@ def query_from_intent(intent: str, rng: random.Random | None = None, *, typo_rat
     rng = rng or random.Random(0)
     intent = split_mission(intent)[1]
     if intent_kind(intent) == "own":
-        words = re.findall(r"[A-Za-z0-9][A-Za-z0-9'&.-]*", intent.lower())
+        words = re.findall(r"[^\W_][\w'&.-]*", intent.lower())  # any alphabet: "mérinos" stays one word
         while len(words) > 1 and words[0] in _LEAD_FILLER:  # "i want a lamp" is typed "lamp"
             words = words[1:]
         words = words[:4]
     else:
-        words = content_words(intent)[: rng.choice((4, 5, 6, 6, 6, 7, 8))]
+        words = _goal_query_words(intent, rng.choice((4, 5, 6, 6, 6, 7, 8)))
     if not words:
         return intent.strip().lower()[:40]
     words = [typo(w, rng) if rng.random() < typo_rate else w for w in words]
