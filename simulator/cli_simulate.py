@@ -151,9 +151,11 @@ def run_and_report(*, shop: str | None, shop_seed: int, shoppers: int, concurren
         except PreflightError as exc:
             raise click.ClickException(str(exc)) from exc
         try:
+            # A local model's prompt is sized to a third of the step timeout on this machine (a
+            # batch must fit well within it); --prompt-budget fixes it instead.
             spec = PolicySpec(name=policy, model=model, base_url=base_url, seed=seed, allow_purchase=allow_purchase,
                               constrained=constrained, temperature=temperature, max_concurrency=concurrency,
-                              prompt_budget=prompt_budget, parts=policy_parts)
+                              prompt_budget=prompt_budget, parts=policy_parts, step_seconds=step_timeout / 3)
             config = RunConfig(shop_url=shop_url, shoppers=shoppers, concurrency=concurrency, max_steps=max_steps,
                                seed=seed, out_dir=out_dir, policy=policy, model=model, allow_purchase=allow_purchase,
                                extra_origins=list(allow_origin), headless=not headed, browser_path=browser_path,
@@ -285,7 +287,9 @@ def _common_options(fn: Any) -> Any:
                      help="With --ray: contexts per browser host (default: from the node's CPUs and memory)."),
         click.option("--retry-lost", is_flag=True, help="With --ray: retry a session once elsewhere when its host dies."),
         click.option("--prompt-budget", type=int, default=None,
-                     help="Prompt tokens for model policies (current page first, then recent history); default: the backend's."),
+                     help="Prompt tokens for model policies (current page first, then recent history); default: for "
+                          "transformers, sized to the model's speed measured here so a batch of decisions takes a third "
+                          "of --step-timeout; the backend's for the others."),
     ]
     for option in reversed(options):
         fn = option(fn)

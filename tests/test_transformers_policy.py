@@ -337,3 +337,40 @@ async def test_default_model_takes_an_executable_step_on_the_real_shop(shop_url:
             assert result.done
         else:
             assert result.observation is not None
+
+
+# -- a prompt sized to the model's speed here ----------------------------------------------------
+def test_prompt_budget_follows_the_measured_speed() -> None:
+    from shop_r1.simulator.llm.speed import MIN_PROMPT_TOKENS, ModelSpeed, prompt_budget_for
+
+    fast = ModelSpeed(prefill_tokens_per_s=4000.0, decode_s_per_step=0.02, batch=4, measured_s=1.0)
+    slow = ModelSpeed(prefill_tokens_per_s=400.0, decode_s_per_step=0.2, batch=4, measured_s=1.0)
+    kw = {"seconds": 40.0, "batch": 4, "new_tokens": 80, "ceiling": 6000}
+    # fast: (40 - 80 * 0.02) s * 0.8 * 4000 tokens/s / 4 prompts = 30,720 -> the ceiling
+    assert prompt_budget_for(fast, **kw) == 6000
+    # slow: (40 - 16) s * 0.8 * 400 / 4 = 1,920 tokens
+    assert prompt_budget_for(slow, **kw) == 1920
+    # twice the batch, half the prompt each; decoding slower than the step: the floor
+    assert prompt_budget_for(slow, **{**kw, "batch": 8}) < prompt_budget_for(slow, **kw) / 2 + 1
+    assert prompt_budget_for(slow, **{**kw, "seconds": 10.0}) == MIN_PROMPT_TOKENS
+
+
+async def test_policy_sizes_its_prompt_and_page_from_its_speed(tiny: str) -> None:
+    sized = TransformersPolicy(tiny, constrained=True, seed=0, num_threads=1, batch_size=2, step_seconds=30.0)
+    sized.load()
+    speed = sized.speed
+    assert speed is not None and speed.prefill_tokens_per_s > 0 and speed.decode_s_per_step > 0
+    budget = sized.describe()["prompt_budget"]
+    assert budget == sized._budget(100) and 256 <= budget <= sized.context_length
+    assert sized.page_budget("s") == max(256, budget - 600)
+    # The same model given a tenth of the time reads a shorter page (unless both sit at a bound).
+    hurried = TransformersPolicy(tiny, constrained=True, seed=0, num_threads=1, batch_size=2, step_seconds=0.5)
+    hurried.load()
+    assert hurried.describe()["prompt_budget"] <= budget
+    assert hurried.describe()["prompt_budget"] < budget or budget == sized._context_ceiling(100)
+    # An explicit budget wins and nothing is measured.
+    fixed = TransformersPolicy(tiny, constrained=True, num_threads=1, token_budget=700, step_seconds=30.0)
+    fixed.load()
+    assert fixed.speed is None and fixed._budget(100) == 700 and fixed.page_budget("s") is None
+    [resp] = await sized.act([PolicyRequest(session_id="s", observation=_hand_page())])
+    _assert_executable(resp, _hand_page())

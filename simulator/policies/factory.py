@@ -6,6 +6,7 @@ One place maps ``--policy``/``--model`` to a backend so ``simulate``, ``replay``
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -34,6 +35,9 @@ class PolicySpec:
     max_concurrency: int = 8
     prompt_budget: int | None = None  # prompt tokens (None: the backend's default)
     page_budget: int | None = None  # tokens of reduced page for this policy's shoppers (None: the run's)
+    # Seconds a batch of decisions may take (transformers, without prompt_budget): the prompt and
+    # page are sized from the model's speed measured where it runs (simulator/llm/speed.py).
+    step_seconds: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     parts: tuple["PolicySpec", ...] = ()  # for ``mixed``: the sub-policies, in routing order
     label: str | None = None  # what people are told this policy is (default: from name and model)
@@ -99,8 +103,14 @@ async def _open_policy(spec: PolicySpec) -> AsyncIterator[Policy]:
             kwargs["temperature"] = spec.temperature
         if spec.prompt_budget is not None:
             kwargs["token_budget"] = spec.prompt_budget
+        elif spec.step_seconds is not None:
+            kwargs.setdefault("step_seconds", spec.step_seconds)
+            kwargs.setdefault("batch_size", max(1, min(8, spec.max_concurrency)))
         policy = TransformersPolicy(resolve_model(spec.model, show_status=True), **kwargs)
         try:
+            if policy.step_seconds is not None:
+                # Loaded and measured now, in a thread: the first session asks for its page budget.
+                await asyncio.to_thread(policy.load)
             yield policy
         finally:
             await policy.close()

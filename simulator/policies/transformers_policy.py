@@ -29,6 +29,7 @@ from shop_r1.simulator.llm.loader import LoadedModel, load_for_generation
 from shop_r1.simulator.llm.models import PROVENANCE_FILE, resolve_model
 from shop_r1.simulator.llm.prefill import prefill_apart
 from shop_r1.simulator.llm.sampling import SamplingParams, derive_seed
+from shop_r1.simulator.llm.speed import MIN_PROMPT_TOKENS, ModelSpeed, measure_speed, prompt_budget_for
 from shop_r1.simulator.policies.base import Policy, PolicyRequest, PolicyResponse, failure, response_from_text
 from shop_r1.simulator.policies.constrained import (
     ConstrainedRows,
@@ -46,6 +47,11 @@ log = logging.getLogger(__name__)
 def _batch_seed(base: int | None, requests: Sequence[PolicyRequest]) -> int | None:
     """One seed per batch from the run seed and who is in it: reruns repeat, batches differ."""
     return derive_seed(base, "|".join(f"{r.session_id}:{r.step}" for r in requests))
+
+
+#: What a prompt holds besides the page (instructions, persona, recent history), in tokens: the
+#: sized prompt leaves the reduced page this much less.
+PROMPT_OVERHEAD_TOKENS = 600
 
 
 class TransformersPolicy(Policy):
@@ -79,6 +85,7 @@ class TransformersPolicy(Policy):
         show_status: bool = False,
         query_choices: bool = True,
         prefill_apart: bool = True,
+        step_seconds: float | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -100,6 +107,13 @@ class TransformersPolicy(Policy):
         # Default: leave one core to Chromium and the shop. Torch's OpenMP threads spin-wait, so
         # on a CPU shared with browsers all-cores torch is many times slower, not faster.
         self.num_threads = num_threads if num_threads is not None else max(1, (os.cpu_count() or 1) - 1)
+        if step_seconds is not None and step_seconds <= 0:
+            raise ValueError(f"step_seconds must be > 0, got {step_seconds}")
+        # Without an explicit token_budget: the seconds one batch of decisions may take here; the
+        # prompt (and the reduced page) is then sized from the model's speed measured at load.
+        self.step_seconds = step_seconds
+        self.speed: ModelSpeed | None = None
+        self._sized_budget: int | None = None
         self._loaded: LoadedModel | None = None
         self._table: TokenTable | None = None
         self._load_lock = threading.Lock()
@@ -117,6 +131,34 @@ class TransformersPolicy(Policy):
                 self._table = TokenTable(loaded.tokenizer, vocab_size=loaded.vocab_size)
             self._loaded = loaded
             self.load_seconds = loaded.seconds
+            if self.token_budget is None and self.step_seconds is not None:
+                self._size_prompt(loaded)
+
+    def _size_prompt(self, loaded: LoadedModel) -> None:
+        """Measure this model here and size the prompt to ``step_seconds`` (see simulator/llm/speed.py)."""
+        import torch
+
+        if self.num_threads:
+            torch.set_num_threads(self.num_threads)
+        self.speed = measure_speed(loaded.model, batch=self.batch_size, vocab_size=loaded.vocab_size,
+                                   device=loaded.device)
+        new_tokens = self._max_new_tokens
+        if self.constrained:
+            new_tokens = min(new_tokens, self.grammar_bounds.get("rationale_max_tokens", 96) + 48)
+        assert self.step_seconds is not None
+        self._sized_budget = prompt_budget_for(self.speed, seconds=self.step_seconds, batch=self.batch_size,
+                                               new_tokens=new_tokens, ceiling=self._context_ceiling(new_tokens))
+        log.info("prompt sized to %d tokens for %.0f s per batch of %d (%s)", self._sized_budget,
+                 self.step_seconds, self.batch_size, self.model_dir)
+
+    def page_budget(self, session_id: str) -> int | None:
+        """The run's page budget, else the sized prompt's room for the page: the reducer then
+        keeps what the model will read, instead of a page the prompt budget cuts anyway."""
+        if self.page_budget_tokens is not None or self.step_seconds is None or self.token_budget is not None:
+            return super().page_budget(session_id)
+        self.load()
+        assert self._sized_budget is not None
+        return max(MIN_PROMPT_TOKENS, self._sized_budget - PROMPT_OVERHEAD_TOKENS)
 
     @property
     def loaded(self) -> LoadedModel:
@@ -139,7 +181,12 @@ class TransformersPolicy(Policy):
         longer prompt costs more time than it is worth to a small model)."""
         if self.token_budget is not None:
             return self.token_budget
-        return max(256, min(6000, self.context_length - new_tokens - 64))
+        if self._sized_budget is not None:
+            return min(self._sized_budget, self._context_ceiling(new_tokens))
+        return self._context_ceiling(new_tokens)
+
+    def _context_ceiling(self, new_tokens: int) -> int:
+        return max(MIN_PROMPT_TOKENS, min(6000, self.context_length - new_tokens - 64))
 
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` in this model's own tokenizer (prompt budgets use it)."""
@@ -280,6 +327,10 @@ class TransformersPolicy(Policy):
             "max_new_tokens": self._max_new_tokens, "temperature": self.settings.temperature,
             "top_p": self.settings.top_p, "seed": self.settings.seed,
         }
+        if self.step_seconds is not None:
+            info["step_seconds"] = self.step_seconds
+        if self.speed is not None:
+            info.update(speed=self.speed.to_json(), prompt_budget=self._sized_budget)
         prov = self.model_dir / PROVENANCE_FILE
         if prov.is_file():
             try:
