@@ -14,8 +14,8 @@ sneaker as "the closest thing".
 
 It reads only what a model would read — the reduced page's element table and simplified HTML
 — and understands pages through the shared classifier (``envs.pagetype``), never one shop's
-markup or URLs. Choices are seeded per persona (same seed, same persona → same walk, in a rerun,
-a replay and both arms of an A/B pair) and vary
+markup or URLs. Choices are seeded per persona and session slot (same seed, persona and slot → same
+walk, in a rerun, a replay and both arms of an A/B pair; two sessions of a persona differ) and vary
 between shoppers through the persona: patience and reading from conscientiousness, curiosity
 (refinements, sort, browsing) from openness, typos from a per-persona rate, price sensitivity
 from priorities and budget.
@@ -285,6 +285,9 @@ class ScriptedPolicy(Policy):
         # Seeded by persona, not by the session id (which holds the run id): a rerun and a replay
         # repeat the walk, and the two arms of an A/B pair share their random draws.
         who = _persona_field(req.persona, "persona_id") or req.session_id
+        # ... and by the session's slot in its run (the index ending the session id, which both arms
+        # of an A/B pair share), so that two sessions of one persona in a run walk differently.
+        who = f"{who}#{req.session_id.rsplit('-', 1)[-1]}"
         rng = random.Random(seed_hash(self.seed, who))
         mission, intent = split_mission(str(_persona_field(req.persona, "intent") or self.default_intent))
         priorities = " ".join(_persona_field(req.persona, "priorities", []) or []).lower()
