@@ -146,8 +146,9 @@ class TransformersPolicy(Policy):
         if self.constrained:
             new_tokens = min(new_tokens, self.grammar_bounds.get("rationale_max_tokens", 96) + 48)
         assert self.step_seconds is not None
-        self._sized_budget = prompt_budget_for(self.speed, seconds=self.step_seconds, batch=self.batch_size,
-                                               new_tokens=new_tokens, ceiling=self._context_ceiling(new_tokens))
+        self._sized_budget = prompt_budget_for(
+            self.speed, seconds=self.step_seconds, batch=self.batch_size, new_tokens=new_tokens,
+            ceiling=self._context_ceiling(new_tokens, loaded.context_length))  # under the load lock: not self.loaded
         log.info("prompt sized to %d tokens for %.0f s per batch of %d (%s)", self._sized_budget,
                  self.step_seconds, self.batch_size, self.model_dir)
 
@@ -185,8 +186,9 @@ class TransformersPolicy(Policy):
             return min(self._sized_budget, self._context_ceiling(new_tokens))
         return self._context_ceiling(new_tokens)
 
-    def _context_ceiling(self, new_tokens: int) -> int:
-        return max(MIN_PROMPT_TOKENS, min(6000, self.context_length - new_tokens - 64))
+    def _context_ceiling(self, new_tokens: int, context_length: int | None = None) -> int:
+        context = self.context_length if context_length is None else context_length
+        return max(MIN_PROMPT_TOKENS, min(6000, context - new_tokens - 64))
 
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` in this model's own tokenizer (prompt budgets use it)."""
