@@ -506,6 +506,9 @@ def _leads_elsewhere(href: str, current: str) -> bool:
 async def _click(page: Page, target: _Target, watch: _PageWatch, options: ExecutorOptions,
                  seen: PageView | None) -> ActionError | None:
     facts = target.facts
+    covered = await _under_dialog(target, options, seen)
+    if covered is not None:
+        return covered
     if target.option_index is not None or facts["tag"] == "option":
         return await _choose_option(target, target.option_index, options)
     if facts["tag"] == "select":
@@ -522,13 +525,6 @@ async def _click(page: Page, target: _Target, watch: _PageWatch, options: Execut
     if blocked:
         return blocked
     watch.expect_navigation = _leads_elsewhere(facts["href"], page.url) or facts["submits"]
-    # Seen under an open dialog (a consent wall, a pop-up), the click cannot land: say so at once,
-    # and what to close, instead of waiting out the click timeout. (Other clicks are not probed
-    # first: a dialog that came up since the observation is named when the click fails.)
-    if target.element is not None and target.element.covered:
-        cover = await _cover(target, options)
-        if cover is not None and cover.dialog:
-            return _covered_error(target, cover, seen)
     try:
         await target.locator.click(timeout=options.interact_timeout_ms, no_wait_after=True)
     except PlaywrightTimeoutError as exc:
@@ -553,6 +549,20 @@ class _Cover:
     name: str = ""
     element: str = ""
     text: str = ""
+
+
+async def _under_dialog(target: _Target, options: ExecutorOptions, seen: PageView | None) -> ActionError | None:
+    """The covered error for a control observed under an open dialog that still lies under it.
+
+    A person cannot click, pick an option of, or type into a control under a consent wall or a
+    pop-up; Playwright's fill and a select's option would go through, so this asks the page
+    first. Only controls the observation marked covered are probed (one evaluate): a dialog that
+    came up since is named when the click fails.
+    """
+    if target.element is None or not target.element.covered:
+        return None
+    cover = await _cover(target, options)
+    return _covered_error(target, cover, seen) if cover is not None and cover.dialog else None
 
 
 async def _cover(target: _Target, options: ExecutorOptions) -> _Cover | None:
@@ -599,6 +609,9 @@ async def _type_and_submit(page: Page, target: _Target, text: str, watch: _PageW
                            options: ExecutorOptions, seen: PageView | None) -> ActionError | None:
     facts = target.facts
     tag, kind = facts["tag"], facts["type"]
+    covered = await _under_dialog(target, options, seen)
+    if covered is not None:
+        return covered
     if tag == "select":
         labels = [opt["label"] for opt in facts["options"]]
         index = _best_label(text, labels)

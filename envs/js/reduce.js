@@ -710,7 +710,9 @@
     if (CONSENT_CUE.test(text)) return 'cookie_consent';
     if (NEWSLETTER_CUE.test(text)) return 'newsletter';
     if (label) return slug(label, 3, 24) || 'dialog';
-    const h = el.querySelector('h1,h2,h3,h4,h5,h6');
+    // Else its title: a heading, or the short bold line most dialogs open with ("Choose your country").
+    const h = el.querySelector('h1,h2,h3,h4,h5,h6') || Array.from(el.querySelectorAll('b,strong,[class*=title]'))
+      .find((n) => { const t = ws(n.textContent); return t && t.split(' ').length <= 5 && !n.closest(CONTROL_SEL); });
     return readable(el.id) || (h && slug(h.textContent, 3, 24)) || 'dialog';
   }
   function findModal() {
