@@ -353,6 +353,7 @@ def test_prompt_budget_follows_the_measured_speed() -> None:
     # twice the batch, half the prompt each; decoding slower than the step: the floor
     assert prompt_budget_for(slow, **{**kw, "batch": 8}) < prompt_budget_for(slow, **kw) / 2 + 1
     assert prompt_budget_for(slow, **{**kw, "seconds": 10.0}) == MIN_PROMPT_TOKENS
+    assert prompt_budget_for(slow, **{**kw, "seconds": 10.0}, floor=956) == 956
 
 
 async def test_policy_sizes_its_prompt_and_page_from_its_speed(tiny: str) -> None:
@@ -361,8 +362,8 @@ async def test_policy_sizes_its_prompt_and_page_from_its_speed(tiny: str) -> Non
     speed = sized.speed
     assert speed is not None and speed.prefill_tokens_per_s > 0 and speed.decode_s_per_step > 0
     budget = sized.describe()["prompt_budget"]
-    assert budget == sized._budget(100) and 256 <= budget <= sized.context_length
-    assert sized.page_budget("s") == max(256, budget - 600)
+    assert budget == sized._budget(100) and 956 <= budget <= sized.context_length
+    assert sized.page_budget("s") == budget - 700
     # The same model given a tenth of the time reads a shorter page (unless both sit at a bound).
     hurried = TransformersPolicy(tiny, constrained=True, seed=0, num_threads=1, batch_size=2, step_seconds=0.5)
     hurried.load()

@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 SAMPLE_PROMPT_TOKENS = 512
 #: Decoding steps timed for a full batch.
 SAMPLE_DECODE_STEPS = 8
-#: Fewer prompt tokens than this leave a model no page to read: sizing never goes below it.
+#: Fewer prompt tokens than this leave a model no page to read: sizing never goes below it
+#: (callers add what their prompt's instructions and history take, see ``floor``).
 MIN_PROMPT_TOKENS = 256
 
 
@@ -71,19 +72,24 @@ def measure_speed(model: Any, *, batch: int, vocab_size: int, device: Any) -> Mo
     return speed
 
 
-def prompt_budget_for(speed: ModelSpeed, *, seconds: float, batch: int, new_tokens: int, ceiling: int) -> int:
+def prompt_budget_for(speed: ModelSpeed, *, seconds: float, batch: int, new_tokens: int, ceiling: int,
+                      floor: int = MIN_PROMPT_TOKENS) -> int:
     """Prompt tokens per decision so that ``batch`` prompts (each prefilled alone) and
-    ``new_tokens`` decoding steps of the batch fit in ``seconds``; within [MIN_PROMPT_TOKENS,
-    ``ceiling``] (the context's room, or a cap). Prefill grows a little faster than linearly
-    with length, so the linear estimate is taken at 80 %."""
+    ``new_tokens`` decoding steps of the batch fit in ``seconds``; within [``floor``, ``ceiling``]
+    (the instructions plus a minimal page; the context's room, or a cap). Prefill grows a little
+    faster than linearly with length, so the linear estimate is taken at 80 %. When even the floor
+    does not fit, the floor is returned and a warning says what a step will cost here."""
+    floor = min(floor, ceiling)
     decode_s = new_tokens * speed.decode_s_per_step * max(1.0, batch / max(1, speed.batch))
-    left = seconds - decode_s
-    if left <= 0:
-        log.warning("decoding %d tokens alone takes ~%.0f s here, over the %.0f s a step may take: the prompt "
-                    "gets the floor of %d tokens", new_tokens, decode_s, seconds, MIN_PROMPT_TOKENS)
-        return MIN_PROMPT_TOKENS
-    fits = int(0.8 * left * speed.prefill_tokens_per_s / max(1, batch))
-    return max(MIN_PROMPT_TOKENS, min(ceiling, fits))
+    fits = int(0.8 * max(0.0, seconds - decode_s) * speed.prefill_tokens_per_s / max(1, batch))
+    if fits < floor:
+        expected = decode_s + batch * floor / speed.prefill_tokens_per_s
+        log.warning("this machine runs the model too slowly for %.0f s per batch of %d: even a %d-token prompt "
+                    "takes ~%.0f s (prefill %.0f tokens/s, decoding %.2f s per step); expect step timeouts, or "
+                    "give --step-timeout more time or the shoppers fewer at once", seconds, batch, floor, expected,
+                    speed.prefill_tokens_per_s, speed.decode_s_per_step)
+        return floor
+    return min(ceiling, fits)
 
 
 __all__ = ["MIN_PROMPT_TOKENS", "ModelSpeed", "measure_speed", "prompt_budget_for"]

@@ -50,8 +50,9 @@ def _batch_seed(base: int | None, requests: Sequence[PolicyRequest]) -> int | No
 
 
 #: What a prompt holds besides the page (instructions, persona, recent history), in tokens: the
-#: sized prompt leaves the reduced page this much less.
-PROMPT_OVERHEAD_TOKENS = 600
+#: sized prompt leaves the reduced page this much less, and is never smaller than this plus a
+#: minimal page (SmolLM2's instructions and framing alone take ~680).
+PROMPT_OVERHEAD_TOKENS = 700
 
 
 class TransformersPolicy(Policy):
@@ -148,7 +149,8 @@ class TransformersPolicy(Policy):
         assert self.step_seconds is not None
         self._sized_budget = prompt_budget_for(
             self.speed, seconds=self.step_seconds, batch=self.batch_size, new_tokens=new_tokens,
-            ceiling=self._context_ceiling(new_tokens, loaded.context_length))  # under the load lock: not self.loaded
+            ceiling=self._context_ceiling(new_tokens, loaded.context_length),  # under the load lock: not self.loaded
+            floor=PROMPT_OVERHEAD_TOKENS + MIN_PROMPT_TOKENS)
         log.info("prompt sized to %d tokens for %.0f s per batch of %d (%s)", self._sized_budget,
                  self.step_seconds, self.batch_size, self.model_dir)
 
