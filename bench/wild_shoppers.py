@@ -93,7 +93,7 @@ def main() -> None:
     for name in args.shops.split(","):
         with tempfile.TemporaryDirectory() as tmp:
             r = run_shop(name, args.shoppers, args.seed, args.max_steps, Path(tmp) / "run")
-        rates = ", ".join(f"{k} {v['rate']:.1%} ({v['repeats']}/{v['pairs']})" for k, v in r["repeated"].items())
+        rates = ", ".join(f"{k} {v['rate']:.1%} ({int(v['repeats'])}/{int(v['pairs'])})" for k, v in r["repeated"].items())
         print(f"{r['shop']:<7} reached product {r['reached']}/{r['sessions']}, added to cart {r['added']}/{r['sessions']} "
               f"({r['buyers']} came to buy); repeated-action rate {rates}; first-query ROUGE-L {r['rouge']}; "
               f"outcomes {r['outcomes']}; {r['wall_s']} s")

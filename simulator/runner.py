@@ -18,7 +18,7 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,6 +30,7 @@ from shop_r1.envs.browser import BrowserPool, SessionOptions
 from shop_r1.envs.outages import ResetError
 from shop_r1.envs.controls import ADD_TO_CART, PLACE_ORDER, control_label
 from shop_r1.envs.observation import Observation, StepResult
+from shop_r1.envs.pagetype import bot_wall
 from shop_r1.envs.purchase import order_confirmation
 from shop_r1.envs.reducer import ReducerOptions
 from shop_r1.simulator.admission import Admission
@@ -43,18 +44,13 @@ from shop_r1.simulator.trace.builder import NO_ACTION
 
 log = logging.getLogger(__name__)
 
-_bot_wall: Callable[[Observation], str | None] | None
-try:  # the page recogniser for CAPTCHA / challenge / "access denied" walls (issue 24)
-    from shop_r1.envs.pagetype import bot_wall as _bot_wall
-except ImportError:  # pragma: no cover - an envs package without it: no page is taken for a wall
-    _bot_wall = None
-
 
 def bot_wall_of(obs: Observation | None) -> str | None:
-    """Why ``obs`` is a bot wall (a CAPTCHA, a challenge, "access denied"), else None."""
-    if obs is None or _bot_wall is None or obs.fault is not None:
+    """Why ``obs`` is a bot wall (a CAPTCHA, a challenge, "access denied"), else None: the
+    session then ends as ``bot_wall``, the shop's doing and not the shopper's (issue 24)."""
+    if obs is None or obs.fault is not None:
         return None
-    return _bot_wall(obs)
+    return bot_wall(obs)
 
 
 SESSION_HEADER = "X-Shop-R1-Session"

@@ -107,14 +107,14 @@ def test_scripted_shoppers_shop_a_client_rendered_page_of_cards(tmp_path: Path) 
 
 
 def test_a_bot_wall_ends_the_session_as_bot_wall(tmp_path: Path) -> None:
-    from shop_r1.envs import pagetype
-
-    if not hasattr(pagetype, "bot_wall"):
-        pytest.skip("envs.pagetype.bot_wall (the recogniser) is not in this tree")
     with BotWallShop() as shop:
         result, trace = _run(shop.page("/captcha"), tmp_path / "run", sample(2, seed=1), steps=5)
+        product, _ = _run(shop.page("/product"), tmp_path / "product", sample(1, seed=1), steps=2)
     assert [s.outcome for s in result.sessions] == ["bot_wall", "bot_wall"], result.sessions
     assert {trace.outcome(sid) for sid in trace.session_ids} == {"bot_wall"}
+    assert all(s.steps == 0 for s in result.sessions)  # turned away before a first step
+    # A product page that merely mentions "Access Denied" (a band's T-shirt) is shopped as usual.
+    assert [s.outcome for s in product.sessions] != ["bot_wall"], product.sessions
 
 
 # ---- dialogs on hand-made pages --------------------------------------------------------------------
