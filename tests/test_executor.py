@@ -11,8 +11,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
+import pytest_asyncio
 from aiohttp import web
-from playwright.async_api import Page, async_playwright
+from playwright.async_api import Browser, Page, async_playwright
 
 from shop_r1.envs.chromium import launch_chromium
 from shop_r1.envs.reducer import reduce_page
@@ -63,7 +64,22 @@ class Site:
     hits: list[str] = field(default_factory=list)
 
 
-@pytest.fixture
+# The module's browser tests share one Chromium (launching one took 3-8 s of each test's setup on
+# two busy cores) and so run in one event loop, which Playwright's objects are bound to (marked
+# one by one: pytest-asyncio warns of the mark on a plain function); every test has a browser context
+# of its own (cookies, storage, pages) and its own server.
+in_module_loop = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as pw:
+        browser = await launch_chromium(pw)
+        yield browser
+        await browser.close()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
 async def site() -> AsyncIterator[Site]:
     hits: list[str] = []
 
@@ -88,15 +104,13 @@ async def site() -> AsyncIterator[Site]:
     await runner.cleanup()
 
 
-@pytest.fixture
-async def page(site: Site) -> AsyncIterator[Page]:
-    async with async_playwright() as pw:
-        browser = await launch_chromium(pw)
-        context = await browser.new_context()
-        page = await context.new_page()
-        await page.goto(site.url + "/")
-        yield page
-        await browser.close()
+@pytest_asyncio.fixture(loop_scope="module")
+async def page(site: Site, browser: Browser) -> AsyncIterator[Page]:
+    context = await browser.new_context()
+    page = await context.new_page()
+    await page.goto(site.url + "/")
+    yield page
+    await context.close()
 
 
 async def table(page: Page) -> list[Element]:
@@ -118,6 +132,7 @@ async def table(page: Page) -> list[Element]:
 FAST = ExecutorOptions(action_timeout_ms=2000, interact_timeout_ms=500)
 
 
+@in_module_loop
 async def test_click_link_navigates_and_reports_timings(page: Page, site: Site) -> None:
     timings: dict[str, float] = {}
     err = await execute(page, {"type": "click", "name": "columbia_shirt.view_product"}, await table(page),
@@ -128,6 +143,7 @@ async def test_click_link_navigates_and_reports_timings(page: Page, site: Site) 
     assert timings["action_ms"] > 0 and timings["settle_ms"] > 0
 
 
+@in_module_loop
 async def test_type_and_submit_presses_enter_in_search_form(page: Page, site: Site) -> None:
     await page.fill('[data-sr1-name="search_input"]', "old text")
     err = await execute(page, {"type": "type_and_submit", "name": "search_input", "text": "rain jacket"},
@@ -137,6 +153,7 @@ async def test_type_and_submit_presses_enter_in_search_form(page: Page, site: Si
     assert "/search?q=rain+jacket" in site.hits
 
 
+@in_module_loop
 async def test_type_and_submit_falls_back_to_form_submit(page: Page, site: Site) -> None:
     # Two text fields and no submit button: Chromium's implicit submission does nothing on Enter.
     err = await execute(page, {"type": "type_and_submit", "name": "filter.min_price", "text": "20"},
@@ -145,6 +162,7 @@ async def test_type_and_submit_falls_back_to_form_submit(page: Page, site: Site)
     assert page.url == site.url + "/filter?min=20&max="
 
 
+@in_module_loop
 async def test_type_and_submit_outside_a_form_just_types(page: Page, site: Site) -> None:
     err = await execute(page, {"type": "type_and_submit", "name": "newsletter_email", "text": "a@b.c"},
                         await table(page), options=FAST)
@@ -153,6 +171,7 @@ async def test_type_and_submit_outside_a_form_just_types(page: Page, site: Site)
     assert await page.input_value('[data-sr1-name="newsletter_email"]') == "a@b.c"
 
 
+@in_module_loop
 async def test_unknown_name_suggests_closest(page: Page) -> None:
     err = await execute(page, {"type": "click", "name": "columbia_shirt.view_prodcut"}, await table(page),
                         options=FAST)
@@ -162,12 +181,14 @@ async def test_unknown_name_suggests_closest(page: Page) -> None:
     assert "columbia_shirt.view_product" in err.message
 
 
+@in_module_loop
 async def test_unknown_name_without_a_table_uses_live_names(page: Page) -> None:
     err = await execute(page, {"type": "click", "name": "cart.add_to"}, [], options=FAST)
     assert err is not None and err.code == "unknown_name"
     assert "add_to_cart" in err.suggestions
 
 
+@in_module_loop
 async def test_type_and_submit_suggests_inputs_only(page: Page) -> None:
     err = await execute(page, {"type": "type_and_submit", "name": "serch_input", "text": "x"},
                         await table(page), options=FAST)
@@ -177,6 +198,7 @@ async def test_type_and_submit_suggests_inputs_only(page: Page) -> None:
     assert all(tags[s] in ("input", "select") for s in err.suggestions)
 
 
+@in_module_loop
 async def test_disabled_and_hidden_elements(page: Page) -> None:
     elements = await table(page)
     err = await execute(page, {"type": "click", "name": "buy_now"}, elements, options=FAST)
@@ -185,6 +207,7 @@ async def test_disabled_and_hidden_elements(page: Page) -> None:
     assert err is not None and err.code == "not_visible"
 
 
+@in_module_loop
 async def test_covered_element_is_not_clickable(page: Page) -> None:
     await page.eval_on_selector("#cover", "e => e.style.display = 'block'")
     err = await execute(page, {"type": "click", "name": "covered_button"}, await table(page), options=FAST)
@@ -192,12 +215,14 @@ async def test_covered_element_is_not_clickable(page: Page) -> None:
     assert await page.title() == "Test shop"
 
 
+@in_module_loop
 async def test_wrong_kind_typing_into_a_link(page: Page) -> None:
     err = await execute(page, {"type": "type_and_submit", "name": "columbia_shirt.view_product", "text": "x"},
                         await table(page), options=FAST)
     assert err is not None and err.code == "wrong_kind"
 
 
+@in_module_loop
 async def test_select_option_by_option_name(page: Page) -> None:
     elements = await table(page)
     size = next(el for el in elements if el.name == "product.options.size")
@@ -208,6 +233,7 @@ async def test_select_option_by_option_name(page: Page) -> None:
     assert await page.input_value('[data-sr1-name="product.options.size"]') == "xl"
 
 
+@in_module_loop
 async def test_select_option_by_type_and_submit_label(page: Page) -> None:
     err = await execute(page, {"type": "type_and_submit", "name": "product.options.size", "text": "medium"},
                         await table(page), options=FAST)
@@ -215,12 +241,14 @@ async def test_select_option_by_type_and_submit_label(page: Page) -> None:
     assert await page.title() == "size:m"
 
 
+@in_module_loop
 async def test_select_option_stamped_option_element(page: Page) -> None:
     err = await execute(page, {"type": "click", "name": "sort_by.rating"}, await table(page), options=FAST)
     assert err is None
     assert await page.input_value('[data-sr1-name="sort_by"]') == "rating"
 
 
+@in_module_loop
 async def test_select_bad_or_disabled_option(page: Page) -> None:
     elements = await table(page)
     err = await execute(page, {"type": "click", "name": "product.options.size.huge"}, elements, options=FAST)
@@ -233,6 +261,7 @@ async def test_select_bad_or_disabled_option(page: Page) -> None:
     assert "product.options.size.small" in err.suggestions
 
 
+@in_module_loop
 async def test_purchase_guard(page: Page) -> None:
     elements = await table(page)
     for name in ("checkout.place_order", "checkout.go"):  # by text, by data-purchase
@@ -304,6 +333,7 @@ def test_purchase_reasons_by_form_page_and_words() -> None:
     assert submit_reason(field, step=None) is not None
 
 
+@in_module_loop
 async def test_target_blank_link_stays_in_the_tab(page: Page, site: Site) -> None:
     err = await execute(page, {"type": "click", "name": "new_tab_link"}, await table(page), options=FAST)
     assert err is None
@@ -311,6 +341,7 @@ async def test_target_blank_link_stays_in_the_tab(page: Page, site: Site) -> Non
     assert len(page.context.pages) == 1
 
 
+@in_module_loop
 async def test_navigation_timeout_still_leaves_a_usable_page(page: Page, site: Site) -> None:
     err = await execute(page, {"type": "click", "name": "slow_link"}, await table(page),
                         options=ExecutorOptions(action_timeout_ms=600))
@@ -319,12 +350,14 @@ async def test_navigation_timeout_still_leaves_a_usable_page(page: Page, site: S
     assert await page.evaluate("1 + 1") == 2  # the page can still be read and observed
 
 
+@in_module_loop
 async def test_invalid_dict_and_terminate(page: Page) -> None:
     err = await execute(page, {"type": "click"}, [], options=FAST)
     assert err is not None and err.code == "invalid_action" and "name" in err.message
     assert await execute(page, {"type": "terminate"}, [], options=FAST) is None
 
 
+@in_module_loop
 async def test_closed_page_is_page_crashed(page: Page) -> None:
     elements = await table(page)
     await page.close()
@@ -346,6 +379,7 @@ def test_options_are_validated() -> None:
         ExecutorOptions(purchase_guard="yes")  # type: ignore[arg-type]
 
 
+@in_module_loop
 async def test_select_option_with_a_repeated_label_by_its_listed_name(page: Page) -> None:
     """Two choices labelled alike get a name no label spells (``…_copy_2``); the executor picks
     the one the observation listed, not the first with that label."""
