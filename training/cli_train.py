@@ -119,6 +119,13 @@ def sft(config_file: str | None, **flags: Any) -> None:
 @click.option("--lenient", "lenient_format", is_flag=True, default=None,
               help="Reward fenced/embedded JSON answers too (strict by default); evaluate with "
                    "`shop-r1 evaluate --lenient` to score by the same rule.")
+@click.option("--scale-rewards", type=click.Choice(["group", "batch", "none"]), default=None,
+              help="Divide the centred summed reward by its group's std (GRPO's and TRL's default; alpha cancels "
+                   "where action rewards tie), the whole batch's std (alpha stays a weight) or nothing (Dr. GRPO). "
+                   "[default: group] (docs/training.md)")
+@click.option("--filter-zero-spread/--no-filter-zero-spread", "filter_zero_spread", default=None,
+              help="Drop groups whose rewards all tie from the loss (DAPO's filter, no re-sampling); needs "
+                   "--batch-size = prompts x G. [default: off]")
 @click.option("--use-vllm", is_flag=True, default=None, help="Generate with vLLM (TRL use_vllm; needs vllm installed).")
 @click.option("--vllm-mode", type=click.Choice(["colocate", "server"]), default=None, help="[default: colocate]")
 @click.option("--log-completions", is_flag=True, default=None, help="Print sampled completions with their rewards.")

@@ -31,6 +31,7 @@ from shop_r1.simulator.scoring.constants import PAPER_ALPHA, PAPER_BETA, PAPER_D
 RewardKind = Literal["hierarchical", "binary"]
 SelfCertaintyMode = Literal["auto", "generation", "forward"]
 SelfCertaintyForm = Literal["kl", "literal"]
+ScaleRewards = Literal["group", "batch", "none"]
 
 #: The paper's trainer values, one place (``--help`` texts and the tests read them from here);
 #: the reward's constants (alpha, beta, DARS, threshold) are scoring's, imported above.
@@ -146,6 +147,16 @@ class GRPOSettings(_Base):
     lenient_format: bool = Field(False, description="accept fenced/embedded JSON answers (reward and evaluation "
                                  "share the rule); default strict, the paper's 'valid JSON' answer")
     loss_type: str = Field("grpo", description="TRL loss_type (the paper uses GRPO)")
+    scale_rewards: ScaleRewards = Field(
+        "group", description="what the centred summed reward is divided by (TRL scale_rewards): group = its "
+        "group's std (default: GRPO's and TRL's; in a group whose action rewards tie alpha cancels and the "
+        "advantage is the z-score of self-certainty), batch = the std over the whole batch (alpha stays a "
+        "weight), none = nothing (Dr. GRPO; alpha is an absolute weight). docs/training.md, 'How alpha enters "
+        "the advantage'")
+    filter_zero_spread: bool = Field(
+        False, description="drop the groups whose summed rewards do not vary from the loss (DAPO's filter, "
+        "without its re-sampling): their advantage is 0 under every scale_rewards, so they only dilute the "
+        "mean over sequences and add KL. Needs one generation per optimizer step (gradient accumulation 1)")
     use_vllm: bool = False
     vllm_mode: Literal["colocate", "server"] = "colocate"
     log_completions: bool = False
@@ -166,6 +177,11 @@ class GRPOSettings(_Base):
     def _batch_problem(self) -> str | None:
         per_pass = self.per_device_batch_size * self.resolved_world_size()
         total = self.completions_per_step()
+        if self.filter_zero_spread and total != per_pass:
+            return (f"filter_zero_spread drops groups from one generation batch, which TRL then splits into "
+                    f"{total // per_pass if total % per_pass == 0 else 'uneven'} accumulation steps of equal size: "
+                    f"set per_device_batch_size to the {total} completions of a step (global_batch_size "
+                    f"{self.global_batch_size} x num_generations {self.num_generations}) or turn the filter off")
         if total % per_pass:
             return (f"global_batch_size {self.global_batch_size} prompts x num_generations {self.num_generations} = "
                     f"{total} completions is not a multiple of per_device_batch_size {self.per_device_batch_size} "
@@ -243,6 +259,6 @@ def load_settings(cls: type[_Base], config_file: str | os.PathLike[str] | None =
 __all__ = [
     "ConfigError", "DEFAULT_NUM_GENERATIONS", "GRPOSettings", "PAPER_ALPHA", "PAPER_BETA", "PAPER_DARS",
     "PAPER_GLOBAL_BATCH", "PAPER_GRPO_LR", "PAPER_GRPO_STEPS", "PAPER_SFT_EPOCHS", "PAPER_SFT_LR",
-    "PAPER_TEMPERATURE", "PAPER_THRESHOLD", "RewardKind", "SFTSettings", "SelfCertaintyMode", "load_settings",
+    "PAPER_TEMPERATURE", "PAPER_THRESHOLD", "RewardKind", "SFTSettings", "ScaleRewards", "SelfCertaintyMode", "load_settings",
     "read_config_file",
 ]

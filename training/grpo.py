@@ -16,6 +16,13 @@ advantages. How that maps onto TRL's ``GRPOTrainer``:
 * Each term's share of the group advantage (:mod:`shop_r1.training.advantage_share`) is logged per
   step (``advantage_share/<name>``) and summed over the run into ``shop-r1-train.json``
   (``advantage_share``), so a run shows whether a term steers the policy at all.
+* Self-certainty is paid only to completions that pass the format rule (0 otherwise), so a group
+  of unparsed answers ties instead of being ranked by confidence in non-answers.
+* The advantage's normalisation is ``settings.scale_rewards`` (TRL's ``scale_rewards``: group std by
+  default, batch std, none); under group std alpha cancels in a group whose action rewards tie
+  (:mod:`shop_r1.training.advantage_share` writes the three formulas out; docs/training.md).
+* ``settings.filter_zero_spread`` drops groups whose summed rewards tie from the loss (DAPO's
+  filter without its re-sampling; :meth:`ShopR1GRPOTrainer._generate_and_score_completions`).
 * beta is TRL's ``beta`` (KL to the reference model inside the loss).
 * Ablations: ``--no-format-reward`` (format term 0), ``--alpha 0``, ``--reward binary``.
 * The format rule (``--lenient``) is the evaluation's too: one ``RewardConfig.strict_format``.
@@ -38,7 +45,7 @@ from functools import lru_cache
 from typing import Any
 
 from shop_r1.simulator.scoring import RewardConfig, action_reward, binary_reward
-from shop_r1.training.advantage_share import advantage_contributions, shares
+from shop_r1.training.advantage_share import advantage_contributions, shares, zero_spread_groups
 from shop_r1.training.answer_length import check_budget, reference_lengths, suggested_budget
 from shop_r1.training.config import GRPOSettings
 from shop_r1.training.self_certainty import GenerationCertaintyRecorder, SelfCertaintyReward
@@ -123,7 +130,8 @@ def build_reward_funcs(settings: GRPOSettings, tokenizer: Any) -> tuple[list[Any
         if mode == "generation" and settings.use_vllm:
             raise ValueError("self_certainty_mode 'generation' needs transformers generation; vLLM returns only the "
                              "sampled tokens' logprobs. Use 'forward' (or 'auto') with --use-vllm")
-        sc = SelfCertaintyReward(tokenizer, mode=mode, form=settings.self_certainty)
+        sc = SelfCertaintyReward(tokenizer, mode=mode, form=settings.self_certainty,
+                                 strict_format=not settings.lenient_format)
         funcs.append(sc)
         weights.append(settings.alpha)
     return funcs, weights, sc
@@ -212,13 +220,64 @@ def _grpo_trainer_class() -> type:
             mode = "train" if self.model.training else "eval"
             groups = self.num_generations if mode == "train" else self.num_generations_eval
             contrib = advantage_contributions(rewards_per_func, self.reward_weights, groups,
-                                              scale=self.scale_rewards != "none")
+                                              scale=self.scale_rewards)
+            if mode == "train":  # read by _generate_and_score_completions when it filters
+                self._zero_spread = zero_spread_groups(rewards_per_func, self.reward_weights, groups)
             totals = self.__dict__.setdefault("advantage_totals", [0.0] * len(self.reward_func_names))
             for i, (name, share) in enumerate(zip(self.reward_func_names, shares(contrib), strict=True)):
                 self._metrics[mode][f"advantage_share/{name}"].append(share)
                 if mode == "train":
                     totals[i] += float(contrib[i])
             return rewards_per_func
+
+        #: Set by build_grpo_trainer from GRPOSettings.filter_zero_spread.
+        filter_zero_spread: bool = False
+
+        def _generate_and_score_completions(self, inputs: Any) -> Any:
+            """TRL's batch; with ``filter_zero_spread`` without the groups whose summed rewards tie
+            (DAPO's filter; their advantage is 0, so they only dilute the loss's mean and add KL).
+            When every group ties the batch is kept with its loss mask zeroed: no gradient, as
+            before. ``filter/groups_kept`` logs the kept fraction; the totals go to the record."""
+            output = super()._generate_and_score_completions(inputs)
+            zero = self.__dict__.pop("_zero_spread", None)
+            if not self.filter_zero_spread or not self.model.training or zero is None:
+                return output
+            return self._drop_groups(output, zero)
+
+        def _drop_groups(self, output: dict[str, Any], zero: Any) -> dict[str, Any]:
+            import torch
+
+            g = self.num_generations
+            keep_all = (~zero.to(torch.bool)).repeat_interleave(g)
+            local = output["completion_ids"].shape[0]
+            start = self.accelerator.process_index * local
+            keep = keep_all[start:start + local].to(output["completion_ids"].device)
+            stats = self.__dict__.setdefault("filter_totals", {"groups": 0, "kept": 0})
+            stats["groups"] += int(zero.numel())
+            stats["kept"] += int((~zero).sum())
+            self._metrics["train"]["filter/groups_kept"].append(float((~zero).float().mean()))
+            if bool(keep.all()):
+                return output
+            if not bool(keep.any()):
+                output["completion_mask"] = torch.zeros_like(output["completion_mask"])
+                if "tool_mask" in output and output["tool_mask"] is not None:
+                    output["tool_mask"] = torch.zeros_like(output["tool_mask"])
+                output["num_items_in_batch"] = output["num_items_in_batch"] * 0
+                return output
+            rows = keep.nonzero().squeeze(-1)
+            dropped: dict[str, Any] = {}
+            for key, value in output.items():
+                if isinstance(value, torch.Tensor) and value.ndim >= 1 and value.shape[0] == local:
+                    dropped[key] = value[rows]
+                elif isinstance(value, list) and len(value) == local:
+                    dropped[key] = [value[i] for i in rows.tolist()]
+                else:
+                    dropped[key] = value
+            mask = dropped["completion_mask"]
+            if dropped.get("tool_mask") is not None:
+                mask = mask * dropped["tool_mask"]
+            dropped["num_items_in_batch"] = self.accelerator.gather(mask.sum()).sum()
+            return dropped
 
     return ShopR1GRPOTrainer
 
@@ -238,6 +297,7 @@ def grpo_config(settings: GRPOSettings, weights: list[float], max_completion_len
         loss_type=settings.loss_type,
         reward_weights=weights,
         remove_unused_columns=False,
+        scale_rewards=settings.scale_rewards,
         use_vllm=settings.use_vllm,
         vllm_mode=settings.vllm_mode,
         log_completions=settings.log_completions,
@@ -282,6 +342,7 @@ def build_grpo_trainer(settings: GRPOSettings) -> tuple[Any, dict[str, Any], Any
         sc.bind(trainer)
         trainer.self_certainty_reward = sc
     trainer.completion_budget = budget
+    trainer.filter_zero_spread = settings.filter_zero_spread
     if settings.max_seconds is not None:
         trainer.add_callback(wall_clock_stop(settings.max_seconds))
     return trainer, source, model_dir
@@ -298,12 +359,17 @@ def train_grpo(settings: GRPOSettings) -> TrainResult:
     extra = {"variant": settings.ablation(),
              "reward_functions": list(trainer.reward_func_names),
              "reward_weights": [float(w) for w in trainer.reward_weights],
-             "completion_budget": trainer.completion_budget}
+             "completion_budget": trainer.completion_budget,
+             "scale_rewards": settings.scale_rewards}
+    filt = getattr(trainer, "filter_totals", None)
+    if settings.filter_zero_spread:
+        extra["zero_spread_filter"] = {"groups": filt["groups"] if filt else 0, "kept": filt["kept"] if filt else 0}
     totals = getattr(trainer, "advantage_totals", None) or [0.0] * len(trainer.reward_func_names)
     extra["advantage_share"] = dict(zip(trainer.reward_func_names, shares(totals), strict=True))
     extra["advantage_abs_sum"] = dict(zip(trainer.reward_func_names, (round(t, 6) for t in totals), strict=True))
     if sc is not None:
         extra["self_certainty"] = {"form": sc.form, "mode": sc.mode, "calls": sc.calls, "fallbacks": sc.fallbacks,
+                                   "completions": sc.scored, "unparsed_paid_0": sc.unparsed,
                                    "reward_seconds": round(sc.seconds, 4),
                                    "recorder_seconds": round(sc.recorder.seconds, 4) if sc.recorder else 0.0}
     return save_checkpoint(trainer, settings, stage="grpo", source=source, base_model=model_dir,

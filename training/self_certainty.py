@@ -37,6 +37,7 @@ from shop_r1.simulator.scoring.self_certainty import (
     check_form,
     mean_over_mask,
     rationale_mask,
+    rationale_parses,
     self_certainty,
     token_self_certainty,
 )
@@ -119,7 +120,9 @@ class SelfCertaintyReward:
 
     Its weight in the total is alpha (``GRPOConfig.reward_weights``), so TRL logs the raw s
     under ``rewards/self_certainty/mean`` and adds alpha * s to the action reward. A completion
-    without a rationale string gets 0 (the simulator's convention for an empty mask). Call
+    that fails the format rule (``strict_format``, the action reward's) gets 0
+    (:func:`~shop_r1.simulator.scoring.self_certainty.rationale_parses` says why); ``unparsed``
+    counts them. Call
     :meth:`bind` with the trainer before training; ``recorder`` is set by the trainer when it
     generates with transformers (mode ``generation``).
     """
@@ -127,7 +130,7 @@ class SelfCertaintyReward:
     __name__ = "self_certainty"
 
     def __init__(self, tokenizer: Any, mode: Mode = "generation", chunk_size: int = 8,
-                 form: SelfCertaintyForm = DEFAULT_SELF_CERTAINTY_FORM) -> None:
+                 form: SelfCertaintyForm = DEFAULT_SELF_CERTAINTY_FORM, strict_format: bool = True) -> None:
         if mode not in ("generation", "forward"):
             raise ValueError(f"self-certainty mode must be 'generation' or 'forward', got {mode!r}")
         self.form = check_form(form)
@@ -139,6 +142,9 @@ class SelfCertaintyReward:
         self.seconds = 0.0  # time spent computing the reward (forward passes or table look-ups)
         self.calls = 0
         self.fallbacks = 0
+        self.strict_format = strict_format
+        self.scored = 0  # completions seen
+        self.unparsed = 0  # of which paid 0 because they fail the format rule
 
     def bind(self, trainer: Any) -> SelfCertaintyReward:
         self.trainer = trainer
@@ -156,6 +162,10 @@ class SelfCertaintyReward:
                 self.fallbacks += 1
         if values is None:
             values = self._from_forward(prompts, completion_ids, masks)
+        parses = [rationale_parses(_text_of(c), strict=self.strict_format) for c in completions]
+        values = [v if ok else 0.0 for v, ok in zip(values, parses, strict=True)]
+        self.scored += len(parses)
+        self.unparsed += parses.count(False)
         self.seconds += time.perf_counter() - t0
         self.calls += 1
         return values

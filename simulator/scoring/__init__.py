@@ -45,6 +45,7 @@ from shop_r1.simulator.scoring.self_certainty import (
     mean_over_mask,
     rationale_char_span,
     rationale_mask,
+    rationale_parses,
     rationale_token_mask,
     rationale_token_mask_for_text,
     self_certainty,
@@ -58,6 +59,6 @@ __all__ = [
     "AnswerFormatError", "LabelError", "answer_action", "stated_action", "text_same_meaning", "MetricsReport", "NameAwareTokenizer", "ParsedAnswer", "RewardBreakdown",
     "RewardConfig", "RougeMeasure", "TypeRow", "action_reward", "binary_reward", "coerce_label", "completion_offsets",
     "compute_metrics", "exact_match", "hierarchical_rewards", "is_exact", "mean_over_mask", "parse_answer",
-    "passes_threshold", "rationale_char_span", "rationale_mask", "rationale_token_mask",
+    "passes_threshold", "rationale_char_span", "rationale_mask", "rationale_parses", "rationale_token_mask",
     "rationale_token_mask_for_text", "rouge_l", "self_certainty", "token_self_certainty", "total_reward",
 ]

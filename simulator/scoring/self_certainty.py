@@ -25,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from shop_r1.simulator.prompt.jsonscan import string_value_span
+from shop_r1.simulator.scoring.rewards import AnswerFormatError, parse_answer
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
@@ -92,6 +93,23 @@ def self_certainty(logits: torch.Tensor, mask: torch.Tensor,
     per_token = per_token.masked_scatter(sel, per_token_selected)
     count = sel.sum(-1).to(per_token.dtype)
     return per_token.sum(-1) / count.clamp(min=1.0)
+
+
+def rationale_parses(text: str, *, strict: bool = True) -> bool:
+    """Whether an answer earns a self-certainty at all: it passes the format rule (one JSON object
+    with a non-empty rationale and a valid action; ``strict`` as the action reward's), so its
+    rationale is a rationale.
+
+    Why: without the check an unparseable completion is paid for being confident. In a group of
+    unparsed answers the action rewards tie at 0, and under group normalisation the advantage is
+    then the z-score of s alone -- the policy is pushed to be sure of text that is not an answer.
+    The trainer pays 0 to a completion for which this is False.
+    """
+    try:
+        parse_answer(text, strict=strict)
+    except AnswerFormatError:
+        return False
+    return True
 
 
 def mean_over_mask(values: Sequence[float], mask: Sequence[bool]) -> float:
