@@ -23,7 +23,7 @@ from shop_r1.envs.actions import ACTION_TYPES, Click, Terminate, TypeAndSubmit
 from shop_r1.simulator.scoring import compute_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
-SETTINGS = ("zero-shot", "SFT", "SFT-continued", "SFT+RL(binary)", "Shop-R1")
+SETTINGS = ("zero-shot", "SFT", "SFT-continued", "SFT+RL(binary)", "SFT+RL(hierarchical)", "Shop-R1")
 METRICS = ("exact", "type_acc", "type_f1")
 
 
@@ -50,15 +50,21 @@ def run(tmp_path_factory) -> tuple[dict, Path, subprocess.CompletedProcess]:
 
 
 def test_tables_have_every_setting_with_paired_cis(run):
-    results, _, _ = run
+    results, out, _ = run
     n = results["data"]["test_steps"]
     assert n >= 1 and n == results["data"]["counts"]["rl"]["test"]
-    assert 0.0 <= results["data"]["labels_visible"] <= 1.0
+    # label visibility is recounted from the dataset on disk (page part only) and must agree
+    bench = _bench()
+    assert {k: results["data"][k] for k in bench.label_visibility(out / "data")} == bench.label_visibility(out / "data")
+    assert results["data"]["with_target"] + results["data"]["terminates"] == n
+    # the split is by persona: no test shopper was trained on
+    assert results["data"]["split"]["by"] == "persona" and results["data"]["split"]["test_personas_in_train"] == 0
     # Budgets sized from the train references, so no answer is cut before its JSON closes.
     budget = results["data"]["completion_budget"]
     assert budget["truncated"] == 0 and budget["max"] > 0
     assert results["config"]["max_completion_length"] == results["config"]["eval_max_new_tokens"] == budget["budget"]
-    for mode in ("free", "constrained"):
+    assert tuple(results["tables"]) == ("free", "constrained", "sampled")
+    for mode in ("free", "constrained", "sampled"):
         table = results["tables"][mode]["settings"]
         assert tuple(table) == SETTINGS
         for name, row in table.items():
@@ -70,13 +76,26 @@ def test_tables_have_every_setting_with_paired_cis(run):
                 continue
             for m in METRICS:
                 d = row[f"{m}_vs_sft"]
-                lo, hi = d["ci95"]
-                assert -1.0 <= lo <= hi <= 1.0
                 assert d["diff"] == pytest.approx(row[m] - table["SFT"][m])
-        for arm in ("SFT+RL(binary)", "Shop-R1"):
-            assert table[arm]["param_change_norm"] >= 0  # recorded by the trainer (0 when no group varied)
-            assert 0.0 <= table[arm]["frac_reward_zero_std"] <= 1.0
-        assert isinstance(results["tables"][mode]["ordering"]["holds_on_primary"], bool)
+                # the per-seed differences are the per-seed values' differences
+                assert d["per_seed"] == pytest.approx([a[m] - b[m] for a, b in zip(row["per_seed"],
+                                                                                     table["SFT"]["per_seed"])])
+                assert d["n_seeds"] == 1 and "seeds drawn with replacement" in d["method"]
+        for arm in ("SFT+RL(binary)", "SFT+RL(hierarchical)", "Shop-R1"):
+            # the summary is the mean of what each seed's trainer recorded beside its checkpoint
+            folder = {"SFT+RL(binary)": "grpo-binary", "SFT+RL(hierarchical)": "grpo-hierarchical",
+                      "Shop-R1": "grpo-shop-r1"}[arm]
+            record = json.loads((out / "seed0" / folder / "shop-r1-train.json").read_text())
+            assert table[arm]["param_change_norm"] == pytest.approx(record["param_change"]["l2"])
+            assert record["settings"]["filter_zero_spread"] is True and record["settings"]["scale_rewards"] == "group"
+        # the verdict is read from the intervals
+        o = results["tables"][mode]["ordering"]
+        for name, v in o["vs_sft"].items():
+            for m in METRICS:
+                lo, hi = table[name][f"{m}_vs_sft"]["ci95"]
+                assert v[m] == ("better" if lo > 0 else "worse" if hi < 0 else "not shown")
+        assert set(results["tables"][mode]["one_thing"]) >= {"hierarchical_vs_binary", "self_certainty",
+                                                              "rl_vs_continued"}
     assert results["settings"] == results["tables"]["free"]["settings"]
 
 
@@ -89,16 +108,24 @@ def test_sft_is_chosen_on_validation_and_every_arm_starts_from_it(run):
     best = max(rounds, key=lambda r: (r["val_type_acc"] + r["val_type_f1"], -r["round"]))
     chosen = Path(facts["sft_chosen"])
     assert chosen == out / "seed0" / f"sft-r{best['round']}"
-    for name in ("grpo-binary", "grpo-shop-r1", "sft-continued"):
+    for name in ("grpo-binary", "grpo-hierarchical", "grpo-shop-r1", "sft-continued"):
         record = json.loads((out / "seed0" / name / "shop-r1-train.json").read_text())
         assert Path(record["base_model"]) == chosen.resolve(), name
         assert Path(record["data"]["dataset"]) == (out / "data").resolve()
-    binary = json.loads((out / "seed0" / "grpo-binary" / "shop-r1-train.json").read_text())
-    shop = json.loads((out / "seed0" / "grpo-shop-r1" / "shop-r1-train.json").read_text())
+    def record(name):
+        return json.loads((out / "seed0" / name / "shop-r1-train.json").read_text())
+
+    binary, hier, shop = record("grpo-binary"), record("grpo-hierarchical"), record("grpo-shop-r1")
     assert binary["reward_functions"] == ["binary"]
-    assert shop["reward_functions"][:4] == ["format", "type", "attribute", "value"]
-    same = {k for k in binary["settings"] if binary["settings"][k] == shop["settings"][k]}
-    assert set(binary["settings"]) - same <= {"reward", "alpha", "out"}  # arms differ only in the reward
+    assert hier["reward_functions"] == ["format", "type", "attribute", "value"]
+    assert shop["reward_functions"] == ["format", "type", "attribute", "value", "self_certainty"]
+
+    def differing(a, b):
+        return {k for k in a["settings"] if a["settings"][k] != b["settings"][k]} - {"out"}
+
+    # each arm differs from the one before it in one thing
+    assert differing(binary, hier) == {"reward"}
+    assert differing(hier, shop) == {"alpha"}
     # The control's learning-rate schedule runs to its end (decays to 0 like every SFT round's)
     # instead of being cut at full rate by a wall-clock stop.
     control = json.loads((out / "seed0" / "sft-continued" / "shop-r1-train.json").read_text())
@@ -110,7 +137,8 @@ def test_sft_is_chosen_on_validation_and_every_arm_starts_from_it(run):
 def test_table_is_printed_for_a_person(run):
     _, _, proc = run
     assert "Shop-R1 small-scale reproduction (free greedy decoding)" in proc.stderr
-    assert "constrained greedy decoding" in proc.stderr
+    assert "constrained greedy decoding" in proc.stderr and "sampled as the rollouts" in proc.stderr
+    assert "One training seed" in proc.stderr  # a one-seed run says its intervals cannot hold seed variance
     assert "Paper ordering SFT < SFT+RL(binary) < Shop-R1" in proc.stderr and "Labels visible" in proc.stderr
     assert "||Δθ||" in proc.stderr  # each RL arm's parameter change
 
@@ -160,3 +188,149 @@ def test_device_is_checked_before_the_run_starts():
             bench.parse_args(["--device", "cuda"])[0].validate()
     else:
         bench.parse_args(["--device", "cuda"])[0].validate()
+
+
+# ------------------------------------------------------------------ issue 23: seeds as the unit, pages only
+
+
+def _scores(bench, correct: np.ndarray, labels: np.ndarray, sessions: list[str]):
+    """A StepScores whose predictions are right (type and exact) where ``correct`` says so."""
+    pred = np.where(correct, labels, (labels + 1) % 3)
+    keys = [(sid, i) for i, sid in enumerate(sessions)]
+    acc = float(correct.mean())
+    f1 = float(bench.macro_f1(pred[None, :], labels[None, :])[0])
+    report = {"exact_accuracy": acc, "type_accuracy": acc, "type_macro_f1": f1, "n_unparsed": 0}
+    return bench.StepScores(keys, labels, pred, correct.copy(), report)
+
+
+def _design(n_sessions: int = 30, per_session: int = 5, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    sessions = [f"s{j:02d}" for j in range(n_sessions) for _ in range(per_session)]
+    labels = rng.integers(0, 3, size=len(sessions))
+    return rng, sessions, labels
+
+
+def test_summarise_interval_holds_the_seeds_disagreement():
+    """Five seeds whose Shop-R1 - SFT differences disagree (+30, -30, +30, -30, +10 points on 150 steps):
+    an interval over steps alone (seeds averaged inside each resample) is ~0.1 wide and excludes 0 at times;
+    the seed-level interval must be as wide as the seeds' spread says and contain 0."""
+    bench = _bench()
+    rng, sessions, labels = _design()
+    deltas = [0.3, -0.3, 0.3, -0.3, 0.1]
+    scores = {"SFT": [], "Shop-R1": []}
+    for d in deltas:
+        scores["SFT"].append(_scores(bench, rng.random(len(labels)) < 0.5, labels, sessions))
+        scores["Shop-R1"].append(_scores(bench, rng.random(len(labels)) < 0.5 + d, labels, sessions))
+    table = bench.summarise(scores, n_boot=2000)
+    d = table["Shop-R1"]["type_acc_vs_sft"]
+    per_seed = [a.exact.mean() - b.exact.mean() for a, b in zip(scores["Shop-R1"], scores["SFT"])]
+    assert d["per_seed"] == pytest.approx(per_seed)
+    assert d["diff"] == pytest.approx(np.mean(per_seed))
+    lo, hi = d["ci95"]
+    assert lo < 0 < hi
+    # a percentile bootstrap of a mean of 5 values: half-width ~ 1.96 * sqrt(4/5) * sd / sqrt(5)
+    expected = 2 * 1.96 * np.sqrt(4 / 5) * np.std(per_seed, ddof=1) / np.sqrt(5)
+    assert hi - lo > 0.7 * expected and expected > 0.3
+    assert bench.ordering(table | {"SFT+RL(binary)": table["Shop-R1"]})["vs_sft"]["Shop-R1"]["type_acc"] == "not shown"
+
+
+def test_summarise_interval_holds_the_sessions_clustering():
+    """One model per seed, seeds in full agreement, but whole sessions right or wrong together: the interval
+    is that of ~30 sessions, not of 300 independent steps."""
+    bench = _bench()
+    rng, sessions, labels = _design(n_sessions=30, per_session=10)
+    session_of = np.array([int(s[1:]) for s in sessions])
+    sft_sessions = rng.random(30) < 0.5
+    arm_sessions = rng.random(30) < 0.6
+    sft = _scores(bench, sft_sessions[session_of], labels, sessions)
+    arm = _scores(bench, arm_sessions[session_of], labels, sessions)
+    table = bench.summarise({"SFT": [sft] * 5, "Shop-R1": [arm] * 5}, n_boot=2000)
+    lo, hi = table["Shop-R1"]["exact_vs_sft"]["ci95"]
+    per_session = arm_sessions.astype(float) - sft_sessions.astype(float)
+    expected = 2 * 1.96 * np.std(per_session, ddof=1) / np.sqrt(30)
+    assert hi - lo > 0.8 * expected
+    assert table["Shop-R1"]["exact_vs_sft"]["per_seed"] == pytest.approx([per_session.mean()] * 5)
+
+
+def test_summarise_shows_a_clear_effect():
+    """The intervals are not just wide: five seeds that agree on +40 points give an interval that excludes 0,
+    and the verdict says so."""
+    bench = _bench()
+    rng, sessions, labels = _design()
+    scores = {"SFT": [], "SFT+RL(binary)": []}
+    for _ in range(5):
+        scores["SFT"].append(_scores(bench, rng.random(len(labels)) < 0.3, labels, sessions))
+        scores["SFT+RL(binary)"].append(_scores(bench, rng.random(len(labels)) < 0.7, labels, sessions))
+    table = bench.summarise(scores, n_boot=1000)
+    for m in METRICS:
+        assert table["SFT+RL(binary)"][f"{m}_vs_sft"]["ci95"][0] > 0.2, m
+    assert bench.ordering(table | {"Shop-R1": table["SFT+RL(binary)"]})["vs_sft"]["SFT+RL(binary)"] == {
+        m: "better" for m in METRICS}
+
+
+def test_summarise_refuses_unpaired_steps():
+    bench = _bench()
+    _, sessions, labels = _design()
+    a = _scores(bench, np.ones(len(labels), bool), labels, sessions)
+    b = _scores(bench, np.ones(len(labels), bool), labels, sessions)
+    b.keys = list(reversed(b.keys))
+    with pytest.raises(AssertionError, match="not be paired"):
+        bench.summarise({"SFT": [a], "Shop-R1": [b]}, n_boot=10)
+
+
+def test_weighted_macro_f1_is_the_macro_f1_of_the_repeated_steps():
+    bench = _bench()
+    rng = np.random.default_rng(4)
+    pred, label = rng.integers(-1, 3, size=40), rng.integers(0, 3, size=40)
+    w = rng.integers(0, 4, size=(6, 40)).astype(float)
+    for row in range(6):
+        rep_p, rep_l = np.repeat(pred, w[row].astype(int)), np.repeat(label, w[row].astype(int))
+        assert bench.macro_f1(pred, label, w)[row] == pytest.approx(bench.macro_f1(rep_p[None], rep_l[None])[0])
+
+
+def _visibility_dir(tmp_path: Path) -> Path:
+    from datasets import Dataset
+
+    from shop_r1.envs.observation import Observation
+    from shop_r1.simulator.policies.base import HistoryItem
+    from shop_r1.simulator.prompt.render import build_messages
+
+    earlier = HistoryItem(url="http://shop/s?k=x", simplified_html='<button name="old_page.buy">Buy</button>',
+                          action={"type": "click", "name": "old_page.buy"}, rationale='I click "in_history.only".')
+    page = Observation(url="http://shop/p/1", title="p",
+                       simplified_html='<a name="here.view_product">A</a><input name=search_input>',
+                       elements=())
+    rows = []
+    for label in ({"type": "click", "name": "old_page.buy"},  # only in a history page: not visible
+                  {"type": "click", "name": "in_history.only"},  # only quoted in a history rationale
+                  {"type": "click", "name": "here.view_product"},  # on the page
+                  {"type": "type_and_submit", "name": "search_input", "text": "x"},  # on the page, unquoted
+                  {"type": "terminate"}):
+        rows.append({"prompt": build_messages(page, [earlier], intent="a here.view_product lookalike goal"),
+                     "label": json.dumps(label), "label_type": label["type"],
+                     "names": ["here.view_product", "search_input"], "session_id": "s", "step": 1})
+    (tmp_path / "rl").mkdir()
+    Dataset.from_list(rows).to_parquet(str(tmp_path / "rl" / "test.parquet"))
+    return tmp_path
+
+
+def test_label_visibility_counts_the_page_part_only(tmp_path: Path):
+    """Issue 23: names in the history lines counted as visible, and every terminate did."""
+    bench = _bench()
+    got = bench.label_visibility(_visibility_dir(tmp_path))
+    assert got == {"test_steps": 5, "with_target": 4, "label_visible": 2, "terminates": 1,
+                   "labels_visible": 0.5, "exact_ceiling": 3 / 5}
+
+
+def test_page_part_is_the_current_page_between_header_and_reminders():
+    from shop_r1.envs.observation import Observation
+    from shop_r1.simulator.policies.base import HistoryItem
+    from shop_r1.simulator.prompt.render import build_messages
+
+    bench = _bench()
+    earlier = HistoryItem(url="u0", simplified_html="<p name=old>old</p>", action={"type": "terminate"})
+    page = Observation(url="u1", title="t", simplified_html="<p name=new>new</p>", elements=())
+    user = build_messages(page, [earlier], intent="find new things")[-1]["content"]
+    assert bench.page_part(user).strip() == "<p name=new>new</p>"
+    with pytest.raises(ValueError, match="current-page header"):
+        bench.page_part("no page here")

@@ -38,7 +38,7 @@ from shop_r1.simulator.runner import RunConfig, Runner
 from shop_r1.training.config import GRPOSettings, RewardKind, SFTSettings
 from shop_r1.training.data import build_dataset_dir, load_split, load_trace
 from shop_r1.training.rationales import TemplateTeacher, synthesize
-from shop_r1.training.splits import assign_groups, group_key
+from shop_r1.training.splits import SplitBy, assign_groups, group_key
 from shop_r1.training.trainer_common import TRAIN_RECORD_FILE, TrainResult
 
 log = logging.getLogger(__name__)
@@ -126,15 +126,19 @@ def template_rationales(trace: Path, out: Path, *, seed: int) -> tuple[Path, dic
     return target, report.to_json()
 
 
-def train_corpus(trace: Path, *, seed: int, val: float, test: float) -> list[str]:
-    """Personas, pages, rationales and actions of the sessions the split plan puts in *train* (module doc)."""
+def train_corpus(trace: Path, *, seed: int, val: float, test: float, by: SplitBy = "session") -> list[str]:
+    """Personas, pages, rationales and actions of the sessions the split plan puts in *train* (module doc);
+    ``by`` as the dataset's split (the same plan: :func:`shop_r1.training.data.build_dataset_dir`'s keys)."""
     loaded = load_trace(trace)
     sessions = loaded.result.sessions
-    plan = assign_groups([group_key({"session_id": sid}, "session") for sid in sessions], val=val, test=test,
-                         seed=seed)
+
+    def key(sid: str, steps: Any) -> str:
+        return group_key({"session_id": sid, "persona_id": steps[0].persona_id if steps else None}, by)
+
+    plan = assign_groups([key(sid, steps) for sid, steps in sessions.items()], val=val, test=test, seed=seed)
     texts: list[str] = []
     for sid, steps in sessions.items():
-        if plan[group_key({"session_id": sid}, "session")] != "train":
+        if plan[key(sid, steps)] != "train":
             continue
         persona = loaded.personas.get(steps[0].persona_id) if steps and steps[0].persona_id else None
         if persona is not None and hasattr(persona, "model_dump_json"):
@@ -158,7 +162,8 @@ def built_shape(spec: str) -> str | None:
     return name if name in SHAPES else None
 
 
-def base_model(spec: str, trace: Path, out: Path, *, seed: int, val: float, test: float) -> Path:
+def base_model(spec: str, trace: Path, out: Path, *, seed: int, val: float, test: float,
+               by: SplitBy = "session") -> Path:
     """The base model: ``tiny[:SEED]`` / ``small[:SEED]`` is built offline with its BPE trained on
     the train split; anything else is :func:`shop_r1.simulator.models.resolve_model`
     (``default``, a folder)."""
@@ -169,7 +174,7 @@ def base_model(spec: str, trace: Path, out: Path, *, seed: int, val: float, test
 
         model_seed = int(spec.split(":", 1)[1]) if ":" in spec else seed
         return build_tiny_model(out / f"base-{shape}", seed=model_seed, shape=SHAPES[shape],
-                                corpus=train_corpus(trace, seed=seed, val=val, test=test))
+                                corpus=train_corpus(trace, seed=seed, val=val, test=test, by=by))
     return resolve_model(spec, show_status=True)
 
 
@@ -183,8 +188,8 @@ def token_counter(model_dir: Path) -> Callable[[str], int]:
 
 def build_data(trace: Path, model_dir: Path, out: Path, *, seed: int, val: float, test: float,
                rl_token_budget: int, sft_max_tokens: int, sft_max_page_tokens: int,
-               with_persona: bool) -> tuple[Path, dict[str, Any]]:
-    result = build_dataset_dir([trace], out / "data", by="session", seed=seed, val=val, test=test,
+               with_persona: bool, by: SplitBy = "session") -> tuple[Path, dict[str, Any]]:
+    result = build_dataset_dir([trace], out / "data", by=by, seed=seed, val=val, test=test,
                                token_budget=rl_token_budget, sft_max_tokens=sft_max_tokens,
                                sft_max_page_tokens=sft_max_page_tokens, with_persona=with_persona,
                                count_tokens=token_counter(model_dir))
@@ -213,7 +218,9 @@ def run_sft(model_dir: Path, data_dir: Path, out_dir: Path, *, epochs: float, lr
 
 def run_grpo(model_dir: Path, data_dir: Path, out_dir: Path, *, steps: int, lr: float, num_generations: int,
              prompts_per_step: int, max_completion_length: int | None, reward: RewardKind, alpha: float, beta: float,
-             seed: int, device: str) -> TrainResult:
+             seed: int, device: str, **extra: Any) -> TrainResult:
+    """One GRPO run; ``extra`` are further :class:`GRPOSettings` fields (``scale_rewards``,
+    ``filter_zero_spread``, ``temperature`` ...)."""
     from shop_r1.training.grpo import train_grpo  # optional heavy dependency: torch/TRL
 
     g = num_generations
@@ -224,7 +231,7 @@ def run_grpo(model_dir: Path, data_dir: Path, out_dir: Path, *, steps: int, lr: 
                             num_generations=g, per_device_batch_size=g * prompts_per_step,
                             global_batch_size=prompts_per_step,
                             max_completion_length=max_completion_length, reward=reward, alpha=alpha, beta=beta,
-                            seed=seed, device=device, logging_steps=1)
+                            seed=seed, device=device, logging_steps=1, **extra)
     with contextlib.redirect_stdout(sys.stderr):
         return train_grpo(settings)
 
@@ -243,7 +250,9 @@ def grpo_diagnostics(ckpt: Path) -> dict[str, Any]:
     change = record.get("param_change") or {}
     return {"param_change_norm": change.get("l2"), "param_change_relative": change.get("relative"),
             "frac_reward_zero_std": sum(zero) / len(zero) if zero else None,
-            "advantage_share": record.get("advantage_share"), "completion_budget": record.get("completion_budget")}
+            "advantage_share": record.get("advantage_share"), "completion_budget": record.get("completion_budget"),
+            "zero_spread_filter": record.get("zero_spread_filter"), "scale_rewards": record.get("scale_rewards"),
+            "self_certainty_unparsed": (record.get("self_certainty") or {}).get("unparsed_paid_0")}
 
 
 # --------------------------------------------------------------------------------------------
