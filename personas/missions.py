@@ -91,12 +91,14 @@ def check_mix(mix: Mapping[str, float]) -> dict[str, float]:
 def allot_missions(n: int, mix: Mapping[str, float], rng: random.Random) -> list[str]:
     """``n`` missions whose counts follow ``mix`` as exactly as ``n`` allows (largest remainders,
     ties to the larger share), in a seeded random order: a 6-shopper run of the default mix has
-    3 or 4 buyers every time, not 0 to 6 by chance."""
+    4 buyers (a quota of 3.6) every time, not 0 to 6 by chance."""
     mix = check_mix(mix)
     quotas = {k: n * v for k, v in mix.items()}
     counts = {k: math.floor(q) for k, q in quotas.items()}
     left = n - sum(counts.values())
-    for k in sorted(mix, key=lambda k: (quotas[k] - counts[k], mix[k]), reverse=True)[:left]:
+    # Remainders rounded: 6 x 0.6 is 3.5999999999999996 and 6 x 0.1 is 0.6000000000000001 in floats,
+    # and a tie must go to the larger share, not to rounding noise.
+    for k in sorted(mix, key=lambda k: (round(quotas[k] - counts[k], 9), mix[k]), reverse=True)[:left]:
         counts[k] += 1
     out = [k for k in MISSIONS for _ in range(counts.get(k, 0))]
     rng.shuffle(out)
