@@ -263,7 +263,7 @@ def test_parquet_export_round_trips_via_datasets(tmp_path: Path) -> None:
     assert len(ds) == 4
     assert ds[0]["action"] == {"type": "type_and_submit", "name": "search_input", "text": "red mug"}
     assert ds[0]["elements"][0] == {"name": "search_input", "kind": "input", "text": "", "tag": "", "input_type": "",
-                                    "options": [], "disabled": False, "in_viewport": True}
+                                    "options": [], "disabled": False, "in_viewport": True, "covered": False}
     assert ds.features["simplified_html"].dtype in ("large_string", "string")
     back = [step_from_row(row) for row in ds]
     assert back == trace.steps
@@ -327,7 +327,8 @@ def test_step_record_from_live_objects(tmp_path: Path) -> None:
         w.write_step(step_record(run_id="live", session_id="s", step=1, observation=obs, response=bad,
                                  outcome="policy_error", end_reason="3 unparsable answers"))
     assert step.elements[0].model_dump() == {"name": "search_input", "kind": "input", "text": "", "tag": "",
-                                             "input_type": "", "options": [], "disabled": False, "in_viewport": True}
+                                             "input_type": "", "options": [], "disabled": False, "in_viewport": True,
+                                             "covered": False}
     assert step.timings == {"observe_ms": 42.0, "policy_s": 1.25, "action_ms": 300.0}
     assert step.tokens.prompt == 900 and step.blocked_requests == 3
     assert step.exec_error.suggestions == ["a", "b"]
@@ -388,7 +389,7 @@ def test_schema2_step_round_trips_its_full_element_table(tmp_path: Path) -> None
     assert line["schema_version"] == "shop-r1.trace/2"
     assert line["elements"][1] == {"name": "sort", "kind": "select", "text": "Sort by", "tag": "select",
                                    "input_type": "", "options": ["Price", "New"], "disabled": False,
-                                   "in_viewport": True}
+                                   "in_viewport": True, "covered": False}
     (step,) = read_trace(tmp_path).steps
     assert step == written
     back = observation_from_step(step)

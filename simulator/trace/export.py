@@ -34,7 +34,7 @@ def _features():
         "timings": s,
         "tokens": {"prompt": Value("int64"), "completion": Value("int64")},
         "elements": List({"name": s, "kind": s, "text": s, "tag": s, "input_type": s, "options": List(s),
-                          "disabled": Value("bool"), "in_viewport": Value("bool")}),
+                          "disabled": Value("bool"), "in_viewport": Value("bool"), "covered": Value("bool")}),
         "blocked_requests": Value("int64"), "blocked_urls": List(s), "http_status": Value("int64"),
         "net_error": s, "scripts_stopped": Value("bool"), "screenshot": s, "events": List(s), "ts": s, "done": Value("bool"),
         "outcome": s, "end_reason": s, "extra": s,
