@@ -40,8 +40,11 @@ from typing import Any
 from rich.table import Table
 
 from shop_r1.envs.actions import Action, Click, Terminate, TypeAndSubmit
-from shop_r1.envs.controls import ADD_TO_CART, BUY_NOW, PLACE_ORDER, control_label
-from shop_r1.envs.observation import Element
+from shop_r1.envs.controls import control_label
+from shop_r1.envs.funnel import step_events
+from shop_r1.envs.pagetype import classify
+from shop_r1.envs.purchase import order_confirmation
+from shop_r1.envs.observation import Element, Observation
 from shop_r1.personas.library import LibraryDataError, opera_to_persona
 from shop_r1.simulator.trace import TraceWriter, elements_from_html, trace_elements
 
@@ -356,18 +359,44 @@ def map_action(row: Mapping[str, Any]) -> Click | TypeAndSubmit | Terminate | st
     return f"unknown action_type {kind!r}" if kind else "missing action_type"
 
 
-def _outcome(clicks: list[tuple[Row, Click, list[Element]]]) -> str:
-    """The session's outcome from its clicks: OPeRA's ``purchase`` annotation or the words of the
-    clicked control, matched by the patterns every other part of shop-r1 uses."""
-    labels = []
-    for row, click, elements in clicks:
-        if _text(row.data.get("click_type")).lower() == _PURCHASE_CLICK_TYPE:
+def _page(row: Row, elements: list[Element]) -> Observation | None:
+    html = row.data.get("simplified_html")
+    if not isinstance(html, str):
+        return None
+    return Observation(url=_text(row.data.get("url")), title=_title(row.data), simplified_html=html,
+                       elements=tuple(elements))
+
+
+def _orders_placed(decisions: list[tuple[Row, Action | None, datetime, list[Element]]]) -> set[int]:
+    """Indices of the decisions whose action led to an order confirmation page (the next decision's
+    page reads as one and this one's does not): the runner's order_placed rule, on a log."""
+    pages = [_page(row, elements) for row, action, _, elements in decisions if action is not None]
+    index = [i for i, (_, action, _, _) in enumerate(decisions) if action is not None]
+    confirmed = [p is not None and order_confirmation(p) is not None for p in pages]
+    return {index[k] for k in range(len(index) - 1) if confirmed[k + 1] and not confirmed[k]}
+
+
+def _outcome(decisions: list[tuple[Row, Action | None, datetime, list[Element]]]) -> str:
+    """The session's outcome: OPeRA's ``purchase`` annotation, else what its steps achieved by the
+    funnel's one rule (:func:`shop_r1.envs.funnel.step_events`: the clicked controls' words and
+    the pages seen, an order confirmation included), as the runner and the report decide it."""
+    achieved: set[str] = set()
+    for row, action, _, elements in decisions:
+        if action is None:
+            continue
+        if isinstance(action, Click) and _text(row.data.get("click_type")).lower() == _PURCHASE_CLICK_TYPE:
             return "purchased"
-        text = next((el.text for el in elements if el.name == click.name), "")
-        labels.append(control_label(click.name, text))
-    if any(PLACE_ORDER.search(label) or BUY_NOW.search(label) for label in labels):
+        label = ""
+        if isinstance(action, Click):
+            label = control_label(action.name, next((el.text for el in elements if el.name == action.name), ""))
+        seen = _page(row, elements)
+        page = classify(seen) if seen is not None else None
+        # A logged action happened: it executed.
+        achieved |= step_events(action, label, executed=True, page_kind=page.type if page else None,
+                                confirmation=page.confirmation if page else False)
+    if "purchased" in achieved:
         return "purchased"
-    if any(ADD_TO_CART.search(label) for label in labels):
+    if "added_to_cart" in achieved:
         return "added_to_cart"
     return "abandoned"
 
@@ -427,11 +456,11 @@ def import_opera(rows: Iterable[Row], out_dir: str | os.PathLike[str], *,
                 html = row.data.get("simplified_html")
                 elements = elements_from_html(html) if action is not None and isinstance(html, str) else []
                 mapped.append((row, action, ts, elements))
-            clicks = [(r, a, els) for r, a, _, els in mapped if isinstance(a, Click)]
             # The last decision ends the session (it carries the outcome); a terminate earlier in
             # the log (the shopper came back) stays an ordinary step.
             k = 0
             last_decision = max((i for i, (_, a, _, _) in enumerate(mapped) if a is not None), default=-1)
+            placed = _orders_placed(mapped)
             for i, (row, action, ts, elements) in enumerate(mapped):
                 d = row.data
                 if action is None:
@@ -447,7 +476,8 @@ def import_opera(rows: Iterable[Row], out_dir: str | os.PathLike[str], *,
                     "title": _title(d), "simplified_html": html, "action": action,
                     "rationale": _text(d.get("rationale")), "elements": trace_elements(elements),
                     "ts": ts.isoformat(), "done": done,
-                    "outcome": _outcome(clicks) if done else None,
+                    "outcome": _outcome(mapped) if done else None,
+                    "events": ["order_placed"] if i in placed else [],
                     "end_reason": (None if not done else "the shopper closed the browser"
                                    if isinstance(action, Terminate) else "the log ends here (no terminate action)"),
                     "opera": _carried(d), "source_row": row.where,

@@ -38,7 +38,8 @@ from pydantic import BaseModel, ConfigDict
 from scipy.stats import wasserstein_distance
 
 from shop_r1.envs.actions import Click, TypeAndSubmit
-from shop_r1.envs.controls import ADD_TO_CART, PLACE_ORDER, control_label
+from shop_r1.envs.controls import control_label
+from shop_r1.envs.funnel import step_events
 from shop_r1.envs.pagetype import classify
 from shop_r1.simulator.policies.page_signals import intent_kind, split_mission
 from shop_r1.simulator.trace import TraceReadResult, TraceStep, load_run_info, observation_from_step, read_trace
@@ -157,25 +158,22 @@ def _sessions(trace_or_steps: TraceReadResult | Iterable[TraceStep]) -> dict[str
     return {sid: sorted(steps, key=lambda s: s.step) for sid, steps in groups.items()}
 
 
+# Realism names the page stages by the page (its reference figures do); the events are the funnel's.
+_STAGE_OF_EVENT = {"viewed_listing": "listing", "viewed_product": "product", "viewed_cart": "cart",
+                   "reached_checkout": "checkout"}
+
+
 def _stages(steps: list[TraceStep]) -> set[str]:
     """The funnel stages one session reached, from what its pages were and what its clicks did."""
     reached: set[str] = set()
     for step in steps:
         page = classify(observation_from_step(step))
-        if page.type in ("listing", "product", "cart", "checkout"):
-            reached.add(page.type)
-        if page.confirmation:
-            reached.add("purchased")
         act = step.action
-        if isinstance(act, TypeAndSubmit):
-            reached.add("searched")
-        if isinstance(act, Click) and step.exec_error is None:
-            el = step.element(act.name)
-            label = control_label(act.name, el.text if el else "")
-            if ADD_TO_CART.search(label):
-                reached.add("added_to_cart")
-            if PLACE_ORDER.search(label):
-                reached.add("purchased")
+        el = step.element(act.name) if isinstance(act, Click) else None
+        label = control_label(act.name, el.text if el else "") if isinstance(act, Click) else ""
+        events = step_events(act, label, executed=act is not None and step.exec_error is None, page_kind=page.type,
+                             confirmation=page.confirmation, order_placed="order_placed" in step.events)
+        reached |= {_STAGE_OF_EVENT.get(e, e) for e in events}
     if "added_to_cart" not in reached:
         reached.discard("cart")  # looking at an empty cart is not a funnel stage
     return reached

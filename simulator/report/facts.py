@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from shop_r1.envs.actions import Click, TypeAndSubmit
+from shop_r1.envs.actions import Click
 from shop_r1.envs.controls import (
     ADD_TO_CART,
     CART_LINK,
@@ -23,7 +23,8 @@ from shop_r1.envs.controls import (
     SEARCH,
     control_label,
 )
-from shop_r1.envs.pagetype import page_type
+from shop_r1.envs.funnel import step_events
+from shop_r1.envs.pagetype import classify
 from shop_r1.simulator.trace import TraceReadResult, TraceStep, observation_from_step
 
 PRODUCT_URL_RE = PRODUCT_URL
@@ -54,8 +55,12 @@ STAGE_RULES: dict[str, str] = {
     ),
     "reached_checkout": ("a page the classifier calls a checkout page (else: URL or title contains 'checkout'), "
                          "or a successful click on a checkout control"),
-    "purchased": "the outcome purchased, or a click without error on a place-order control",
+    "purchased": ("the outcome purchased, a click without error on a place-order or 'Buy now' control (let "
+                  "through only with --allow-purchase), an order confirmation page, or a step whose action led to "
+                  "one (the step event order_placed)"),
 }
+# Each rule is applied by shop_r1.envs.funnel.step_events, the one function the runner, the report,
+# realism and the OPeRA importer share; page kinds come from page_kind below.
 DEFAULT_SEGMENT_FIELDS: tuple[str, ...] = ("age_band", "income")
 # A persona library may name a field differently (OPeRA calls the age band ``age``).
 SEGMENT_FIELD_FALLBACKS: dict[str, tuple[str, ...]] = {"age_band": ("age",)}
@@ -94,9 +99,11 @@ def page_kind(step: TraceStep) -> str:
     ("other": a page stored without its HTML, as imported logs often are), the written-down URL
     and element rules of ``STAGE_RULES`` do.
     """
-    classified = page_type(observation_from_step(step))
-    if classified != "other":
-        return classified
+    page = classify(observation_from_step(step))
+    if page.confirmation:
+        return "confirmation"
+    if page.type != "other":
+        return page.type
     path = urlsplit(step.url).path or "/"
     if is_product_page(step):
         return "product"
@@ -116,29 +123,13 @@ def page_kind(step: TraceStep) -> str:
 
 def step_stages(step: TraceStep, kind: str | None = None) -> set[str]:
     """The funnel stages this one step shows (``kind``: its ``page_kind``, when already known)."""
-    reached: set[str] = set()
     kind = page_kind(step) if kind is None else kind
-    if kind == "product":
-        reached.add("viewed_product")
-    elif kind == "checkout":
-        reached.add("reached_checkout")
-    if step.outcome == "purchased":
-        reached.add("purchased")
-    if step.outcome == "added_to_cart":
-        reached.add("added_to_cart")
-    if not _executed(step):
-        return reached
-    action = step.action
-    if isinstance(action, TypeAndSubmit):
-        reached.add("searched")
-    elif isinstance(action, Click):
-        label = _label_of(step, action.name)
-        if ADD_TO_CART_RE.search(label):
-            reached.add("added_to_cart")
-        if PLACE_ORDER_RE.search(label):
-            reached.add("purchased")
-        elif CHECKOUT_RE.search(label):
-            reached.add("reached_checkout")
+    name = step.target_name
+    events = step_events(step.action, _label_of(step, name) if isinstance(step.action, Click) and name else "",
+                         executed=_executed(step), page_kind=kind, order_placed="order_placed" in step.events)
+    reached = {e for e in events if e in FUNNEL_STAGES}
+    if step.outcome in ("purchased", "added_to_cart"):
+        reached.add(step.outcome)
     return reached
 
 
