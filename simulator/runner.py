@@ -28,7 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from shop_r1.envs.actions import Action, Click, Terminate
 from shop_r1.envs.browser import BrowserPool, SessionOptions
 from shop_r1.envs.outages import ResetError
-from shop_r1.envs.controls import ADD_TO_CART, PLACE_ORDER, control_label
+from shop_r1.envs.controls import control_label
+from shop_r1.envs.funnel import action_events
 from shop_r1.envs.observation import Observation, StepResult
 from shop_r1.envs.pagetype import bot_wall
 from shop_r1.envs.purchase import order_confirmation
@@ -271,13 +272,11 @@ class _Session:
                     result = await session.step(action)
                     step_ms = (time.perf_counter() - t1) * 1000
                     order = self._order_placed(obs, result)
-                    if result.error is None and isinstance(action, Click):
-                        el = obs.element(action.name)
-                        label = control_label(action.name, el.text if el else "")
-                        if ADD_TO_CART.search(label):
-                            self.added_to_cart = True
-                        if PLACE_ORDER.search(label):
-                            self.purchased = True
+                    el = obs.element(action.name) if isinstance(action, Click) else None
+                    label = control_label(action.name, el.text if el else "") if isinstance(action, Click) else ""
+                    achieved = action_events(action, label, executed=result.error is None)
+                    self.added_to_cart |= "added_to_cart" in achieved
+                    self.purchased |= "purchased" in achieved
                     end = (None, "")
                     if order is not None and not cfg.allow_purchase:
                         end = ("order_placed", order)
