@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.text import Text
 
 from shop_r1.personas.model import Persona
+from shop_r1.simulator.cli_options import POLICY_OPTIONS, RUN_OPTIONS, apply, config_option
 from shop_r1.simulator.policies.factory import PolicySpec
 from shop_r1.simulator.policies.mixed import session_index
 from shop_r1.simulator.preflight import PreflightError, check_start_url
@@ -241,20 +242,16 @@ def run_and_report(*, shop: str | None, shop_seed: int, shoppers: int, concurren
 
 
 def _common_options(fn: Any) -> Any:
-    options = [
+    """simulate's options; the knobs it shares with ``ab`` come from :mod:`shop_r1.simulator.cli_options`
+    (RunConfig's fields, the policy's options), declared there once."""
+    P, R = POLICY_OPTIONS, RUN_OPTIONS
+    return apply(fn, [
         click.option("--shop", "shop", metavar="URL", default=None, help="Storefront start URL (default: the bundled shop on 127.0.0.1)."),
-        click.option("--shop-seed", default=0, show_default=True, help="Catalogue seed of the bundled shop."),
+        P["shop_seed"],
         click.option("--shoppers", "-n", type=int, default=None,
                      help="Number of simulated shoppers (default 4; with --tasks, one per task)."),
-        click.option("--concurrency", "-c", default=4, show_default=True, help="Shoppers browsing at once."),
-        click.option("--policy", type=click.Choice(["scripted", "transformers", "vllm", "openai"]), default="scripted",
-                     show_default=True, help="Policy backend."),
-        click.option("--model", default=None, help="Model folder or 'default' (transformers/vllm), or a served model name (openai, vllm with --base-url)."),
-        click.option("--base-url", default=None, help="OpenAI-compatible endpoint (openai; vllm: an already running server)."),
-        click.option("--personas", "personas_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-                     help="Persona file (JSON list or JSONL); default: sampled from the bundled library."),
-        click.option("--mix", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-                     help="Demographic mix (JSON percentages per field) for sampling personas."),
+        config_option("--concurrency", "-c", field="concurrency"),
+        P["policy"], P["model"], P["base_url"], P["personas"], P["mix"],
         click.option("--intents", type=click.Choice(["shop", "library"]), default="shop", show_default=True,
                      help="shop: drawn from the shop's own catalogue (a bounded crawl, cached per origin); "
                           "library: real human intents ranked by overlap with the shop's home page."),
@@ -262,23 +259,18 @@ def _common_options(fn: Any) -> Any:
         click.option("--tasks", "tasks_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
                      help="A UX team's scenarios (JSON/YAML list: intent, optional start_url, optional success); "
                           "each becomes a shopper and the report says per task whether it succeeded."),
-        click.option("--max-steps", default=15, show_default=True, help="Step budget per session."),
-        click.option("--seed", default=0, show_default=True, help="Seed for personas, intents and policy sampling."),
+        R["max_steps"], R["seed"],
         click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None, help="Run directory (default: runs/<time>)."),
-        click.option("--allow-purchase", is_flag=True, help="Let shoppers click controls that place an order or pay."),
+        R["allow_purchase"],
         click.option("--allow-origin", multiple=True, help="Extra origin shoppers may load from (repeatable)."),
         click.option("--headed", is_flag=True, help="Show the browser windows."),
-        click.option("--browser-path", default=None, help="Chromium executable (else $SHOP_R1_CHROMIUM, Playwright's, /usr/bin/chromium)."),
+        R["browser_path"],
         click.option("--constrained/--no-constrained", default=True, show_default=True,
                      help="Schema-constrained decoding: names restricted to the page's (transformers, vllm)."),
-        click.option("--temperature", type=float, default=None, help="Sampling temperature for model policies."),
-        click.option("--step-timeout", default=120.0, show_default=True, help="Seconds a policy call may take."),
-        click.option("--session-timeout", default=900.0, show_default=True, help="Seconds a whole session may take."),
-        click.option("--screenshots", is_flag=True, help="Keep a screenshot per observation (larger traces)."),
-        click.option("--page-budget", default=8000, show_default=True,
-                     help="Tokens one reduced page may take (the reducer drops far-away text first, visible controls last)."),
-        click.option("--redact/--no-redact", default=True, show_default=True,
-                     help="Scrub typed secrets (and card/IBAN/e-mail values) from every recorded field."),
+        P["temperature"], R["step_timeout"], R["session_timeout"],
+        config_option("--screenshots", field="screenshots"),
+        config_option("--page-budget", field="page_token_budget"),
+        config_option("--redact/--no-redact", field="redact"),
         click.option("--max-failed", default=0, show_default=True,
                      help="Sessions that may fail (browser/shop/policy errors, timeouts, lost hosts) before the run exits non-zero."),
         click.option("--ray", default=None, metavar="ADDRESS",
@@ -290,10 +282,7 @@ def _common_options(fn: Any) -> Any:
                      help="Prompt tokens for model policies (current page first, then recent history); default: for "
                           "transformers, sized to the model's speed measured here so a batch of decisions takes a third "
                           "of --step-timeout; the backend's for the others."),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
+    ])
 
 
 @click.command()

@@ -67,23 +67,26 @@ class RunConfig(BaseModel):
 
     shop_url: str
     shoppers: int = Field(4, ge=1, le=10_000)
-    concurrency: int = Field(4, ge=1, le=512)
-    max_steps: int = Field(15, ge=1, le=500)
-    seed: int = 0
+    concurrency: int = Field(4, ge=1, le=512, description="Shoppers browsing at once.")
+    max_steps: int = Field(15, ge=1, le=500, description="Step budget per session.")
+    seed: int = Field(0, description="Seed for personas, intents and policy sampling.")
     out_dir: Path
     policy: str = "scripted"
     model: str | None = None
-    allow_purchase: bool = False
+    allow_purchase: bool = Field(False, description="Let shoppers click controls that place an order or pay.")
     extra_origins: list[str] = Field(default_factory=list)
-    step_timeout_s: float = Field(120.0, gt=0)
-    session_timeout_s: float = Field(900.0, gt=0)
+    step_timeout_s: float = Field(120.0, gt=0, description="Seconds a policy call may take.")
+    session_timeout_s: float = Field(900.0, gt=0, description="Seconds a whole session may take.")
     max_policy_errors: int = Field(3, ge=1)
     max_batch: int = Field(8, ge=1)
     headless: bool = True
-    browser_path: str | None = None
-    screenshots: bool = False
-    page_token_budget: int = Field(8000, ge=256, description="the reducer's budget for one page, in tokens")
-    redact: bool = Field(True, description="scrub typed secrets and secret-looking values from every record")
+    browser_path: str | None = Field(
+        None, description="Chromium executable (else $SHOP_R1_CHROMIUM, Playwright's, /usr/bin/chromium).")
+    screenshots: bool = Field(False, description="Keep a screenshot per observation (larger traces).")
+    page_token_budget: int = Field(8000, ge=256, description="Tokens one reduced page may take (the reducer drops "
+                                   "far-away text first, visible controls last).")
+    redact: bool = Field(True, description="Scrub typed secrets (and card/IBAN/e-mail values) from every recorded "
+                         "field.")
     first_page_attempts: int = Field(3, ge=1, le=10, description="tries to load the start page before a session is given up")
 
     @field_validator("shop_url")

@@ -19,7 +19,8 @@ from shop_r1.simulator.ab.design import Arm
 from shop_r1.simulator.ab.experiment import Experiment, load_tasks, run_experiment
 from shop_r1.simulator.ab.gate import Condition, GateError, failed
 from shop_r1.simulator.cluster import ClusterError
-from shop_r1.simulator.policies.factory import POLICY_NAMES, PolicyConfigError, PolicySpec
+from shop_r1.simulator.cli_options import POLICY_OPTIONS, RUN_OPTIONS, config_option
+from shop_r1.simulator.policies.factory import PolicyConfigError, PolicySpec
 from shop_r1.simulator.trace import ORDER_PLACED
 
 log = logging.getLogger(__name__)
@@ -53,26 +54,26 @@ def print_result(result: ABResult, console: Console) -> None:
 @click.option("--b", "b_target", required=True, metavar="URL|bundled:VARIANT", help="Build B (the candidate).")
 @click.option("--shoppers", "-n", default=40, show_default=True, help="Pairs (paired) or shoppers per arm (between).")
 @click.option("--design", type=click.Choice(["paired", "between"]), default="paired", show_default=True)
-@click.option("--policy", type=click.Choice(list(POLICY_NAMES)), default="scripted", show_default=True)
-@click.option("--model", default=None, help="Model folder / served model name (see `simulate --help`).")
-@click.option("--base-url", default=None, help="OpenAI-compatible endpoint (openai, or an already running vllm).")
-@click.option("--temperature", type=float, default=None)
-@click.option("--personas", "personas_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
-@click.option("--mix", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None)
+@POLICY_OPTIONS["policy"]
+@POLICY_OPTIONS["model"]
+@POLICY_OPTIONS["base_url"]
+@POLICY_OPTIONS["temperature"]
+@POLICY_OPTIONS["personas"]
+@POLICY_OPTIONS["mix"]
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               metavar="MIX.json",
               help="Weight pairs (sessions) to this demographic mix's cohort shares (same format as --mix); "
                    "metrics and --fail-if then use the weighted estimates.")
 @click.option("--tasks", "tasks_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Intents (one per line, or a JSON list): every shopper gets one, cycled.")
-@click.option("--seed", default=0, show_default=True)
-@click.option("--shop-seed", default=0, show_default=True, help="Catalogue seed of bundled shops.")
-@click.option("--max-steps", default=15, show_default=True)
-@click.option("--concurrency", "-c", default=4, show_default=True, help="Shoppers at once, per arm.")
-@click.option("--step-timeout", default=120.0, show_default=True)
-@click.option("--session-timeout", default=900.0, show_default=True)
-@click.option("--allow-purchase", is_flag=True)
-@click.option("--browser-path", default=None)
+@RUN_OPTIONS["seed"]
+@POLICY_OPTIONS["shop_seed"]
+@RUN_OPTIONS["max_steps"]
+@config_option("--concurrency", "-c", field="concurrency", help_suffix=", per arm")
+@RUN_OPTIONS["step_timeout"]
+@RUN_OPTIONS["session_timeout"]
+@RUN_OPTIONS["allow_purchase"]
+@RUN_OPTIONS["browser_path"]
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Experiment directory (default: runs/ab-<time>).")
 @click.option("--ray", default=None, metavar="ADDRESS",
