@@ -359,7 +359,7 @@ _CHALLENGE = re.compile(
     r"just a moment|checking (?:if the site connection is secure|your browser)|"
     r"verify(?:ing)? (?:that )?you(?:'re| are) (?:a )?human|are you (?:a )?(?:robot|human)|i'?m not a robot|"
     r"attention required|pardon our interruption|press (?:&|and) hold|unusual traffic|security check|"
-    r"ddos protection|captcha|ein(?:en)? moment,? bitte|dass sie ein mensch sind|kein roboter|"
+    r"ddos protection|ein(?:en)? moment,? bitte|dass sie ein mensch sind|kein roboter|"
     r"(?:vous|tu) (?:êtes|es) (?:un )?humain|pas un robot|un instant|eres (?:un )?humano|no soy un robot|"
     r"essere umano|non sono un robot", re.I)
 _DENIED = re.compile(
@@ -391,11 +391,13 @@ def bot_wall(page: PageView) -> str | None:
     shoplike = buy or len(live) > _WALL_MAX_CONTROLS or any(el.input_type == "password" for el in live)
     if shoplike:
         return None
+    # A CAPTCHA frame beside fields of one's own is a form that asks for one (contact, sign-up).
     captcha = next((w for w in frames if _CAPTCHA_FRAME.search(w)), None)
-    if captcha is not None:
+    if captcha is not None and not any(el.kind == "input" for el in live):
         return f"a CAPTCHA frame ({captcha})"
     lead = f"{page.title} {headings}"
-    m = _CHALLENGE.search(lead) or _CHALLENGE.search(body)
+    # "captcha" alone says it only in a title or heading (a contact form may ask for one in its text).
+    m = _CHALLENGE.search(lead) or _CHALLENGE.search(body) or re.search(r"captcha", lead, re.I)
     if m:
         return f"a challenge page ({m.group(0)!r})"
     m = _DENIED.search(lead)

@@ -57,8 +57,8 @@ SETTLE_HOOK = """(() => {
   mo.observe(document, { subtree: true, childList: true, attributes: true, characterData: true });
 })();"""
 
-# [ms since the DOM last changed, finite animations running, readyState]; installs the hook if
-# missing (inline, not through eval: a page's CSP may forbid eval).
+# [ms since the DOM last changed, finite animations running, readyState, unchanged since parsed];
+# installs the hook if missing (inline, not through eval: a page's CSP may forbid eval).
 _PROBE = "() => {\n" + SETTLE_HOOK + """
   const s = window[Symbol.for('shop_r1.settle')];
   let anims = 0;

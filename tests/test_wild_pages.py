@@ -252,7 +252,7 @@ async def test_bot_walls_are_recognised_and_shop_pages_are_not(pool: BrowserPool
     with BotWallShop() as walls:
         session = await pool.new_session("s", allowed_origins=[walls.url, walls.captcha.url])
         seen: dict[str, str | None] = {}
-        for path in ("/challenge", "/captcha", "/hcaptcha", "/denied", "/product", "/login"):
+        for path in ("/challenge", "/captcha", "/hcaptcha", "/denied", "/product", "/login", "/contact"):
             obs = await session.reset(walls.page(path))  # a 503 challenge is a wall, not an outage
             seen[path] = bot_wall(obs)
         await session.close()
