@@ -298,3 +298,28 @@ def test_lookers_leave_without_adding_to_cart_where_buyers_buy(tmp_path: Path) -
         steps = trace.sessions[sid]
         assert any(isinstance(s.action, TypeAndSubmit) for s in steps)  # they did look
         assert steps[-1].outcome == "abandoned", [s.rationale for s in steps]
+
+
+def test_on_a_card_shop_the_shopper_filters_by_size_compares_adds_and_proceeds(tmp_path: Path) -> None:
+    """No product pages: the size filter first, then the best card of that size into the cart,
+    then checkout, where the shopper stops (purchases are not allowed)."""
+    intents = ["black t-shirt in size xl", "white t-shirt in size m"]
+    personas = [p.with_intent(i) for p, i in zip(sample(2, seed=3, missions=None), intents)]
+    with ClientShop() as shop:
+        result, trace = _run(shop.url + "/", tmp_path / "run", personas, steps=8, concurrency=2)
+        added = sorted(i for lines in shop.carts.values() for i in lines)
+        orders = list(shop.orders)
+    by_id = {i.id: i for i in CLIENT_ITEMS}
+    assert [e.outcome for e in result.sessions] == ["added_to_cart", "added_to_cart"], result.sessions
+    assert len(added) == 2 and orders == []
+    for (sid, steps), intent in zip(sorted(trace.sessions.items()), intents):
+        size = intent.rsplit(" ", 1)[-1].upper()
+        first = steps[0].action
+        assert isinstance(first, Click) and first.name.endswith(f".{size.lower()}"), first  # the filter
+        adds = [s for s in steps if _adds(s)]
+        assert len(adds) == 1 and "Comparing the" in adds[0].rationale
+        assert any("checkout" in s.url for s in steps)  # proceeded; the checkout page ended it
+    # One black T-shirt made in XL and one white one made in M went into the carts.
+    items = [by_id[i] for i in added]
+    assert any("black" in i.title.lower() and "XL" in i.sizes for i in items), items
+    assert any("white" in i.title.lower() and "M" in i.sizes for i in items), items

@@ -470,9 +470,11 @@ def product_cards(obs: Observation) -> list[Card]:
             # Flattened markup (the reducer dropped the card's box): the words since the previous
             # control are this card's title and price.
             text = between.get(el.name, "")
-        prefix = el.name.rsplit(".", 1)[0] if "." in el.name else ""
-        if prefix and not tokens(prefix) <= tokens(text):  # "white_t_shirt_gucci.add_to_cart"
-            text = f"{prefix.rsplit('.', 1)[-1].replace('_', ' ')} {text}".strip()
+        # The product a control's name says it acts on ("white_t_shirt_gucci.add_to_cart"), when the
+        # card's words do not already say it.
+        prefix = el.name.rsplit(".", 2)[-2] if "." in el.name else ""
+        if prefix and not tokens(prefix) <= tokens(text):
+            text = f"{prefix.replace('_', ' ')} {text}".strip()
         if not text:
             text = el.name.replace("_", " ")
         price_match = PRICE.search(text)

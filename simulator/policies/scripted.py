@@ -228,7 +228,8 @@ def _overlap(want: set[str], text: str) -> float:
 def _fit(st: _State, text: str) -> float:
     """How well an item's text fits the intent: 0 when it lacks the kind of product asked for.
     Sharing only a qualifier is no fit: "new computers" is not met by a New Balance sneaker."""
-    if st.head is not None and not _has(st.head, tokens(text)):
+    have = tokens(text)
+    if st.head is not None and not all(_has(h, have) for h in (tokens(st.head) or {st.head})):
         return 0.0
     return _overlap(st.want, text)
 
@@ -301,7 +302,8 @@ class ScriptedPolicy(Policy):
             rng=rng,
             intent=intent,
             kind=intent_kind(intent),
-            want=set(content_words(intent)) or tokens(intent),
+            # Hyphenated words are matched by their parts ("t-shirt" -> shirt), as titles are tokenised.
+            want={t for w in content_words(intent) for t in (tokens(w) or {w})} or tokens(intent),
             head=head_word(intent),
             query=query_from_intent(intent, rng, typo_rate=typo_rate, partial_rate=typo_rate),
             budget=_budget_from(intent, req.persona, price_sensitive),
