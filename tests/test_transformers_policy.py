@@ -375,3 +375,22 @@ async def test_policy_sizes_its_prompt_and_page_from_its_speed(tiny: str) -> Non
     assert fixed.speed is None and fixed._budget(100) == 700 and fixed.page_budget("s") is None
     [resp] = await sized.act([PolicyRequest(session_id="s", observation=_hand_page())])
     _assert_executable(resp, _hand_page())
+
+
+async def test_a_batch_stops_decoding_at_its_deadline(tiny: str) -> None:
+    """A batch past its time is answered by nobody: generate stops itself (max_time) rather than
+    hold the model while the next batches wait and time out in turn."""
+    import time
+
+    policy = TransformersPolicy(tiny, constrained=False, seed=0, num_threads=1, token_budget=700, max_new_tokens=4000,
+                                step_seconds=0.05)
+    policy.load()
+    t0 = time.perf_counter()
+    [resp] = await policy.act([PolicyRequest(session_id="late", observation=_hand_page())])
+    elapsed = time.perf_counter() - t0
+    assert resp.extra["max_time_s"] == 1.0  # 2.5 x 0.05 s, floored at 1 s
+    assert resp.completion_tokens < 4000 and elapsed < 30, (resp.completion_tokens, elapsed)
+    # Without a step time there is no deadline.
+    free = TransformersPolicy(tiny, constrained=False, seed=0, num_threads=1, token_budget=700, max_new_tokens=8)
+    [resp] = await free.act([PolicyRequest(session_id="free", observation=_hand_page())])
+    assert "max_time_s" not in resp.extra

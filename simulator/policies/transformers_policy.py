@@ -49,6 +49,9 @@ def _batch_seed(base: int | None, requests: Sequence[PolicyRequest]) -> int | No
     return derive_seed(base, "|".join(f"{r.session_id}:{r.step}" for r in requests))
 
 
+#: ``step_seconds`` is a third of the step timeout (``simulate``); a batch stops decoding at
+#: 2.5 times that, before the timeout gives its answers up.
+STEP_TIMEOUT_SHARE = 2.5
 #: What a prompt holds besides the page (instructions, persona, recent history), in tokens: the
 #: sized prompt leaves the reduced page this much less, and is never smaller than this plus a
 #: minimal page (SmolLM2's instructions and framing alone take ~680).
@@ -297,6 +300,12 @@ class TransformersPolicy(Policy):
         }
         if s.temperature:
             gen_kwargs.update(temperature=s.temperature, top_p=s.top_p or 1.0, top_k=0)
+        if self.step_seconds is not None:
+            # A batch that runs past the runner's step timeout is answered by nobody, and the thread
+            # it runs in cannot be cancelled: it would hold the model while the next batches wait
+            # and time out in turn. generate stops itself at the deadline instead (the answers are
+            # then cut short and fail to parse: one lost step, not a queue of them).
+            gen_kwargs["max_time"] = max(1.0, STEP_TIMEOUT_SHARE * self.step_seconds - (time.perf_counter() - t0))
         seed = _batch_seed(s.seed, [requests[i] for i in live])
         if seed is not None:
             torch.manual_seed(seed)
@@ -315,7 +324,8 @@ class TransformersPolicy(Policy):
             results[i] = response_from_text(
                 requests[i], text, finish_reason="length" if stop is None else "stop",
                 prompt_tokens=len(prompts[row]), completion_tokens=len(completion), latency_s=latency,
-                extra={"batch_size": len(live), "constrained": self.constrained})
+                extra={"batch_size": len(live), "constrained": self.constrained,
+                       **({"max_time_s": round(gen_kwargs["max_time"], 2)} if "max_time" in gen_kwargs else {})})
         log.debug("batch of %d: %.2f s, prompt_len %d, max_new %d", len(live), latency, prompt_len, max_new)
         return [r for r in results if r is not None]
 
