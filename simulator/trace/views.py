@@ -194,10 +194,10 @@ class TraceStep(_Record):
     # Optional since 2.x: the viewport as the shopper saw it (a JPEG beside the trace, relative
     # to the run directory; `simulate --screenshots`), input fields masked when redacting.
     screenshot: str | None = None
-    ts: str = Field(default_factory=now_iso)
     # Optional since 2.x: what this step's action caused that is a fact about the shop, not a
     # choice: ``order_placed`` (the page it led to reads as an order confirmation).
     events: list[StepEvent] = Field(default_factory=list)
+    ts: str = Field(default_factory=now_iso)
     done: bool = False
     outcome: Outcome | None = None
     end_reason: str | None = None
