@@ -3,13 +3,15 @@ tables, charts, people sections, realism and task sections; written atomically."
 
 from __future__ import annotations
 
-import html
 import logging
 import os
 from datetime import datetime, timezone
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from string import Template
+
+import jinja2
+from markupsafe import Markup
 
 from shop_r1.simulator.realism import realism_html
 from shop_r1.simulator.report.charts import run_charts
@@ -17,21 +19,18 @@ from shop_r1.simulator.report.errors import ReportError
 from shop_r1.simulator.report.facts import STAGE_LABELS, STAGE_RULES
 from shop_r1.simulator.report.sessions import people_sections
 from shop_r1.simulator.report.summary import RunSummary
-from shop_r1.simulator.report.tables import ReportTable, report_tables
+from shop_r1.simulator.report.tables import report_tables
 
 log = logging.getLogger(__name__)
 
 
-def _html_table(t: ReportTable) -> str:
-    e = html.escape
-    head = "".join(f"<th>{e(c)}</th>" for c in t.columns)
-    body = "".join(
-        "<tr>" + "".join(
-            f'<td class="num">{e(v)}</td>' if num else f"<td>{e(v)}</td>" for v, num in zip(row, t.numeric)
-        ) + "</tr>"
-        for row in t.rows
-    ) or f'<tr><td colspan="{len(t.columns)}" class="empty">none</td></tr>'
-    return f"<section><h2>{e(t.title)}</h2><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></section>"
+@lru_cache(maxsize=1)
+def _template() -> jinja2.Template:
+    """report.html as a Jinja2 template with autoescape on: a value is escaped unless marked safe."""
+    text = resources.files("shop_r1.simulator").joinpath("templates/report.html").read_text(encoding="utf-8")
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    env.globals["zip"] = zip
+    return env.from_string(text)
 
 
 def report_css() -> str:
@@ -39,42 +38,21 @@ def report_css() -> str:
     return resources.files("shop_r1.simulator").joinpath("templates/report.css").read_text(encoding="utf-8")
 
 
-def _template() -> Template:
-    text = resources.files("shop_r1.simulator").joinpath("templates/report.html").read_text(encoding="utf-8")
-    return Template(text)
-
-
-def _orders_html(summary: RunSummary) -> str:
-    """The red block an order placed without --allow-purchase puts first in the report."""
-    e = html.escape
-    bad = summary.unallowed_orders
-    allowed = [o for o in summary.orders if o.allowed]
-    out = ""
-    if bad:
-        rows = "".join(f"<li>session {e(o.session_id)} step {o.step} on {e(o.url)}: {e(o.evidence)}</li>" for o in bad)
-        out += (f'<section class="alert order-placed"><h2>{len(bad)} order(s) placed without --allow-purchase</h2>'
-                f"<p>The purchase guard missed these; check the shop's orders and cancel or refund them.</p>"
-                f"<ul>{rows}</ul></section>")
-    if allowed:
-        out += f'<p class="meta">{len(allowed)} order(s) placed (purchases were allowed).</p>'
-    return out
-
-
 def render_html(summary: RunSummary) -> str:
-    """The whole report as one HTML string (all text escaped, charts inline)."""
-    rules = "".join(
-        f"<li><b>{html.escape(STAGE_LABELS[k])}</b>: {html.escape(v)}</li>" for k, v in STAGE_RULES.items()
-    )
-    return _template().substitute(
-        title=html.escape(f"shop-r1 run {summary.run_id or ''}".strip()),
-        alerts=_orders_html(summary),
-        generated=html.escape(datetime.now(timezone.utc).isoformat(timespec="seconds")),
-        charts="\n".join(run_charts(summary)),
-        tables="\n".join(_html_table(t) for t in report_tables(summary)),
-        people=summary.tasks_html + people_sections(summary)
-        + (realism_html(summary.realism) if summary.realism else ""),
-        rules=rules,
-        style=report_css(),
+    """The whole report as one HTML string (all text escaped by the template, charts inline)."""
+    return _template().render(
+        title=f"shop-r1 run {summary.run_id or ''}".strip(),
+        generated=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        unallowed_orders=summary.unallowed_orders,
+        allowed_orders=[o for o in summary.orders if o.allowed],
+        # Built as HTML elsewhere, escaped there: the stylesheet (ours), the charts (SVG from
+        # report/charts.py), the task, people and realism sections (report/sessions.py, realism.py).
+        style=Markup(report_css()),
+        charts=[Markup(c) for c in run_charts(summary)],
+        tables=report_tables(summary),
+        people=Markup(summary.tasks_html + people_sections(summary)
+                      + (realism_html(summary.realism) if summary.realism else "")),
+        rules=[(STAGE_LABELS[k], v) for k, v in STAGE_RULES.items()],
     )
 
 
