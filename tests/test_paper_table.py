@@ -139,7 +139,12 @@ def test_table_is_printed_for_a_person(run):
     assert "Shop-R1 small-scale reproduction (free greedy decoding)" in proc.stderr
     assert "constrained greedy decoding" in proc.stderr and "sampled as the rollouts" in proc.stderr
     assert "One training seed" in proc.stderr  # a one-seed run says its intervals cannot hold seed variance
-    assert "Paper ordering SFT < SFT+RL(binary) < Shop-R1" in proc.stderr and "Labels visible" in proc.stderr
+    text = " ".join(proc.stderr.split())  # rich wraps long lines at the console width
+    assert "Paper ordering SFT < SFT+RL(binary) < Shop-R1" in text and "named on the page part" in text
+    assert "Split by persona: test personas also in train: 0" in text
+    # each one-thing comparison, with what differs and its verdict
+    assert "Shop-R1 − SFT+RL(hierarchical) (alpha (self-certainty) only)" in text
+    assert "SFT+RL(hierarchical) − SFT+RL(binary) (action reward" in text
     assert "||Δθ||" in proc.stderr  # each RL arm's parameter change
 
 
