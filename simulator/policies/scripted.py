@@ -302,8 +302,9 @@ class ScriptedPolicy(Policy):
             rng=rng,
             intent=intent,
             kind=intent_kind(intent),
-            # Hyphenated words are matched by their parts ("t-shirt" -> shirt), as titles are tokenised.
-            want={t for w in content_words(intent) for t in (tokens(w) or {w})} or tokens(intent),
+            # Words as titles are tokenised: hyphenated ones by their parts ("t-shirt" -> shirt), and
+            # short function words of other languages ("en", "de") dropped, as tokens() drops them.
+            want={t for w in content_words(intent) for t in tokens(w)} or set(content_words(intent)) or tokens(intent),
             head=head_word(intent),
             query=query_from_intent(intent, rng, typo_rate=typo_rate, partial_rate=typo_rate),
             budget=_budget_from(intent, req.persona, price_sensitive),
