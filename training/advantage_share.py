@@ -27,8 +27,8 @@ steer the policy however large its logged mean -- which is how the literal self-
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Literal, SupportsFloat
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; torch is imported by the caller
     import torch
@@ -37,18 +37,20 @@ if TYPE_CHECKING:  # pragma: no cover - typing only; torch is imported by the ca
 STD_EPS = 1e-4
 
 ScaleRewards = Literal["group", "batch", "none"]
-SCALE_REWARDS: tuple[str, ...] = ("group", "batch", "none")
+SCALE_REWARDS: tuple[ScaleRewards, ...] = ("group", "batch", "none")
 
 
-def _scale(scale: ScaleRewards | bool) -> ScaleRewards:
-    # True/False: the earlier boolean argument (group std or none).
+def _scale(scale: str | bool) -> ScaleRewards:
+    # True/False: the earlier boolean argument (group std or none). A str is TRL's scale_rewards,
+    # which TRL types as a plain str.
     if scale is True:
         return "group"
     if scale is False:
         return "none"
-    if scale not in SCALE_REWARDS:
-        raise ValueError(f"scale_rewards must be one of {', '.join(SCALE_REWARDS)}, got {scale!r}")
-    return scale
+    for name in SCALE_REWARDS:
+        if scale == name:
+            return name
+    raise ValueError(f"scale_rewards must be one of {', '.join(SCALE_REWARDS)}, got {scale!r}")
 
 
 def _table(rewards_per_func: torch.Tensor, weights: Sequence[float] | torch.Tensor, num_generations: int
@@ -79,7 +81,7 @@ def _spread(total: torch.Tensor, scale: ScaleRewards) -> torch.Tensor:
 
 
 def advantages(rewards_per_func: torch.Tensor, weights: Sequence[float] | torch.Tensor, num_generations: int,
-               scale: ScaleRewards | bool = "group") -> torch.Tensor:
+               scale: str | bool = "group") -> torch.Tensor:
     """TRL's advantage of each completion (module doc), float64, shape ``(groups x G,)``.
 
     ``rewards_per_func`` is TRL's ``(groups x G, K)`` reward table (NaN where a function did not
@@ -92,7 +94,7 @@ def advantages(rewards_per_func: torch.Tensor, weights: Sequence[float] | torch.
 
 
 def advantage_contributions(rewards_per_func: torch.Tensor, weights: Sequence[float] | torch.Tensor,
-                            num_generations: int, scale: ScaleRewards | bool = "group") -> torch.Tensor:
+                            num_generations: int, scale: str | bool = "group") -> torch.Tensor:
     """Sum over completions of |C_ki| for each term k (module doc), in float64: shape ``(K,)``.
 
     ``scale`` is TRL's ``scale_rewards`` (``group``, ``batch`` or ``none``).
@@ -121,7 +123,7 @@ def zero_spread_groups(rewards_per_func: torch.Tensor, weights: Sequence[float] 
     return torch.isclose(std, torch.zeros_like(std))
 
 
-def shares(contributions: Sequence[float]) -> list[float]:
+def shares(contributions: Iterable[SupportsFloat]) -> list[float]:
     """Each term's fraction of the summed |contributions| (all 0 when nothing moved)."""
     values = [float(c) for c in contributions]
     total = sum(values)

@@ -40,7 +40,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -217,8 +217,11 @@ def _grpo_trainer_class() -> type:
             """TRL's reward table, plus each term's share of this batch's group advantage: logged
             per step as ``advantage_share/<name>`` and summed over the run for the summary."""
             rewards_per_func = super()._calculate_rewards(*args, **kwargs)
-            mode = "train" if self.model.training else "eval"
-            groups = self.num_generations if mode == "train" else self.num_generations_eval
+            mode = "train" if self.model is not None and self.model.training else "eval"
+            # TRL's own fallback for an unset num_generations_eval; both are optional in its config.
+            groups = self.num_generations if mode == "train" else (self.num_generations_eval or self.num_generations)
+            if groups is None:
+                raise ValueError("GRPOConfig.num_generations is unset: rewards cannot be grouped")
             contrib = advantage_contributions(rewards_per_func, self.reward_weights, groups,
                                               scale=self.scale_rewards)
             if mode == "train":  # read by _generate_and_score_completions when it filters
@@ -240,7 +243,7 @@ def _grpo_trainer_class() -> type:
             before. ``filter/groups_kept`` logs the kept fraction; the totals go to the record."""
             output = super()._generate_and_score_completions(inputs)
             zero = self.__dict__.pop("_zero_spread", None)
-            if not self.filter_zero_spread or not self.model.training or zero is None:
+            if not self.filter_zero_spread or self.model is None or not self.model.training or zero is None:
                 return output
             return self._drop_groups(output, zero)
 
@@ -322,8 +325,14 @@ def build_grpo_trainer(settings: GRPOSettings) -> tuple[Any, dict[str, Any], Any
     lengths = reference_lengths(dataset, lambda t: len(tokenizer(t, add_special_tokens=False)["input_ids"]))
     dataset = dataset.select_columns([c for c in RL_COLUMNS if c in dataset.column_names])
     if settings.max_prompt_tokens is not None:
-        too_long = [i for i, row in enumerate(dataset["prompt"]) if len(tokenizer.apply_chat_template(
-            row, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]) > settings.max_prompt_tokens]
+        def prompt_tokens(messages: Any) -> int:
+            encoded = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
+                                                    return_dict=True)
+            if not isinstance(encoded, Mapping):  # return_dict=True gives a BatchEncoding
+                raise TypeError(f"apply_chat_template(return_dict=True) gave a {type(encoded).__name__}")
+            return len(encoded["input_ids"])
+
+        too_long = [i for i, row in enumerate(dataset["prompt"]) if prompt_tokens(row) > settings.max_prompt_tokens]
         if too_long:
             log.warning("dropping %d of %d prompts longer than %d tokens", len(too_long), len(dataset),
                         settings.max_prompt_tokens)
