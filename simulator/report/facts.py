@@ -127,7 +127,7 @@ def step_stages(step: TraceStep, kind: str | None = None) -> set[str]:
     name = step.target_name
     events = step_events(step.action, _label_of(step, name) if isinstance(step.action, Click) and name else "",
                          executed=_executed(step), page_kind=kind, order_placed="order_placed" in step.events)
-    reached = {e for e in events if e in FUNNEL_STAGES}
+    reached: set[str] = {e for e in events if e in FUNNEL_STAGES}
     if step.outcome in ("purchased", "added_to_cart"):
         reached.add(step.outcome)
     return reached
