@@ -16,7 +16,14 @@ import re
 
 _SEP = r"[\s_.\-/]*"
 
-ADD_TO_CART = re.compile(rf"add{_SEP}(?:\w+{_SEP})?(?:to{_SEP})?(?:the{_SEP})?(?:cart|basket|bag|trolley)", re.I)
+# Add to cart, checkout and the cart link in the languages of the shops users point this at
+# (en/de/fr/es/it/nl/pl/pt): a German shopper who fills a "Warenkorb" has added to cart for the
+# runner, the report and the scripted shopper alike.
+ADD_TO_CART = re.compile(
+    rf"add{_SEP}(?:\w+{_SEP})?(?:to{_SEP})?(?:the{_SEP})?(?:cart|basket|bag|trolley)"
+    rf"|in{_SEP}den{_SEP}(?:warenkorb|einkaufswagen)|zum{_SEP}warenkorb{_SEP}hinzuf|ajouter{_SEP}au{_SEP}panier"
+    rf"|a(?:ñ|n)adir{_SEP}al{_SEP}(?:carrito|cesta)|aggiungi{_SEP}al{_SEP}carrello|in{_SEP}(?:de{_SEP})?winkel(?:wagen|mand)"
+    rf"|dodaj{_SEP}do{_SEP}koszyka|adicionar{_SEP}ao{_SEP}carrinho", re.I)
 # "Buy now" and its one-click kin in the supported languages: on a product page it can place an
 # order at once (one-click buying), so the purchase guard refuses it wherever it stands.
 BUY_NOW = re.compile(
@@ -24,8 +31,13 @@ BUY_NOW = re.compile(
     rf"|comprar{_SEP}(?:ahora|agora|ya)|compra{_SEP}(?:ora|subito|adesso)|nu{_SEP}kopen|direct{_SEP}kopen"
     rf"|kup{_SEP}teraz|今すぐ購入|今すぐ買う|立即购买|立即購買|马上购买|馬上購買",
     re.I)
-CART_LINK = re.compile(r"(?:^|[\s_.])(?:cart|basket|bag|trolley)(?:$|[\s_.(])", re.I)
-CHECKOUT = re.compile(rf"check{_SEP}out|proceed{_SEP}to", re.I)
+CART_LINK = re.compile(
+    r"(?:^|[\s_.])(?:cart|basket|bag|trolley|warenkorb|panier|carrito|carrello|winkelwagen|koszyk|carrinho)"
+    r"(?:$|[\s_.(])|^\s*(?:cart|basket|bag|warenkorb|panier|carrito|carrello|winkel(?:wagen|mand)|koszyk|carrinho)\b",
+    re.I)
+CHECKOUT = re.compile(
+    rf"check{_SEP}out|proceed{_SEP}to|zur{_SEP}kasse|\bkasse\b|passer{_SEP}(?:(?:à|a){_SEP}la{_SEP})?caisse"
+    rf"|\bcommander\b|tramitar{_SEP}pedido|finalizar{_SEP}compra|\bcassa\b|afrekenen|do{_SEP}kasy", re.I)
 # Words that commit an order or a payment wherever they stand, in the languages of the shops users
 # point this at (en/de/fr/es/it/nl/pt/pl/ja/zh, Traditional Chinese too). Only phrases that mean
 # "this sends the order" belong here: the runner counts a click on one as a purchase and the page

@@ -187,20 +187,11 @@ def _label(el: Element) -> str:
     return control_label(el.name, el.text)
 
 
-#: "Add to cart" in the languages of the shops users point this at, beyond the shared pattern's
-#: English: the shopper reads the button a person reads (de/fr/es/it/nl/pl/pt).
-ADD_TO_CART_WORDS = re.compile(
-    ADD_TO_CART.pattern + r"|in\s*den\s*(?:warenkorb|einkaufswagen)|zum\s*warenkorb\s*hinzuf|ajouter\s*au\s*panier"
-    r"|a(?:ñ|n)adir\s*al\s*(?:carrito|cesta)|aggiungi\s*al\s*carrello|in\s*(?:de\s*)?winkel(?:wagen|mand)"
-    r"|dodaj\s*do\s*koszyka|adicionar\s*ao\s*carrinho|in_den_warenkorb|ajouter_au_panier", re.I)
-#: "Checkout" / "Proceed to checkout" in the same languages.
-CHECKOUT_WORDS = re.compile(
-    CHECKOUT.pattern + r"|zur\s*kasse|\bkasse\b|passer\s*(?:à\s*la\s*)?caisse|\bcommander\b|tramitar\s*pedido"
-    r"|finalizar\s*compra|\bcassa\b|afrekenen|do\s*kasy|zur_kasse|finalizar_compra", re.I)
-#: A link or button to the cart, in the same languages ("Warenkorb (1)", "Panier", "Cart 0").
-CART_LINK_WORDS = re.compile(
-    CART_LINK.pattern + r"|^\s*(?:cart|basket|bag|warenkorb|panier|carrito|carrello|winkel(?:wagen|mand)|koszyk|carrinho)"
-    r"\b|(?:^|[\s_.])(?:warenkorb|panier|carrito|carrello|winkelwagen|koszyk|carrinho)(?:$|[\s_.(])", re.I)
+# The multilingual words are envs.controls' own: the runner, the report and realism count with
+# the same patterns the shopper reads buttons with (de/fr/es/it/nl/pl/pt).
+ADD_TO_CART_WORDS = ADD_TO_CART
+CHECKOUT_WORDS = CHECKOUT
+CART_LINK_WORDS = CART_LINK
 
 
 _PLACEHOLDER = re.compile(r"^\s*(?:-+|select|choose|pick|please select|select an? \w+|--.*--)\s*$", re.I)
