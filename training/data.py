@@ -76,6 +76,7 @@ from shop_r1.simulator.trace import (
     observation_from_step,
     read_trace,
 )
+from shop_r1.simulator.trace.export import element_table_feature
 from shop_r1.training.splits import SPLITS, SplitBy, SplitName, assign_groups, group_key, split
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; datasets is imported lazily
@@ -242,8 +243,7 @@ def rl_features():
         "label": s, "label_type": s, "rationale": s, "names": List(s),
         "session_id": s, "persona_id": s, "step": Value("int64"),
         "url": s, "title": s, "simplified_html": Value("large_string"),
-        "elements": List({"name": s, "kind": s, "text": s, "tag": s, "input_type": s, "options": List(s),
-                          "disabled": Value("bool"), "in_viewport": Value("bool")}),
+        "elements": element_table_feature(),
         "persona": s,
     })
 

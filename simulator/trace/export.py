@@ -20,6 +20,16 @@ if TYPE_CHECKING:  # pragma: no cover - typing only; datasets is imported when e
     import datasets
 
 
+def element_table_feature():
+    """The element table as an Arrow column (a list of ``TraceElement`` structs): the trace export
+    and the training datasets store it alike, from this one definition."""
+    from datasets import List, Value  # optional heavy dependency: only when exporting
+
+    s = Value("string")
+    return List({"name": s, "kind": s, "text": s, "tag": s, "input_type": s, "options": List(s),
+                 "disabled": Value("bool"), "in_viewport": Value("bool"), "covered": Value("bool")})
+
+
 def _features():
     from datasets import Features, List, Value  # optional heavy dependency: only when exporting
 
@@ -33,8 +43,7 @@ def _features():
         "exec_error": {"code": s, "message": s, "name": s, "suggestions": List(s)},
         "timings": s,
         "tokens": {"prompt": Value("int64"), "completion": Value("int64")},
-        "elements": List({"name": s, "kind": s, "text": s, "tag": s, "input_type": s, "options": List(s),
-                          "disabled": Value("bool"), "in_viewport": Value("bool"), "covered": Value("bool")}),
+        "elements": element_table_feature(),
         "blocked_requests": Value("int64"), "blocked_urls": List(s), "http_status": Value("int64"),
         "net_error": s, "scripts_stopped": Value("bool"), "screenshot": s, "events": List(s), "ts": s, "done": Value("bool"),
         "outcome": s, "end_reason": s, "extra": s,
