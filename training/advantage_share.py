@@ -103,6 +103,10 @@ def advantage_contributions(rewards_per_func: torch.Tensor, weights: Sequence[fl
     total = (grouped * w).sum(-1)
     centred = (grouped - grouped.mean(dim=1, keepdim=True)) * w  # (groups, G, K)
     centred = centred / _spread(total, _scale(scale)).unsqueeze(-1)
+    # A group whose float32 sums tie has advantage exactly 0 in TRL (alpha * s differences below
+    # float32's spacing next to ~1000 vanish there), so it contributes nothing here either.
+    tied = zero_spread_groups(rewards_per_func, weights, num_generations).to(centred.device)
+    centred = centred * (~tied).to(centred.dtype).view(-1, 1, 1)
     return centred.abs().sum(dim=(0, 1)).cpu()
 
 
@@ -116,7 +120,8 @@ def zero_spread_groups(rewards_per_func: torch.Tensor, weights: Sequence[float] 
     import torch  # optional heavy dependency
 
     grouped, w = _table(rewards_per_func, weights, num_generations)
-    total = (grouped * w).sum(-1)
+    # float32 as TRL sums them, so "ties" means what it means to the trainer
+    total = (grouped.float() * w.float()).sum(-1)
     if num_generations < 2:
         return torch.ones(total.shape[0], dtype=torch.bool)
     std = total.std(dim=1)
