@@ -311,6 +311,9 @@ class TokenTable:
         free_ok = torch.tensor([bool(s) and all(_free_char_ok(c) for c in s) for s in self.strings])
         self.lengths = lengths
         self.free_ok = free_ok
+        # Tokens that are only whitespace: a string that must close but has no content yet may not
+        # take one more of them (a weak model's argmax can be a space forever).
+        self.blank = torch.tensor([bool(s) and not s.strip() for s in self.strings])
         # Tokens that end a free string and start its closing: free chars, then '"' and more.
         self.quote_tokens: list[tuple[int, int, str]] = []  # (id, chars before '"', rest from '"')
         for i, s in enumerate(self.strings):
@@ -449,6 +452,8 @@ class _State:
         import torch  # optional heavy dependency (the ml extra)
 
         mask = table.free_ok & (table.lengths <= seg.max_chars - n_chars)
+        if must_close:  # past its room but still blank: only tokens that add content
+            mask = mask & ~table.blank
         if closers:
             mask = mask.clone()
             mask[torch.tensor(closers, dtype=torch.long)] = True
