@@ -368,7 +368,10 @@ async def test_policy_sizes_its_prompt_and_page_from_its_speed(tiny: str) -> Non
     hurried = TransformersPolicy(tiny, constrained=True, seed=0, num_threads=1, batch_size=2, step_seconds=0.5)
     hurried.load()
     assert hurried.describe()["prompt_budget"] <= budget
-    assert hurried.describe()["prompt_budget"] < budget or budget == sized._context_ceiling(100)
+    # Both sit at a bound when this machine is fast enough to fill the context in either time
+    # (the ceiling leaves room for a sized answer, not for the 100 tokens asked above).
+    assert hurried.describe()["prompt_budget"] < budget or budget == sized.sizing_ceiling(), (
+        budget, sized.sizing_ceiling(), speed)
     # An explicit budget wins and nothing is measured.
     fixed = TransformersPolicy(tiny, constrained=True, num_threads=1, token_budget=700, step_seconds=30.0)
     fixed.load()

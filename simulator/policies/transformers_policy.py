@@ -146,16 +146,25 @@ class TransformersPolicy(Policy):
             torch.set_num_threads(self.num_threads)
         self.speed = measure_speed(loaded.model, batch=self.batch_size, vocab_size=loaded.vocab_size,
                                    device=loaded.device)
-        new_tokens = self._max_new_tokens
-        if self.constrained:
-            new_tokens = min(new_tokens, self.grammar_bounds.get("rationale_max_tokens", 96) + 48)
         assert self.step_seconds is not None
         self._sized_budget = prompt_budget_for(
-            self.speed, seconds=self.step_seconds, batch=self.batch_size, new_tokens=new_tokens,
-            ceiling=self._context_ceiling(new_tokens, loaded.context_length),  # under the load lock: not self.loaded
+            self.speed, seconds=self.step_seconds, batch=self.batch_size, new_tokens=self.sizing_new_tokens,
+            ceiling=self.sizing_ceiling(loaded.context_length),  # under the load lock: not self.loaded
             floor=PROMPT_OVERHEAD_TOKENS + MIN_PROMPT_TOKENS)
         log.info("prompt sized to %d tokens for %.0f s per batch of %d (%s)", self._sized_budget,
                  self.step_seconds, self.batch_size, self.model_dir)
+
+    @property
+    def sizing_new_tokens(self) -> int:
+        """Answer tokens a sized prompt leaves room for: a constrained answer is bounded by its
+        grammar (the rationale's cap plus the action's few tokens), a free one by max_new_tokens."""
+        if self.constrained:
+            return min(self._max_new_tokens, self.grammar_bounds.get("rationale_max_tokens", 96) + 48)
+        return self._max_new_tokens
+
+    def sizing_ceiling(self, context_length: int | None = None) -> int:
+        """The most prompt tokens sizing may give: the context's room after a sized answer."""
+        return self._context_ceiling(self.sizing_new_tokens, context_length)
 
     def page_budget(self, session_id: str) -> int | None:
         """The run's page budget, else the sized prompt's room for the page: the reducer then
