@@ -17,10 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from shop_r1.simulator.ab.analysis import RATE_METRICS, ABResult, analyse
-from shop_r1.simulator.ab.design import Arm
-from shop_r1.simulator.ab.experiment import Experiment, run_experiment
-from shop_r1.simulator.policies.factory import PolicySpec
+from shop_r1.simulator.analysis.ab.analysis import RATE_METRICS, ABResult, analyse
+from shop_r1.simulator.analysis.ab.design import Arm
+from shop_r1.simulator.analysis.ab.experiment import Experiment, run_experiment
+from shop_r1.simulator.agent.policies.factory import PolicySpec
 
 TASKS = ["electric kettle", "yoga mat", "portable ssd", "smartwatch", "coffee maker", "water bottle",
          "mechanical keyboard", "dog bed", "hair dryer", "camping tent"]

@@ -28,11 +28,11 @@ from typing import Any
 from shop_r1.envs.actions import TypeAndSubmit
 from shop_r1.envs.shop.server import run_in_thread
 from shop_r1.personas.sampler import sample
-from shop_r1.simulator.cli_simulate import catalog_terms
-from shop_r1.simulator.policies.factory import PolicySpec, open_policy
-from shop_r1.simulator.realism import realism
-from shop_r1.simulator.runner import RunConfig, Runner
-from shop_r1.simulator.trace import read_trace
+from shop_r1.personas.shoppers import catalog_terms
+from shop_r1.simulator.agent.policies.factory import PolicySpec, open_policy
+from shop_r1.simulator.analysis.realism import realism
+from shop_r1.simulator.loop.runner import RunConfig, Runner
+from shop_r1.simulator.records.trace import read_trace
 
 log = logging.getLogger("bench.demo_policy")
 

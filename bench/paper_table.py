@@ -70,7 +70,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from shop_r1.envs.actions import ACTION_TYPES, Action  # noqa: E402
-from shop_r1.simulator.policies.transformers_policy import TransformersPolicy  # noqa: E402
+from shop_r1.simulator.agent.policies.transformers_policy import TransformersPolicy  # noqa: E402
 from shop_r1.simulator.scoring import is_exact  # noqa: E402
 from shop_r1.training import recipe as R  # noqa: E402
 from shop_r1.training.data import load_split  # noqa: E402
@@ -378,7 +378,7 @@ def one_thing_comparisons(scores: dict[str, list[StepScores]], n_boot: int) -> d
 # --------------------------------------------------------------------------------------------
 
 
-#: The header the prompt puts before the current page (simulator/prompt/render.py ``_page_parts``).
+#: The header the prompt puts before the current page (simulator/agent/prompt/render.py ``_page_parts``).
 PAGE_HEADER = "## Current page (step "
 #: What follows the page: the goal reminder, else the answer reminder (render.py ``answer_reminder``).
 AFTER_PAGE = ("\nYour goal: ", "\nAnswer with one JSON object")
@@ -741,7 +741,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if not args.verbose:
         # Budget cuts are expected at these sizes; the manifest counts them (results.json "skipped").
-        for noisy in ("transformers", "trl", "accelerate", "datasets", "shop_r1.simulator.prompt",
+        for noisy in ("transformers", "trl", "accelerate", "datasets", "shop_r1.simulator.agent.prompt",
                       "shop_r1.training.data"):
             logging.getLogger(noisy).setLevel(logging.ERROR)
         import datasets  # optional heavy dependency: only to silence its progress bars

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from shop_r1.envs.shop.server import run_in_thread
 from shop_r1.personas.sampler import sample
-from shop_r1.simulator.policies.scripted import ScriptedPolicy
-from shop_r1.simulator.realism import realism_of_run
-from shop_r1.simulator.runner import RunConfig, Runner
+from shop_r1.simulator.agent.policies.scripted import ScriptedPolicy
+from shop_r1.simulator.analysis.realism import realism_of_run
+from shop_r1.simulator.loop.runner import RunConfig, Runner
 
 TERMS = ["headphones", "shirt", "kitchen", "shoes", "toys", "coffee", "laptop"]
 

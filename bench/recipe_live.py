@@ -6,10 +6,10 @@ Both policies shop as the SAME sampled personas (same seed) in real Chromium, on
 * ``unseen``: a catalogue seed and layout it never trained on (``--unseen-seed``, layout v2).
 
 Printed side by side per shop: the share of sessions that viewed a product page and that added
-to cart (the content-based funnel of :mod:`shop_r1.simulator.realism`), and the executable-action
+to cart (the content-based funnel of :mod:`shop_r1.simulator.analysis.realism`), and the executable-action
 rate (steps whose answer parsed and executed, over all steps). The same personas shop with both
 policies, so each shop's difference (policy minus base) is a paired comparison: the A/B
-analysis's Newcombe 95 % interval and exact McNemar p-value (``shop_r1.simulator.ab.stats``).
+analysis's Newcombe 95 % interval and exact McNemar p-value (``shop_r1.simulator.analysis.ab.stats``).
 
     .venv/bin/python bench/recipe_live.py --recipe runs/recipe            # a finished recipe folder
     .venv/bin/python bench/recipe_live.py --recipe runs/recipe --train    # run the recipe first (tiny sizes)
@@ -44,11 +44,11 @@ from rich.table import Table  # noqa: E402
 
 from shop_r1.envs.shop.server import run_in_thread  # noqa: E402
 from shop_r1.personas.sampler import sample  # noqa: E402
-from shop_r1.simulator.ab.analysis import analyse  # noqa: E402
-from shop_r1.simulator.policies.factory import PolicySpec, open_policy  # noqa: E402
-from shop_r1.simulator.realism import realism  # noqa: E402
-from shop_r1.simulator.runner import RunConfig, Runner  # noqa: E402
-from shop_r1.simulator.trace import read_trace  # noqa: E402
+from shop_r1.simulator.analysis.ab.analysis import analyse  # noqa: E402
+from shop_r1.simulator.agent.policies.factory import PolicySpec, open_policy  # noqa: E402
+from shop_r1.simulator.analysis.realism import realism  # noqa: E402
+from shop_r1.simulator.loop.runner import RunConfig, Runner  # noqa: E402
+from shop_r1.simulator.records.trace import read_trace  # noqa: E402
 from shop_r1.training.recipe import CATALOG_TERMS, RECIPE_RECORD_FILE, RecipeSettings, run_recipe  # noqa: E402
 
 log = logging.getLogger("bench.recipe_live")

@@ -34,9 +34,9 @@ from simulate import _phases  # noqa: E402  (bench/ is not a package)
 
 from shop_r1.envs.shop.server import run_in_thread  # noqa: E402
 from shop_r1.personas.sampler import sample  # noqa: E402
-from shop_r1.simulator.policies.factory import PolicySpec  # noqa: E402
-from shop_r1.simulator.policies.scripted import ScriptedPolicy  # noqa: E402
-from shop_r1.simulator.runner import RunConfig, Runner  # noqa: E402
+from shop_r1.simulator.agent.policies.factory import PolicySpec  # noqa: E402
+from shop_r1.simulator.agent.policies.scripted import ScriptedPolicy  # noqa: E402
+from shop_r1.simulator.loop.runner import RunConfig, Runner  # noqa: E402
 
 
 def _config(shop_url: str, out: Path, shoppers: int, steps: int) -> RunConfig:
@@ -54,7 +54,7 @@ async def _local(shop_url: str, out: Path, shoppers: int, steps: int) -> dict[st
 
 
 async def _ray(shop_url: str, out: Path, shoppers: int, steps: int, capacity: int) -> dict[str, Any]:
-    from shop_r1.simulator.cluster import run_on_ray  # imports ray (the cluster extra)
+    from shop_r1.simulator.loop.cluster import run_on_ray  # imports ray (the cluster extra)
 
     personas = sample(shoppers, seed=11)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")

@@ -1,7 +1,7 @@
 """Scripted shoppers with intents drawn from each test shop's own catalogue: do they find things?
 
 For each test layout (the bundled shop in layouts v1 and v2, and the third-party fixture shop
-with other markup), crawls the shop (``shop_r1.simulator.shopmodel``), samples N personas with
+with other markup), crawls the shop (``shop_r1.envs.storefront``), samples N personas with
 shop-derived intents, runs them as scripted shoppers in real Chromium and prints how many reached
 a product page (by content, the shared classifier) and how many had a cart (as the shop itself
 records it). The issue's bar: a product page in >= 5 of 6 sessions, a cart in >= 2 of 6.
@@ -30,10 +30,11 @@ from fixtures.third_party_shop import ThirdPartyShop  # noqa: E402
 from shop_r1.envs.pagetype import classify  # noqa: E402
 from shop_r1.envs.shop.server import run_in_thread  # noqa: E402
 from shop_r1.personas.sampler import sample  # noqa: E402
-from shop_r1.simulator.policies.scripted import ScriptedPolicy  # noqa: E402
-from shop_r1.simulator.runner import RunConfig, Runner  # noqa: E402
-from shop_r1.simulator.shopmodel import CrawlLimits, crawl, intent_source  # noqa: E402
-from shop_r1.simulator.trace import observation_from_step, read_trace  # noqa: E402
+from shop_r1.simulator.agent.policies.scripted import ScriptedPolicy  # noqa: E402
+from shop_r1.simulator.loop.runner import RunConfig, Runner  # noqa: E402
+from shop_r1.envs.storefront import CrawlLimits, crawl
+from shop_r1.personas.intents import intent_source  # noqa: E402
+from shop_r1.simulator.records.trace import observation_from_step, read_trace  # noqa: E402
 
 # shop name -> a context manager yielding (start URL, a function returning how many carts are non-empty)
 Shop = Callable[[], Any]

@@ -69,8 +69,8 @@ class PeakMemory:
 
 async def _simulate(shop_url: str, shoppers: int, steps: int, out: Path) -> dict[str, Any]:
     from shop_r1.personas.sampler import sample
-    from shop_r1.simulator.policies.scripted import ScriptedPolicy
-    from shop_r1.simulator.runner import RunConfig, Runner
+    from shop_r1.simulator.agent.policies.scripted import ScriptedPolicy
+    from shop_r1.simulator.loop.runner import RunConfig, Runner
 
     config = RunConfig(shop_url=shop_url, shoppers=shoppers, concurrency=shoppers, max_steps=steps,
                        seed=7, out_dir=out, max_batch=max(8, shoppers))
@@ -100,7 +100,7 @@ def _phases(run_dir: Path, t0: float) -> dict[str, float]:
     """
     from datetime import datetime
 
-    from shop_r1.simulator.trace import read_trace
+    from shop_r1.simulator.records.trace import read_trace
 
     trace = read_trace(run_dir)
     stamps = sorted(datetime.fromisoformat(s.ts).timestamp() for s in trace.steps)
@@ -151,7 +151,7 @@ async def _real_requests(n: int) -> list[Any]:
     from shop_r1.envs.shop.server import run_in_thread
     from shop_r1.envs.observation import Observation
     from shop_r1.personas.sampler import sample
-    from shop_r1.simulator.policies.base import PolicyRequest
+    from shop_r1.simulator.records.exchange import PolicyRequest
 
     with run_in_thread(seed=0) as shop:
         page = await observe_target(f"{shop.url}/s?k=headphones")
@@ -175,10 +175,10 @@ async def _time_policy(policy: Any, requests: list[Any], repeat: int) -> dict[st
 
 
 def bench_policies(model: str, batch: int, repeat: int, console: Console, prompt_budget: int) -> dict[str, Any]:
-    from shop_r1.simulator.llm.models import resolve_model
-    from shop_r1.simulator.policies.transformers_policy import TransformersPolicy
-    from shop_r1.simulator.policies.vllm_policy import VLLMPolicy
-    from shop_r1.simulator.llm.tiny_model import tiny_model_dir
+    from shop_r1.simulator.agent.llm.models import resolve_model
+    from shop_r1.simulator.agent.policies.transformers_policy import TransformersPolicy
+    from shop_r1.simulator.agent.policies.vllm_policy import VLLMPolicy
+    from shop_r1.simulator.agent.llm.tiny_model import tiny_model_dir
 
     model_dir = tiny_model_dir() if model == "tiny" else resolve_model(model)
     requests = asyncio.run(_real_requests(batch))

@@ -71,7 +71,7 @@ def _per_step(result: Any, steps: int) -> float:
 def run_arch(arch: str, args: argparse.Namespace, work: Path, console: Console) -> dict[str, Any]:
     import torch
 
-    from shop_r1.simulator.llm.tiny_model import build_tiny_model
+    from shop_r1.simulator.agent.llm.tiny_model import build_tiny_model
 
     base = work / arch / "base"
     if arch == "tiny":

@@ -31,13 +31,14 @@ from fixtures.wild_shops import CLIENT_ITEMS, ClientShop, ConsentShop  # noqa: E
 from shop_r1.personas.library import load_intents  # noqa: E402
 from shop_r1.personas.missions import split_mission  # noqa: E402
 from shop_r1.personas.sampler import sample  # noqa: E402
-from shop_r1.simulator.policies.page_signals import query_from_intent  # noqa: E402
-from shop_r1.simulator.policies.scripted import ScriptedPolicy  # noqa: E402
-from shop_r1.simulator.realism import realism_of_run  # noqa: E402
-from shop_r1.simulator.runner import RunConfig, Runner  # noqa: E402
+from shop_r1.personas.intent_words import query_from_intent  # noqa: E402
+from shop_r1.simulator.agent.policies.scripted import ScriptedPolicy  # noqa: E402
+from shop_r1.simulator.analysis.realism import realism_of_run  # noqa: E402
+from shop_r1.simulator.loop.runner import RunConfig, Runner  # noqa: E402
 from shop_r1.simulator.scoring.similarity import rouge_l  # noqa: E402
-from shop_r1.simulator.shopmodel import crawl, intent_source  # noqa: E402
-from shop_r1.simulator.trace import read_trace  # noqa: E402
+from shop_r1.envs.storefront import crawl
+from shop_r1.personas.intents import intent_source  # noqa: E402
+from shop_r1.simulator.records.trace import read_trace  # noqa: E402
 
 
 def run_shop(name: str, shoppers: int, seed: int, max_steps: int, out: Path) -> dict:

@@ -4,7 +4,7 @@ Every other module goes through this one, so adding an action type is a change h
 executor. The models below are the single source of the action space: the JSON schema a
 server constrains answers with (:func:`action_json_schema`), the prompt's list of actions
 (:func:`describe_actions`; each model's docstring is its line in the prompt, BrowserGym-style)
-and the local decoding grammar (``shop_r1.simulator.policies.constrained``) are all rendered
+and the local decoding grammar (``shop_r1.simulator.agent.policies.constrained``) are all rendered
 from them. Validation is strict at this edge: an action that reaches the browser is always well
 formed.
 """

@@ -58,6 +58,10 @@ __all__ = ["BrowserPool", "PageUnresponsive", "ResetError", "SessionCrashed", "S
 
 log = logging.getLogger(__name__)
 
+#: The request header every page load of a session carries, naming the session: a shop's logs
+#: (and the bundled shop's per-session cart) tell simulated shoppers apart by it.
+SESSION_HEADER = "X-Shop-R1-Session"
+
 
 class SessionCrashed(RuntimeError):
     """Raised by ``reset``/``observe`` on a session whose page, context or browser died."""

@@ -62,5 +62,5 @@ def observe_cmd(target: str, fmt: str, budget: int, browser_path: str | None, sc
     )
 
 
-# The name simulator/cli.py's lazy map imports ("shop_r1.envs.cli:observe").
+# The name simulator/cli/main.py's lazy map imports ("shop_r1.envs.cli:observe").
 observe = observe_cmd

@@ -60,3 +60,16 @@ def log_to_terminal(level: int) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(TerminalSafeFormatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=level, handlers=[handler])
+
+
+STOP_WORDS = set(
+    "i im i'm a an the and or for of to in on with want need looking some that is are be it my me "
+    "would like please buy get find which who whose also than lower less price dollars dollar under "
+    "between about around from this these those has have having can am its also".split()
+)
+
+
+def tokens(text: str) -> set[str]:
+    """Lower-cased content words (3+ chars or digits), stop words removed."""
+    words = re.findall(r"[^\W_]+", text.lower().replace("_", " "))  # any alphabet: "mérinos" is one word
+    return {w for w in words if w not in STOP_WORDS and (len(w) > 2 or w.isdigit())}

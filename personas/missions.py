@@ -1,7 +1,7 @@
 """Why a shopper came: to buy, or only to browse, compare or check a price.
 
 Not every visit to a shop is made to buy. Published figures for real e-commerce traffic, which
-``simulator/data/realism_reference.json`` holds with their sources, put the share of sessions
+``simulator/analysis/data/realism_reference.json`` holds with their sources, put the share of sessions
 that add anything to a cart at 6.4–7.9 % (all sessions, bounces included) and the share of
 carts abandoned at 70.22 % (Baymard Institute, average of 49 studies); studies of visit types
 (Moe 2003, "Buying, searching, or browsing", J. Consumer Psychology 13(1-2)) tell directed

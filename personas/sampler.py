@@ -26,7 +26,7 @@ shared words, without replacement; when none overlaps, any intent is used (and a
 so). Intents are drawn from ``load_intents(intent_kind)``.
 
 Intents from outside: ``intent_source(persona, rng)`` replaces the library's pool (a shop's own
-catalogue, see ``shop_r1.simulator.shopmodel.intents``). It is called per persona, after the
+catalogue, see ``shop_r1.personas.intents``). It is called per persona, after the
 personas are drawn, because a fitting intent depends on who shops (a budget follows income);
 it gets the sampler's intent stream, so the same seed still gives the same intents.
 

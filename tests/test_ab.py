@@ -16,11 +16,11 @@ from playwright.sync_api import sync_playwright
 
 from shop_r1.envs.chromium import launch_options
 from shop_r1.personas.sampler import sample
-from shop_r1.simulator.ab.design import Arm, balanced_split, stratum, unique_ids
-from shop_r1.simulator.ab.experiment import Experiment, run_experiment
-from shop_r1.simulator.ab.gate import Condition, GateError, failed
-from shop_r1.simulator.ab.stats import paired_mean, paired_rate, unpaired_rate
-from shop_r1.simulator.policies.factory import PolicySpec
+from shop_r1.simulator.analysis.ab.design import Arm, balanced_split, stratum, unique_ids
+from shop_r1.simulator.analysis.ab.experiment import Experiment, run_experiment
+from shop_r1.simulator.analysis.ab.gate import Condition, GateError, failed
+from shop_r1.simulator.analysis.ab.stats import paired_mean, paired_rate, unpaired_rate
+from shop_r1.simulator.agent.policies.factory import PolicySpec
 
 ROOT = Path(__file__).resolve().parents[1]
 # Intents the bundled shop (seed 0) stocks, so that scripted shoppers often reach add-to-cart on
@@ -202,7 +202,7 @@ def test_ab_cli_on_hidden_add_to_cart_finds_fewer_adds_and_gates(tmp_path: Path)
     tasks.write_text("\n".join(TASKS) + "\n")
     out = tmp_path / "hidden"
     proc = subprocess.run(
-        [sys.executable, "-m", "shop_r1.simulator.cli", "ab", "--a", "bundled:control", "--b",
+        [sys.executable, "-m", "shop_r1.simulator.cli.main", "ab", "--a", "bundled:control", "--b",
          "bundled:hidden-add-to-cart", "--shoppers", str(HIDDEN_PAIRS), "--seed", "11", "--tasks", str(tasks),
          "--max-steps", str(RUN["max_steps"]), "--concurrency", str(RUN["concurrency"]), "--out", str(out),
          "--fail-if", "added_to_cart.diff < -0.05", "--fail-if", "purchased.diff > 0.5"],
@@ -226,7 +226,7 @@ def test_ab_on_two_urls(tmp_path: Path) -> None:
     out = tmp_path / "urls"
     with run_in_thread(seed=0, port=0) as prod, run_in_thread(seed=0, port=0, variant="hidden-add-to-cart") as staging:
         proc = subprocess.run(
-            [sys.executable, "-m", "shop_r1.simulator.cli", "ab", "--a", prod.url, "--b", staging.url,
+            [sys.executable, "-m", "shop_r1.simulator.cli.main", "ab", "--a", prod.url, "--b", staging.url,
              "--shoppers", "3", "--seed", "2", "--max-steps", "6", "--out", str(out)],
             capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -11,10 +11,10 @@ from fixtures.pair_order_log import LoggedOrder
 
 from shop_r1.envs.shop.server import run_in_thread
 from shop_r1.personas.sampler import sample
-from shop_r1.simulator.ab.run import PairOrder, run_arms
-from shop_r1.simulator.policies.scripted import ScriptedPolicy
-from shop_r1.simulator.runner import RunConfig
-from shop_r1.simulator.trace import read_trace
+from shop_r1.simulator.analysis.ab.run import PairOrder, run_arms
+from shop_r1.simulator.agent.policies.scripted import ScriptedPolicy
+from shop_r1.simulator.loop.runner import RunConfig
+from shop_r1.simulator.records.trace import read_trace
 
 
 def test_draw_is_balanced_and_repeatable() -> None:

@@ -14,14 +14,14 @@ import pytest
 from click.testing import CliRunner
 
 from shop_r1.personas.sampler import DemographicMix, sample
-from shop_r1.simulator.ab import weights as W
-from shop_r1.simulator.ab.analysis import ABResult, analyse
-from shop_r1.simulator.ab.cli import ab
-from shop_r1.simulator.ab.design import Arm
-from shop_r1.simulator.ab.experiment import Experiment, run_experiment
-from shop_r1.simulator.ab.stats import paired_mean, paired_rate, unpaired_mean, unpaired_rate
-from shop_r1.simulator.policies.factory import PolicySpec
-from shop_r1.simulator.report import persona_field
+from shop_r1.simulator.analysis.ab import weights as W
+from shop_r1.simulator.analysis.ab.analysis import ABResult, analyse
+from shop_r1.simulator.cli.ab import ab
+from shop_r1.simulator.analysis.ab.design import Arm
+from shop_r1.simulator.analysis.ab.experiment import Experiment, run_experiment
+from shop_r1.simulator.analysis.ab.stats import paired_mean, paired_rate, unpaired_mean, unpaired_rate
+from shop_r1.simulator.agent.policies.factory import PolicySpec
+from shop_r1.simulator.analysis.report import persona_field
 
 TWO_FIELDS = {"age_band": {"18-24": 30, "25-34": 50, "35-44": 20}, "gender": {"female": 40, "male": 60}}
 

@@ -15,8 +15,8 @@ from shop_r1.envs.actions import (
     action_json_schema,
     describe_actions,
 )
-from shop_r1.simulator.policies.constrained import RATIONALE_PREFIX, Choice, _State, action_grammar
-from shop_r1.simulator.prompt import SYSTEM_PROMPT, render_system_prompt
+from shop_r1.simulator.agent.policies.constrained import RATIONALE_PREFIX, Choice, _State, action_grammar
+from shop_r1.simulator.agent.prompt import SYSTEM_PROMPT, render_system_prompt
 
 
 class Scroll(ActionBase):

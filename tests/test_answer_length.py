@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from shop_r1.simulator.prompt import format_answer, parse_output
+from shop_r1.simulator.agent.prompt import format_answer, parse_output
 from shop_r1.training.answer_length import (
     CompletionBudgetError,
     budget_report,

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 
 from shop_r1.envs.actions import Terminate
 from shop_r1.envs.observation import Observation
-from shop_r1.simulator.batching import PolicyBatcher
-from shop_r1.simulator.policies.base import Policy, PolicyRequest, PolicyResponse
+from shop_r1.simulator.loop.batching import PolicyBatcher
+from shop_r1.simulator.agent.policies.base import Policy
+from shop_r1.simulator.records.exchange import PolicyRequest, PolicyResponse
 
 
 def _request(i: int) -> PolicyRequest:

@@ -14,7 +14,7 @@ from importlib.metadata import entry_points
 import click
 from click.testing import CliRunner
 
-from shop_r1.simulator.cli import _COMMANDS, main
+from shop_r1.simulator.cli.main import _COMMANDS, main
 
 #: The training layer's commands, registered as entry points in pyproject.toml.
 PLUGINS = ("train", "data", "evaluate")
@@ -53,7 +53,7 @@ def test_help_imports_no_ml_stack() -> None:
     (an import of both costs ~10 s) and torch."""
     code = (
         "import sys\n"
-        "from shop_r1.simulator.cli import main\n"
+        "from shop_r1.simulator.cli.main import main\n"
         "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
         "print('HEAVY', sorted(m for m in ('trl', 'transformers', 'torch', 'datasets') if m in sys.modules))\n"
     )

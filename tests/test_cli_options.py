@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import click
 
-from shop_r1.simulator.ab.cli import ab
-from shop_r1.simulator.cli_simulate import simulate
-from shop_r1.simulator.runner import RunConfig
+from shop_r1.simulator.cli.ab import ab
+from shop_r1.simulator.cli.simulate import simulate
+from shop_r1.simulator.loop.runner import RunConfig
 
 # Options that mean something else in an A/B test, on purpose.
 DIFFERENT = {"shoppers", "tasks_file", "out", "ray", "host_capacity", "concurrency"}

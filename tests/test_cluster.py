@@ -29,11 +29,11 @@ from fixtures.pair_order_log import LoggedOrder
 
 from shop_r1.envs.shop.server import run_in_thread
 from shop_r1.personas.sampler import sample
-from shop_r1.simulator.ab.run import PairOrder, run_arms_on_ray
-from shop_r1.simulator.cluster import run_on_ray
-from shop_r1.simulator.policies.factory import PolicySpec
-from shop_r1.simulator.runner import RunConfig
-from shop_r1.simulator.trace import read_trace
+from shop_r1.simulator.analysis.ab.run import PairOrder, run_arms_on_ray
+from shop_r1.simulator.loop.cluster import run_on_ray
+from shop_r1.simulator.agent.policies.factory import PolicySpec
+from shop_r1.simulator.loop.runner import RunConfig
+from shop_r1.simulator.records.trace import read_trace
 
 pytest.importorskip("ray", reason="the cluster extra (ray) is installed by `make test`")
 
@@ -178,7 +178,7 @@ def test_ab_runs_both_arms_on_ray_local(tmp_path: Path) -> None:
     """``shop-r1 ab --ray local``: both arms on one cluster, each an ordinary run with its cluster block."""
     out = tmp_path / "ab"
     proc = subprocess.run(
-        [sys.executable, "-m", "shop_r1.simulator.cli", "ab", "--a", "bundled:control", "--b", "bundled:recolor",
+        [sys.executable, "-m", "shop_r1.simulator.cli.main", "ab", "--a", "bundled:control", "--b", "bundled:recolor",
          "--shoppers", "3", "--seed", "5", "--max-steps", "4", "--ray", "local", "--host-capacity", "4",
          "--out", str(out)],
         env={**ENV, "SHOP_R1_RAY_NODE_IP": HEAD_IP, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True,
@@ -223,7 +223,7 @@ def test_ab_pairs_open_in_their_drawn_order_on_ray(tmp_path: Path) -> None:
 
 
 def test_bundled_builds_need_a_cluster_on_this_machine() -> None:
-    from shop_r1.simulator.cluster import Cluster
+    from shop_r1.simulator.loop.cluster import Cluster
 
     assert Cluster(ray=None, address="x", nodes=[{"NodeManagerAddress": "127.0.0.2"}]).on_this_machine()
     assert not Cluster(ray=None, address="x", nodes=[{"NodeManagerAddress": "127.0.0.2"},

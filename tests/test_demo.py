@@ -20,18 +20,18 @@ from shop_r1.envs.observation import Element, Observation
 from shop_r1.envs.tokens import count_tokens
 from shop_r1.personas.library import load_library
 from shop_r1.personas.sampler import sample
-from shop_r1.simulator.policies.constrained import (
+from shop_r1.simulator.agent.policies.constrained import (
     ConstrainedRows,
     TokenTable,
     grammar_for_observation,
     search_queries,
 )
-from shop_r1.simulator.policies.factory import PolicyConfigError, PolicySpec, open_policy
-from shop_r1.simulator.policies.mixed import session_index
-from shop_r1.simulator.prompt import ANSWER_REMINDER, SYSTEM_PROMPT, build_messages, parse_output_for
-from shop_r1.simulator.realism import realism
-from shop_r1.simulator.runner import RunConfig, Runner
-from shop_r1.simulator.trace import read_trace
+from shop_r1.simulator.agent.policies.factory import PolicyConfigError, PolicySpec, open_policy
+from shop_r1.simulator.agent.policies.mixed import session_index
+from shop_r1.simulator.agent.prompt import ANSWER_REMINDER, SYSTEM_PROMPT, build_messages, parse_output_for
+from shop_r1.simulator.analysis.realism import realism
+from shop_r1.simulator.loop.runner import RunConfig, Runner
+from shop_r1.simulator.records.trace import read_trace
 
 
 # -- the prompt --------------------------------------------------------------------------------

@@ -12,7 +12,8 @@ from click.testing import CliRunner
 
 from shop_r1.envs.actions import ACTION_TYPES
 from shop_r1.simulator.scoring import MetricsReport
-from shop_r1.simulator.policies.base import Policy, PolicyRequest, PolicyResponse
+from shop_r1.simulator.agent.policies.base import Policy
+from shop_r1.simulator.records.exchange import PolicyRequest, PolicyResponse
 from shop_r1.training.data import build_dataset_dir, load_split
 from shop_r1.training.evaluate import EvaluationDataError, aevaluate, request_for_row
 
@@ -20,8 +21,8 @@ from shop_r1.training.evaluate import EvaluationDataError, aevaluate, request_fo
 @pytest.fixture(scope="module")
 def dataset(shop_url, tmp_path_factory) -> Path:
     from shop_r1.personas.sampler import sample
-    from shop_r1.simulator.policies.scripted import ScriptedPolicy
-    from shop_r1.simulator.runner import RunConfig, run_simulation
+    from shop_r1.simulator.agent.policies.scripted import ScriptedPolicy
+    from shop_r1.simulator.loop.runner import RunConfig, run_simulation
 
     base = tmp_path_factory.mktemp("eval")
     cfg = RunConfig(shop_url=shop_url, shoppers=3, concurrency=3, max_steps=5, seed=0, out_dir=base / "run")
@@ -41,7 +42,7 @@ def _check(report: MetricsReport, n: int) -> None:
 
 
 async def test_scripted_policy_on_the_rl_split(dataset):
-    from shop_r1.simulator.policies.scripted import ScriptedPolicy
+    from shop_r1.simulator.agent.policies.scripted import ScriptedPolicy
 
     rows = load_split(dataset, "rl", "test")
     result = await aevaluate(ScriptedPolicy(seed=0), rows, batch_size=3)
@@ -74,7 +75,7 @@ class _Echo(Policy):
         self.text = text
 
     async def act(self, requests: list[PolicyRequest]) -> list[PolicyResponse]:
-        from shop_r1.simulator.prompt import parse_output_for
+        from shop_r1.simulator.agent.prompt import parse_output_for
 
         out = []
         for r in requests:
@@ -100,8 +101,8 @@ async def test_answers_are_judged_not_their_executability(dataset):
 
 
 async def test_tiny_transformers_model_on_the_rl_split(dataset):
-    from shop_r1.simulator.policies.transformers_policy import TransformersPolicy
-    from shop_r1.simulator.llm.tiny_model import tiny_model_dir
+    from shop_r1.simulator.agent.policies.transformers_policy import TransformersPolicy
+    from shop_r1.simulator.agent.llm.tiny_model import tiny_model_dir
 
     rows = load_split(dataset, "rl", "test")
     policy = TransformersPolicy(tiny_model_dir(), constrained=False, temperature=0.0, max_new_tokens=24)
@@ -114,7 +115,7 @@ async def test_tiny_transformers_model_on_the_rl_split(dataset):
 
 
 def test_cli_json_for_scripted_and_tiny_model(dataset):
-    from shop_r1.simulator.cli import main
+    from shop_r1.simulator.cli.main import main
 
     scripted = CliRunner().invoke(main, ["evaluate", "--policy", "scripted", "--data", str(dataset), "--json"])
     assert scripted.exit_code == 0, scripted.output
@@ -180,7 +181,7 @@ async def test_reward_and_evaluation_accept_the_same_answers(dataset, lenient):
 
 
 def test_cli_lenient_switch(dataset):
-    from shop_r1.simulator.cli import main
+    from shop_r1.simulator.cli.main import main
 
     fenced = dataset / "fenced.txt"
     fenced.write_text("```json\n" + _TERMINATE + "\n```")

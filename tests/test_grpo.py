@@ -97,7 +97,7 @@ def test_precision_keeps_fp32_masters_unless_the_backend_holds_them():
 def test_model_loaded_for_a_cuda_config_holds_fp32_parameters():
     import torch
 
-    from shop_r1.simulator.llm.tiny_model import tiny_model_dir
+    from shop_r1.simulator.agent.llm.tiny_model import tiny_model_dir
     from shop_r1.training.precision import choose_precision
     from shop_r1.training.trainer_common import load_model
 
@@ -109,7 +109,7 @@ def test_model_loaded_for_a_cuda_config_holds_fp32_parameters():
 
 
 def test_component_rewards_sum_to_the_action_reward(rl_rows):
-    from shop_r1.simulator.prompt import format_answer
+    from shop_r1.simulator.agent.prompt import format_answer
     from shop_r1.simulator.scoring import action_reward
     from shop_r1.training.config import GRPOSettings
     from shop_r1.training.grpo import build_reward_funcs
@@ -137,9 +137,9 @@ def test_self_certainty_generation_record_equals_forward_pass(rl_rows):
     from accelerate import Accelerator
     from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
 
-    from shop_r1.simulator.prompt import format_answer
+    from shop_r1.simulator.agent.prompt import format_answer
     from shop_r1.simulator.scoring import rationale_token_mask_for_text, self_certainty
-    from shop_r1.simulator.llm.tiny_model import tiny_model_dir
+    from shop_r1.simulator.agent.llm.tiny_model import tiny_model_dir
     from shop_r1.simulator.scoring import completion_offsets
     from shop_r1.training.self_certainty import GenerationCertaintyRecorder, SelfCertaintyReward
 
@@ -420,7 +420,7 @@ def test_no_completion_budget_given_means_one_that_holds_every_reference(rl_parq
     # The references are whole answers (rationale + action), as the policy must write them.
     from datasets import load_dataset
 
-    from shop_r1.simulator.prompt import format_answer
+    from shop_r1.simulator.agent.prompt import format_answer
     rows = load_dataset("parquet", data_files=str(rl_parquet), split="train")
     assert any(r["rationale"] for r in rows)
     tok = trainer.processing_class
@@ -598,8 +598,8 @@ def test_self_certainty_is_paid_only_to_answers_that_parse(rl_rows):
     from accelerate import Accelerator
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from shop_r1.simulator.llm.tiny_model import tiny_model_dir
-    from shop_r1.simulator.prompt import format_answer
+    from shop_r1.simulator.agent.llm.tiny_model import tiny_model_dir
+    from shop_r1.simulator.agent.prompt import format_answer
     from shop_r1.training.self_certainty import SelfCertaintyReward
 
     d = tiny_model_dir()

@@ -20,8 +20,8 @@ from fixtures.opera_builder import (
 )
 
 from shop_r1.envs.actions import Click, Terminate, TypeAndSubmit
-from shop_r1.simulator.cli import main
-from shop_r1.simulator.opera_import import (
+from shop_r1.simulator.cli.main import main
+from shop_r1.simulator.records.opera_import import (
     OperaImportError,
     import_opera,
     load_hf_rows,
@@ -30,7 +30,7 @@ from shop_r1.simulator.opera_import import (
     parse_timestamp,
     read_rows,
 )
-from shop_r1.simulator.trace import load_run_info, read_trace
+from shop_r1.simulator.records.trace import load_run_info, read_trace
 
 
 @pytest.fixture(scope="module")

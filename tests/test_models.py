@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shop_r1.simulator.llm.tiny_model import IM_END, build_tiny_model, tiny_model_dir
+from shop_r1.simulator.agent.llm.tiny_model import IM_END, build_tiny_model, tiny_model_dir
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -37,7 +37,7 @@ def test_small_shape_is_a_wider_deeper_qwen2_with_a_larger_bpe(tmp_path: Path) -
     its BPE may hold more merges (4,096 symbols against 800)."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from shop_r1.simulator.llm.tiny_model import SMALL, default_corpus
+    from shop_r1.simulator.agent.llm.tiny_model import SMALL, default_corpus
 
     words = ("wireless noise cancelling headphones running shoes women men leather wallet stainless steel water "
              "bottle organic cotton shirt kitchen knife set laptop backpack travel mug yoga mat").split()
@@ -52,7 +52,7 @@ def test_small_shape_is_a_wider_deeper_qwen2_with_a_larger_bpe(tmp_path: Path) -
     model = AutoModelForCausalLM.from_pretrained(small)
     assert model.config.vocab_size == config.vocab_size
     # tiny4k: the tiny network with the small BPE (the paper table's fast path).
-    from shop_r1.simulator.llm.tiny_model import TINY4K
+    from shop_r1.simulator.agent.llm.tiny_model import TINY4K
     four = AutoConfig.from_pretrained(build_tiny_model(tmp_path / "4k", seed=0, corpus=corpus, shape=TINY4K))
     assert (four.hidden_size, four.num_hidden_layers) == (128, 2)
     assert four.vocab_size == config.vocab_size  # the same BPE training as small's
@@ -129,7 +129,7 @@ def test_tiny_model_dir_is_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 # -- resolving model specs ---------------------------------------------------------------------
 def test_resolve_model_specs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from shop_r1.simulator.llm.models import ModelNotFoundError, resolve_model
+    from shop_r1.simulator.agent.llm.models import ModelNotFoundError, resolve_model
 
     monkeypatch.setenv("SHOP_R1_CACHE", str(tmp_path / "cache"))
     folder = build_tiny_model(tmp_path / "mine")
@@ -152,7 +152,7 @@ def test_resolve_model_specs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 def test_default_model_gguf_is_found_without_importing_the_package() -> None:
     import sys
 
-    from shop_r1.simulator.llm.models import default_model_gguf
+    from shop_r1.simulator.agent.llm.models import default_model_gguf
 
     gguf = default_model_gguf()
     assert gguf.suffix == ".gguf" and gguf.stat().st_size > 50_000_000
@@ -162,8 +162,8 @@ def test_default_model_gguf_is_found_without_importing_the_package() -> None:
 _CONVERT_SNIPPET = """
 import sys, time
 from pathlib import Path
-import shop_r1.simulator.llm.models as m
-from shop_r1.simulator.llm.tiny_model import build_tiny_model
+import shop_r1.simulator.agent.llm.models as m
+from shop_r1.simulator.agent.llm.tiny_model import build_tiny_model
 
 def fake_convert(gguf, out_dir, chat_template=None):
     # stands in for the 30 s de-quantisation; the lock/rename logic around it is what runs
@@ -211,7 +211,7 @@ def test_default_model_converts_once_and_reloads_fast() -> None:
 
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from shop_r1.simulator.llm.models import PROVENANCE_FILE, default_model_dir, is_default_model_ready
+    from shop_r1.simulator.agent.llm.models import PROVENANCE_FILE, default_model_dir, is_default_model_ready
 
     folder = default_model_dir()
     assert is_default_model_ready()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from shop_r1.simulator.cli import main
+from shop_r1.simulator.cli.main import main
 
 
 def _run(*args: str):

@@ -19,10 +19,10 @@ from aiohttp import web
 
 from shop_r1.envs.actions import Click, Terminate, TypeAndSubmit
 from shop_r1.envs.observation import Element, Observation
-from shop_r1.simulator.policies.base import HistoryItem, PolicyRequest
-from shop_r1.simulator.llm.chat import ChatClient
-from shop_r1.simulator.llm.sampling import SamplingParams, derive_seed
-from shop_r1.simulator.policies.openai_policy import OpenAIPolicy
+from shop_r1.simulator.records.exchange import HistoryItem, PolicyRequest
+from shop_r1.simulator.agent.llm.chat import ChatClient
+from shop_r1.simulator.agent.llm.sampling import SamplingParams, derive_seed
+from shop_r1.simulator.agent.policies.openai_policy import OpenAIPolicy
 
 API_KEY = "sk-test-123"
 
@@ -314,7 +314,7 @@ async def test_connection_refused_is_an_error() -> None:
 
 
 async def test_messages_built_by_prompt_module(fake_openai: FakeOpenAI) -> None:
-    from shop_r1.simulator.prompt import build_messages
+    from shop_r1.simulator.agent.prompt import build_messages
 
     history = [HistoryItem(url="http://127.0.0.1:8000/", simplified_html='<input name="search_input"/>',
                            action={"type": "type_and_submit", "name": "search_input", "text": "shirt"},

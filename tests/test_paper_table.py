@@ -297,8 +297,8 @@ def _visibility_dir(tmp_path: Path) -> Path:
     from datasets import Dataset
 
     from shop_r1.envs.observation import Observation
-    from shop_r1.simulator.policies.base import HistoryItem
-    from shop_r1.simulator.prompt.render import build_messages
+    from shop_r1.simulator.records.exchange import HistoryItem
+    from shop_r1.simulator.agent.prompt.render import build_messages
 
     earlier = HistoryItem(url="http://shop/s?k=x", simplified_html='<button name="old_page.buy">Buy</button>',
                           action={"type": "click", "name": "old_page.buy"}, rationale='I click "in_history.only".')
@@ -329,8 +329,8 @@ def test_label_visibility_counts_the_page_part_only(tmp_path: Path):
 
 def test_page_part_is_the_current_page_between_header_and_reminders():
     from shop_r1.envs.observation import Observation
-    from shop_r1.simulator.policies.base import HistoryItem
-    from shop_r1.simulator.prompt.render import build_messages
+    from shop_r1.simulator.records.exchange import HistoryItem
+    from shop_r1.simulator.agent.prompt.render import build_messages
 
     bench = _bench()
     earlier = HistoryItem(url="u0", simplified_html="<p name=old>old</p>", action={"type": "terminate"})

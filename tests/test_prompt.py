@@ -14,8 +14,8 @@ from shop_r1.envs.actions import Click, Terminate, TypeAndSubmit
 from shop_r1.envs.observation import Element, Observation
 from shop_r1.envs.tokens import count_tokens
 from shop_r1.personas.library import load_library
-from shop_r1.simulator.policies.base import HistoryItem
-from shop_r1.simulator.prompt import (
+from shop_r1.simulator.records.exchange import HistoryItem
+from shop_r1.simulator.agent.prompt import (
     OMITTED_MARKER,
     PARSE_ERROR_CODES,
     SYSTEM_PROMPT,
@@ -130,7 +130,7 @@ def test_budget_collapses_then_drops_the_oldest_history_and_keeps_the_page(caplo
     seen = set()
     previous = None
     budgets = [*range(full, page_only + 30, -(full - page_only) // 25), page_only + 30]
-    with caplog.at_level(logging.INFO, logger="shop_r1.simulator.prompt"):
+    with caplog.at_level(logging.INFO, logger="shop_r1.simulator.agent.prompt"):
         for budget in budgets:
             prompt = build_prompt(obs, hist, token_budget=budget)
             user = prompt.messages[1]["content"]
@@ -196,7 +196,7 @@ def test_custom_token_counter_is_used():
 def test_the_one_context_format_is_one_user_turn_with_the_session_inline():
     """Issue 9 fix 5: SFT, RL, evaluation and the simulator all read build_messages; there is no
     second (multi-turn) session format to drift from it."""
-    import shop_r1.simulator.prompt as P
+    import shop_r1.simulator.agent.prompt as P
 
     assert not hasattr(P, "build_chat_session")
     history = [HistoryItem(url="http://127.0.0.1:8000/", simplified_html=_page("home"),
@@ -326,13 +326,13 @@ def test_parse_output_never_raises_on_garbage():
 
 
 def test_system_prompt_text_is_the_shipped_file_not_python() -> None:
-    """The prompt's prose is package data (simulator/prompt/system.md), filled in from the action
+    """The prompt's prose is package data (simulator/agent/prompt/system.md), filled in from the action
     models; the Python module that renders it holds none of it."""
     from importlib import resources
 
-    import shop_r1.simulator.prompt.render as render
+    import shop_r1.simulator.agent.prompt.render as render
 
-    text = resources.files("shop_r1.simulator.prompt").joinpath("system.md").read_text(encoding="utf-8")
+    text = resources.files("shop_r1.simulator.agent.prompt").joinpath("system.md").read_text(encoding="utf-8")
     assert text.count("$actions") == text.count("$name_rule") == text.count("$answer_format") == 1
     assert SYSTEM_PROMPT.startswith(text.split("$", 1)[0]) and SYSTEM_PROMPT.endswith(render.ANSWER_FORMAT)
     assert "You are a human shopper" not in Path(render.__file__).read_text(encoding="utf-8")

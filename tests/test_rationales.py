@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 from click.testing import CliRunner
 
-from shop_r1.simulator.trace import TraceWriter, read_trace
+from shop_r1.simulator.records.trace import TraceWriter, read_trace
 from shop_r1.training.rationales import (
     RATIONALE_PROMPT,
     OpenAITeacher,
@@ -29,8 +29,8 @@ from shop_r1.training.rationales import (
 def bare_trace(shop_url, tmp_path_factory) -> Path:
     """A real scripted-shopper trace with every rationale removed (what real logs look like)."""
     from shop_r1.personas.sampler import sample
-    from shop_r1.simulator.policies.scripted import ScriptedPolicy
-    from shop_r1.simulator.runner import RunConfig, run_simulation
+    from shop_r1.simulator.agent.policies.scripted import ScriptedPolicy
+    from shop_r1.simulator.loop.runner import RunConfig, run_simulation
 
     base = tmp_path_factory.mktemp("rat")
     cfg = RunConfig(shop_url=shop_url, shoppers=2, concurrency=2, max_steps=4, seed=0, out_dir=base / "run")
@@ -209,7 +209,7 @@ async def test_failures_are_reported_and_retried_only_on_rerun(bare_trace, tmp_p
 
 
 def test_cli_reports_failures_with_exit_status(bare_trace, tmp_path):
-    from shop_r1.simulator.cli import main
+    from shop_r1.simulator.cli.main import main
 
     async def serve_and_run() -> tuple[int, str]:
         async with FakeOpenAI(fail_when=ACTION_IS_SEARCH) as server:
@@ -227,7 +227,7 @@ def test_cli_reports_failures_with_exit_status(bare_trace, tmp_path):
 
 
 def test_template_teacher_via_cli(bare_trace, tmp_path):
-    from shop_r1.simulator.cli import main
+    from shop_r1.simulator.cli.main import main
 
     result = CliRunner().invoke(main, ["data", "rationales", str(bare_trace), "--out", str(tmp_path / "t"),
                                        "--teacher", "template"])

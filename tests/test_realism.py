@@ -9,8 +9,8 @@ import pytest
 
 from shop_r1.envs.actions import Click, Terminate, TypeAndSubmit
 from shop_r1.personas.library import load_intents
-from shop_r1.simulator.realism import REFERENCE_FILE, load_reference, realism_block, realism_html
-from shop_r1.simulator.trace import TraceElement, TraceStep
+from shop_r1.simulator.analysis.realism import REFERENCE_FILE, load_reference, realism_block, realism_html
+from shop_r1.simulator.records.trace import TraceElement, TraceStep
 
 LISTING = ('<h1>3 results for "kettle"</h1><div><a name="r.a">Blue Steel Kettle</a> $19.99</div>'
            '<div><a name="r.b">Red Enamel Kettle</a> $24.99</div><div><a name="r.c">Glass Kettle Pro</a> $31.00</div>')

@@ -15,8 +15,8 @@ import pytest
 from click.testing import CliRunner
 
 from shop_r1.envs.observation import Element, Observation
-from shop_r1.simulator.policies.base import PolicyRequest
-from shop_r1.simulator.policies.transformers_policy import TransformersPolicy
+from shop_r1.simulator.records.exchange import PolicyRequest
+from shop_r1.simulator.agent.policies.transformers_policy import TransformersPolicy
 from shop_r1.training.cli_train import train
 from shop_r1.training.data import load_split, load_trace
 from shop_r1.training.recipe import RECIPE_RECORD_FILE, train_corpus

@@ -20,9 +20,9 @@ from click.testing import CliRunner
 from fixtures.opera_builder import SESSION_A, SESSION_B, SESSION_C, write_opera_fixture
 from rich.console import Console
 
-from shop_r1.simulator.cli import main
-from shop_r1.simulator.replay import ReplayError, open_trace
-from shop_r1.simulator.replay.view import (
+from shop_r1.simulator.cli.main import main
+from shop_r1.simulator.records.replay import ReplayError, open_trace
+from shop_r1.simulator.records.replay.view import (
     CONTEXT_LINES,
     ReplayViewer,
     command_for,
@@ -31,7 +31,7 @@ from shop_r1.simulator.replay.view import (
     read_line_command,
 )
 from shop_r1.simulator.scoring import action_reward
-from shop_r1.simulator.trace import elements_from_html, observation_from_step, read_trace
+from shop_r1.simulator.records.trace import elements_from_html, observation_from_step, read_trace
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOP_R1 = str(ROOT / ".venv" / "bin" / "shop-r1")
@@ -42,8 +42,8 @@ def sim_run(tmp_path_factory) -> Path:
     """A real simulated run: 3 scripted shoppers on the bundled shop (v1, seed 0)."""
     from shop_r1.envs.shop.server import run_in_thread
     from shop_r1.personas.sampler import sample
-    from shop_r1.simulator.policies.scripted import ScriptedPolicy
-    from shop_r1.simulator.runner import RunConfig, run_simulation
+    from shop_r1.simulator.agent.policies.scripted import ScriptedPolicy
+    from shop_r1.simulator.loop.runner import RunConfig, run_simulation
 
     out = tmp_path_factory.mktemp("sim") / "run"
     with run_in_thread(seed=0, port=0) as shop:
@@ -55,7 +55,7 @@ def sim_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def imported(tmp_path_factory) -> Path:
-    from shop_r1.simulator.opera_import import import_opera, load_users, read_rows
+    from shop_r1.simulator.records.opera_import import import_opera, load_users, read_rows
 
     files = write_opera_fixture(tmp_path_factory.mktemp("opera_src"))
     out = tmp_path_factory.mktemp("opera") / "run"
@@ -440,7 +440,7 @@ def test_live_reexecution_of_the_imported_trace(imported: Path) -> None:
     """Imported sessions replay against the bundled shop: session A's search box exists there
     (names around it differ: changed), session B's OPeRA-style names do not (target_missing)."""
     from shop_r1.envs.shop.server import run_in_thread
-    from shop_r1.simulator.replay.execute import execute_trace
+    from shop_r1.simulator.records.replay.execute import execute_trace
 
     trace = open_trace(imported)
     with run_in_thread(seed=0, port=0) as shop:
@@ -456,7 +456,7 @@ def test_live_reexecution_of_the_imported_trace(imported: Path) -> None:
 
 def test_a_model_policy_versus_recorded(sim_run: Path) -> None:
     """A real transformers backend (tiny random Qwen2, constrained decoding) scored step by step."""
-    from shop_r1.simulator.llm.tiny_model import tiny_model_dir
+    from shop_r1.simulator.agent.llm.tiny_model import tiny_model_dir
 
     session = open_trace(sim_run).sessions[0]
     res = cli(["replay", str(sim_run), "--session", session.session_id, "--policy", "transformers",

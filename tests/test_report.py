@@ -10,8 +10,8 @@ import pytest
 from rich.console import Console
 
 from shop_r1.envs.actions import Click, Terminate, TypeAndSubmit
-from shop_r1.simulator.report import build_report, render_console, render_html, summarize, write_html
-from shop_r1.simulator.trace import TraceWriter, load_run_info, read_trace
+from shop_r1.simulator.analysis.report import build_report, render_console, render_html, summarize, write_html
+from shop_r1.simulator.records.trace import TraceWriter, load_run_info, read_trace
 
 BASE = "http://127.0.0.1:8000"
 HOME = [{"name": "search_input", "kind": "input", "text": ""},

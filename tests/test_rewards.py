@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from shop_r1.envs.actions import Click, Terminate, TypeAndSubmit
 from shop_r1.simulator import scoring as R
-from shop_r1.simulator.cli import main as cli_main
+from shop_r1.simulator.cli.main import main as cli_main
 from shop_r1.simulator.scoring import RewardConfig, action_reward, binary_reward
 
 ROOT = Path(__file__).resolve().parents[1]

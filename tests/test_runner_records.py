@@ -11,10 +11,11 @@ from pathlib import Path
 from shop_r1.envs.actions import ParseError
 from shop_r1.envs.observation import ActionError, StepResult
 from shop_r1.personas.sampler import sample
-from shop_r1.simulator.policies.base import Policy, PolicyRequest, PolicyResponse
-from shop_r1.simulator.policies.scripted import ScriptedPolicy
-from shop_r1.simulator.runner import RunConfig, Runner
-from shop_r1.simulator.trace import read_trace, step_record
+from shop_r1.simulator.agent.policies.base import Policy
+from shop_r1.simulator.records.exchange import PolicyRequest, PolicyResponse
+from shop_r1.simulator.agent.policies.scripted import ScriptedPolicy
+from shop_r1.simulator.loop.runner import RunConfig, Runner
+from shop_r1.simulator.records.trace import read_trace, step_record
 
 NONSENSE = ParseError(code="invalid_json", message="model said nonsense", detail={"pos": 3})
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from shop_r1.envs.observation import Element
-from shop_r1.simulator.safety import REDACTED, Redactor, scrub_url
+from shop_r1.simulator.records.safety import REDACTED, Redactor, scrub_url
 
 PASSWORD = Element(name="account.password", kind="input", input_type="password")
 SEARCH = Element(name="search.field_keywords", kind="input", input_type="search")

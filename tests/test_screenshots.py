@@ -12,11 +12,11 @@ from PIL import Image
 
 from shop_r1.envs.browser import BrowserPool, SessionOptions
 from shop_r1.personas.sampler import sample
-from shop_r1.simulator.policies.scripted import ScriptedPolicy
-from shop_r1.simulator.report import build_report
-from shop_r1.simulator.report.shots import Screenshots
-from shop_r1.simulator.runner import RunConfig, Runner
-from shop_r1.simulator.trace import read_trace
+from shop_r1.simulator.agent.policies.scripted import ScriptedPolicy
+from shop_r1.simulator.analysis.report import build_report
+from shop_r1.simulator.analysis.report.shots import Screenshots
+from shop_r1.simulator.loop.runner import RunConfig, Runner
+from shop_r1.simulator.records.trace import read_trace
 
 
 def test_run_keeps_a_screenshot_per_step_and_the_report_shows_them(fresh_shop, tmp_path: Path) -> None:

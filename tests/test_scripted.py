@@ -15,10 +15,10 @@ from shop_r1.envs.actions import Click, TypeAndSubmit
 from shop_r1.envs.pagetype import classify
 from shop_r1.personas.missions import BUYERS_ONLY
 from shop_r1.personas.sampler import sample
-from shop_r1.simulator.policies.scripted import ScriptedPolicy
-from shop_r1.simulator.realism import realism_of_run
-from shop_r1.simulator.runner import RunConfig, Runner
-from shop_r1.simulator.trace import observation_from_step, read_trace
+from shop_r1.simulator.agent.policies.scripted import ScriptedPolicy
+from shop_r1.simulator.analysis.realism import realism_of_run
+from shop_r1.simulator.loop.runner import RunConfig, Runner
+from shop_r1.simulator.records.trace import observation_from_step, read_trace
 
 TERMS = ["headphones", "shirt", "kitchen", "shoes", "toys", "coffee", "laptop"]
 # Intents that fit the third-party shop's catalogue, in the library's two styles (own words,
@@ -108,7 +108,7 @@ def test_did_you_mean_page_decision():
     with ThirdPartyShop() as shop:
         page = observe(shop.page("find", term="organic freeze dried beets"))
     from shop_r1.envs.observation import Observation
-    from shop_r1.simulator.policies.base import PolicyRequest
+    from shop_r1.simulator.records.exchange import PolicyRequest
 
     obs = Observation(url=page.url, title=page.title, simplified_html=page.simplified_html, elements=page.elements)
     persona = sample(1, seed=3)[0].with_intent("organic freeze dried beets")
@@ -120,7 +120,7 @@ def test_did_you_mean_page_decision():
 
 
 def test_a_viewed_product_is_known_by_its_title_under_other_trimmings() -> None:
-    from shop_r1.simulator.policies.scripted import _same_product
+    from shop_r1.simulator.agent.policies.scripted import _same_product
 
     title = "Pedigree GM-7000XS4 Grain-Free Salmon Dog Food, 24 lb"
     assert _same_product("Pedigree GM-7000XS4 Grain-Free Salmon … $41.99 ★★★★☆ 388", title)
@@ -136,14 +136,14 @@ def test_a_viewed_product_is_known_by_its_title_under_other_trimmings() -> None:
     ("i need a long lasting 6.76 fl oz bottle of l'eau d'issey, and price lower than 100.00 dollars", None),
 ])
 def test_head_word_of_an_own_intent(intent: str, head: str | None) -> None:
-    from shop_r1.simulator.policies.page_signals import head_word
+    from shop_r1.personas.intent_words import head_word
 
     assert head_word(intent) == head
 
 
 def test_an_item_sharing_only_a_qualifier_with_the_intent_does_not_fit() -> None:
-    from shop_r1.simulator.policies.base import PolicyRequest
-    from shop_r1.simulator.policies.scripted import _fit
+    from shop_r1.simulator.records.exchange import PolicyRequest
+    from shop_r1.simulator.agent.policies.scripted import _fit
     from shop_r1.envs.observation import Observation
 
     policy = ScriptedPolicy(seed=0)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from shop_r1.envs.observation import Observation
 from shop_r1.personas.sampler import sample
-from shop_r1.simulator.policies.base import PolicyRequest
-from shop_r1.simulator.policies.scripted import ScriptedPolicy
+from shop_r1.simulator.records.exchange import PolicyRequest
+from shop_r1.simulator.agent.policies.scripted import ScriptedPolicy
 
 
 def _draws(session_id: str, persona) -> tuple:

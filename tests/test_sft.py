@@ -21,8 +21,8 @@ def make_trace(base: Path) -> Path:
             return run
         from shop_r1.envs.shop.server import run_in_thread
         from shop_r1.personas.library import load_library
-        from shop_r1.simulator.policies.scripted import ScriptedPolicy
-        from shop_r1.simulator.runner import RunConfig, run_simulation
+        from shop_r1.simulator.agent.policies.scripted import ScriptedPolicy
+        from shop_r1.simulator.loop.runner import RunConfig, run_simulation
 
         personas = list(load_library().personas[:2])
         with run_in_thread(seed=0, port=0) as shop:
@@ -38,8 +38,8 @@ def observation_from_row(row: dict) -> Observation:
 
 def act_with_checkpoint(folder: Path, row: dict):
     """Reload a checkpoint in the simulator's transformers backend and act (constrained) on a real page."""
-    from shop_r1.simulator.policies.base import PolicyRequest
-    from shop_r1.simulator.policies.transformers_policy import TransformersPolicy
+    from shop_r1.simulator.records.exchange import PolicyRequest
+    from shop_r1.simulator.agent.policies.transformers_policy import TransformersPolicy
 
     policy = TransformersPolicy(str(folder), device="cpu", constrained=True, temperature=0.0, batch_size=1,
                                 token_budget=400)

@@ -15,10 +15,11 @@ from fixtures.third_party_shop import ThirdPartyShop
 from shop_r1.envs.shop.server import run_in_thread
 from shop_r1.personas.model import Persona
 from shop_r1.personas.sampler import content_words, sample
-from shop_r1.simulator.cli_simulate import _load_personas
-from shop_r1.simulator.shopmodel import CrawlError, CrawlLimits, crawl, draw_intent, intent_source, load_catalogue
-from shop_r1.simulator.shopmodel.cache import cache_path
-from shop_r1.simulator.shopmodel.intents import head_phrase, round_budget, spend_cap
+from shop_r1.personas.shoppers import shoppers_for_run as _load_personas
+from shop_r1.envs.storefront import CrawlError, CrawlLimits, crawl, load_catalogue
+from shop_r1.personas.intents import draw_intent, intent_source
+from shop_r1.envs.storefront.cache import cache_path
+from shop_r1.personas.intents import head_phrase, round_budget, spend_cap
 
 FAST = CrawlLimits(delay_s=0.0)
 

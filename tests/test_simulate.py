@@ -12,10 +12,11 @@ from pathlib import Path
 from shop_r1.envs.actions import Click, ParseError, Terminate, TypeAndSubmit
 from shop_r1.personas.missions import BUYERS_ONLY
 from shop_r1.personas.sampler import sample
-from shop_r1.simulator.policies.base import Policy, PolicyRequest, PolicyResponse
-from shop_r1.simulator.policies.scripted import ScriptedPolicy
-from shop_r1.simulator.runner import RunConfig, Runner
-from shop_r1.simulator.trace import read_trace
+from shop_r1.simulator.agent.policies.base import Policy
+from shop_r1.simulator.records.exchange import PolicyRequest, PolicyResponse
+from shop_r1.simulator.agent.policies.scripted import ScriptedPolicy
+from shop_r1.simulator.loop.runner import RunConfig, Runner
+from shop_r1.simulator.records.trace import read_trace
 
 ROOT = Path(__file__).resolve().parents[1]
 TERMS = ["headphones", "shirt", "kitchen", "shoes", "toys", "coffee", "laptop"]
@@ -86,7 +87,7 @@ class _Plan(Policy):
 
 def _checkout_plan(req: PolicyRequest):
     """Search, open the first result, pick options, add to cart, check out, fill, place order."""
-    from shop_r1.simulator.policies.page_signals import read_signals
+    from shop_r1.envs.page_signals import read_signals
 
     obs = req.observation
     sig = read_signals(obs)
@@ -189,7 +190,7 @@ def test_simulate_cli_writes_trace_and_report(tmp_path):
 def test_simulate_cli_rejects_bad_input(tmp_path):
     from click.testing import CliRunner
 
-    from shop_r1.simulator.cli import main
+    from shop_r1.simulator.cli.main import main
 
     res = CliRunner().invoke(main, ["simulate", "--shop", "ftp://nope", "--out", str(tmp_path / "x")])
     assert res.exit_code != 0 and "http" in res.output

@@ -14,8 +14,8 @@ import pytest
 
 from fixtures.third_party_shop import ThirdPartyShop
 from shop_r1.personas.sampler import sample
-from shop_r1.simulator.shopmodel import TaskFileError, load_tasks, parse_tasks, start_url_of, task_shoppers
-from shop_r1.simulator.shopmodel.outcomes import task_outcomes, task_outcomes_html
+from shop_r1.personas.tasks import TaskFileError, load_tasks, parse_tasks, start_url_of, task_shoppers
+from shop_r1.simulator.analysis.outcomes import task_outcomes, task_outcomes_html
 
 ROOT = Path(__file__).resolve().parents[1]
 

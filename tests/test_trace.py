@@ -12,8 +12,8 @@ import pytest
 
 from shop_r1.envs.actions import Click, ParseError, Terminate, TypeAndSubmit
 from shop_r1.envs.observation import ActionError, Element, Observation, StepResult
-from shop_r1.simulator.policies.base import PolicyResponse
-from shop_r1.simulator.trace import (
+from shop_r1.simulator.records.exchange import PolicyResponse
+from shop_r1.simulator.records.trace import (
     SCHEMA_VERSION,
     TraceFormatError,
     TraceStep,

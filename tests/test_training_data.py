@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from shop_r1.envs.actions import parse_action
-from shop_r1.simulator.prompt import parse_output
-from shop_r1.simulator.trace import TraceWriter, read_trace
+from shop_r1.simulator.agent.prompt import parse_output
+from shop_r1.simulator.records.trace import TraceWriter, read_trace
 from shop_r1.training.data import (
     DatasetBuildError,
     build_dataset_dir,
@@ -26,8 +26,8 @@ from shop_r1.training.splits import SplitError, assign_groups, group_key, split,
 def simulate(shop_url: str, out: Path, shoppers: int, steps: int, seed: int = 1) -> Path:
     """Run the scripted shopper through the real runner on the real bundled shop."""
     from shop_r1.personas.sampler import sample
-    from shop_r1.simulator.policies.scripted import ScriptedPolicy
-    from shop_r1.simulator.runner import RunConfig, run_simulation
+    from shop_r1.simulator.agent.policies.scripted import ScriptedPolicy
+    from shop_r1.simulator.loop.runner import RunConfig, run_simulation
 
     cfg = RunConfig(shop_url=shop_url, shoppers=shoppers, concurrency=shoppers, max_steps=steps, seed=0,
                     out_dir=out)
@@ -140,8 +140,8 @@ def test_sft_rl_eval_and_simulator_contexts_are_byte_identical(run_dir, tmp_path
     same bytes -- and a failed action stays in everyone's history."""
     import shutil
 
-    from shop_r1.simulator.prompt import build_messages
-    from shop_r1.simulator.trace import history_item, load_run_info, observation_from_step
+    from shop_r1.simulator.agent.prompt import build_messages
+    from shop_r1.simulator.records.trace import history_item, load_run_info, observation_from_step
     from shop_r1.personas.model import Persona
     from shop_r1.training.evaluate import request_for_row
 
@@ -314,6 +314,6 @@ def test_bad_trace_rows_are_reported_with_file_and_line(run_dir, tmp_path):
 
 
 def _cli():
-    from shop_r1.simulator.cli import main
+    from shop_r1.simulator.cli.main import main
 
     return main

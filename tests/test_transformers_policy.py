@@ -14,16 +14,16 @@ from collections.abc import Sequence
 import pytest
 
 from shop_r1.envs.observation import Element, Observation
-from shop_r1.simulator.policies.base import PolicyRequest, PolicyResponse
-from shop_r1.simulator.policies.constrained import (
+from shop_r1.simulator.records.exchange import PolicyRequest, PolicyResponse
+from shop_r1.simulator.agent.policies.constrained import (
     ConstrainedRows,
     TokenTable,
     action_grammar,
     executable_names,
     grammar_for_observation,
 )
-from shop_r1.simulator.policies.transformers_policy import TransformersPolicy
-from shop_r1.simulator.llm.tiny_model import tiny_model_dir
+from shop_r1.simulator.agent.policies.transformers_policy import TransformersPolicy
+from shop_r1.simulator.agent.llm.tiny_model import tiny_model_dir
 
 
 # -- fixtures -----------------------------------------------------------------------------------
@@ -147,7 +147,7 @@ def _sample_with_random_logits(tokenizer, pages: Sequence[Observation], seed: in
 
 @pytest.mark.parametrize("which", ["tiny_tokenizer", "smollm2_tokenizer"])
 def test_random_logits_always_spell_a_valid_answer(which: str, request: pytest.FixtureRequest) -> None:
-    from shop_r1.simulator.prompt import parse_output_for
+    from shop_r1.simulator.agent.prompt import parse_output_for
 
     tokenizer = request.getfixturevalue(which)
     pages = [_hand_page()] * 6
@@ -181,7 +181,7 @@ async def test_constrained_batch_of_three_on_real_shop_pages(tiny: str, shop_pag
 async def test_prefilling_prompts_apart_writes_the_same_tokens(tiny: str, shop_pages: list[Observation],
                                                                constrained: bool) -> None:
     """The unpadded prefill is a speed-up only: token for token the padded batch's answers."""
-    from shop_r1.simulator.llm.prefill import prefill_apart
+    from shop_r1.simulator.agent.llm.prefill import prefill_apart
 
     requests = [PolicyRequest(session_id=f"s{i}", observation=obs, step=i) for i, obs in enumerate(shop_pages)]
     answers = {}
@@ -203,8 +203,8 @@ def test_prefilled_padded_batch_runs_each_distinct_prompt_once(tiny: str) -> Non
     """GRPO's rollouts repeat each prompt G times: one prefill per prompt, the same sampled tokens."""
     import torch
 
-    from shop_r1.simulator.llm.loader import load_for_generation
-    from shop_r1.simulator.llm.prefill import prefilled
+    from shop_r1.simulator.agent.llm.loader import load_for_generation
+    from shop_r1.simulator.agent.llm.prefill import prefilled
 
     loaded = load_for_generation(tiny, device="cpu")
     model, tok = loaded.model, loaded.tokenizer
@@ -319,7 +319,7 @@ def test_describe_and_bad_settings(tiny: str) -> None:
 async def test_default_model_takes_an_executable_step_on_the_real_shop(shop_url: str) -> None:
     """SmolLM2-135M (converted once, ~30 s) chooses an action that the real browser executes."""
     from shop_r1.envs.browser import BrowserPool
-    from shop_r1.simulator.llm.models import default_model_dir
+    from shop_r1.simulator.agent.llm.models import default_model_dir
 
     model_dir = default_model_dir()
     # a 1,200-token prompt budget keeps CPU prefill short; the grammar still offers every name
@@ -341,7 +341,7 @@ async def test_default_model_takes_an_executable_step_on_the_real_shop(shop_url:
 
 # -- a prompt sized to the model's speed here ----------------------------------------------------
 def test_prompt_budget_follows_the_measured_speed() -> None:
-    from shop_r1.simulator.llm.speed import MIN_PROMPT_TOKENS, ModelSpeed, prompt_budget_for
+    from shop_r1.simulator.agent.llm.speed import MIN_PROMPT_TOKENS, ModelSpeed, prompt_budget_for
 
     fast = ModelSpeed(prefill_tokens_per_s=4000.0, decode_s_per_step=0.02, batch=4, measured_s=1.0)
     slow = ModelSpeed(prefill_tokens_per_s=400.0, decode_s_per_step=0.2, batch=4, measured_s=1.0)

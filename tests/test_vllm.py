@@ -25,10 +25,10 @@ import pytest_asyncio
 
 from shop_r1.envs.actions import Click, Terminate, TypeAndSubmit
 from shop_r1.envs.observation import Element, Observation, with_option_elements
-from shop_r1.simulator.policies.base import PolicyRequest
-from shop_r1.simulator.llm.sampling import SamplingParams
-from shop_r1.simulator.policies.vllm_policy import VLLMPolicy, response_format_for_page
-from shop_r1.simulator.llm.vllm_server import VLLMNotInstalledError, VLLMServer, VLLMStartError, resolve_vllm_python
+from shop_r1.simulator.records.exchange import PolicyRequest
+from shop_r1.simulator.agent.llm.sampling import SamplingParams
+from shop_r1.simulator.agent.policies.vllm_policy import VLLMPolicy, response_format_for_page
+from shop_r1.simulator.agent.llm.vllm_server import VLLMNotInstalledError, VLLMServer, VLLMStartError, resolve_vllm_python
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_NAME = "tiny-qwen2"
@@ -110,7 +110,7 @@ def test_missing_vllm_python_names_what_was_tried(tmp_path: Path, monkeypatch: p
     monkeypatch.setenv("SHOP_R1_VLLM_PYTHON", str(missing))
     with pytest.raises(VLLMNotInstalledError, match="SHOP_R1_VLLM_PYTHON"):
         resolve_vllm_python()
-    from shop_r1.simulator.llm.tiny_model import tiny_model_dir
+    from shop_r1.simulator.agent.llm.tiny_model import tiny_model_dir
 
     with pytest.raises(VLLMNotInstalledError, match="make vllm-env"):
         VLLMServer(tiny_model_dir(0)).start()
@@ -123,7 +123,7 @@ def test_model_folder_must_exist(tmp_path: Path) -> None:
 
 def test_early_exit_raises_with_log_tail(tmp_path: Path) -> None:
     """A Python without vLLM exits at once: the error must carry the log's last lines."""
-    from shop_r1.simulator.llm.tiny_model import tiny_model_dir
+    from shop_r1.simulator.agent.llm.tiny_model import tiny_model_dir
 
     server = VLLMServer(tiny_model_dir(0), vllm_python=sys.executable, log_path=tmp_path / "vllm.log", ready_timeout_s=60)
     with pytest.raises(VLLMStartError) as err:
@@ -134,7 +134,7 @@ def test_early_exit_raises_with_log_tail(tmp_path: Path) -> None:
 
 
 async def test_launch_failure_raises_and_leaves_nothing(tmp_path: Path) -> None:
-    from shop_r1.simulator.llm.tiny_model import tiny_model_dir
+    from shop_r1.simulator.agent.llm.tiny_model import tiny_model_dir
 
     name = f"launch-fail-{os.getpid()}"
     launched = VLLMPolicy.launch(tiny_model_dir(0), server_kwargs={"vllm_python": sys.executable, "served_model_name": name,
@@ -150,7 +150,7 @@ async def test_launch_failure_raises_and_leaves_nothing(tmp_path: Path) -> None:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[VLLMServer]:
     """The module's server, started through ``VLLMPolicy.launch`` so that path is exercised for real."""
-    from shop_r1.simulator.llm.tiny_model import tiny_model_dir
+    from shop_r1.simulator.agent.llm.tiny_model import tiny_model_dir
 
     log = tmp_path_factory.mktemp("vllm") / "server.log"
     server_kwargs = dict(served_model_name=MODEL_NAME, max_model_len=2048, kv_cache_gib=1, dev_mode=True,
@@ -261,7 +261,7 @@ async def test_batch_of_8_latency_and_throughput(server: VLLMServer) -> None:
 
 @pytest.mark.slow
 def test_reload_weights_changes_and_restores_the_model(server: VLLMServer) -> None:
-    from shop_r1.simulator.llm.tiny_model import tiny_model_dir
+    from shop_r1.simulator.agent.llm.tiny_model import tiny_model_dir
 
     def top_logprobs() -> list[tuple[str, float]]:
         body = {"model": MODEL_NAME, "messages": make_request(0).messages, "max_tokens": 1, "temperature": 0,
@@ -285,8 +285,8 @@ async def test_sft_checkpoint_is_served_by_vllm(server: VLLMServer, tmp_path: Pa
     it into the running server and get executable, structured actions from it."""
     import datasets
 
-    from shop_r1.simulator.prompt import format_answer
-    from shop_r1.simulator.llm.tiny_model import tiny_model_dir
+    from shop_r1.simulator.agent.prompt import format_answer
+    from shop_r1.simulator.agent.llm.tiny_model import tiny_model_dir
     from shop_r1.training.config import SFTSettings
     from shop_r1.training.sft import train_sft
 
@@ -344,7 +344,7 @@ def _processes_mentioning(token: str) -> list[int]:
 
 @pytest.mark.slow
 def test_cli_serve_until_interrupted(tmp_path: Path) -> None:
-    from shop_r1.simulator.llm.tiny_model import tiny_model_dir
+    from shop_r1.simulator.agent.llm.tiny_model import tiny_model_dir
 
     exe = Path(sys.executable).with_name("shop-r1")
     log = tmp_path / "serve.log"
@@ -374,7 +374,7 @@ def test_cli_serve_until_interrupted(tmp_path: Path) -> None:
 def test_cli_serve_rejects_a_folder_without_config(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from shop_r1.simulator.cli import main
+    from shop_r1.simulator.cli.main import main
 
     result = CliRunner().invoke(main, ["serve", "--model", str(tmp_path)])
     assert result.exit_code != 0

@@ -17,9 +17,9 @@ from fixtures.wild_shops import CLIENT_ITEMS, BotWallShop, ClientShop, ConsentSh
 from shop_r1.envs.browser import BrowserPool, SessionOptions
 from shop_r1.envs.observation import Element, Observation
 from shop_r1.envs.pagetype import bot_wall
-from shop_r1.simulator.shopmodel.crawl import CrawlLimits, crawl
-from shop_r1.simulator.trace.convert import observation_element, trace_element
-from shop_r1.simulator.trace.views import TraceElement
+from shop_r1.envs.storefront.crawl import CrawlLimits, crawl
+from shop_r1.simulator.records.trace.convert import observation_element, trace_element
+from shop_r1.simulator.records.trace.views import TraceElement
 
 
 @pytest.fixture

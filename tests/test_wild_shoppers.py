@@ -23,15 +23,17 @@ from shop_r1.envs.observation import Element, Observation
 from shop_r1.personas.library import load_library
 from shop_r1.personas.missions import BUYERS_ONLY, MISSION_MIX, allot_missions, split_mission, with_mission
 from shop_r1.personas.sampler import sample
-from shop_r1.simulator.loops import STUCK_REPEATS, LoopWatch
-from shop_r1.simulator.policies.base import HistoryItem, Policy, PolicyRequest, PolicyResponse
-from shop_r1.simulator.policies.page_signals import ADD_TO_CART_WORDS, product_cards, read_dialog
-from shop_r1.simulator.policies.scripted import ScriptedPolicy
-from shop_r1.simulator.prompt import SYSTEM_PROMPT, build_messages
-from shop_r1.simulator.realism import realism_of_run
-from shop_r1.simulator.runner import RunConfig, Runner
-from shop_r1.simulator.shopmodel import crawl, intent_source
-from shop_r1.simulator.trace import read_trace
+from shop_r1.simulator.loop.loops import STUCK_REPEATS, LoopWatch
+from shop_r1.simulator.agent.policies.base import Policy
+from shop_r1.simulator.records.exchange import HistoryItem, PolicyRequest, PolicyResponse
+from shop_r1.envs.page_signals import ADD_TO_CART, product_cards, read_dialog
+from shop_r1.simulator.agent.policies.scripted import ScriptedPolicy
+from shop_r1.simulator.agent.prompt import SYSTEM_PROMPT, build_messages
+from shop_r1.simulator.analysis.realism import realism_of_run
+from shop_r1.simulator.loop.runner import RunConfig, Runner
+from shop_r1.envs.storefront import crawl
+from shop_r1.personas.intents import intent_source
+from shop_r1.simulator.records.trace import read_trace
 
 SESSIONS = 6
 
@@ -49,7 +51,7 @@ def _adds(step) -> bool:
     if not isinstance(step.action, Click) or step.exec_error is not None:
         return False
     el = step.element(step.action.name)
-    return bool(ADD_TO_CART_WORDS.search(control_label(step.action.name, el.text if el else "")))
+    return bool(ADD_TO_CART.search(control_label(step.action.name, el.text if el else "")))
 
 
 def _shop_personas(url: str, seed: int = 3) -> list:
@@ -240,7 +242,7 @@ def test_a_policy_repeating_a_failing_action_ends_stuck_and_the_report_shows_the
     assert block["repeated_actions"] == {"one-click": {"pairs": 4, "repeats": 4, "rate": 1.0}}
     items = {i["name"]: i for i in block["items"]}
     assert items["repeated_action_rate"]["value"] == {"one-click": 1.0}
-    from shop_r1.simulator.report import build_report
+    from shop_r1.simulator.analysis.report import build_report
 
     build_report(tmp_path / "run")
     page = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")

@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from shop_r1.simulator.prompt import format_answer
+from shop_r1.simulator.agent.prompt import format_answer
 
 log = logging.getLogger(__name__)
 

@@ -63,7 +63,7 @@ def build(traces: tuple[Path, ...], out_dir: Path, by: str, seed: int, val: floa
           token_budget: int | None, sft_max_tokens: int | None, missing_rationale: str, no_persona: bool,
           as_json: bool) -> None:
     """Turn traces (run folders or trace.jsonl files) into split datasets."""
-    from shop_r1.simulator.trace import TraceFormatError
+    from shop_r1.simulator.records.trace import TraceFormatError
     from shop_r1.training.data import RL_TOKEN_BUDGET, SFT_MAX_TOKENS, DatasetBuildError, build_dataset_dir
     from shop_r1.training.splits import SplitError
 
@@ -212,7 +212,7 @@ def evaluate(model: str | None, data_path: Path, split: str, policy: str | None,
              constrained: bool, lenient: bool, temperature: float, max_new_tokens: int, batch_size: int, limit: int | None, seed: int,
              as_json: bool, predictions_path: Path | None) -> None:
     """Score a policy on recorded steps: exact / type accuracy, type macro-F1, per type (Tables 2, 3)."""
-    from shop_r1.simulator.policies.factory import PolicyConfigError, PolicySpec, open_policy
+    from shop_r1.simulator.agent.policies.factory import PolicyConfigError, PolicySpec, open_policy
     from shop_r1.simulator.scoring import RewardConfig
     from shop_r1.training.evaluate import EvaluationDataError, aevaluate
 

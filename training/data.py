@@ -1,7 +1,7 @@
 """From traces to training and evaluation datasets (HF ``datasets``, saved as Parquet).
 
 Two views of the same recorded sessions in ONE context format, the one the simulator's policies
-read live: :func:`shop_r1.simulator.prompt.build_messages` -- the system prompt, then one user turn
+read live: :func:`shop_r1.simulator.agent.prompt.build_messages` -- the system prompt, then one user turn
 with every earlier page, rationale and action inline before the current page (the paper's RL
 example). SFT rows, RL rows, evaluation and the simulator therefore show a step's context byte
 for byte the same (``tests/test_training_data.py`` checks it); an SFT model is not trained on
@@ -63,9 +63,9 @@ from pydantic import ValidationError
 
 from shop_r1.envs.tokens import count_tokens as default_count
 from shop_r1.personas.model import Persona
-from shop_r1.simulator.policies.base import HistoryItem
-from shop_r1.simulator.prompt import build_messages, format_answer
-from shop_r1.simulator.trace import (
+from shop_r1.simulator.records.exchange import HistoryItem
+from shop_r1.simulator.agent.prompt import build_messages, format_answer
+from shop_r1.simulator.records.trace import (
     RunInfo,
     TraceFormatError,
     TraceProblem,
@@ -76,7 +76,7 @@ from shop_r1.simulator.trace import (
     observation_from_step,
     read_trace,
 )
-from shop_r1.simulator.trace.export import element_table_feature
+from shop_r1.simulator.records.trace.export import element_table_feature
 from shop_r1.training.splits import SPLITS, SplitBy, SplitName, assign_groups, group_key, split
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; datasets is imported lazily
@@ -323,7 +323,7 @@ def step_contexts(loaded: Sequence[LoadedTrace], *, with_persona: bool, stats: B
 
 
 def step_prompt(ctx: StepContext, *, token_budget: int, count_tokens: TokenCounter | None) -> list[dict[str, str]]:
-    """The one context format: :func:`shop_r1.simulator.prompt.build_messages` (system + one user
+    """The one context format: :func:`shop_r1.simulator.agent.prompt.build_messages` (system + one user
     turn, earlier pages and actions inline), as the simulator's policies read it live."""
     return build_messages(observation_from_step(ctx.step), ctx.history, ctx.persona, token_budget=token_budget,
                           count_tokens=count_tokens)

@@ -1,6 +1,6 @@
 """Evaluation: run any policy on recorded steps and score it as the paper does (Tables 2 and 3).
 
-Each RL row (see :mod:`shop_r1.training.data`) becomes one :class:`~shop_r1.simulator.policies.base.PolicyRequest`
+Each RL row (see :mod:`shop_r1.training.data`) becomes one :class:`~shop_r1.simulator.agent.policies.base.PolicyRequest`
 carrying the row's recorded context: ``messages`` is the row's ``prompt`` (every earlier page and
 action, then the current page -- exactly what a model-backed policy is trained on), and
 ``observation``/``persona`` are the recorded page and shopper (what an observation-reading policy
@@ -32,7 +32,8 @@ from typing import Any
 from shop_r1.envs.actions import Action
 from shop_r1.envs.observation import Element, Observation
 from shop_r1.personas.model import Persona
-from shop_r1.simulator.policies.base import Policy, PolicyRequest, PolicyResponse
+from shop_r1.simulator.agent.policies.base import Policy
+from shop_r1.simulator.records.exchange import PolicyRequest, PolicyResponse
 from shop_r1.simulator.scoring import (
     DEFAULT_CONFIG,
     MetricsReport,

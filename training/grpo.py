@@ -31,7 +31,7 @@ The trainer subclass exists for three reasons: to let the self-certainty reward 
 distributions the policy sampled from during generation instead of running the policy again
 (see :mod:`shop_r1.training.self_certainty` for the two modes and their measured costs), to
 log the advantage shares from TRL's reward table, and to run each prompt once per group, not G
-times, in rollouts and in the loss (:mod:`shop_r1.simulator.llm.prefill`,
+times, in rollouts and in the loss (:mod:`shop_r1.simulator.agent.llm.prefill`,
 :mod:`shop_r1.training.shared_prompt`; the same tokens and gradients, tests say so).
 """
 
@@ -147,7 +147,7 @@ def _grpo_trainer_class() -> type:
     from transformers import LogitsProcessorList
     from trl import GRPOTrainer
 
-    from shop_r1.simulator.llm.prefill import prefilled
+    from shop_r1.simulator.agent.llm.prefill import prefilled
     from shop_r1.training.shared_prompt import shared_prompt_logps
 
     class ShopR1GRPOTrainer(GRPOTrainer):
@@ -166,7 +166,7 @@ def _grpo_trainer_class() -> type:
         def _rollout_hooks(self) -> Iterator[None]:
             """For one rollout: the certainty recorder as logits processor (see the class doc), and
             on a CPU each distinct prompt prefilled once, without the padding mask
-            (:mod:`shop_r1.simulator.llm.prefill`; the same tokens, G x fewer prefills)."""
+            (:mod:`shop_r1.simulator.agent.llm.prefill`; the same tokens, G x fewer prefills)."""
             if self.use_vllm:
                 yield
                 return

@@ -32,9 +32,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shop_r1.envs.shop.server import run_in_thread
 from shop_r1.personas.sampler import sample
-from shop_r1.simulator.llm.models import resolve_model
-from shop_r1.simulator.policies.scripted import ScriptedPolicy
-from shop_r1.simulator.runner import RunConfig, Runner
+from shop_r1.simulator.agent.llm.models import resolve_model
+from shop_r1.simulator.agent.policies.scripted import ScriptedPolicy
+from shop_r1.simulator.loop.runner import RunConfig, Runner
 from shop_r1.training.config import GRPOSettings, RewardKind, SFTSettings
 from shop_r1.training.data import build_dataset_dir, load_split, load_trace
 from shop_r1.training.rationales import TemplateTeacher, synthesize
@@ -156,7 +156,7 @@ def train_corpus(trace: Path, *, seed: int, val: float, test: float, by: SplitBy
 
 def built_shape(spec: str) -> str | None:
     """``tiny`` / ``small`` when ``spec`` (``NAME[:SEED]``) names a model built here, else None."""
-    from shop_r1.simulator.llm.tiny_model import SHAPES  # light: torch loads only when a model is built
+    from shop_r1.simulator.agent.llm.tiny_model import SHAPES  # light: torch loads only when a model is built
 
     name = spec.split(":", 1)[0]
     return name if name in SHAPES else None
@@ -170,7 +170,7 @@ def base_model(spec: str, trace: Path, out: Path, *, seed: int, val: float, test
     shape = built_shape(spec)
     if shape is not None:
         # optional heavy dependency (torch/transformers) behind the tiny builder
-        from shop_r1.simulator.llm.tiny_model import SHAPES, build_tiny_model
+        from shop_r1.simulator.agent.llm.tiny_model import SHAPES, build_tiny_model
 
         model_seed = int(spec.split(":", 1)[1]) if ":" in spec else seed
         return build_tiny_model(out / f"base-{shape}", seed=model_seed, shape=SHAPES[shape],

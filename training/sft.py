@@ -1,6 +1,6 @@
 """Cold-start SFT (the paper's first stage): whole sessions as chats, loss on assistant turns only.
 
-Each row is a session rendered by :mod:`shop_r1.simulator.prompt` (system, then page / answer turns), so
+Each row is a session rendered by :mod:`shop_r1.simulator.agent.prompt` (system, then page / answer turns), so
 the model learns exactly the prompt it will read when it shops. The loss covers only the
 assistant answers (TRL's ``assistant_only_loss``): learning to predict the pages would spend the
 model's capacity on HTML it never has to write. That needs ``{% generation %}`` markers in the

@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from shop_r1.simulator.llm.prefill import cache_argument
+from shop_r1.simulator.agent.llm.prefill import cache_argument
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from shop_r1.simulator.llm.models import resolve_model
+from shop_r1.simulator.agent.llm.models import resolve_model
 from shop_r1.training.data import build_rl_dataset, build_sft_dataset, load_split
 from shop_r1.training.param_change import param_change
 from shop_r1.training.precision import Precision, choose_precision, distributed_backend

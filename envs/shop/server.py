@@ -50,9 +50,10 @@ from shop_r1.envs.shop.pages import (
     get_variant,
 )
 
+from shop_r1.envs.browser import SESSION_HEADER  # noqa: E402  (re-exported for the shop's tests)
+
 log = logging.getLogger(__name__)
 
-SESSION_HEADER = "X-Shop-R1-Session"
 SESSION_COOKIE = "sr1_sid"
 PAGE_SIZE = 16
 MAX_LINE_QTY = 99

@@ -1,6 +1,6 @@
 """Scoring in one place: the Shop-R1 rewards, the self-certainty math and the evaluation metrics.
 
-Replay (``shop_r1.simulator.replay``) and training (``shop_r1.training``) both import from here,
+Replay (``shop_r1.simulator.records.replay``) and training (``shop_r1.training``) both import from here,
 so a replay report, a GRPO reward and an evaluation table are computed by the same code with
 the same constants (:mod:`.constants`, the paper's values, defined once).
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shop_r1.envs.actions import ACTION_MODELS, Action, ActionValidationError, parse_action
-from shop_r1.simulator.prompt import parse_output
+from shop_r1.simulator.agent.prompt import parse_output
 from shop_r1.simulator.scoring.config import DEFAULT_CONFIG, RewardConfig
 from shop_r1.simulator.scoring.exact import is_exact
 from shop_r1.simulator.scoring.similarity import _cmp_word, passes_threshold, rouge_l
@@ -45,7 +45,7 @@ class AnswerFormatError(ValueError):
 def parse_answer(text: str, *, strict: bool = True) -> ParsedAnswer:
     """Parse and validate a policy's answer for the format reward.
 
-    The extraction and validation are :func:`shop_r1.simulator.prompt.parse_output`'s (one parser for
+    The extraction and validation are :func:`shop_r1.simulator.agent.prompt.parse_output`'s (one parser for
     the simulator, the evaluation and the reward), without the page checks: a well-formed
     answer naming a wrong element still earns the format reward. ``strict`` additionally asks
     that the whole text (surrounding whitespace allowed) is exactly one JSON object with the

@@ -24,7 +24,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from shop_r1.simulator.prompt.jsonscan import string_value_span
+from shop_r1.simulator.agent.prompt.jsonscan import string_value_span
 from shop_r1.simulator.scoring.rewards import AnswerFormatError, parse_answer
 
 if TYPE_CHECKING:  # pragma: no cover - typing only

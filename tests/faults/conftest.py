@@ -18,9 +18,10 @@ import pytest
 from shop_r1.envs.actions import Click, Terminate
 from shop_r1.envs.browser import BrowserPool
 from shop_r1.personas.sampler import sample
-from shop_r1.simulator.policies.base import Policy, PolicyRequest, PolicyResponse
-from shop_r1.simulator.runner import RunConfig, Runner, RunResult
-from shop_r1.simulator.trace import TraceReadResult, read_trace
+from shop_r1.simulator.agent.policies.base import Policy
+from shop_r1.simulator.records.exchange import PolicyRequest, PolicyResponse
+from shop_r1.simulator.loop.runner import RunConfig, Runner, RunResult
+from shop_r1.simulator.records.trace import TraceReadResult, read_trace
 from tests.faults.fault_shop import FaultShops, serve_fault_shops
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from shop_r1.personas.sampler import sample
-from shop_r1.simulator.policies.scripted import ScriptedPolicy
-from shop_r1.simulator.runner import RunConfig, Runner
+from shop_r1.simulator.agent.policies.scripted import ScriptedPolicy
+from shop_r1.simulator.loop.runner import RunConfig, Runner
 
 EXE = Path(sys.executable).parent / "shop-r1"
 

@@ -18,10 +18,10 @@ import pytest
 
 from shop_r1.envs.actions import Click, Terminate, TypeAndSubmit
 from shop_r1.envs.funnel import action_events, page_events, step_events
-from shop_r1.simulator.opera_import import import_opera, read_rows
-from shop_r1.simulator.realism import _stages
-from shop_r1.simulator.report.facts import session_facts, step_stages
-from shop_r1.simulator.trace import TraceStep, read_trace
+from shop_r1.simulator.records.opera_import import import_opera, read_rows
+from shop_r1.simulator.analysis.realism import _stages
+from shop_r1.simulator.analysis.report.facts import session_facts, step_stages
+from shop_r1.simulator.records.trace import TraceStep, read_trace
 from tests.faults.review_shop import ReviewShop, serve_review_shop
 
 #: Realism names page stages by the page; the report by the funnel event.

@@ -21,9 +21,9 @@ from click.testing import CliRunner
 from shop_r1.envs.actions import Click
 from shop_r1.envs.browser import BrowserPool, SessionOptions
 from shop_r1.envs.outages import ResetError
-from shop_r1.simulator.policies.base import PolicyResponse
-from shop_r1.simulator.trace import TraceWriter, read_trace, step_record
-from shop_r1.simulator.trace.views import FAILED_OUTCOMES
+from shop_r1.simulator.records.exchange import PolicyResponse
+from shop_r1.simulator.records.trace import TraceWriter, read_trace, step_record
+from shop_r1.simulator.records.trace.views import FAILED_OUTCOMES
 from shop_r1.training.cli import data as data_cli
 from shop_r1.training.data import build_dataset_dir
 from tests.faults.conftest import RunShop

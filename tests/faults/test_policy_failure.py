@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from shop_r1.personas.sampler import sample
-from shop_r1.simulator.policies.base import Policy, PolicyRequest, PolicyResponse
-from shop_r1.simulator.runner import RunConfig, Runner
-from shop_r1.simulator.trace import read_trace
+from shop_r1.simulator.agent.policies.base import Policy
+from shop_r1.simulator.records.exchange import PolicyRequest, PolicyResponse
+from shop_r1.simulator.loop.runner import RunConfig, Runner
+from shop_r1.simulator.records.trace import read_trace
 
 from tests.faults.fault_shop import serve_fault_shops
 

@@ -18,9 +18,9 @@ from click.testing import CliRunner
 
 from shop_r1.envs.browser import BrowserPool, SessionOptions
 from shop_r1.envs.observation import Element, Observation
-from shop_r1.simulator.cli import main
-from shop_r1.simulator.report import build_report
-from shop_r1.simulator.trace import read_trace
+from shop_r1.simulator.cli.main import main
+from shop_r1.simulator.analysis.report import build_report
+from shop_r1.simulator.records.trace import read_trace
 from tests.faults.review_shop import ONE_CLICK, REVIEW, ReviewShop, serve_review_shop
 
 

@@ -18,8 +18,9 @@ import pytest
 
 from shop_r1.envs.actions import Terminate, TypeAndSubmit
 from shop_r1.personas.sampler import sample
-from shop_r1.simulator.policies.base import Policy, PolicyRequest, PolicyResponse
-from shop_r1.simulator.runner import RunConfig, Runner
+from shop_r1.simulator.agent.policies.base import Policy
+from shop_r1.simulator.records.exchange import PolicyRequest, PolicyResponse
+from shop_r1.simulator.loop.runner import RunConfig, Runner
 from shop_r1.training.data import build_dataset_dir
 
 from tests.faults.fault_shop import serve_fault_shops
@@ -91,6 +92,6 @@ def test_no_redact_keeps_values(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("value", ["4111 1111 1111 1111", "DE89 3704 0044 0532 0130 00"])
 def test_value_patterns_are_scrubbed_from_pages(value: str) -> None:
-    from shop_r1.simulator.safety import Redactor
+    from shop_r1.simulator.records.safety import Redactor
 
     assert value not in Redactor().scrub(f"<p>saved card {value}</p>")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from shop_r1.simulator.trace import read_trace
+from shop_r1.simulator.records.trace import read_trace
 
 EXE = Path(sys.executable).parent / "shop-r1"
 

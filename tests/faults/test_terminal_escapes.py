@@ -17,8 +17,8 @@ import pytest
 from click.testing import CliRunner
 
 from shop_r1.envs.browser import BrowserPool
-from shop_r1.simulator.cli import main
-from shop_r1.simulator.trace import read_trace
+from shop_r1.simulator.cli.main import main
+from shop_r1.simulator.records.trace import read_trace
 from tests.faults.review_shop import ReviewShop, serve_review_shop
 
 # What the page holds and a terminal must never receive (rich's own colours are SGR "ESC [ … m").

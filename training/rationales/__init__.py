@@ -3,12 +3,12 @@
 Real shopping logs carry almost no rationales, but Shop-R1's SFT targets are
 ``{"rationale", "action"}``; the paper had a strong LLM write them. Here a *teacher* writes one
 short first-person sentence per recorded step, given what the shopper saw (the same context a
-policy reads, rendered by :mod:`shop_r1.simulator.prompt`) and the action the shopper took:
+policy reads, rendered by :mod:`shop_r1.simulator.agent.prompt`) and the action the shopper took:
 
 * ``openai``: any OpenAI-compatible chat-completions endpoint (OpenAI, a gateway, a local vLLM
-  server), through the simulator's one client (:class:`shop_r1.simulator.llm.chat.ChatClient`:
+  server), through the simulator's one client (:class:`shop_r1.simulator.agent.llm.chat.ChatClient`:
   the ``openai`` SDK's retries with back-off on 429/5xx and ``Retry-After``, timeouts, usage);
-* ``transformers``: a local model folder, loaded by :mod:`shop_r1.simulator.llm.loader`;
+* ``transformers``: a local model folder, loaded by :mod:`shop_r1.simulator.agent.llm.loader`;
 * ``template``: no model at all -- templated sentences from the action and the page. It is what
   the benchmark's data uses, and the fallback when no teacher model is available.
 

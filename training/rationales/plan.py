@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from shop_r1.simulator.policies.base import HistoryItem
-from shop_r1.simulator.trace import history_item
+from shop_r1.simulator.records.exchange import HistoryItem
+from shop_r1.simulator.records.trace import history_item
 from shop_r1.training.data import LoadedTrace
 from shop_r1.training.rationales.prompt import (
     TEACHER_CONTEXT_BUDGET,

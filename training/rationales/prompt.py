@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from shop_r1.envs.actions import Action
-from shop_r1.simulator.policies.base import HistoryItem
-from shop_r1.simulator.prompt import ANSWER_REMINDER, build_messages
-from shop_r1.simulator.trace import TraceStep, observation_from_step
+from shop_r1.simulator.records.exchange import HistoryItem
+from shop_r1.simulator.agent.prompt import ANSWER_REMINDER, build_messages
+from shop_r1.simulator.records.trace import TraceStep, observation_from_step
 
 #: The teacher's instructions (the one place they live). Fields: ``persona`` (a paragraph, or a
 #: neutral line), ``goal``, ``context`` (the session so far and the current page, as the policy

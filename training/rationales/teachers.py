@@ -1,7 +1,7 @@
 """Who writes a rationale: an OpenAI-compatible endpoint, a local model, or templates.
 
 The model teachers reach their model through the simulator's LLM layer
-(:mod:`shop_r1.simulator.llm`): the same endpoint/key rules, chat client and loader the policies
+(:mod:`shop_r1.simulator.agent.llm`): the same endpoint/key rules, chat client and loader the policies
 use, so a teacher configured like a policy behaves like one.
 """
 
@@ -17,11 +17,11 @@ from typing import Any
 
 from shop_r1.envs.actions import Terminate, TypeAndSubmit
 from shop_r1.envs.controls import ADD_TO_CART, BUY_NOW, CART_LINK, CHECKOUT, PLACE_ORDER, control_label
-from shop_r1.simulator.llm.chat import ChatClient, ChatRequestError
-from shop_r1.simulator.llm.endpoint import openai_endpoint
-from shop_r1.simulator.llm.loader import LoadedModel, load_for_generation
-from shop_r1.simulator.llm.models import resolve_model
-from shop_r1.simulator.llm.sampling import SamplingParams, seed_hash
+from shop_r1.simulator.agent.llm.chat import ChatClient, ChatRequestError
+from shop_r1.simulator.agent.llm.endpoint import openai_endpoint
+from shop_r1.simulator.agent.llm.loader import LoadedModel, load_for_generation
+from shop_r1.simulator.agent.llm.models import resolve_model
+from shop_r1.simulator.agent.llm.sampling import SamplingParams, seed_hash
 from shop_r1.training.rationales.prompt import RationaleJob, TeacherError, short
 
 

@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from shop_r1.simulator.trace import RunInfo, TraceWriter
+from shop_r1.simulator.records.trace import RunInfo, TraceWriter
 from shop_r1.training.data import LoadedTrace
 from shop_r1.training.rationales.teachers import Teacher
 
