@@ -82,7 +82,7 @@ def test_open_trace_sessions_personas_and_observations(sim_run: Path) -> None:
     raw = read_trace(sim_run)
     assert [s.session_id for s in trace.sessions] == raw.session_ids
     for s in trace.sessions:
-        assert s.persona is not None and s.persona["persona_id"] == s.persona_id
+        assert s.persona is not None and s.persona.persona_id == s.persona_id
         assert s.intent and s.outcome == raw.outcome(s.session_id)
     step = trace.sessions[0].steps[0]
     obs = observation_from_step(step)

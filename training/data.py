@@ -59,23 +59,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import ValidationError
-
 from shop_r1.envs.tokens import count_tokens as default_count
 from shop_r1.personas.model import Persona
 from shop_r1.simulator.records.exchange import HistoryItem
 from shop_r1.simulator.agent.prompt import build_messages, format_answer
-from shop_r1.simulator.records.trace import (
-    RunInfo,
-    TraceFormatError,
-    TraceProblem,
-    TraceReadResult,
-    TraceStep,
-    history_item,
-    load_run_info,
-    observation_from_step,
-    read_trace,
-)
+from shop_r1.simulator.records.trace import TraceStep, history_item, observation_from_step
+from shop_r1.simulator.records.trace.run import OpenedRun, open_run
 from shop_r1.simulator.records.trace.export import element_table_feature
 from shop_r1.training.splits import SPLITS, SplitBy, SplitName, assign_groups, group_key, split
 
@@ -114,47 +103,8 @@ class DatasetBuildError(ValueError):
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass
-class LoadedTrace:
-    """One trace file with its run info (when there is a ``run.json`` beside it)."""
-
-    source: Path
-    result: TraceReadResult
-    run_info: RunInfo | None = None
-    personas: dict[str, Any] = field(default_factory=dict)  # persona_id -> Persona (or None)
-
-    @property
-    def problems(self) -> list[TraceProblem]:
-        return self.result.problems
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "path": str(self.result.path),
-            "sha256": _sha256(self.result.path),
-            "run_ids": self.result.run_ids,
-            "sessions": len(self.result.sessions),
-            "steps": len(self.result.steps),
-            "problems": len(self.result.problems),
-        }
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _persona_from(data: Mapping[str, Any] | None, where: str) -> Persona | None:
-    if not data:
-        return None
-    try:
-        return Persona.model_validate(dict(data))
-    except ValidationError as exc:
-        log.warning("%s: persona %r is not a valid persona (%s); prompts leave it out",
-                    where, data.get("persona_id"), exc.errors()[0].get("msg"))
-        return None
+#: A trace as training reads it: records, run info and typed personas (``open_run``).
+LoadedTrace = OpenedRun
 
 
 def load_trace(source: str | os.PathLike[str]) -> LoadedTrace:
@@ -162,24 +112,11 @@ def load_trace(source: str | os.PathLike[str]) -> LoadedTrace:
 
     Unlike ``read_trace``'s default, a bad line in the middle does not abort: it is recorded with
     ``file:line`` (``LoadedTrace.problems``), logged, and skipped, so one corrupt record does not
-    cost a whole dataset. An unknown schema major version still raises.
+    cost a whole dataset; an unreadable run.json only costs the prompts their personas. An
+    unknown schema major version still raises.
     """
-    path = Path(source)
-    result = read_trace(path, strict=False)
-    run_dir = path if path.is_dir() else path.parent
-    info: RunInfo | None = None
-    if (run_dir / "run.json").is_file():
-        try:
-            info = load_run_info(run_dir)
-        except TraceFormatError as exc:
-            log.warning("%s; personas are left out of the prompts", exc)
-    loaded = LoadedTrace(source=path, result=result, run_info=info)
-    if info is not None:
-        for sid, steps in result.sessions.items():
-            pid = steps[0].persona_id if steps else None
-            if pid is not None and pid not in loaded.personas:
-                loaded.personas[pid] = _persona_from(info.persona(pid), f"{run_dir / 'run.json'}")
-    for problem in result.problems:
+    loaded = open_run(source, strict=False, bad_run_info="warn")
+    for problem in loaded.problems:
         log.warning("skipped: %s", problem)
     return loaded
 
@@ -213,7 +150,7 @@ def target_skip_reason(step: TraceStep) -> str | None:
     return None
 
 
-def _persona_json(persona: Any) -> str:
+def _persona_json(persona: Persona | None) -> str:
     if persona is None:
         return ""
     return json.dumps(persona.model_dump(mode="json"), ensure_ascii=False, sort_keys=True)
@@ -285,7 +222,7 @@ def _sessions(loaded: list[LoadedTrace]) -> Iterable[tuple[LoadedTrace, str, lis
             yield trace, sid, trace.result.sessions[sid]
 
 
-def _persona_for(trace: LoadedTrace, steps: Sequence[TraceStep], with_persona: bool) -> Any:
+def _persona_for(trace: LoadedTrace, steps: Sequence[TraceStep], with_persona: bool) -> Persona | None:
     if not with_persona or not steps or steps[0].persona_id is None:
         return None
     return trace.personas.get(steps[0].persona_id)

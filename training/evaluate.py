@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,15 +32,10 @@ from shop_r1.envs.actions import Action
 from shop_r1.envs.observation import Element, Observation
 from shop_r1.personas.model import Persona
 from shop_r1.simulator.agent.policies.base import Policy
+from shop_r1.simulator.records.trace.run import persona_from_record
 from shop_r1.simulator.records.exchange import PolicyRequest, PolicyResponse
-from shop_r1.simulator.scoring import (
-    DEFAULT_CONFIG,
-    MetricsReport,
-    RewardConfig,
-    coerce_label,
-    compute_metrics,
-    stated_action,
-)
+from shop_r1.simulator.analysis.compare import RecordedStep, score_policy
+from shop_r1.simulator.scoring import DEFAULT_CONFIG, MetricsReport, RewardConfig, coerce_label, stated_action
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +52,13 @@ def _where(index: int, row: Mapping[str, Any]) -> str:
     return f"row {index} (session {row.get('session_id')!r} step {row.get('step')!r})"
 
 
-def _persona(text: Any) -> Any:
+def _persona(text: Any, where: str) -> Persona | None:
+    """The row's persona column (JSON text, as the dataset builder writes it), validated: the
+    edge where dataset text becomes a persona again."""
     if not text:
         return None
     data = json.loads(text) if isinstance(text, str) else dict(text)
-    try:
-        return Persona.model_validate(data)
-    except ValueError:
-        return data  # a dict still carries intent and traits for policies that read fields
+    return persona_from_record(data, where)
 
 
 def request_for_row(row: Mapping[str, Any], index: int = 0) -> PolicyRequest:
@@ -83,7 +76,7 @@ def request_for_row(row: Mapping[str, Any], index: int = 0) -> PolicyRequest:
                       simplified_html=row.get("simplified_html") or "", elements=elements)
     messages = [{"role": m["role"], "content": m["content"]} for m in row["prompt"]]
     try:
-        persona = _persona(row.get("persona"))
+        persona = _persona(row.get("persona"), _where(index, row))
     except json.JSONDecodeError as exc:
         raise EvaluationDataError(f"{_where(index, row)}: persona column is not JSON: {exc}") from None
     return PolicyRequest(session_id=str(row["session_id"]), observation=obs, history=(), persona=persona,
@@ -123,7 +116,8 @@ async def aevaluate(
     config: RewardConfig = DEFAULT_CONFIG,
     progress: ProgressFn | None = None,
 ) -> Evaluation:
-    """Run ``policy`` on every row (batched) and score the answers against the labels."""
+    """Run ``policy`` on every row (batched) and score the answers against the labels, with the
+    loop replay's comparison uses (:func:`shop_r1.simulator.analysis.compare.score_policy`)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     rows = [dict(r) for r in rl_dataset_rows]
@@ -132,36 +126,29 @@ async def aevaluate(
     if not rows:
         raise EvaluationDataError("no rows to evaluate (empty split?)")
     order = sorted(range(len(rows)), key=lambda i: (str(rows[i].get("session_id")), int(rows[i].get("step", 0)), i))
-    labels = []
+    items: list[RecordedStep] = []
     for i in order:
         try:
-            labels.append(coerce_label(rows[i]["label"]))
+            label = coerce_label(rows[i]["label"])
         except (KeyError, ValueError) as exc:
             raise EvaluationDataError(f"{_where(i, rows[i])}: bad label: {exc}") from None
-    requests = [request_for_row(rows[i], i) for i in order]
-    t0 = time.perf_counter()
-    responses: list[PolicyResponse] = []
-    for start in range(0, len(requests), batch_size):
-        batch = requests[start:start + batch_size]
-        got = await policy.act(batch)
-        if len(got) != len(batch):
-            raise RuntimeError(f"policy {policy.name!r} returned {len(got)} responses for {len(batch)} requests")
-        responses.extend(got)
-        if progress is not None:
-            progress(len(responses), len(requests))
-    wall = time.perf_counter() - t0
-    predictions = [prediction_of(r, config) for r in responses]
-    report = compute_metrics(predictions, labels, config)
+        items.append(RecordedStep(request=request_for_row(rows[i], i), label=label))
+    batches = [items[start:start + batch_size] for start in range(0, len(items), batch_size)]
+    report = await score_policy(policy, batches, config=config,
+                                progress=(lambda done: progress(done, len(items))) if progress is not None else None)
+    assert report.metrics is not None  # there was at least one row
     details = [
-        {"session_id": req.session_id, "step": req.step, "label": label.to_json(),
-         "prediction": pred.to_json() if pred is not None else None,
-         "error": resp.error.model_dump() if resp.error is not None else None,
-         "raw_output": resp.raw_text}
-        for req, label, pred, resp in zip(requests, labels, predictions, responses)
+        {"session_id": c.session_id, "step": c.step, "label": c.recorded_action.to_json(),
+         "prediction": c.stated.to_json() if c.stated is not None else None,
+         "error": c.error.model_dump() if c.error is not None else None,
+         "raw_output": c.raw_output, "reward": c.reward["total"]}
+        for c in report.steps
     ]
+    metrics = report.metrics
     log.info("evaluated %d steps with %s in %.1f s: exact %.3f, type %.3f, type macro-F1 %.3f",
-             report.n_steps, policy.name, wall, report.exact_accuracy, report.type_accuracy, report.type_macro_f1)
-    return Evaluation(report=report, predictions=details, wall_s=wall)
+             metrics.n_steps, policy.name, report.wall_s, metrics.exact_accuracy, metrics.type_accuracy,
+             metrics.type_macro_f1)
+    return Evaluation(report=metrics, predictions=details, wall_s=report.wall_s)
 
 
 def evaluate(policy: Policy, rl_dataset_rows: Sequence[Mapping[str, Any]] | Any, **kwargs: Any) -> MetricsReport:

@@ -10,24 +10,27 @@ re-implemented, so this view and training can never disagree.
 
 Policies answer in batches: step ``k`` of every session is asked together, sessions advance in
 lock-step (a stateful policy such as the scripted one sees each session's steps in order).
+
+:func:`score_policy` is the one loop that asks a policy about recorded steps and scores the
+answers: replay's comparison (:func:`compare_policy`, steps from a trace) and training's
+evaluation (``shop_r1.training.evaluate``, rows of an RL dataset) both call it, so the two can
+never disagree on what a prediction is or how it is scored.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
 from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
 from shop_r1.envs.actions import Action, ParseError
-from shop_r1.personas.model import Persona
 from shop_r1.simulator.scoring import MetricsReport, compute_metrics, is_exact
 from shop_r1.simulator.agent.policies.base import Policy
 from shop_r1.simulator.records.exchange import PolicyRequest, PolicyResponse
@@ -57,6 +60,9 @@ class ComparedStep:
     reward_notes: dict[str, str]
     exact: bool
     latency_s: float
+    #: The action the answer states, read by the rewards' format rule without the page checks
+    #: (a well-formed click on a name not on the page is still a click): what the metrics count.
+    stated: Action | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": "compare_step", "session_id": self.session_id, "step": self.step,
@@ -97,29 +103,72 @@ def answer_text(response: PolicyResponse) -> str:
     return ""
 
 
-def _persona_for_policy(persona: dict[str, Any] | None) -> Any:
-    """The persona as a :class:`shop_r1.personas.model.Persona` when it validates, else the raw dict."""
-    if persona is None:
-        return None
-    try:
-        return Persona.model_validate({k: v for k, v in persona.items() if k in Persona.model_fields})
-    except ValidationError:
-        return persona
-
-
 def score_step(step: TraceStep, response: PolicyResponse, config: RewardConfig = DEFAULT_CONFIG) -> ComparedStep:
-    label = step.action
-    assert label is not None, "only steps with a recorded action are scored"
-    breakdown = action_reward(answer_text(response), label, config)
+    """A recorded step's answer scored against its recorded action."""
+    assert step.action is not None, "only steps with a recorded action are scored"
+    return score_answer(RecordedStep(request=PolicyRequest(session_id=step.session_id, observation=observation_from_step(step),
+                                                           step=step.step),
+                                     label=step.action, rationale=step.rationale), response, config)
+
+
+@dataclass(frozen=True)
+class RecordedStep:
+    """One recorded step to ask a policy about: the request carrying the recorded context, the
+    recorded action (the label) and the recorded rationale."""
+
+    request: PolicyRequest
+    label: Action
+    rationale: str = ""
+
+
+def score_answer(item: RecordedStep, response: PolicyResponse, config: RewardConfig = DEFAULT_CONFIG) -> ComparedStep:
+    """The answer beside the label: reward components, the stated action and the exact verdict."""
+    breakdown = action_reward(answer_text(response), item.label, config)
+    stated = stated_action(response.raw_text, response.action, config)
     return ComparedStep(
-        session_id=step.session_id, step=step.step, recorded_action=label,
-        recorded_rationale=step.rationale,
+        session_id=item.request.session_id, step=item.request.step, recorded_action=item.label,
+        recorded_rationale=item.rationale,
         predicted_action=response.action,
         predicted_rationale=response.rationale, raw_output=response.raw_text, error=response.error,
         reward=breakdown.to_json(), reward_notes=dict(breakdown.notes),
-        exact=is_exact(stated_action(response.raw_text, response.action, config), label, config),
-        latency_s=response.latency_s,
+        exact=is_exact(stated, item.label, config), latency_s=response.latency_s, stated=stated,
     )
+
+
+async def score_policy(policy: Policy, batches: Iterable[Sequence[RecordedStep]], *,
+                       config: RewardConfig = DEFAULT_CONFIG, on_step: Callable[[ComparedStep], None] | None = None,
+                       progress: Callable[[int], None] | None = None) -> CompareReport:
+    """Ask ``policy`` about each batch of recorded steps in turn, score every answer, and compute
+    the paper's metrics over the stated actions (the one owner of this loop, see module doc).
+
+    ``progress`` gets the number of steps answered so far after each batch. Steps are reported
+    in the order given.
+    """
+    report = CompareReport(policy=policy.describe())
+    t0 = time.perf_counter()
+    for batch in batches:
+        if not batch:
+            continue
+        requests = [item.request for item in batch]
+        t1 = time.perf_counter()
+        responses = await policy.act(requests)
+        elapsed = time.perf_counter() - t1
+        if len(responses) != len(requests):
+            raise RuntimeError(f"policy {policy.name!r} answered {len(responses)} of {len(requests)} requests")
+        for item, resp in zip(batch, responses):
+            if not resp.latency_s:
+                resp.latency_s = elapsed / len(batch)
+            scored = score_answer(item, resp, config)
+            report.steps.append(scored)
+            if on_step is not None:
+                on_step(scored)
+        if progress is not None:
+            progress(len(report.steps))
+    if report.steps:
+        report.metrics = compute_metrics([c.stated for c in report.steps], [c.recorded_action for c in report.steps],
+                                         config)
+    report.wall_s = time.perf_counter() - t0
+    return report
 
 
 async def compare_policy(policy: Policy, sessions: Sequence[ReplaySession], *, from_step: int = 0,
@@ -130,42 +179,26 @@ async def compare_policy(policy: Policy, sessions: Sequence[ReplaySession], *, f
     Steps without a recorded action (the recorded policy's answer did not parse) have no label
     and are listed in ``skipped``. Metrics are computed over the scored steps.
     """
-    report = CompareReport(policy=policy.describe())
-    t0 = time.perf_counter()
-    personas = {s.session_id: _persona_for_policy(s.persona) for s in sessions}
+    skipped: list[str] = []
     depth = max((len(s.steps) for s in sessions), default=0)
+    batches: list[list[RecordedStep]] = []
     for k in range(depth):
-        batch: list[tuple[ReplaySession, int]] = []
+        batch: list[RecordedStep] = []
         for s in sessions:
             if k >= len(s.steps) or s.steps[k].step < from_step:
                 continue
-            if s.steps[k].action is None:
-                report.skipped.append(f"{s.session_id} step {s.steps[k].step}: no recorded action (no label)")
+            step = s.steps[k]
+            if step.action is None:
+                skipped.append(f"{s.session_id} step {step.step}: no recorded action (no label)")
                 continue
-            batch.append((s, k))
-        if not batch:
-            continue
-        requests = [PolicyRequest(session_id=s.session_id, observation=observation_from_step(s.steps[i]),
-                                  history=tuple(history_before(s.steps, i)), persona=personas[s.session_id],
-                                  step=s.steps[i].step) for s, i in batch]
-        t1 = time.perf_counter()
-        responses = await policy.act(requests)
-        elapsed = time.perf_counter() - t1
-        if len(responses) != len(requests):
-            raise RuntimeError(f"policy {policy.name!r} answered {len(responses)} of {len(requests)} requests")
-        for (s, i), resp in zip(batch, responses):
-            if not resp.latency_s:
-                resp.latency_s = elapsed / len(batch)
-            scored = score_step(s.steps[i], resp, config)
-            report.steps.append(scored)
-            if on_step is not None:
-                on_step(scored)
+            request = PolicyRequest(session_id=s.session_id, observation=observation_from_step(step),
+                                    history=tuple(history_before(s.steps, k)), persona=s.persona, step=step.step)
+            batch.append(RecordedStep(request=request, label=step.action, rationale=step.rationale))
+        batches.append(batch)
+    report = await score_policy(policy, batches, config=config, on_step=on_step)
+    report.skipped = skipped
     order = {s.session_id: n for n, s in enumerate(sessions)}
     report.steps.sort(key=lambda c: (order[c.session_id], c.step))
-    if report.steps:
-        report.metrics = compute_metrics([c.predicted_action for c in report.steps],
-                                         [c.recorded_action for c in report.steps], config)
-    report.wall_s = time.perf_counter() - t0
     return report
 
 
@@ -202,5 +235,5 @@ def render_summary(report: CompareReport, console: Console) -> None:
     report.metrics.render_table(console, title="Policy versus recorded (Shop-R1 metrics)")
 
 
-__all__ = ["CompareReport", "ComparedStep", "answer_text", "compare_policy", "render_compared",
-           "render_summary", "score_step"]
+__all__ = ["CompareReport", "ComparedStep", "RecordedStep", "answer_text", "compare_policy", "render_compared",
+           "render_summary", "score_answer", "score_policy", "score_step"]

@@ -37,6 +37,7 @@ from shop_r1.envs.reducer import ReducerOptions
 from shop_r1.simulator.loop.admission import Admission
 from shop_r1.simulator.loop.batching import PolicyBatcher
 from shop_r1.simulator.loop.loops import LoopWatch, unchanged
+from shop_r1.personas.model import Persona
 from shop_r1.simulator.agent.policies.base import Policy, failure
 from shop_r1.simulator.records.exchange import HistoryItem, PolicyRequest, PolicyResponse
 from shop_r1.simulator.records.safety import Redactor, allowed_origins
@@ -132,26 +133,18 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
 
 
-def persona_id(persona: Any) -> str | None:
-    if persona is None:
-        return None
-    if isinstance(persona, dict):
-        return persona.get("persona_id")
-    return getattr(persona, "persona_id", None)
+def persona_id(persona: Persona | None) -> str | None:
+    return persona.persona_id if persona is not None else None
 
 
-def persona_json(persona: Any) -> dict[str, Any] | None:
-    if persona is None:
-        return None
-    if hasattr(persona, "model_dump"):
-        return persona.model_dump(mode="json")
-    return dict(persona)
+def persona_json(persona: Persona | None) -> dict[str, Any] | None:
+    return persona.model_dump(mode="json") if persona is not None else None
 
 
 class _Session:
     """One shopper's loop; owns its browser context and writes its own steps."""
 
-    def __init__(self, runner: "Runner", index: int, persona: Any, writer: Any = None):
+    def __init__(self, runner: "Runner", index: int, persona: Persona | None, writer: Any = None):
         self.r = runner
         self.writer = writer if writer is not None else runner.writer
         self.persona = persona
@@ -362,7 +355,7 @@ class SessionGate(Protocol):
 
 
 class Runner:
-    def __init__(self, config: RunConfig, policy: Policy, personas: Sequence[Any],
+    def __init__(self, config: RunConfig, policy: Policy, personas: Sequence[Persona | None],
                  observer: RunObserver | None = None, run_id: str | None = None, *, hosting_only: bool = False,
                  gate: SessionGate | None = None):
         """``hosting_only``: a cluster host's runner, which runs the sessions it is handed
@@ -390,7 +383,7 @@ class Runner:
             self.pool, self.batcher = pool, batcher
             yield self
 
-    async def run_session(self, index: int, persona: Any, writer: Any = None) -> SessionEnd:
+    async def run_session(self, index: int, persona: Persona | None, writer: Any = None) -> SessionEnd:
         """One shopper from first page to its one end marker, written through ``writer``
         (default: this run's trace writer). Inside :meth:`hosting`."""
         session = _Session(self, index, persona, writer)
@@ -414,7 +407,7 @@ class Runner:
                 self.observer.on_start(cfg.shoppers)
                 self.admission = admission = Admission(cfg.concurrency)
 
-                async def one(i: int, persona: Any) -> None:
+                async def one(i: int, persona: Persona | None) -> None:
                     if self.gate is not None:  # before admission: a waiting session holds no slot
                         await self.gate.before(i)
                     await admission.acquire()
@@ -455,6 +448,6 @@ class Runner:
         }
 
 
-async def run_simulation(config: RunConfig, policy: Policy, personas: Sequence[Any],
+async def run_simulation(config: RunConfig, policy: Policy, personas: Sequence[Persona | None],
                          observer: RunObserver | None = None) -> RunResult:
     return await Runner(config, policy, personas, observer).run()

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from shop_r1.personas.model import Persona
 from shop_r1.envs.actions import Action
 from shop_r1.simulator.records.exchange import HistoryItem
 from shop_r1.simulator.agent.prompt import ANSWER_REMINDER, build_messages
@@ -84,7 +85,7 @@ def short(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 1].rstrip() + "…"
 
 
-def teacher_messages(step: TraceStep, history: Sequence[HistoryItem], persona: Any, *,
+def teacher_messages(step: TraceStep, history: Sequence[HistoryItem], persona: Persona | None, *,
                      token_budget: int = TEACHER_CONTEXT_BUDGET) -> list[dict[str, str]]:
     """The teacher's chat for one step: :data:`RATIONALE_PROMPT` filled with the step's context.
 

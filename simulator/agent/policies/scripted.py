@@ -55,6 +55,7 @@ from shop_r1.simulator.records.exchange import PolicyRequest, PolicyResponse
 from shop_r1.envs.controls import ADD_TO_CART, CHECKOUT
 from shop_r1.envs.page_signals import Card, Dialog, PageSignals, product_cards, read_dialog, read_signals
 from shop_r1.envs.text import tokens
+from shop_r1.personas.model import Persona
 from shop_r1.personas.intent_words import content_words, head_word, intent_kind, query_from_intent
 from shop_r1.personas.missions import split_mission
 
@@ -157,15 +158,12 @@ class _State:
     card_looks: int = 0
 
 
-def _persona_field(persona: Any, name: str, default: Any = None) -> Any:
-    if persona is None:
-        return default
-    if isinstance(persona, dict):
-        return persona.get(name, default)
-    return getattr(persona, name, default)
+def _persona_field(persona: Persona | None, name: str, default: Any = None) -> Any:
+    """A persona field, or ``default`` for a shopper without a persona."""
+    return default if persona is None else getattr(persona, name)
 
 
-def _budget_from(intent: str, persona: Any, price_sensitive: bool) -> float | None:
+def _budget_from(intent: str, persona: Persona | None, price_sensitive: bool) -> float | None:
     """The session's ceiling: a price stated in the intent is firm; the persona's budget is a
     monthly spend, so it only caps one item for price-sensitive shoppers, and loosely (x2)."""
     m = re.search(r"(?:lower|less|under|below|cheaper)\s+(?:than\s+)?\$?\s*(\d+(?:\.\d+)?)", intent, re.I)
@@ -177,7 +175,7 @@ def _budget_from(intent: str, persona: Any, price_sensitive: bool) -> float | No
     return None
 
 
-def _trait(persona: Any, trait: str) -> int:
+def _trait(persona: Persona | None, trait: str) -> int:
     big_five = _persona_field(persona, "big_five", {}) or {}
     value = big_five.get(trait) if isinstance(big_five, dict) else None
     return _LEVEL.get(str(value or "medium").lower(), 1)
@@ -836,7 +834,7 @@ class ScriptedPolicy(Policy):
         return Terminate(), f"I've looked at {n} product{'s' if n != 1 else ''} and {reason}; I'll stop here."
 
 
-def _privacy_minded(persona: Any, rng: random.Random) -> bool:
+def _privacy_minded(persona: Persona | None, rng: random.Random) -> bool:
     """Whether this shopper refuses optional cookies: persona words about privacy, tracking or
     ads (priorities, things avoided, the bio), else sceptical and careful people more often."""
     said = " ".join([*(_persona_field(persona, "priorities", []) or []), str(_persona_field(persona, "bio", "") or "")])

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from shop_r1.personas.model import Persona
 from shop_r1.simulator.agent.policies.base import Policy
 
 from shop_r1.simulator.records.exchange import PolicyRequest, PolicyResponse
@@ -80,7 +81,7 @@ class PairOrder:
         return _Gate()
 
 
-async def run_arms(configs: Mapping[str, RunConfig], policy: Policy, personas: Mapping[str, Sequence[Any]],
+async def run_arms(configs: Mapping[str, RunConfig], policy: Policy, personas: Mapping[str, Sequence[Persona]],
                    run_ids: Mapping[str, str], order: PairOrder | None = None) -> dict[str, RunResult]:
     """Run every arm at once (label -> result); with ``order``, the sessions of a pair start in its order."""
     shared = SharedPolicy(policy)
@@ -93,7 +94,7 @@ async def run_arms(configs: Mapping[str, RunConfig], policy: Policy, personas: M
     return dict(zip(labels, results))
 
 
-async def run_arms_on_ray(configs: Mapping[str, RunConfig], spec: PolicySpec, personas: Mapping[str, Sequence[Any]],
+async def run_arms_on_ray(configs: Mapping[str, RunConfig], spec: PolicySpec, personas: Mapping[str, Sequence[Persona]],
                           run_ids: Mapping[str, str], *, address: str, bundled: bool = False,
                           host_capacity: int | None = None, node_ip: str | None = None,
                           order: PairOrder | None = None) -> dict[str, RunResult]:

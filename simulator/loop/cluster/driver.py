@@ -20,6 +20,7 @@ from typing import Any
 
 import psutil
 
+from shop_r1.personas.model import Persona
 from shop_r1.simulator.loop.admission import host_capacity
 from shop_r1.simulator.loop.cluster.host import QUEUE_RECORDS, BrowserHostImpl, HostInfo, PolicyActorImpl
 from shop_r1.simulator.agent.policies.factory import PolicyConfigError, PolicySpec
@@ -118,7 +119,7 @@ async def open_cluster(address: str, spec: PolicySpec, node_ip: str | None = Non
         ray.shutdown()
 
 
-async def run_on_ray(config: RunConfig, spec: PolicySpec, personas: Sequence[Any], *, address: str,
+async def run_on_ray(config: RunConfig, spec: PolicySpec, personas: Sequence[Persona | None], *, address: str,
                      observer: RunObserver | None = None, host_capacity_override: int | None = None,
                      retry_lost: bool = False, node_ip: str | None = None) -> RunResult:
     """Run ``config.shoppers`` sessions on the cluster at ``address``; same trace as a local run."""
@@ -127,7 +128,7 @@ async def run_on_ray(config: RunConfig, spec: PolicySpec, personas: Sequence[Any
                                     host_capacity_override=host_capacity_override, retry_lost=retry_lost)
 
 
-async def run_on_cluster(cluster: Cluster, config: RunConfig, spec: PolicySpec, personas: Sequence[Any], *,
+async def run_on_cluster(cluster: Cluster, config: RunConfig, spec: PolicySpec, personas: Sequence[Persona | None], *,
                          observer: RunObserver | None = None, host_capacity_override: int | None = None,
                          retry_lost: bool = False, capacity_share: float = 1.0,
                          run_id: str | None = None, gate: SessionGate | None = None) -> RunResult:
@@ -176,7 +177,7 @@ async def run_on_cluster(cluster: Cluster, config: RunConfig, spec: PolicySpec, 
             ray.kill(actor, no_restart=True)
 
 
-async def _drive(ray: Any, config: RunConfig, spec: PolicySpec, personas: list[Any],
+async def _drive(ray: Any, config: RunConfig, spec: PolicySpec, personas: list[Persona | None],
                  hosts: list[tuple[Any, HostInfo]], run_id: str, observer: RunObserver,
                  report: ClusterReport, retry_lost: bool, gate: SessionGate | None = None) -> RunResult:
     from ray.exceptions import RayActorError  # optional dependency
@@ -193,7 +194,7 @@ async def _drive(ray: Any, config: RunConfig, spec: PolicySpec, personas: list[A
                      personas=[j for p in personas if (j := persona_json(p)) is not None]) as writer:
         observer.on_start(config.shoppers)
 
-        async def one(actor: Any, info: HostInfo, index: int, persona: Any, retried: bool) -> None:
+        async def one(actor: Any, info: HostInfo, index: int, persona: Persona | None, retried: bool) -> None:
             nonlocal next_index
             session_id = f"{run_id}-{index:04d}"
             steps, ended, last_url = 0, False, None

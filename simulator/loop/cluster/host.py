@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from shop_r1.personas.model import Persona
 from shop_r1.simulator.agent.policies.base import Policy
 
 from shop_r1.simulator.records.exchange import PolicyRequest, PolicyResponse
@@ -139,7 +140,7 @@ class BrowserHostImpl:
                 self._stack, self._runner = stack, runner
         return self._runner
 
-    async def run_session(self, index: int, persona: Any):  # noqa: ANN201 - a Ray streaming generator
+    async def run_session(self, index: int, persona: Persona | None):  # noqa: ANN201 - a Ray streaming generator
         """Yield ``("step"|"event"|"screenshot"|"opened", record)`` as the session goes, then
         ``("end", SessionEnd)``."""
         runner = await self._ensure_runner()

@@ -24,18 +24,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from shop_r1.personas.model import Persona
 from shop_r1.simulator.records.trace import (
-    RUN_FILE,
-    TRACE_FILE,
-    RunInfo,
     TraceEvent,
     TraceFormatError,
     TraceProblem,
     TraceReadResult,
     TraceStep,
-    load_run_info,
-    read_trace,
 )
+from shop_r1.simulator.records.trace.run import OpenedRun, open_run
+from shop_r1.simulator.records.trace.views import RunInfo
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +48,17 @@ class ReplaySession:
     session_id: str
     steps: list[TraceStep]
     events: list[TraceEvent]
-    persona: dict[str, Any] | None
+    persona: Persona | None  # validated once, by open_run
     persona_id: str | None
     outcome: str
     end_reason: str | None = None
+    #: run.json's persona entry as recorded (an importer may keep fields no Persona has): shown
+    #: by the step view and its JSON, never read as a persona.
+    persona_record: dict[str, Any] | None = None
 
     @property
     def intent(self) -> str | None:
-        value = (self.persona or {}).get("intent")
+        value = self.persona.intent if self.persona is not None else (self.persona_record or {}).get("intent")
         return str(value) if value else None
 
     def events_before(self, step: int) -> list[TraceEvent]:
@@ -123,14 +124,6 @@ class ReplayTrace:
         return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else None
 
 
-def _run_info_for(trace_path: Path) -> RunInfo | None:
-    run_path = trace_path.parent / RUN_FILE
-    if not run_path.exists():
-        log.info("%s: no %s next to the trace; personas and config are unknown", trace_path, RUN_FILE)
-        return None
-    return load_run_info(run_path)
-
-
 def open_trace(source: str | os.PathLike[str], *, strict: bool = True) -> ReplayTrace:
     """Read a run directory or a ``trace.jsonl`` for replay.
 
@@ -140,18 +133,20 @@ def open_trace(source: str | os.PathLike[str], *, strict: bool = True) -> Replay
     Sessions known only from events (a shopper that crashed before deciding anything, an
     imported session with only scrolls) are kept, with zero steps.
     """
-    path = Path(source)
-    if path.is_dir():
-        path = path / TRACE_FILE
-    if not path.exists():
-        raise ReplayError(f"{path}: no trace here (give a run directory or a {TRACE_FILE} file)")
     try:
-        result = read_trace(path, strict=strict)
-        run_info = _run_info_for(path)
+        run = open_run(source, strict=strict)
+    except FileNotFoundError as exc:
+        raise ReplayError(str(exc)) from exc
     except TraceFormatError as exc:
         raise ReplayError(str(exc)) from exc
     except (OSError, UnicodeDecodeError) as exc:
-        raise ReplayError(f"{path}: cannot read the trace: {exc}") from exc
+        raise ReplayError(f"{source}: cannot read the trace: {exc}") from exc
+    return replay_of(run)
+
+
+def replay_of(run: OpenedRun) -> ReplayTrace:
+    """The sessions of an opened run, in file order, with their context events and personas."""
+    result, run_info, path = run.result, run.run_info, run.trace_path
     for problem in result.problems:
         log.warning("%s", problem)
 
@@ -165,13 +160,13 @@ def open_trace(source: str | os.PathLike[str], *, strict: bool = True) -> Replay
         events = events_by.get(sid, [])
         persona_id = next((s.persona_id for s in steps if s.persona_id), None) or next(
             (e.persona_id for e in events if e.persona_id), None)
-        persona = run_info.persona(persona_id) if run_info is not None else None
         end = result.session_end(sid)
         sessions.append(ReplaySession(
-            session_id=sid, steps=steps, events=events, persona=persona, persona_id=persona_id,
+            session_id=sid, steps=steps, events=events, persona=run.persona(persona_id), persona_id=persona_id,
             outcome=result.outcome(sid), end_reason=end.end_reason if end is not None else None,
+            persona_record=run_info.persona(persona_id) if run_info is not None else None,
         ))
     return ReplayTrace(path=path, run_info=run_info, sessions=sessions, problems=list(result.problems), read=result)
 
 
-__all__ = ["ReplayError", "ReplaySession", "ReplayTrace", "open_trace"]
+__all__ = ["ReplayError", "ReplaySession", "ReplayTrace", "open_trace", "replay_of"]

@@ -151,7 +151,7 @@ def action_text(action: Action | None) -> Text:
 
 
 def session_header(session: ReplaySession, trace: ReplayTrace | None = None) -> RenderableType:
-    p = session.persona or {}
+    p = session.persona.model_dump() if session.persona is not None else (session.persona_record or {})
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
@@ -268,7 +268,8 @@ def step_json(session: ReplaySession, step: TraceStep) -> dict[str, Any]:
 
 
 def session_json(session: ReplaySession) -> dict[str, Any]:
-    return {"kind": "session", **session.summary(), "persona": session.persona}
+    return {"kind": "session", **session.summary(),
+            "persona": session.persona.model_dump(mode="json") if session.persona is not None else session.persona_record}
 
 
 # --------------------------------------------------------------------------------------------
