@@ -49,7 +49,7 @@ from shop_r1.simulator.agent.policies.factory import PolicySpec, open_policy  # 
 from shop_r1.simulator.analysis.realism import realism  # noqa: E402
 from shop_r1.simulator.loop.runner import RunConfig, Runner  # noqa: E402
 from shop_r1.simulator.records.trace import read_trace  # noqa: E402
-from shop_r1.training.recipe import CATALOG_TERMS, RECIPE_RECORD_FILE, RecipeSettings, run_recipe  # noqa: E402
+from shop_r1.training.recipe import CATALOG_TERMS, RECIPE_RECORD_FILE, RecipeSettings, built_shape, run_recipe  # noqa: E402
 
 log = logging.getLogger("bench.recipe_live")
 
@@ -126,8 +126,13 @@ def main(argv: list[str] | None = None) -> int:
                              f"{args.recipe}` first (or pass --train)")
         record = json.loads(record_file.read_text(encoding="utf-8"))
         trained = record["settings"] | ({"rl_token_budget": args.prompt_budget} if args.prompt_budget else {})
-        policies = {"zero-shot base": Path(record["base_model"]), "recipe policy": Path(record["policy_dir"])}
+        # A built model (tiny, small) starts from random weights: it is an untrained base, not a
+        # zero-shot one; only a pretrained model (default, a folder) is a zero-shot baseline.
+        base_name = "untrained base (random init)" if built_shape(str(record["settings"].get("model", ""))) \
+            else "zero-shot base"
+        policies = {base_name: Path(record["base_model"]), "recipe policy": Path(record["policy_dir"])}
     if args.base is not None:
+        policies = {("zero-shot base" if k != "recipe policy" else k): v for k, v in policies.items()}
         policies["zero-shot base"] = args.base
     if args.policy is not None:
         policies["recipe policy"] = args.policy
@@ -148,12 +153,14 @@ def main(argv: list[str] | None = None) -> int:
                 max_steps=args.max_steps, seed=args.seed, constrained=not args.free,
                 prompt_budget=trained["rl_token_budget"], temperature=args.temperature)
         by_policy = results[shop_name]
-        ab = analyse(Path(by_policy["zero-shot base"]["trace"]), Path(by_policy["recipe policy"]["trace"]),
+        base_label = next(k for k in by_policy if k != "recipe policy")
+        ab = analyse(Path(by_policy[base_label]["trace"]), Path(by_policy["recipe policy"]["trace"]),
                      design="paired")
         paired[shop_name] = {k: ab.metrics[k].model_dump(mode="json") for k in PAIRED_METRICS}
     decoding = "greedy" if args.temperature == 0 else (
         f"T={args.temperature}" if args.temperature is not None else "sampled (simulator default)")
-    table = Table(title=f"recipe policy vs zero-shot base, live in Chromium ({args.shoppers} shoppers x "
+    base_label = next(k for k in policies if k != "recipe policy")
+    table = Table(title=f"recipe policy vs {base_label}, live in Chromium ({args.shoppers} shoppers x "
                         f"<= {args.max_steps} steps, {'free' if args.free else 'constrained'} {decoding} decoding)")
     for col in ("shop", "policy", "viewed a product %", "Δ viewed vs base (95 % CI)", "added to cart %",
                 "Δ cart vs base", "searched %", "executable actions %", "steps", "wall s"):
