@@ -19,7 +19,7 @@ from shop_r1.simulator.analysis.ab.design import Arm
 from shop_r1.simulator.analysis.ab.experiment import Experiment, load_tasks, run_experiment
 from shop_r1.simulator.analysis.ab.gate import Condition, GateError, failed
 from shop_r1.simulator.loop.cluster import ClusterError
-from shop_r1.simulator.cli.options import POLICY_OPTIONS, RUN_OPTIONS, config_option
+from shop_r1.simulator.cli.options import POLICY_OPTIONS, RUN_OPTIONS
 from shop_r1.simulator.agent.policies.factory import PolicyConfigError, PolicySpec
 from shop_r1.simulator.records.trace import ORDER_PLACED
 
@@ -69,17 +69,15 @@ def print_result(result: ABResult, console: Console) -> None:
 @RUN_OPTIONS["seed"]
 @POLICY_OPTIONS["shop_seed"]
 @RUN_OPTIONS["max_steps"]
-@config_option("--concurrency", "-c", field="concurrency", help_suffix=", per arm")
+@RUN_OPTIONS["concurrency_per_arm"]
 @RUN_OPTIONS["step_timeout"]
 @RUN_OPTIONS["session_timeout"]
 @RUN_OPTIONS["allow_purchase"]
 @RUN_OPTIONS["browser_path"]
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Experiment directory (default: runs/ab-<time>).")
-@click.option("--ray", default=None, metavar="ADDRESS",
-              help="Run both arms on a Ray cluster (host:port, or 'local' for one on this machine); see `simulate --ray`.")
-@click.option("--host-capacity", type=click.IntRange(min=1), default=None,
-              help="With --ray: contexts per node, split between the arms (default: from the node's CPUs and memory).")
+@RUN_OPTIONS["ray"]
+@RUN_OPTIONS["host_capacity"]
 @click.option("--fail-if", "fail_if", multiple=True, callback=_conditions, metavar="EXPR",
               help="Exit 1 when this holds, e.g. 'added_to_cart.diff < -0.05' or 'purchased.ci95.hi < 0' (repeatable).")
 def ab(a_target: str, b_target: str, shoppers: int, design: str, policy: str, model: str | None,

@@ -3,8 +3,10 @@
 A knob that is a :class:`~shop_r1.simulator.loop.runner.RunConfig` field takes its default and its help
 from the field (:func:`config_option`), so a new default or a reworded description reaches both
 commands at once; the policy's knobs, which ``simulate`` and ``ab`` share word for word, are
-written down here once (:data:`POLICY_OPTIONS`). Options that mean something else in one command
-(``--shoppers``: pairs in an A/B test; ``--tasks``; ``--out``) stay with that command.
+written down here once (:data:`POLICY_OPTIONS`), and so are the cluster's (``--ray``,
+``--host-capacity``, in :data:`RUN_OPTIONS`). Options that mean something else in one command
+(``--shoppers``: pairs in an A/B test; ``--tasks``: intents vs UX scenarios; ``--out``) stay with that
+command; ``tests/test_cli_options.py`` and ``tests/test_train_options.py`` keep it so.
 """
 
 from __future__ import annotations
@@ -61,14 +63,23 @@ POLICY_OPTIONS: dict[str, Decorator] = {
     "shop_seed": click.option("--shop-seed", default=0, show_default=True, help="Catalogue seed of bundled shops."),
 }
 
-#: The run's knobs both commands take, from RunConfig's fields (``ab`` applies them to each arm).
+#: The run's knobs both commands take, from RunConfig's fields (``ab`` applies them to each arm), and
+#: where the run goes (``--ray``, ``--host-capacity``: not RunConfig fields, the same knobs in both).
 RUN_OPTIONS: dict[str, Decorator] = {
     "seed": config_option("--seed", field="seed"),
     "max_steps": config_option("--max-steps", field="max_steps"),
+    "concurrency": config_option("--concurrency", "-c", field="concurrency"),
+    "concurrency_per_arm": config_option("--concurrency", "-c", field="concurrency", help_suffix=", per arm"),
     "step_timeout": config_option("--step-timeout", field="step_timeout_s"),
     "session_timeout": config_option("--session-timeout", field="session_timeout_s"),
     "allow_purchase": config_option("--allow-purchase", field="allow_purchase"),
     "browser_path": config_option("--browser-path", field="browser_path"),
+    "ray": click.option("--ray", default=None, metavar="ADDRESS",
+                        help="Spread shoppers over a Ray cluster (HOST:PORT of its head, or 'local' for one on "
+                             "this machine); `ab` runs both arms there."),
+    "host_capacity": click.option("--host-capacity", type=click.IntRange(min=1), default=None,
+                                  help="With --ray: browser contexts per node (default: from the node's CPUs and "
+                                       "memory); `ab` splits them between the arms."),
 }
 
 

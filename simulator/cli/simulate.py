@@ -193,7 +193,7 @@ def _common_options(fn: Any) -> Any:
         P["shop_seed"],
         click.option("--shoppers", "-n", type=int, default=None,
                      help="Number of simulated shoppers (default 4; with --tasks, one per task)."),
-        config_option("--concurrency", "-c", field="concurrency"),
+        R["concurrency"],
         P["policy"], P["model"], P["base_url"], P["personas"], P["mix"],
         click.option("--intents", type=click.Choice(["shop", "library"]), default="shop", show_default=True,
                      help="shop: drawn from the shop's own catalogue (a bounded crawl, cached per origin); "
@@ -216,10 +216,7 @@ def _common_options(fn: Any) -> Any:
         config_option("--redact/--no-redact", field="redact"),
         click.option("--max-failed", default=0, show_default=True,
                      help="Sessions that may fail (browser/shop/policy errors, timeouts, lost hosts) before the run exits non-zero."),
-        click.option("--ray", default=None, metavar="ADDRESS",
-                     help="Spread shoppers over a Ray cluster (HOST:PORT of its head, or 'local' for this machine)."),
-        click.option("--host-capacity", type=int, default=None,
-                     help="With --ray: contexts per browser host (default: from the node's CPUs and memory)."),
+        R["ray"], R["host_capacity"],
         click.option("--retry-lost", is_flag=True, help="With --ray: retry a session once elsewhere when its host dies."),
         click.option("--prompt-budget", type=int, default=None,
                      help="Prompt tokens for model policies (current page first, then recent history); default: for "
