@@ -1,18 +1,28 @@
 """``shop-r1 train sft|grpo``: the two training stages from the command line.
 
 Defaults are the paper's (see :mod:`shop_r1.training.config`) and every one is overridable by a flag or
-a ``--config`` JSON/YAML file (flags win). Torch/TRL are imported only once a command runs, so
-``--help`` stays instant. Multi-GPU: ``accelerate launch --config_file
-training/configs/accelerate/<cfg>.yaml -m shop_r1.training.cli_train grpo ...`` (docs/training.md).
+a ``--config`` JSON/YAML file (flags win). The options of ``sft`` and ``grpo`` are generated from the
+settings models' fields (:func:`settings_options`): name, type, help (the field's description) and
+shown default come from the field, so a knob is declared once; only ``--config`` is written here.
+Torch/TRL are imported only once a command runs, so ``--help`` stays instant. Multi-GPU:
+``accelerate launch --config_file training/configs/accelerate/<cfg>.yaml -m shop_r1.training.cli_train
+grpo ...`` (docs/training.md).
 """
 
 from __future__ import annotations
 
+import enum
 import logging
+import re
 import sys
-from typing import Any
+import types
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
 
 import click
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
 
 from shop_r1.envs.text import log_to_terminal
 from shop_r1.training import config as C
@@ -20,32 +30,167 @@ from shop_r1.training import config as C
 log = logging.getLogger(__name__)
 
 
-def _common(f: Any) -> Any:
-    options = [
-        click.option("--data", required=False, help="Dataset folder (shop-r1 data build), a .parquet file, or a trace."),
-        click.option("--model", default=None, help="'default' (SmolLM2-135M-Instruct), 'tiny', or a model folder. [default: default]"),
-        click.option("--out", required=False, type=click.Path(file_okay=False), help="Checkpoint folder to write."),
-        click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
-                     help="JSON/YAML file of settings (keys as the long flags, '-' or '_'); flags override it."),
-        click.option("--max-steps", type=int, default=None, help="Stop after this many optimizer steps. [default: sft: all epochs; grpo: 500 (paper)]"),
-        click.option("--batch-size", "per_device_batch_size", type=int, default=None, help="Sequences per device per pass (sft: chats, grpo: completions). [default: sft 1, grpo 8]"),
-        click.option("--global-batch-size", type=int, default=None,
-                     help="Examples per optimizer step over all devices (sft: chats; grpo: prompts, each with "
-                          "its group of --num-generations completions); sets gradient accumulation. "
-                          "[default: sft: none (one batch per step); grpo: 64 prompts (paper)]"),
-        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="[default: auto]"),
-        click.option("--seed", type=int, default=None, help="[default: 0]"),
-        click.option("--split", default=None, help="Split of a dataset folder to train on. [default: train]"),
-        click.option("--report-to", default=None, help="none, tensorboard, wandb ... [default: none]"),
-        click.option("--save-steps", type=int, default=None, help="Also save every N steps."),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
+#: Flags whose spelling differs from their field's, kept because scripts and docs use them; the field's
+#: own spelling (``--per-device-batch-size``, ``--lenient-format``) works as well. Declared here only.
+FLAG_ALIASES: dict[str, tuple[str, ...]] = {
+    "per_device_batch_size": ("--batch-size",),
+    "lenient_format": ("--lenient",),
+}
+
+#: Click types finer than a field's annotation says (a file that must exist, a folder to write).
+CLICK_TYPES: dict[str, click.ParamType] = {
+    "out": click.Path(file_okay=False),
+    "chat_template": click.Path(exists=True, dir_okay=False),
+}
+
+#: "paper: 2e-5" in a description: the help marks the default "(paper)" while it still equals that value.
+_PAPER_VALUE = re.compile(r"paper: (\d+(?:\.\d+)?(?:e-?\d+)?)")
+
+
+class SettingOption(click.Option):
+    """A ``--flag`` for one settings field. Not given, it is ``None``: the ``--config`` file's value or
+    else the field's default applies (flags win over the file, the file over the default). The help is
+    the field's description; the field's default is shown under it (:class:`SettingsCommand`)."""
+
+    def __init__(self, *args: Any, shown_default: str | None = None, required_setting: bool = False,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.shown_default = shown_default
+        self.required_setting = required_setting
+
+    def get_help_extra(self, ctx: click.Context) -> Any:
+        extra = super().get_help_extra(ctx)
+        if self.shown_default is not None:
+            extra["default"] = self.shown_default
+        if self.required_setting:
+            extra["required"] = "required, here or in --config"
+        return extra
+
+    def help_rows(self, ctx: click.Context) -> list[tuple[str, str]]:
+        """The flags with the description, then the default on a line of its own, so that
+        "[default: 2e-05 (paper)]" is never broken in two by the wrapping."""
+        record = self.get_help_record(ctx)
+        if record is None:
+            return []
+        extra = self.get_help_extra(ctx)
+        items = [f"default: {extra['default']}"] if "default" in extra else []
+        items += [extra["required"]] if "required" in extra else []
+        return [(record[0], self.help or "")] + ([("", f"[{'; '.join(items)}]")] if items else [])
+
+
+class SettingsCommand(click.Command):
+    """``train sft|grpo``: their settings options list the default under the description."""
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows: list[tuple[str, str]] = []
+        for param in self.get_params(ctx):
+            if isinstance(param, SettingOption):
+                rows += param.help_rows(ctx)
+            elif isinstance(param, click.Option) and (record := param.get_help_record(ctx)) is not None:
+                rows.append(record)
+        if rows:
+            with formatter.section("Options"):
+                formatter.write_dl(rows)
+
+
+def _unwrap_optional(annotation: Any) -> Any:
+    """``X | None`` -> ``X`` (the option is optional anyway); other annotations as they are."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+def _click_type(name: str, annotation: Any) -> click.ParamType | None:
+    """The click type of a field (None: a bool, which becomes ``--x/--no-x``)."""
+    if name in CLICK_TYPES:
+        return CLICK_TYPES[name]
+    kind = _unwrap_optional(annotation)
+    if kind is bool:
+        return None
+    if get_origin(kind) is Literal:
+        return click.Choice([str(a) for a in get_args(kind)])
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
+        return click.Choice([str(m.value) for m in kind])
+    simple: dict[Any, click.ParamType] = {int: click.INT, float: click.FLOAT, str: click.STRING,
+                                          Path: click.Path()}
+    if kind in simple:
+        return simple[kind]
+    raise TypeError(f"settings field {name!r} of type {annotation!r} has no command-line form; "
+                    "give it one in training/cli_train.py")
+
+
+def _shown_default(info: FieldInfo) -> str | None:
+    """The field's default as ``--help`` shows it (None: nothing to show, the description says it)."""
+    default = info.default
+    if default is PydanticUndefined or default is None:
+        return None
+    if isinstance(default, bool):
+        return "on" if default else "off"
+    text = str(default)
+    if isinstance(default, (int, float)) and any(
+            float(v) == float(default) for v in _PAPER_VALUE.findall(info.description or "")):
+        text += " (paper)"
+    return text
+
+
+def setting_option(name: str, info: FieldInfo) -> Callable[[Any], Any]:
+    """The option of settings field ``name``: ``--name`` (plus :data:`FLAG_ALIASES`), ``--name/--no-name``
+    for a bool, a choice for a Literal or Enum; its help is the field's description."""
+    if not info.description:
+        raise ValueError(f"settings field {name!r} needs a description: it is the --help text of its option")
+    flag = "--" + name.replace("_", "-")
+    kind = _click_type(name, info.annotation)
+    decls = (f"{flag}/--no-{flag[2:]}",) if kind is None else (flag,)
+    kwargs: dict[str, Any] = {"default": None, "help": info.description, "cls": SettingOption,
+                              "shown_default": _shown_default(info),
+                              "required_setting": info.default is PydanticUndefined}
+    if kind is not None:
+        kwargs["type"] = kind
+    return click.option(*decls, *FLAG_ALIASES.get(name, ()), name, **kwargs)
+
+
+def settings_options(cls: type[C._Base]) -> Callable[[Any], Any]:
+    """Every field of ``cls`` as an option (in field order), and ``--config``: the one hand-written option."""
+
+    def decorate(f: Any) -> Any:
+        options = [
+            click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),
+                         help="JSON/YAML file of settings (keys: the field names, as the long flags with '_' "
+                              "or '-'); flags override it, it overrides the defaults."),
+            *(setting_option(name, info) for name, info in cls.model_fields.items()),
+        ]
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorate
 
 
 def _fail(exc: Exception) -> None:
     raise click.ClickException(str(exc)) from exc
+
+
+def _trainer(stage: str) -> Callable[[Any], Any]:
+    """The training function of ``stage``, imported only now (torch, TRL)."""
+    if stage == "sft":
+        from shop_r1.training.sft import train_sft
+
+        return train_sft
+    from shop_r1.training.grpo import train_grpo
+
+    return train_grpo
+
+
+def _train(stage: str, cls: type[C._Base], config_file: str | None, flags: dict[str, Any]) -> None:
+    """Defaults < ``config_file`` < the flags given (:func:`shop_r1.training.config.load_settings`), then train."""
+    try:
+        settings = C.load_settings(cls, config_file, **flags)
+        result = _trainer(stage)(settings)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        _fail(exc)
+    _summary(stage, result)
 
 
 def _summary(stage: str, result: Any) -> None:
@@ -70,79 +215,22 @@ def train() -> None:
     """Train shopper policies: SFT on sessions, then GRPO with the Shop-R1 rewards."""
 
 
-@train.command()
-@_common
-@click.option("--epochs", type=float, default=None, help=f"[default: {C.PAPER_SFT_EPOCHS} (paper)]")
-@click.option("--lr", type=float, default=None, help=f"Learning rate. [default: {C.PAPER_SFT_LR} (paper)]")
-@click.option("--max-length", type=int, default=None,
-              help="Tokens per chat (truncated beyond). [default: the model's window, at most the paper's 32k]")
-@click.option("--chat-template", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="A .jinja chat template with {% generation %} markers, for models whose template lacks them.")
+@train.command(cls=SettingsCommand)
+@settings_options(C.SFTSettings)
 def sft(config_file: str | None, **flags: Any) -> None:
     """Cold-start SFT on whole sessions (assistant-only loss). Paper defaults: 4 epochs, lr 2e-5."""
-    from shop_r1.training.sft import train_sft
-
-    try:
-        settings = C.load_settings(C.SFTSettings, config_file, **flags)
-        result = train_sft(settings)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        _fail(exc)
-    _summary("sft", result)
+    _train("sft", C.SFTSettings, config_file, flags)
 
 
-@train.command()
-@_common
-@click.option("--reward", type=click.Choice(["hierarchical", "binary"]), default=None,
-              help="Action reward: Table 1's hierarchical reward or the exact-match baseline. [default: hierarchical]")
-@click.option("--alpha", type=float, default=None,
-              help=f"Self-certainty (rationale reward) weight; 0 = no rationale reward. [default: {C.PAPER_ALPHA} (paper)]")
-@click.option("--beta", type=float, default=None, help=f"KL weight. [default: {C.PAPER_BETA} (paper)]")
-@click.option("--num-generations", type=int, default=None,
-              help=f"Group size G (completions per prompt). [default: {C.DEFAULT_NUM_GENERATIONS}]")
-@click.option("--temperature", type=float, default=None, help=f"Sampling temperature. [default: {C.PAPER_TEMPERATURE} (paper)]")
-@click.option("--lr", type=float, default=None, help=f"Learning rate. [default: {C.PAPER_GRPO_LR} (paper)]")
-@click.option("--dars", type=float, default=None, help=f"Difficulty-aware reward scaling. [default: {C.PAPER_DARS:g} (paper)]")
-@click.option("--threshold", type=float, default=None, help=f"ROUGE-L threshold of the value terms. [default: {C.PAPER_THRESHOLD} (paper)]")
-@click.option("--no-format-reward", "format_reward", flag_value=False, default=None,
-              help="Ablation: the format term (+0.5) is 0.")
-@click.option("--max-completion-length", type=int, default=None,
-              help="Tokens per answer; refused when shorter than most reference answers. "
-                   "[default: 1.25 x the longest reference answer]")
-@click.option("--allow-truncation", is_flag=True, default=None,
-              help="Train even when --max-completion-length cuts most reference answers (smoke runs).")
-@click.option("--max-prompt-tokens", type=int, default=None, help="Drop prompts longer than this (tokens).")
-@click.option("--self-certainty-mode", type=click.Choice(["auto", "generation", "forward"]), default=None,
-              help="generation: reuse the sampling logits; forward: one extra policy pass. [default: auto]")
-@click.option("--self-certainty", "self_certainty", type=click.Choice(["kl", "literal"]), default=None,
-              help="Rationale reward form: kl = mean per-token KL(p||U) in nats; literal = Eq. 3 as printed "
-                   "(KL/|V|, vanishes at real vocabularies). [default: kl] (docs/training.md)")
-@click.option("--lenient", "lenient_format", is_flag=True, default=None,
-              help="Reward fenced/embedded JSON answers too (strict by default); evaluate with "
-                   "`shop-r1 evaluate --lenient` to score by the same rule.")
-@click.option("--scale-rewards", type=click.Choice(["group", "batch", "none"]), default=None,
-              help="Divide the centred summed reward by its group's std (GRPO's and TRL's default; alpha cancels "
-                   "where action rewards tie), the whole batch's std (alpha stays a weight) or nothing (Dr. GRPO). "
-                   "[default: group] (docs/training.md)")
-@click.option("--filter-zero-spread/--no-filter-zero-spread", "filter_zero_spread", default=None,
-              help="Drop groups whose rewards all tie from the loss (DAPO's filter, no re-sampling); needs "
-                   "--batch-size = prompts x G. [default: off]")
-@click.option("--use-vllm", is_flag=True, default=None, help="Generate with vLLM (TRL use_vllm; needs vllm installed).")
-@click.option("--vllm-mode", type=click.Choice(["colocate", "server"]), default=None, help="[default: colocate]")
-@click.option("--log-completions", is_flag=True, default=None, help="Print sampled completions with their rewards.")
+@train.command(cls=SettingsCommand)
+@settings_options(C.GRPOSettings)
 def grpo(config_file: str | None, **flags: Any) -> None:
     """GRPO with the Shop-R1 rewards: v(a) + alpha*s(r) - beta*KL.
 
     Paper defaults: lr 1e-7, 500 steps, temperature 0.6, global batch 64 prompts (x G
     completions each), alpha 0.005, beta 0.001, DARS 1000, threshold 0.75.
     """
-    from shop_r1.training.grpo import train_grpo
-
-    try:
-        settings = C.load_settings(C.GRPOSettings, config_file, **flags)
-        result = train_grpo(settings)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        _fail(exc)
-    _summary("grpo", result)
+    _train("grpo", C.GRPOSettings, config_file, flags)
 
 
 @train.command()

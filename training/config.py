@@ -5,6 +5,9 @@ run that sets nothing reproduces the published set-up and every deviation is exp
 written into ``shop-r1-train.json`` next to the checkpoint). Values come from three layers, later
 ones winning: the defaults below, a JSON/YAML config file (``--config``), then command-line flags.
 
+Every field has a ``description``: it is the help text of the field's ``shop-r1 train`` option, which
+:mod:`shop_r1.training.cli_train` generates from the field (so a knob is declared here, once).
+
 Validation is strict (``extra="forbid"``): a misspelt key in a config file is an error that names
 the key and the file, not a silently ignored setting.
 
@@ -33,7 +36,8 @@ SelfCertaintyMode = Literal["auto", "generation", "forward"]
 SelfCertaintyForm = Literal["kl", "literal"]
 ScaleRewards = Literal["group", "batch", "none"]
 
-#: The paper's trainer values, one place (``--help`` texts and the tests read them from here);
+#: The paper's trainer values, one place (the fields' defaults; their descriptions say "paper: <value>", which
+#: ``--help`` marks as "(paper)" while the default still equals it);
 #: the reward's constants (alpha, beta, DARS, threshold) are scoring's, imported above.
 PAPER_SFT_EPOCHS = 4
 PAPER_SFT_LR = 2e-5
@@ -58,15 +62,20 @@ class _Base(BaseModel):
     max_steps: int = Field(-1, ge=-1, description="-1: run the epochs; otherwise stop after this many optimizer steps")
     max_seconds: float | None = Field(None, gt=0, description="stop once training has run this long (wall clock, "
                                       "from the first step): a control trained for the same time as another arm")
-    per_device_batch_size: int = Field(1, ge=1)
-    global_batch_size: int | None = Field(None, ge=1)
+    per_device_batch_size: int = Field(1, ge=1, description="sequences per device per pass (TRL's unit); memory, "
+                                       "not method")
+    global_batch_size: int | None = Field(
+        None, ge=1, description="training examples per optimizer step over all devices, sets the gradient "
+        "accumulation; None: one per-device batch per step")
     world_size: int | None = Field(None, ge=1, description="processes; None: read WORLD_SIZE (accelerate sets it)")
-    seed: int = 0
-    logging_steps: int = Field(1, ge=1)
+    seed: int = Field(0, description="the trainer's seed (TRL seed: data order, sampling)")
+    logging_steps: int = Field(1, ge=1, description="log the metrics every N optimizer steps")
     save_steps: int | None = Field(None, ge=1, description="intermediate checkpoints every N steps (None: only the final one)")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where to train; auto: a CUDA GPU when "
+                                                   "torch sees one, else the CPU")
     bf16: bool | None = Field(None, description="None: bf16 on a CUDA GPU that supports it, fp32 elsewhere")
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool = Field(False, description="recompute activations in the backward pass: less "
+                                         "memory, more compute (transformers' gradient checkpointing)")
     split: str = Field("train", description="which split of a dataset folder to train on")
     report_to: str = Field("none", description="TRL/transformers report_to (none, tensorboard, wandb, ...)")
 
@@ -91,8 +100,8 @@ class _Base(BaseModel):
 class SFTSettings(_Base):
     """Cold-start SFT: whole sessions as chats, loss on the assistant turns only."""
 
-    epochs: float = Field(PAPER_SFT_EPOCHS, gt=0, description="paper: 4")
-    lr: float = Field(PAPER_SFT_LR, gt=0, description="paper: 2e-5")
+    epochs: float = Field(PAPER_SFT_EPOCHS, gt=0, description="passes over the training chats; paper: 4")
+    lr: float = Field(PAPER_SFT_LR, gt=0, description="learning rate; paper: 2e-5")
     per_device_batch_size: int = Field(1, ge=1, description="chats per device per pass; memory, not method")
     global_batch_size: int | None = Field(
         None, ge=1, description="chats (whole sessions) per optimizer step over all devices; None: one per-device "
@@ -111,7 +120,7 @@ class SFTSettings(_Base):
 class GRPOSettings(_Base):
     """GRPO with the Shop-R1 rewards (Eq. 4: v(a) + alpha * s(r) - beta * KL)."""
 
-    lr: float = Field(PAPER_GRPO_LR, gt=0, description="paper: 1e-7")
+    lr: float = Field(PAPER_GRPO_LR, gt=0, description="learning rate; paper: 1e-7")
     max_steps: int = Field(PAPER_GRPO_STEPS, ge=1, description="optimizer steps; paper: 500")
     global_batch_size: int | None = Field(
         PAPER_GLOBAL_BATCH, ge=1, description="prompts per optimizer step over all devices (paper: 64). Each "
@@ -120,7 +129,8 @@ class GRPOSettings(_Base):
         "per-device batch of completions per step")
     per_device_batch_size: int = Field(
         DEFAULT_NUM_GENERATIONS, ge=1, description="completions per device per pass; memory, not method")
-    num_generations: int = Field(DEFAULT_NUM_GENERATIONS, ge=2, description="group size G; not given by the paper")
+    num_generations: int = Field(DEFAULT_NUM_GENERATIONS, ge=2,
+                                 description="group size G (completions per prompt); not given by the paper")
     temperature: float = Field(PAPER_TEMPERATURE, gt=0, description="sampling temperature; paper: 0.6")
     max_completion_length: int | None = Field(
         None, ge=8, description="tokens per answer; not given by the paper (an answer is ~40-120 tokens). "
@@ -132,12 +142,16 @@ class GRPOSettings(_Base):
     max_prompt_tokens: int | None = Field(
         None, ge=16, description="drop longer prompts; None: keep all (their length is set when the dataset is "
         "built, `--token-budget`, 6000 tokens by default vs the paper's 32k context)")
-    reward: RewardKind = "hierarchical"
-    alpha: float = Field(PAPER_ALPHA, ge=0, description="self-certainty weight; 0 = no rationale reward")
-    beta: float = Field(PAPER_BETA, ge=0, description="KL weight")
-    dars: float = Field(PAPER_DARS, ge=0)
-    threshold: float = Field(PAPER_THRESHOLD, ge=0, le=1)
-    format_reward: bool = Field(True, description="False: the no-format-reward ablation")
+    reward: RewardKind = Field("hierarchical", description="action reward: hierarchical = the paper's Table 1, "
+                               "binary = the exact-match baseline (the paper's ablation)")
+    alpha: float = Field(PAPER_ALPHA, ge=0, description="self-certainty (rationale reward) weight; 0 = no "
+                         "rationale reward; paper: 0.005")
+    beta: float = Field(PAPER_BETA, ge=0, description="KL weight; paper: 0.001")
+    dars: float = Field(PAPER_DARS, ge=0, description="difficulty-aware reward scaling of the value terms; "
+                        "paper: 1000")
+    threshold: float = Field(PAPER_THRESHOLD, ge=0, le=1, description="ROUGE-L threshold of the value terms; "
+                             "paper: 0.75")
+    format_reward: bool = Field(True, description="the format term (+0.5); off: the no-format-reward ablation")
     self_certainty_mode: SelfCertaintyMode = Field(
         "auto", description="generation: reuse the sampling logits; forward: one extra policy pass; auto: "
         "generation when generating with transformers, forward with vLLM")
@@ -145,7 +159,8 @@ class GRPOSettings(_Base):
         "kl", description="rationale reward form: kl = mean per-token KL(p || U) in nats (ours; O(1-10)); "
         "literal = Eq. 3 as printed, KL / |V| (<= 1.1e-6 x alpha at |V| = 49,152: no effect)")
     lenient_format: bool = Field(False, description="accept fenced/embedded JSON answers (reward and evaluation "
-                                 "share the rule); default strict, the paper's 'valid JSON' answer")
+                                 "share the rule: evaluate with `shop-r1 evaluate --lenient`); default strict, the "
+                                 "paper's 'valid JSON' answer")
     loss_type: str = Field("grpo", description="TRL loss_type (the paper uses GRPO)")
     scale_rewards: ScaleRewards = Field(
         "group", description="what the centred summed reward is divided by (TRL scale_rewards): group = its "
@@ -157,9 +172,11 @@ class GRPOSettings(_Base):
         False, description="drop the groups whose summed rewards do not vary from the loss (DAPO's filter, "
         "without its re-sampling): their advantage is 0 under every scale_rewards, so they only dilute the "
         "mean over sequences and add KL. Needs one generation per optimizer step (gradient accumulation 1)")
-    use_vllm: bool = False
-    vllm_mode: Literal["colocate", "server"] = "colocate"
-    log_completions: bool = False
+    use_vllm: bool = Field(False, description="generate with vLLM (TRL use_vllm; needs vllm installed)")
+    vllm_mode: Literal["colocate", "server"] = Field(
+        "colocate", description="TRL vllm_mode: colocate = vLLM inside the training processes, server = a "
+        "running `trl vllm-serve` (GPU machines)")
+    log_completions: bool = Field(False, description="print sampled completions with their rewards")
 
     @model_validator(mode="after")
     def _groups_fit(self) -> GRPOSettings:
