@@ -71,7 +71,8 @@ def test_wheel_adds_only_shop_r1(tmp_path: Path) -> None:
     tops = {n.split("/", 1)[0] for n in names}
     assert {t for t in tops if not t.endswith(".dist-info")} == {"shop_r1"}
     for data in ("shop_r1/envs/js/reduce.js", "shop_r1/simulator/analysis/templates/report.html",
-                 "shop_r1/personas/data/opera_personas.json", "shop_r1/simulator/agent/prompt/system.md"):
+                 "shop_r1/personas/data/opera_personas.json", "shop_r1/simulator/agent/prompt/system.md",
+                 "shop_r1/envs/shop/templates/base.html"):
         assert data in names, f"{data} is not in the wheel"
     top_level = [n for n in names if n.endswith("top_level.txt")]
     if top_level:
