@@ -137,7 +137,7 @@ def run_and_report(*, shop: str | None, shop_seed: int, shoppers: int, concurren
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(sig)
 
-        async def _run(config: Any, spec: Any, personas: list[Any]) -> Any:
+        async def _run(config: Any, spec: Any, personas: list[Persona]) -> Any:
             if ray:
                 from shop_r1.simulator.loop.cluster import run_on_ray  # imports ray (the `cluster` extra)
 
