@@ -129,6 +129,7 @@ def test_cli_json_for_scripted_and_tiny_model(dataset):
     assert tiny.exit_code == 0, tiny.output
     data = json.loads(tiny.stdout)
     assert data["policy"] == "transformers" and data["n_steps"] == 2 and data["constrained"] is False
+    assert data["top_p"] == 1.0  # a sampled evaluation samples as GRPO's rollouts do (top-p 1)
 
     table = CliRunner().invoke(main, ["evaluate", "--policy", "scripted", "--data", str(dataset)])
     assert table.exit_code == 0 and "exact acc %" in table.output and "Per action type" in table.output

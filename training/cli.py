@@ -201,6 +201,9 @@ def _load_rows(data_path: Path, split: str):
               help="Count fenced or embedded JSON answers as predictions (strict by default: exactly one JSON "
                    "object). The rewards' format rule: the same switch as `train grpo --lenient` and `reward --lenient`.")
 @click.option("--temperature", type=float, default=0.0, show_default=True, help="0 = greedy (reproducible).")
+@click.option("--top-p", type=float, default=1.0, show_default=True,
+              help="Nucleus sampling when --temperature > 0 (transformers). 1 = the full distribution, as GRPO's "
+                   "rollouts sample, so a sampled evaluation scores what training rewarded.")
 @click.option("--max-new-tokens", type=int, default=256, show_default=True, help="Answer length cap (transformers).")
 @click.option("--batch-size", type=int, default=8, show_default=True, help="Rows sent to the policy at once.")
 @click.option("--limit", type=int, default=None, help="Evaluate only the first N rows.")
@@ -209,7 +212,7 @@ def _load_rows(data_path: Path, split: str):
 @click.option("--predictions", "predictions_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write every row's label, prediction and raw output as JSONL.")
 def evaluate(model: str | None, data_path: Path, split: str, policy: str | None, base_url: str | None,
-             constrained: bool, lenient: bool, temperature: float, max_new_tokens: int, batch_size: int, limit: int | None, seed: int,
+             constrained: bool, lenient: bool, temperature: float, top_p: float, max_new_tokens: int, batch_size: int, limit: int | None, seed: int,
              as_json: bool, predictions_path: Path | None) -> None:
     """Score a policy on recorded steps: exact / type accuracy, type macro-F1, per type (Tables 2, 3)."""
     from shop_r1.simulator.agent.policies.factory import PolicyConfigError, PolicySpec, open_policy
@@ -228,7 +231,7 @@ def evaluate(model: str | None, data_path: Path, split: str, policy: str | None,
     try:
         spec = PolicySpec(name=policy, model=model, base_url=base_url, seed=seed, constrained=constrained,
                           temperature=None if policy == "scripted" else temperature,
-                          extra={"max_new_tokens": max_new_tokens} if policy == "transformers" else {})
+                          extra={"max_new_tokens": max_new_tokens, "top_p": top_p} if policy == "transformers" else {})
     except PolicyConfigError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -247,7 +250,7 @@ def evaluate(model: str | None, data_path: Path, split: str, policy: str | None,
             for p in result.predictions:
                 fh.write(json.dumps(p, ensure_ascii=False) + "\n")
     meta = {"policy": policy, "model": model, "data": str(data_path), "split": split, "limit": limit,
-            "constrained": constrained, "lenient": lenient, "temperature": temperature}
+            "constrained": constrained, "lenient": lenient, "temperature": temperature, "top_p": top_p}
     if as_json:
         click.echo(json.dumps({**result.to_json(), **meta}, indent=2))
         return
