@@ -18,12 +18,12 @@ from shop_r1.simulator.cli import ab as ab_module
 from shop_r1.simulator.cli import simulate as simulate_module
 from shop_r1.simulator.cli.options import POLICY_OPTIONS, RUN_OPTIONS
 from shop_r1.training import cli_train
-from shop_r1.training.config import GRPOSettings, SFTSettings
+from shop_r1.training.config import GRPOSettings, RecipeSettings, SFTSettings
 
-#: The options of ``train sft|grpo`` written by hand (dest names): not settings fields.
+#: The options of ``train sft|grpo|recipe`` written by hand (dest names): not settings fields.
 HAND_WRITTEN = {"config_file"}
 
-STAGES = {"sft": SFTSettings, "grpo": GRPOSettings}
+STAGES = {"sft": SFTSettings, "grpo": GRPOSettings, "recipe": RecipeSettings}
 
 
 def _options(command: click.Command) -> list[click.Option]:
@@ -64,7 +64,8 @@ def test_option_help_is_the_fields_description_and_not_given_is_none(stage: str)
         # not given -> None, so a --config value (or the field's default) is not overridden
         assert option.default is None, option.name
         assert f"--{option.name.replace('_', '-')}" in option.opts, option.name
-    assert _by_name(_command(stage))["lr"].help == cls.model_fields["lr"].description
+    lr = "lr" if "lr" in cls.model_fields else "sft_lr"
+    assert _by_name(_command(stage))[lr].help == cls.model_fields[lr].description
 
 
 def _by_name(command: click.Command) -> dict[str, click.Option]:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 import click
+from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 FLAG_ALIASES: dict[str, tuple[str, ...]] = {
     "per_device_batch_size": ("--batch-size",),
     "lenient_format": ("--lenient",),
+    "with_persona": ("--persona/--no-persona",),
 }
 
 #: Click types finer than a field's annotation says (a file that must exist, a folder to write).
@@ -151,7 +153,7 @@ def setting_option(name: str, info: FieldInfo) -> Callable[[Any], Any]:
     return click.option(*decls, *FLAG_ALIASES.get(name, ()), name, **kwargs)
 
 
-def settings_options(cls: type[C._Base]) -> Callable[[Any], Any]:
+def settings_options(cls: type[BaseModel]) -> Callable[[Any], Any]:
     """Every field of ``cls`` as an option (in field order), and ``--config``: the one hand-written option."""
 
     def decorate(f: Any) -> Any:
@@ -183,7 +185,7 @@ def _trainer(stage: str) -> Callable[[Any], Any]:
     return train_grpo
 
 
-def _train(stage: str, cls: type[C._Base], config_file: str | None, flags: dict[str, Any]) -> None:
+def _train(stage: str, cls: type[BaseModel], config_file: str | None, flags: dict[str, Any]) -> None:
     """Defaults < ``config_file`` < the flags given (:func:`shop_r1.training.config.load_settings`), then train."""
     try:
         settings = C.load_settings(cls, config_file, **flags)
@@ -233,43 +235,21 @@ def grpo(config_file: str | None, **flags: Any) -> None:
     _train("grpo", C.GRPOSettings, config_file, flags)
 
 
-@train.command()
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for everything; the policy is OUT/policy.")
-@click.option("--model", default=None, help="tiny[:SEED] / small[:SEED] (built here, tokenizer from the train split) | default | a model "
-                   "folder. [default: tiny]")
-@click.option("--shoppers", type=int, default=None, help="Scripted shopper sessions. [default: 24]")
-@click.option("--max-steps", type=int, default=None, help="Steps per scripted session. [default: 8]")
-@click.option("--shop-seed", type=int, default=None, help="Catalogue seed of the bundled shop. [default: 0]")
-@click.option("--seed", type=int, default=None, help="[default: 0]")
-@click.option("--sft-epochs", type=float, default=None, help="[default: 4]")
-@click.option("--sft-lr", type=float, default=None, help="[default: 2e-3, for the tiny model from scratch]")
-@click.option("--grpo-steps", type=int, default=None, help="[default: 8]")
-@click.option("--grpo-lr", type=float, default=None, help="[default: 1e-4]")
-@click.option("--num-generations", type=int, default=None, help="Group size G. [default: 4]")
-@click.option("--grpo-prompts-per-step", type=int, default=None, help="Prompts per GRPO step. [default: 2]")
-@click.option("--max-completion-length", type=int, default=None,
-              help="Tokens per GRPO rollout. [default: 1.25 x the longest train reference answer]")
-@click.option("--reward", type=click.Choice(["hierarchical", "binary"]), default=None, help="[default: hierarchical]")
-@click.option("--rl-token-budget", type=int, default=None, help="Prompt tokens of an RL/eval row. [default: 3584]")
-@click.option("--sft-max-tokens", type=int, default=None, help="[default: 3840]")
-@click.option("--sft-max-page-tokens", type=int, default=None, help="Page tokens of an SFT row. [default: 2816]")
-@click.option("--persona/--no-persona", "with_persona", default=None, help="Persona and goal in the prompts. [default: on]")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="[default: auto]")
-def recipe(**flags: Any) -> None:
+@train.command(cls=SettingsCommand)
+@settings_options(C.RecipeSettings)
+def recipe(config_file: str | None, **flags: Any) -> None:
     """The whole loop from nothing: scripted shoppers -> template rationales -> dataset -> SFT -> GRPO.
 
     Leaves OUT/policy, a checkpoint that `shop-r1 simulate --policy transformers --model OUT/policy`
     and `shop-r1 serve --model OUT/policy` load. The defaults are small (24 sessions, 4 SFT epochs, 8 GRPO
     steps of 2 prompts x 4); on a 2-core machine at load ~27 the SFT stage alone ran ~10 s per step.
     """
-    from pydantic import ValidationError
-
-    from shop_r1.training.recipe import RecipeSettings, run_recipe
+    from shop_r1.training.recipe import run_recipe  # the browser, the trainers: imported only to run
 
     try:
-        settings = RecipeSettings.model_validate({k: v for k, v in flags.items() if v is not None})
+        settings = C.load_settings(C.RecipeSettings, config_file, **flags)
         result = run_recipe(settings)
-    except (ValidationError, ValueError, FileNotFoundError, RuntimeError) as exc:
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
         _fail(exc)
     click.echo(str(result.policy_dir))
     log.info("recipe done: %s", result.model_dump(mode="json"))

@@ -230,6 +230,42 @@ class GRPOSettings(_Base):
         return "+".join(parts) or "full"
 
 
+class RecipeSettings(BaseModel):
+    """Sizes of one recipe run: small defaults for the tiny model on CPU, NOT the paper's training
+    sizes (see docs/training.md for those)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    out: Path = Field(..., description="folder for everything; the policy is OUT/policy")
+    model: str = Field("tiny", description="tiny[:SEED] / small[:SEED] (built from the train split) | default | a model folder")
+    shoppers: int = Field(24, ge=3, description="scripted shopper sessions that make the data")
+    max_steps: int = Field(8, ge=2, description="steps per scripted session")
+    shop_seed: int = Field(0, description="catalogue seed of the bundled shop the data is recorded on")
+    layout: Literal["v1", "v2"] = Field("v1", description="layout of the bundled shop the data is recorded on")
+    seed: int = Field(0, description="seed of the split, the built model and training")
+    val: float = Field(0.1, ge=0, lt=1, description="validation share of the sessions")
+    test: float = Field(0.2, ge=0, lt=1, description="test share of the sessions")
+    sft_epochs: float = Field(4.0, gt=0, description="SFT epochs (paper: 4)")
+    sft_lr: float = Field(2e-3, gt=0, description="SFT learning rate, for the tiny model from scratch (paper: 2e-5 for a pretrained 3B)")
+    grpo_steps: int = Field(8, ge=1, description="GRPO optimizer steps")
+    grpo_lr: float = Field(1e-4, gt=0, description="GRPO learning rate")
+    num_generations: int = Field(4, ge=2, description="group size G: completions per prompt")
+    grpo_prompts_per_step: int = Field(2, ge=1, description="prompts per GRPO step")
+    max_completion_length: int | None = Field(
+        None, ge=8, description="tokens per GRPO rollout; None: 1.25 x the longest train reference answer in the "
+        "base model's tokens (training/answer_length.py)")
+    reward: RewardKind = Field("hierarchical", description="action reward: Table 1's hierarchical one, or binary exact match")
+    alpha: float = Field(0.005, ge=0, description="self-certainty weight; 0 = no rationale reward (paper: 0.005)")
+    beta: float = Field(0.001, ge=0, description="KL weight (paper: 0.001)")
+    rl_token_budget: int = Field(3584, ge=128, description="prompt tokens of an RL row (and of the live policy); "
+                                 "3584 keeps ~94 % of click targets in the tiny model's prompts")
+    sft_max_tokens: int = Field(3840, ge=128, description="tokens of an SFT row (+ 256 = the tiny model's 4096-token window)")
+    sft_max_page_tokens: int = Field(2816, ge=64, description="page tokens of an SFT row")
+    with_persona: bool = Field(True, description="the persona and goal in the prompt: without them a live "
+                               "shopper cannot know what to search for")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where to train: auto takes CUDA when torch sees one")
+
+
 def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A JSON or YAML mapping from ``path`` (by extension; ``.yml``/``.yaml`` need PyYAML)."""
     p = Path(path)
@@ -258,7 +294,7 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     return {str(k).replace("-", "_"): v for k, v in data.items()}
 
 
-def load_settings(cls: type[_Base], config_file: str | os.PathLike[str] | None = None,
+def load_settings(cls: type[BaseModel], config_file: str | os.PathLike[str] | None = None,
                   **overrides: Any) -> Any:
     """Defaults < ``config_file`` < ``overrides`` (``None`` overrides are ignored: flag not given)."""
     values: dict[str, Any] = read_config_file(config_file) if config_file else {}
@@ -276,6 +312,6 @@ def load_settings(cls: type[_Base], config_file: str | os.PathLike[str] | None =
 __all__ = [
     "ConfigError", "DEFAULT_NUM_GENERATIONS", "GRPOSettings", "PAPER_ALPHA", "PAPER_BETA", "PAPER_DARS",
     "PAPER_GLOBAL_BATCH", "PAPER_GRPO_LR", "PAPER_GRPO_STEPS", "PAPER_SFT_EPOCHS", "PAPER_SFT_LR",
-    "PAPER_TEMPERATURE", "PAPER_THRESHOLD", "RewardKind", "SFTSettings", "ScaleRewards", "SelfCertaintyMode", "load_settings",
+    "PAPER_TEMPERATURE", "PAPER_THRESHOLD", "RecipeSettings", "RewardKind", "SFTSettings", "ScaleRewards", "SelfCertaintyMode", "load_settings",
     "read_config_file",
 ]

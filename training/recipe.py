@@ -26,16 +26,16 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from shop_r1.envs.shop.server import run_in_thread
 from shop_r1.personas.sampler import sample
 from shop_r1.simulator.agent.llm.models import resolve_model
 from shop_r1.simulator.agent.policies.scripted import ScriptedPolicy
 from shop_r1.simulator.loop.runner import RunConfig, Runner
-from shop_r1.training.config import GRPOSettings, RewardKind, SFTSettings
+from shop_r1.training.config import GRPOSettings, RecipeSettings, RewardKind, SFTSettings
 from shop_r1.training.data import build_dataset_dir, load_split, load_trace
 from shop_r1.training.rationales import TemplateTeacher, synthesize
 from shop_r1.training.splits import SplitBy, assign_groups, group_key
@@ -46,42 +46,6 @@ log = logging.getLogger(__name__)
 RECIPE_RECORD_FILE = "shop-r1-recipe.json"
 #: Words the sampled intents are matched against (the bundled shop's departments).
 CATALOG_TERMS: tuple[str, ...] = ("headphones", "shirt", "kitchen", "shoes", "toys", "laptop", "bag")
-
-
-class RecipeSettings(BaseModel):
-    """Sizes of one recipe run: small defaults for the tiny model on CPU, NOT the paper's training
-    sizes (see docs/training.md for those)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    out: Path
-    model: str = Field("tiny", description="tiny[:SEED] / small[:SEED] (built from the train split) | default | a model folder")
-    shoppers: int = Field(24, ge=3)
-    max_steps: int = Field(8, ge=2, description="steps per scripted session")
-    shop_seed: int = 0
-    layout: Literal["v1", "v2"] = "v1"
-    seed: int = 0
-    val: float = Field(0.1, ge=0, lt=1)
-    test: float = Field(0.2, ge=0, lt=1)
-    sft_epochs: float = Field(4.0, gt=0)
-    sft_lr: float = Field(2e-3, gt=0)
-    grpo_steps: int = Field(8, ge=1)
-    grpo_lr: float = Field(1e-4, gt=0)
-    num_generations: int = Field(4, ge=2)
-    grpo_prompts_per_step: int = Field(2, ge=1)
-    max_completion_length: int | None = Field(
-        None, ge=8, description="tokens per GRPO rollout; None: 1.25 x the longest train reference answer in the "
-        "base model's tokens (training/answer_length.py)")
-    reward: RewardKind = "hierarchical"
-    alpha: float = Field(0.005, ge=0)
-    beta: float = Field(0.001, ge=0)
-    rl_token_budget: int = Field(3584, ge=128, description="prompt tokens of an RL row (and of the live policy); "
-                                 "3584 keeps ~94 % of click targets in the tiny model's prompts")
-    sft_max_tokens: int = Field(3840, ge=128, description="+ 256 = the tiny model's 4096-token window")
-    sft_max_page_tokens: int = Field(2816, ge=64)
-    with_persona: bool = Field(True, description="the persona and goal in the prompt: without them a live "
-                               "shopper cannot know what to search for")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
 
 
 # --------------------------------------------------------------------------------------------
