@@ -1,4 +1,5 @@
-"""``ab.html``: the experiment for people, in one self-contained file.
+"""``ab.html``: the experiment for people, in one self-contained file, rendered from
+``simulator/analysis/templates/ab.html`` (Jinja2, autoescape on, as ``report.html``).
 
 Two funnels side by side and the differences with their intervals (matplotlib charts inlined as
 SVG), the metric table, segments, the pages where paired sessions first diverged and the pages
@@ -8,17 +9,21 @@ same file (steps, page excerpts, rationales, actions, errors), A and B side by s
 
 from __future__ import annotations
 
-import html
 import os
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from string import Template
 
-from shop_r1.simulator.analysis.ab.analysis import MEAN_METRICS, RATE_METRICS, ABResult
+import jinja2
+from markupsafe import Markup
+
+from shop_r1.simulator.analysis.ab.analysis import MEAN_METRICS, RATE_METRICS, ABResult, ExitChange
 from shop_r1.simulator.analysis.ab.stats import Metric
 from shop_r1.simulator.analysis.report import (
     STAGE_LABELS,
+    SessionFacts,
     render_session,
     report_css,
     session_anchor,
@@ -88,127 +93,91 @@ def _charts(result: ABResult) -> list[str]:
             svg_img(forest, "differences B minus A with 95% intervals", (6.0, 3.2))]
 
 
-def _metrics_table(result: ABResult) -> str:
-    e = html.escape
+def _metric_rows(result: ABResult) -> list[tuple[str, str, Metric, str, str]]:
+    """(name, label, metric, class of its difference, MDE) for each metric there is, rates first."""
     rows = []
     for name in (*RATE_METRICS, *MEAN_METRICS):
         m = result.metrics.get(name)
         if m is None:
             continue
         sig = m.ci95[0] > 0 or m.ci95[1] < 0
-        cls = ' class="pos"' if sig and m.diff > 0 else (' class="neg"' if sig else "")
+        cls = ("pos" if m.diff > 0 else "neg") if sig else ""
         mde = "–" if m.mde is None else _fmt_diff(m, m.mde).lstrip("+")
-        rows.append(
-            f'<tr><td>{e(_label(name))} <span class="url">{e(name)}</span></td><td class="num">{_fmt(m, m.a)}</td>'
-            f'<td class="num">{_fmt(m, m.b)}</td><td class="num"><span{cls}>{_fmt_diff(m, m.diff)}</span></td>'
-            f'<td class="num">[{_fmt_diff(m, m.ci95[0])}, {_fmt_diff(m, m.ci95[1])}]</td>'
-            f'<td class="num">{m.p_value:.3g}</td><td class="num">{mde}</td><td class="num">{m.n}</td>'
-            f'<td class="url">{e(m.method)}</td></tr>')
-    return ('<section class="wide"><h2>Metrics</h2><table><thead><tr><th>metric</th><th>A</th><th>B</th>'
-            '<th>B − A</th><th>95% interval</th><th>p</th><th>MDE</th><th>n</th><th>method</th></tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table></section>')
+        rows.append((name, _label(name), m, cls, mde))
+    return rows
 
 
-def _segments_table(result: ABResult) -> str:
-    e = html.escape
-    rows = "".join(
-        f'<tr><td>{e(s.field)}</td><td>{e(s.value)}</td><td>{e(_label(s.metric))}</td><td class="num">{s.n}</td>'
-        f'<td class="num">{100 * s.a:.0f}%</td><td class="num">{100 * s.b:.0f}%</td>'
-        f'<td class="num">{100 * s.diff:+.0f} pp</td><td class="num">[{100 * s.ci95[0]:+.0f}, {100 * s.ci95[1]:+.0f}]</td>'
-        f'<td class="num">{s.p_value:.3g}</td><td class="num">{s.p_holm:.3g}</td></tr>' for s in result.segments
-    ) or '<tr><td colspan="10" class="empty">no persona field with two or more values</td></tr>'
-    return ('<section class="wide"><h2>By persona segment</h2><table><thead><tr><th>field</th><th>value</th>'
-            '<th>metric</th><th>n</th><th>A</th><th>B</th><th>B − A</th><th>95% interval</th><th>p</th>'
-            f'<th>p (Holm)</th></tr></thead><tbody>{rows}</tbody></table></section>')
+def _pair_links(pair_ids: list[str]) -> list[tuple[str, str]]:
+    """(anchor, text) of each pair's block further down the file."""
+    return [(pair_anchor(p), p) for p in pair_ids]
 
 
-def _links(pair_ids: list[str]) -> str:
-    return " ".join(f'<a href="#{html.escape(pair_anchor(p))}">{html.escape(p)}</a>' for p in pair_ids)
+def _exit_links(result: ABResult, x: ExitChange) -> list[tuple[str, str]]:
+    if result.design == "paired":
+        return _pair_links(x.pair_ids)
+    return [(session_anchor(s, prefix=arm), f"{arm.upper()} {s}") for arm in ("a", "b") for s in x.sessions[arm]]
 
 
-def _divergence_table(result: ABResult) -> str:
-    if result.design != "paired":
-        return ""
-    e = html.escape
-    rows = "".join(
-        f'<tr><td>{e(d.kind)}</td><td class="num">{d.pairs}</td><td class="num">{100 * d.share:.0f}%</td>'
-        f'<td>{e("; ".join(d.a_actions))}</td><td>{e("; ".join(d.b_actions))}</td><td>{_links(d.pair_ids)}</td></tr>'
-        for d in result.divergence
-    ) or '<tr><td colspan="6" class="empty">no pair ever differed</td></tr>'
-    return ('<section class="wide"><h2>Where paired sessions first diverged</h2><table><thead><tr><th>page (in A)</th>'
-            '<th>pairs</th><th>share of pairs</th><th>A did</th><th>B did</th><th>pairs</th></tr></thead>'
-            f'<tbody>{rows}</tbody></table></section>')
+@dataclass(frozen=True)
+class _PairBlock:
+    anchor: str
+    pair_id: str
+    where: str
+    sessions: list[tuple[str, Markup]]  # (arm, its session as report/sessions.py renders it)
 
 
-def _exit_table(result: ABResult) -> str:
-    e = html.escape
-
-    def sessions(x) -> str:
-        if result.design == "paired":
-            return _links(x.pair_ids)
-        return " ".join(f'<a href="#{e(session_anchor(s, prefix=arm))}">{arm.upper()} {e(s)}</a>'
-                        for arm in ("a", "b") for s in x.sessions[arm])
-
-    rows = "".join(
-        f'<tr><td>{e(x.kind)}</td><td class="num">{x.a_exits}/{x.a_visits} ({100 * x.a_rate:.0f}%)</td>'
-        f'<td class="num">{x.b_exits}/{x.b_visits} ({100 * x.b_rate:.0f}%)</td>'
-        f'<td class="num">{100 * x.diff:+.0f} pp</td><td>{sessions(x)}</td></tr>' for x in result.exit_changes
-    ) or '<tr><td colspan="5" class="empty">none</td></tr>'
-    return ('<section class="wide"><h2>Exit rate by page (biggest change first)</h2><table><thead><tr><th>page</th>'
-            '<th>A exits / sessions on it</th><th>B exits / sessions on it</th><th>B − A</th><th>sessions</th></tr>'
-            f'</thead><tbody>{rows}</tbody></table></section>')
-
-
-def _sessions(result: ABResult, html_dir: Path) -> str:
+def _sessions(result: ABResult, html_dir: Path) -> tuple[list[_PairBlock], list[tuple[str, list[Markup]]]]:
+    """Every session, inside the file: (paired design) both sessions of each pair side by side, or
+    (between design) each arm's sessions. ``render_session`` builds them as HTML, escaping as it goes."""
     traces = {k: read_trace(Path(getattr(result, k).run_dir), strict=False) for k in ("a", "b")}
     facts = {k: session_facts(t) for k, t in traces.items()}
     shots = {k: Screenshots(t.path.parent, html_dir, INLINE_BUDGET_BYTES // 2) for k, t in traces.items()}
+
+    def session(k: str, sid: str, f: SessionFacts) -> Markup:
+        return Markup(render_session(traces[k].sessions.get(sid, []), f, session_anchor(sid, prefix=k),
+                                     shots=shots[k]))
+
     if result.design == "paired":
         blocks = []
         for p in result.pairs:
             where = ("never diverged" if p.first_divergence is None
                      else f"first diverged at step {p.first_divergence} ({p.divergence_kind})")
-            cols = "".join(
-                f'<div><h3>{k.upper()}</h3>'
-                + render_session(traces[k].sessions.get(sid, []), facts[k][sid], session_anchor(sid, prefix=k),
-                                 shots=shots[k])
-                + "</div>" for k, sid in (("a", p.a_session), ("b", p.b_session)) if sid in facts[k])
-            blocks.append(f'<details class="session" id="{html.escape(pair_anchor(p.pair_id))}"><summary>'
-                          f'<b>pair {html.escape(p.pair_id)}</b> · {html.escape(where)}</summary>'
-                          f'<div class="pair">{cols}</div></details>')
-        return f'<section class="wide"><h2>Paired sessions</h2>{"".join(blocks)}</section>'
-    out = []
-    for k in ("a", "b"):
-        sessions = "".join(render_session(traces[k].sessions.get(sid, []), f, session_anchor(sid, prefix=k),
-                                          shots=shots[k])
-                           for sid, f in facts[k].items())
-        out.append(f'<section class="wide"><h2>Sessions on {k.upper()}</h2>{sessions}</section>')
-    return "".join(out)
+            cols = [(k.upper(), session(k, sid, facts[k][sid]))
+                    for k, sid in (("a", p.a_session), ("b", p.b_session)) if sid in facts[k]]
+            blocks.append(_PairBlock(pair_anchor(p.pair_id), p.pair_id, where, cols))
+        return blocks, []
+    return [], [(k.upper(), [session(k, sid, f) for sid, f in facts[k].items()]) for k in ("a", "b")]
+
+
+@lru_cache(maxsize=1)
+def _template() -> jinja2.Template:
+    """ab.html as a Jinja2 template with autoescape on: a value is escaped unless marked safe."""
+    text = resources.files("shop_r1.simulator.analysis").joinpath("templates/ab.html").read_text(encoding="utf-8")
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                             trim_blocks=True, lstrip_blocks=True)
+    env.globals.update(fmt=_fmt, fmt_diff=_fmt_diff, metric_label=_label)
+    return env.from_string(text)
 
 
 def render_ab_html(result: ABResult, html_dir: Path | None = None) -> str:
     """``html_dir``: where the file will be (screenshots past the inline budget are linked from there)."""
-    e = html.escape
-    arms = "".join(
-        f'<li><b>{k.upper()}</b>: {e(arm.target)} <span class="url">{e(arm.url)}</span> — {arm.sessions} sessions, '
-        f'run {e(arm.run_id)}</li>' for k, arm in (("a", result.a), ("b", result.b)))
-    wall = f" · wall time {result.wall_s:.0f} s" if result.wall_s is not None else ""
-    notes = "".join(f"<li>{e(n)}</li>" for n in result.notes)
-    if result.weights is not None:  # the metrics below are weighted; say so above everything
-        w = result.weights
-        wall += (f' · <b>metrics weighted</b> to the cohort shares in {e(w.source)} ({e(", ".join(w.fields))}), '
-                 f'effective n {w.effective_n:.1f}')
-    text = resources.files("shop_r1.simulator.analysis").joinpath("templates/ab.html").read_text(encoding="utf-8")
-    return Template(text).substitute(
-        title=e(f"shop-r1 A/B: {result.a.target} vs {result.b.target}"),
-        generated=e(datetime.now(timezone.utc).isoformat(timespec="seconds")),
-        style=report_css(),
-        arms=f'<p>{e(result.design)} design, {result.shoppers} {"pairs" if result.design == "paired" else "sessions per arm"}'
-             f'{wall}</p><ul>{arms}{notes}</ul>',
-        charts="\n".join(_charts(result)),
-        tables="\n".join([_metrics_table(result), _divergence_table(result), _exit_table(result),
-                          _segments_table(result), _sessions(result, html_dir or Path.cwd())]),
-        rules="".join(f"<li>{e(r)}</li>" for r in RULES),
+    pairs, arm_sessions = _sessions(result, html_dir or Path.cwd())
+    return _template().render(
+        title=f"shop-r1 A/B: {result.a.target} vs {result.b.target}",
+        generated=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        design=result.design, paired=result.design == "paired", shoppers=result.shoppers, wall_s=result.wall_s,
+        weights=result.weights,  # the metrics below are weighted; say so above everything
+        arms=[("A", result.a), ("B", result.b)], notes=result.notes,
+        # Built as HTML elsewhere, escaped there: the stylesheet (ours), the charts (SVG from matplotlib)
+        # and the sessions (report/sessions.py).
+        style=Markup(report_css()),
+        charts=[Markup(c) for c in _charts(result)],
+        metrics=_metric_rows(result),
+        divergence=[(d, _pair_links(d.pair_ids)) for d in result.divergence],
+        exit_changes=[(x, _exit_links(result, x)) for x in result.exit_changes],
+        segments=result.segments,
+        pairs=pairs, arm_sessions=arm_sessions,
+        rules=RULES,
     )
 
 
