@@ -2,6 +2,10 @@
 SHELL := /bin/bash
 VENV := .venv
 PYTEST_ARGS ?=
+# Test files run in parallel (pytest-xdist), whole files per worker so a module's fixtures (a
+# shop, an A/B run, a Ray cluster) are built once; most tests wait on a browser or a server, so
+# two workers on two cores roughly halve the wall time. PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
 
 .PHONY: setup vllm-env demo test bench clean
 
@@ -15,7 +19,7 @@ demo: setup
 	$(VENV)/bin/shop-r1 demo
 
 test: setup vllm-env
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(VENV)/bin/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --durations=20 $(PYTEST_ARGS)
 
 # browsergym-core (the reducer benchmark's baseline) pins playwright==1.44; install it without
 # its pins so our Playwright stays as it is.

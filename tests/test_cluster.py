@@ -15,6 +15,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import sys
 import threading
 import time
@@ -60,8 +61,10 @@ def _ray(*args: str, timeout: float = 180) -> None:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    temp = tmp_path_factory.mktemp("ray")
+def cluster():
+    # A short folder of its own: Ray's socket paths live under it and AF_UNIX allows 107 bytes, which
+    # pytest's tmp paths (/tmp/pytest-of-root/pytest-N/popen-gw1/ray0/...) overrun under xdist.
+    temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
     port = _free_port(HEAD_IP)
     os.environ["RAY_AUTH_MODE"] = "disabled"
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"

@@ -129,7 +129,8 @@ async def table(page: Page) -> list[Element]:
     return out
 
 
-FAST = ExecutorOptions(action_timeout_ms=2000, interact_timeout_ms=500)
+# Short, but with room for a loaded CI machine: a lookup past 500 ms failed once with four test workers on 2 cores.
+FAST = ExecutorOptions(action_timeout_ms=2000, interact_timeout_ms=1500)
 
 
 @in_module_loop
