@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,28 @@ SHARED = ROOT.parent / "shared" / "data"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist each worker is one of several processes on few cores: torch computes on
+    one thread there, or two workers' default thread pools oversubscribe the cores and spin
+    against each other. (Servers and benchmarks a test starts keep their own defaults.)"""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch  # the worker would import it for its first model test anyway
+
+        torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _ctrl_c_reaches_children():
+    """A child process inherits an ignored or blocked SIGINT from the test process, and a Python
+    child then never raises KeyboardInterrupt: the Ctrl-C tests (``shop serve``, ``serve``) would
+    hang. Whatever an earlier test or library did to it, each test starts with Ctrl-C as Python's."""
+    if threading.current_thread() is threading.main_thread():
+        if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, None):
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    yield
 
 
 @pytest.fixture(scope="session")
