@@ -346,12 +346,15 @@ def _fit_budget(tree: TreeNode, budget: int, url: str) -> tuple[str, int, bool, 
 
     1. drop non-actionable text outside the viewport, farthest first;
     2. shorten long texts (prose to 60 words, control labels to 24, then both halved);
-    3. drop page-chrome controls (site header and footer, navigation, sidebars; not the search
+    3. drop controls covered by an open modal dialog, last on the page first: they cannot be
+       acted on until the dialog is answered, and the dialog's own controls are what the next
+       action needs (the page behind it is read in full again once the dialog is gone);
+    4. drop page-chrome controls (site header and footer, navigation, sidebars; not the search
        field and its button), last on the page first: a policy cannot scroll, so what it reads
        is the whole page, and the results it came for matter more than a visible menu;
-    4. drop actionable elements outside the viewport, farthest first;
-    5. drop non-actionable text inside the viewport, last on the page first;
-    6. drop actionable elements of the visible region, last on the page first.
+    5. drop actionable elements outside the viewport, farthest first;
+    6. drop non-actionable text inside the viewport, last on the page first;
+    7. drop actionable elements of the visible region, last on the page first.
 
     Each phase removes, by per-run token estimates, just enough to reach the budget, then the
     result is re-rendered and counted exactly; the loop continues into the next phase if the
@@ -427,18 +430,22 @@ def _fit_budget(tree: TreeNode, budget: int, url: str) -> tuple[str, int, bool, 
         if n:
             actions.append(f"dropped {n} {label}")
 
-    # 3. page chrome, bottom first
+    # 3. whatever an open dialog covers, bottom first
+    if total > budget:
+        drop_controls([c for c in reversed(_controls(tree)) if c.node.attrs and "covered" in c.node.attrs],
+                      "controls covered by an open dialog")
+    # 4. page chrome, bottom first
     if total > budget:
         drop_controls([c for c in reversed(_controls(tree)) if c.node.chrome],
                       "header, footer, navigation and sidebar controls")
-    # 4. controls outside the viewport, farthest first
+    # 5. controls outside the viewport, farthest first
     if total > budget:
         drop_controls(sorted((c for c in _controls(tree) if c.node.dist > 0), key=lambda c: -c.node.dist),
                       "actionable elements outside the viewport")
-    # 5. visible prose, bottom of the page first
+    # 6. visible prose, bottom of the page first
     if total > budget:
         drop_texts([t for t in reversed(texts) if not t.actionable], "text runs in the viewport")
-    # 6. last resort: visible controls, bottom first
+    # 7. last resort: visible controls, bottom first
     if total > budget:
         drop_controls(list(reversed(_controls(tree))), "actionable elements in the viewport")
     log.info("reduced page %s truncated from %d to %d tokens (budget %d): %s", url, start, total, budget,

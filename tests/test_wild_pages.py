@@ -172,6 +172,49 @@ async def test_consent_wall_and_newsletter_come_first_and_cover_the_page(pool: B
         assert shop.basket_of_any() == [shop.items[0].slug]
 
 
+async def test_a_tight_budget_drops_what_the_dialog_covers_first() -> None:
+    """Over budget, the controls under an open dialog go before anything else, even before the
+    site's header links (which a tight budget otherwise drops first): the dialog's buttons are the
+    next action, the header drawn above its backdrop still works, and what the dialog covers cannot
+    be clicked until it is answered."""
+    from playwright.async_api import async_playwright
+
+    from shop_r1.envs.chromium import launch_chromium
+    from shop_r1.envs.reducer import ReducerOptions, reduce_page
+
+    products = "".join(f"<li><a href='/p/{i}'>Merino wool hiking socks, pair {i}</a> <span>$1{i}.00</span></li>"
+                       for i in range(30))
+    page_html = ("<!doctype html><title>Shop</title><body style='margin:0'>"
+                 "<header style='position:fixed;top:0;left:0;right:0;height:50px;z-index:200;background:#fff'>"
+                 "<nav><a href='/help'>Help</a> <a href='/orders'>Your orders</a> <a href='/stores'>Stores</a>"
+                 "</nav></header><main style='padding-top:80px'><h1>Socks</h1><ul>" + products + "</ul></main>"
+                 "<div role='dialog' aria-modal='true' aria-label='Cookie consent' "
+                 "style='position:fixed;inset:0;z-index:100;background:rgba(0,0,0,.5)'>"
+                 "<div style='margin:200px auto;width:400px;background:#fff;padding:20px'>"
+                 "<p>We use cookies.</p><button>Accept all cookies</button><button>Reject non-essential</button>"
+                 "</div></div></body>")
+    with StaticPages({"/": page_html}) as site:
+        async with async_playwright() as pw:
+            browser = await launch_chromium(pw)
+            page = await browser.new_page()
+            await page.goto(site.url + "/")
+            full = await reduce_page(page, ReducerOptions(token_budget=60_000))
+            budget = full.stats.simplified_tokens * 3 // 5
+            cut = await reduce_page(page, ReducerOptions(token_budget=budget))
+            await browser.close()
+    covered = {el.name for el in full.elements if el.covered}
+    usable = {el.name for el in full.elements if not el.covered}
+    header = {"header.nav.help", "header.nav.your_orders", "header.nav.stores"}
+    assert header <= usable and len(covered) == 30 and not full.stats.truncated, [
+        (el.name, el.covered) for el in full.elements]
+    assert len(usable - header) >= 2  # the dialog's two buttons
+    kept = {el.name for el in cut.elements}
+    assert cut.stats.truncated and cut.stats.simplified_tokens <= budget
+    assert usable <= kept, usable - kept  # the dialog's buttons and the header above it stay
+    assert covered - kept, "the budget was met without dropping anything: the page is too small"
+    assert cut.simplified_html.startswith("<dialog name=")
+
+
 async def test_a_dialog_that_appears_after_the_observation_is_named_by_the_click_error(pool: BrowserPool) -> None:
     """The newsletter comes up after the page was read: the click that meets it says what it is."""
     with ConsentShop("en", newsletter_after_ms=3_000) as shop:
