@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Literal, Protocol
 
 import lxml.html
@@ -267,11 +268,22 @@ def _label(el: Element) -> str:
 def classify(page: PageView) -> PageClass:
     """The page's type, decided in a fixed order of precedence (most specific first).
 
+    A pure function of the title, the simplified HTML and the element table, remembered for the
+    last pages seen: one step's page is classified by the shopper, the purchase guard, the report
+    and the realism block, and parsing it is the expensive part (~10 % of an A/B run's Python).
+    """
+    return _classify(page.title, page.simplified_html, tuple(page.elements))
+
+
+@lru_cache(maxsize=256)
+def _classify(title: str, simplified_html: str, elements: tuple[Element, ...]) -> PageClass:
+    """:func:`classify` on the page's three parts (hashable, so the result can be remembered).
+
     Order matters: a product page also lists "customers also viewed" items (a listing's shape),
     and a checkout page shows an order summary of cart lines, so purchase steps and the product's
     buy box are checked before repeated blocks.
     """
-    root = _parse(page.simplified_html)
+    root = _parse(simplified_html)
     text = _text(root) if root is not None else ""
     heading = _main_heading(root) if root is not None else ""
     headings = [_text(h) for h in root.iter(*_HEADINGS)] if root is not None else []
@@ -280,7 +292,7 @@ def classify(page: PageView) -> PageClass:
     if not runs and len(items) >= 3:  # flattened result lists: the items are the run
         runs = [len(items)]
     prices = len(PRICE_TEXT.findall(text))
-    live = [el for el in page.elements if not el.disabled]
+    live = [el for el in elements if not el.disabled]
     clickables = [el for el in live if el.kind == "clickable"]
     inputs = [el for el in live if el.kind == "input"]
     buy = [el.name for el in clickables
@@ -289,7 +301,7 @@ def classify(page: PageView) -> PageClass:
     cues = sorted({m.group(0).lower() for m in _RESULT_CUE.finditer(" ".join(headings) + " " + text[:3000])})
     sortable = any(_SORT.search(_label(el)) for el in live if el.kind in ("clickable", "select"))
     paged = any(is_next_page(el) for el in clickables)
-    confirmation = bool(ORDER_CONFIRMATION.search(page.title) or ORDER_CONFIRMATION.search(heading))
+    confirmation = bool(ORDER_CONFIRMATION.search(title) or ORDER_CONFIRMATION.search(heading))
     base = dict(heading=heading, prices=prices, buy_controls=tuple(buy), item_blocks=max(runs, default=0),
                 item_runs=len(runs), listing_cues=tuple(cues), confirmation=confirmation,
                 items=items, main_price=_main_price(root, items) if root is not None else None,
@@ -298,7 +310,7 @@ def classify(page: PageView) -> PageClass:
     def result(kind: PageType, *reasons: str) -> PageClass:
         return PageClass(type=kind, reasons=reasons, **base)
 
-    head_and_title = f"{heading} {page.title}"
+    head_and_title = f"{heading} {title}"
     address_fields = [el for el in inputs if _ADDRESS.search(f"{el.name} {el.text}") and el.input_type != "search"]
     if confirmation:
         return result("checkout", "order confirmation in the heading or title")

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from scipy.stats import wasserstein_distance
 
 from shop_r1.envs.actions import Click, TypeAndSubmit
 from shop_r1.envs.controls import control_label
@@ -247,6 +246,10 @@ def realism(trace_or_steps: TraceReadResult | Iterable[TraceStep],
         distance = abs(median - people["median"])
         metric = "absolute difference of medians (words)"
         if "histogram" in people:
+            # scipy.stats takes ~1.5 s to import: paid when a realism block is computed, not
+            # whenever the simulate command loads (its --help included).
+            from scipy.stats import wasserstein_distance
+
             human = [int(k) for k, c in people["histogram"].items() for _ in range(c)]
             distance_w = wasserstein_distance(values, human)
             metric = f"absolute difference of medians (words); Wasserstein-1 to the human lengths: {distance_w:.3f}"
