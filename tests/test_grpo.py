@@ -299,6 +299,32 @@ def test_grpo_moves_the_weights_at_the_papers_lr(warm_policy: Path, rl_parquet: 
     assert sum(record["advantage_share"].values()) == pytest.approx(1.0)
 
 
+def test_lora_grpo_moves_only_the_adapter(warm_policy: Path, rl_parquet: Path, tmp_path: Path):
+    """``--lora-r`` on the RL stage: the reference is the base with the adapter switched off (no
+    second model), only the adapted layers move, and the adapter is saved beside the merged model."""
+    import torch
+    from safetensors.torch import load_file
+
+    from shop_r1.training.config import GRPOSettings
+    from shop_r1.training.grpo import train_grpo
+    from shop_r1.training.lora import ADAPTER_DIR
+
+    out = tmp_path / "grpo-lora"
+    train_grpo(GRPOSettings(model=str(warm_policy), data=str(rl_parquet), out=str(out), max_steps=3,
+                            num_generations=4, per_device_batch_size=4, global_batch_size=1, device="cpu",
+                            temperature=1.0, lr=1e-3, lora_r=4))
+    record = _history(out)
+    assert record["lora"]["r"] == 4 and 0 < record["lora"]["trainable_params"] < record["lora"]["total_params"]
+    assert (out / ADAPTER_DIR / "adapter_model.safetensors").is_file()
+    steps = [h for h in record["history"] if "reward" in h]
+    assert len(steps) == 3 and all(math.isfinite(h["loss"]) for h in steps), steps
+    before, after = load_file(str(warm_policy / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    assert set(before) == set(after)
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.endswith("proj.weight") for k in changed), sorted(changed)[:5]
+    assert record["param_change"]["l2"] > 0
+
+
 def test_grpo_binary_one_step(rl_parquet: Path, tmp_path: Path):
     from shop_r1.training.config import GRPOSettings
     from shop_r1.training.grpo import train_grpo

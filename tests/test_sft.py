@@ -211,3 +211,50 @@ def test_wall_clock_limit_ends_training_after_its_time(sft_parquet: Path, tmp_pa
     steps = int(result.metrics["global_step"])
     assert steps >= 1 and time.perf_counter() - t0 < 120  # far short of 1000 epochs
     assert (tmp_path / "timed" / "config.json").is_file()
+
+
+def test_lora_sft_trains_only_the_adapter_and_saves_it_beside_the_merged_model(sft_parquet: Path, trace_dir: Path,
+                                                                               tmp_path: Path):
+    """``--lora-r``: the base stays frozen, the adapter is the few-MB thing to ship, and the
+    checkpoint's own folder holds base + adapter merged, which every tool reads as any model."""
+    import json
+
+    import torch
+    from safetensors.torch import load_file
+
+    from shop_r1.training.config import SFTSettings
+    from shop_r1.training.data import build_rl_dataset
+    from shop_r1.training.lora import ADAPTER_DIR
+    from shop_r1.training.sft import build_sft_trainer, train_sft
+    from shop_r1.training.trainer_common import TRAIN_RECORD_FILE, resolve_base_model
+
+    settings = SFTSettings(model="tiny", data=str(sft_parquet), out=str(tmp_path / "lora"), max_steps=3, lr=5e-3,
+                           max_length=1536, device="cpu", lora_r=4)
+    trainer, _, _ = build_sft_trainer(settings)
+    trainable = [n for n, p in trainer.model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable), trainable[:5]
+    assert trainer._answer_only  # the answer-only loss sees through the peft wrapper
+
+    result = train_sft(settings)
+    out = Path(settings.out)
+    assert result.metrics["global_step"] == 3
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        assert (out / ADAPTER_DIR / name).is_file(), name
+    assert (out / "model.safetensors").is_file() and (out / "config.json").is_file()
+    record = json.loads((out / TRAIN_RECORD_FILE).read_text())
+    lora = record["lora"]
+    assert lora["r"] == 4 and lora["alpha"] == 8 and lora["adapter_bytes"] > 0
+    assert 0 < lora["trainable_params"] < lora["total_params"] / 10
+    base = load_file(str(resolve_base_model("tiny") / "model.safetensors"))
+    merged = load_file(str(out / "model.safetensors"))
+    assert set(merged) == set(base)  # a plain model folder: no lora_ tensors left in it
+    changed = {k for k in base if not torch.equal(base[k], merged[k])}
+    # Only the adapted linear layers moved; embeddings and norms are the base's, bit for bit.
+    assert changed and all(k.endswith(("proj.weight",)) for k in changed), sorted(changed)[:5]
+    assert record["param_change"]["l2"] > 0
+
+    rows = build_rl_dataset(trace_dir, token_budget=400, with_persona=False)
+    resp, obs = act_with_checkpoint(out, rows[0])
+    assert resp.action is not None, resp.error  # the merged folder loads and acts as a policy
+    if getattr(resp.action, "name", None) is not None:
+        assert resp.action.name in {e.name for e in obs.elements}

@@ -77,6 +77,14 @@ class _Base(BaseModel):
     gradient_checkpointing: bool = Field(False, description="recompute activations in the backward pass: less "
                                          "memory, more compute (transformers' gradient checkpointing)")
     split: str = Field("train", description="which split of a dataset folder to train on")
+    lora_r: int = Field(0, ge=0, description="LoRA rank (peft): train low-rank adapters on the frozen base "
+                        "instead of every weight; 0 = full fine-tuning (the paper's). The checkpoint holds the "
+                        "merged model, so every tool reads it as before, and the adapter alone under adapter/")
+    lora_alpha: int | None = Field(None, ge=1, description="LoRA scaling alpha; None: 2 x lora_r")
+    lora_dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the LoRA path (peft's default 0)")
+    lora_target_modules: str = Field(
+        "all-linear", description="modules given adapters: 'all-linear' (every linear layer but the output "
+        "head) or a comma-separated list of module names (q_proj,v_proj)")
     report_to: str = Field("none", description="TRL/transformers report_to (none, tensorboard, wandb, ...)")
 
     def resolved_world_size(self) -> int:

@@ -48,6 +48,7 @@ from shop_r1.simulator.scoring import RewardConfig, action_reward, binary_reward
 from shop_r1.training.advantage_share import advantage_contributions, shares, zero_spread_groups
 from shop_r1.training.answer_length import check_budget, reference_lengths, suggested_budget
 from shop_r1.training.config import GRPOSettings
+from shop_r1.training.lora import lora_config
 from shop_r1.training.self_certainty import GenerationCertaintyRecorder, SelfCertaintyReward
 from shop_r1.training.trainer_common import (
     TrainResult,
@@ -346,7 +347,7 @@ def build_grpo_trainer(settings: GRPOSettings) -> tuple[Any, dict[str, Any], Any
     funcs, weights, sc = build_reward_funcs(settings, tokenizer)
     trainer_cls = _grpo_trainer_class()
     trainer = trainer_cls(model=model, reward_funcs=funcs, args=grpo_config(settings, weights, completion),
-                          train_dataset=dataset, processing_class=tokenizer)
+                          train_dataset=dataset, processing_class=tokenizer, peft_config=lora_config(settings))
     if sc is not None:
         sc.bind(trainer)
         trainer.self_certainty_reward = sc

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from shop_r1.training.config import SFTSettings
+from shop_r1.training.lora import lora_config
 from shop_r1.training.trainer_common import (
     TrainingDataError,
     TrainResult,
@@ -115,7 +116,8 @@ def build_sft_trainer(settings: SFTSettings) -> tuple[Any, dict[str, Any], Path]
         packing=False,
         dataset_num_proc=None,
     )
-    trainer = AnswerOnlySFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+    trainer = AnswerOnlySFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                                   peft_config=lora_config(settings))
     if settings.max_seconds is not None:
         trainer.add_callback(wall_clock_stop(settings.max_seconds))
     train_rows = trainer.train_dataset

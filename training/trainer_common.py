@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from shop_r1.simulator.agent.llm.models import resolve_model
 from shop_r1.training.data import build_rl_dataset, build_sft_dataset, load_split
+from shop_r1.training.lora import is_adapted, save_adapted
 from shop_r1.training.param_change import param_change
 from shop_r1.training.precision import Precision, choose_precision, distributed_backend
 from shop_r1.training.splits import SPLITS, SplitName
@@ -181,13 +182,20 @@ def save_checkpoint(trainer: Any, settings: _Base, *, stage: str, source: Mappin
                     base_model: Path, started: float, extra: Mapping[str, Any] | None = None) -> TrainResult:
     """Save model + tokenizer as a standard HF folder and ``shop-r1-train.json`` beside them.
 
+    A LoRA run saves its adapter under ``adapter/`` and the merged model here (:mod:`shop_r1.training.lora`).
+
     ``trainer.save_model`` writes the weights as they are (untied embeddings stay untied, which
     vLLM's in-place ``reload_weights`` needs). Only the main process writes.
     """
     from importlib.metadata import PackageNotFoundError, version
 
     out = Path(settings.out)
-    trainer.save_model(str(out))
+    param_dtype = str(next(trainer.accelerator.unwrap_model(trainer.model).parameters()).dtype).removeprefix("torch.")
+    lora = None
+    if is_adapted(trainer.accelerator.unwrap_model(trainer.model)):
+        lora = save_adapted(trainer, out)  # the adapter under adapter/, the merged model here
+    else:
+        trainer.save_model(str(out))
     history = [{k: _finite(v) for k, v in row.items()} for row in trainer.state.log_history]
     train_rows = [h for h in history if "train_runtime" in h]
     metrics = dict(train_rows[-1]) if train_rows else {}
@@ -196,7 +204,6 @@ def save_checkpoint(trainer: Any, settings: _Base, *, stage: str, source: Mappin
         metrics["final_loss"] = losses[-1]
     metrics["global_step"] = trainer.state.global_step
     seconds = time.perf_counter() - started
-    param_dtype = str(next(trainer.accelerator.unwrap_model(trainer.model).parameters()).dtype).removeprefix("torch.")
     if trainer.accelerator.is_main_process:
         trainer.processing_class.save_pretrained(str(out))
         versions: dict[str, str | None] = {}
@@ -216,6 +223,7 @@ def save_checkpoint(trainer: Any, settings: _Base, *, stage: str, source: Mappin
             "seconds": round(seconds, 2),
             "precision": {**training_precision(settings).model_dump(), "param_dtype": param_dtype},
             "param_change": _param_change_record(base_model, out),
+            "lora": lora,
             "world_size": trainer.accelerator.num_processes,
             "device": str(trainer.accelerator.device),
             "python": platform.python_version(),
