@@ -45,6 +45,27 @@ def _machine(m: dict[str, Any]) -> str:
     return f"{m.get('cpus', '?')} CPU cores" + (f", load average {load[0]:.1f} at the start" if load else "")
 
 
+def _per_type(settings: dict[str, Any]) -> list[str]:
+    """Per label type: exact and how often the type was predicted (recall), and the terminate rate
+    among all predictions beside the labels' (a model can score by always terminating)."""
+    types = [t for t in next(iter(settings.values())).get("per_type", {}) if t != "predicted_terminate_rate"]
+    if not types:
+        return []
+    first = next(iter(settings.values()))["per_type"]
+    lines = ["", "Per label type, exact % / type recall % (mean over seeds), and the share of predictions that "
+             "are terminate:", "",
+             "| setting | " + " | ".join(f"{t} (n {first[t]['n']})" for t in types) + " | predicted terminate |",
+             "|---|" + "---:|" * (len(types) + 1)]
+    for name, r in settings.items():
+        pt = r.get("per_type", {})
+        cells = [f"{_pct(pt[t]['exact'])} / {_pct(pt[t]['type_recall'])}" if t in pt else "–" for t in types]
+        term = pt.get("predicted_terminate_rate", {})
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {_pct(term.get('rate'))} "
+                     f"(labels {_pct(term.get('label_rate'))}) |")
+    lines.append("")
+    return lines
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The section: what ran, one table per decoding, the one-thing comparisons and the verdict."""
     cfg, data = results["config"], results["data"]
@@ -57,7 +78,9 @@ def markdown(results: dict[str, Any]) -> str:
         f"Model `{cfg['model']}`, training seeds {seeds} (the unit of every interval), {n_test} held-out test "
         f"steps, split by {split.get('by', '?')} (test personas also in train: "
         f"{split.get('test_personas_in_train', '?')}); {cfg.get('grpo_steps')} GRPO steps per arm × "
-        f"{cfg.get('grpo_prompts_per_step')} prompts × G {cfg.get('num_generations')}. Differences are percentage "
+        f"{cfg.get('grpo_prompts_per_step')} prompts × G {cfg.get('num_generations')} (lr {cfg.get('grpo_lr')}); "
+        f"SFT {cfg.get('sft_rounds')} round(s) × {cfg.get('sft_epochs_per_round')} epoch (lr {cfg.get('sft_lr')}), "
+        f"the round best on validation kept. Differences are percentage "
         "points against SFT with a hierarchical-bootstrap 95 % CI (seeds, then test sessions, then steps); the "
         "per-seed differences follow in parentheses.",
         "",
@@ -77,6 +100,7 @@ def markdown(results: dict[str, Any]) -> str:
             verdicts = ordering.get("one_thing", {}).get(key, {})
             lines.append(f"- {comp['setting']} − {comp['baseline']} (differs in {comp['differs_in']}): "
                          + "; ".join(f"{NAMES[m]} {_ci(comp.get(m))} → {verdicts.get(m, '?')}" for m in METRICS))
+        lines += _per_type(settings)
         if ordering:
             holds = ordering.get("holds_on_primary")
             lines.append(f"- the paper's ordering SFT < SFT+RL(binary) < Shop-R1 on type accuracy and macro-F1: "

@@ -42,7 +42,10 @@ def test_the_current_result_comes_first_and_matches_results_json() -> None:
 def test_the_rendering_names_every_setting_and_its_interval() -> None:
     md = _results_md()
     ci = {"diff": 0.041, "ci95": [0.024, 0.06], "per_seed": [0.05, 0.03]}
-    settings = {name: {"exact": 0.05, "type_acc": 0.8, "type_f1": 0.6, "n_test": 156,
+    per_type = {"click": {"n": 100, "exact": 0.1, "type_recall": 0.9},
+                "terminate": {"n": 56, "exact": 0.7, "type_recall": 0.7},
+                "predicted_terminate_rate": {"rate": 0.3, "label_rate": 0.36}}
+    settings = {name: {"exact": 0.05, "type_acc": 0.8, "type_f1": 0.6, "n_test": 156, "per_type": per_type,
                        **({} if name == "SFT" else {"exact_vs_sft": ci, "type_acc_vs_sft": ci, "type_f1_vs_sft": ci})}
                 for name in ("zero-shot", "SFT", "Shop-R1")}
     results = {"config": {"model": "tiny4k", "seeds": [0, 1], "grpo_steps": 100, "grpo_prompts_per_step": 4,
@@ -56,5 +59,7 @@ def test_the_rendering_names_every_setting_and_its_interval() -> None:
     assert "| Shop-R1 | 5.0 | 80.0 | 60.0 | +4.1 [+2.4, +6.0] (+5.0 +3.0)" in text
     assert "| SFT | 5.0 | 80.0 | 60.0 | – | – | – |" in text
     assert "**not shown**" in text and "seeds [0, 1]" in text
+    assert "| setting | click (n 100) | terminate (n 56) | predicted terminate |" in text
+    assert "| Shop-R1 | 10.0 / 90.0 | 70.0 / 70.0 | 30.0 (labels 36.0) |" in text
     with pytest.raises(ValueError):
         md.replace_section("no markers here", text)
