@@ -26,6 +26,16 @@ MODE_TITLES = {"free": "free greedy decoding (primary, as the paper)",
                "constrained": "grammar-constrained greedy decoding (the simulator's)"}
 
 
+def _label(name: str, cfg: dict[str, Any]) -> str:
+    """A setting's name as the page prints it: the base of a model built here is random weights,
+    not a zero-shot pretrained model, and is called what it is."""
+    from shop_r1.training.recipe import built_shape
+
+    if name == "zero-shot" and built_shape(str(cfg.get("model", ""))):
+        return "untrained base (random init)"
+    return name
+
+
 def _pct(v: float | None) -> str:
     return "–" if v is None else f"{100 * v:.1f}"
 
@@ -92,7 +102,7 @@ def markdown(results: dict[str, Any]) -> str:
                   + " | ".join(f"Δ {NAMES[m]} vs SFT" for m in METRICS) + " |",
                   "|---|" + "---:|" * len(METRICS) + "---|" * len(METRICS)]
         for name, r in settings.items():
-            lines.append(f"| {name} | " + " | ".join(_pct(r.get(m)) for m in METRICS) + " | "
+            lines.append(f"| {_label(name, cfg)} | " + " | ".join(_pct(r.get(m)) for m in METRICS) + " | "
                          + " | ".join(_ci(r.get(f"{m}_vs_sft")) for m in METRICS) + " |")
         lines.append("")
         ordering = block.get("ordering", {})
@@ -100,7 +110,7 @@ def markdown(results: dict[str, Any]) -> str:
             verdicts = ordering.get("one_thing", {}).get(key, {})
             lines.append(f"- {comp['setting']} − {comp['baseline']} (differs in {comp['differs_in']}): "
                          + "; ".join(f"{NAMES[m]} {_ci(comp.get(m))} → {verdicts.get(m, '?')}" for m in METRICS))
-        lines += _per_type(settings)
+        lines += _per_type({_label(name, cfg): row for name, row in settings.items()})
         if ordering:
             holds = ordering.get("holds_on_primary")
             lines.append(f"- the paper's ordering SFT < SFT+RL(binary) < Shop-R1 on type accuracy and macro-F1: "

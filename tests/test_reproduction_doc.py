@@ -58,6 +58,8 @@ def test_the_rendering_names_every_setting_and_its_interval() -> None:
     assert text.startswith(md.BEGIN) and text.endswith(md.END)
     assert "| Shop-R1 | 5.0 | 80.0 | 60.0 | +4.1 [+2.4, +6.0] (+5.0 +3.0)" in text
     assert "| SFT | 5.0 | 80.0 | 60.0 | – | – | – |" in text
+    # tiny4k is built here with random weights: its base is not called zero-shot
+    assert "| untrained base (random init) | 5.0 |" in text and "zero-shot" not in text
     assert "**not shown**" in text and "seeds [0, 1]" in text
     assert "| setting | click (n 100) | terminate (n 56) | predicted terminate |" in text
     assert "| Shop-R1 | 10.0 / 90.0 | 70.0 / 70.0 | 30.0 (labels 36.0) |" in text
