@@ -22,7 +22,7 @@ demo: setup
 # shorter of the two, about two minutes).
 test:
 	@$(MAKE) --no-print-directory -j2 setup vllm-env
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(VENV)/bin/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --durations=20 $(PYTEST_ARGS)
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(VENV)/bin/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=20 $(PYTEST_ARGS)
 
 # browsergym-core (the reducer benchmark's baseline) pins playwright==1.44; install it without
 # its pins so our Playwright stays as it is.

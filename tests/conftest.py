@@ -26,6 +26,15 @@ def pytest_configure(config: pytest.Config) -> None:
         torch.set_num_threads(1)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Heaviest test files first (``tests/file_seconds.py`` says why): two workers then finish
+    together. A stable sort: the tests of a file keep their order, unlisted files their place."""
+    from file_seconds import load
+
+    seconds = load()
+    items.sort(key=lambda item: -seconds.get(item.nodeid.split("::", 1)[0], 0.0))
+
+
 @pytest.fixture(autouse=True)
 def _ctrl_c_reaches_children():
     """A child process inherits an ignored or blocked SIGINT from the test process, and a Python
