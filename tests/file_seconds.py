@@ -8,6 +8,10 @@ has finished. ``conftest.py`` orders the files by the seconds in ``file_seconds.
 ``--no-loadscope-reorder`` so xdist keeps that order. A file missing from the table keeps its place
 after the listed ones; the table only changes the order, never what runs.
 
+What it buys is small, and was measured on 2026-12-08 (2 quiet cores, 718 tests): 17 min 55 s with
+xdist's own order, 17 min 12 s with this table (18 min 9 s with an early table of 10 files); the
+tests sum to ~1,045 s per worker, so the suite is CPU-bound and the order only trims the tail.
+
 Refresh the table from a run's durations::
 
     make test PYTEST_ARGS="--durations=0" | tee /tmp/suite.log
