@@ -27,8 +27,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Heaviest test files first (``tests/file_seconds.py`` says why): two workers then finish
-    together. A stable sort: the tests of a file keep their order, unlisted files their place."""
+    """Heaviest test files first (``tests/file_seconds.py`` says why and what it measured): a slow
+    file is not handed out last. A stable sort: a file's tests keep their order, unlisted files their place."""
     from file_seconds import load
 
     seconds = load()

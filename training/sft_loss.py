@@ -20,13 +20,15 @@ from typing import Any
 import torch
 from trl import SFTTrainer
 
+from shop_r1.training.lora import base_of
+
 IGNORE_INDEX = -100
 
 
 def accepts_logits_to_keep(model: Any) -> bool:
     """Whether the causal LM can project a chosen set of positions (Llama/Qwen2-style models can)."""
     # A peft wrapper's forward takes **kwargs and hands them to the model under it.
-    model = model.get_base_model() if hasattr(model, "peft_config") and hasattr(model, "get_base_model") else model
+    model = base_of(model)
     try:
         return "logits_to_keep" in inspect.signature(model.forward).parameters
     except (TypeError, ValueError):

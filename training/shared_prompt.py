@@ -31,6 +31,7 @@ import logging
 from typing import Any
 
 from shop_r1.simulator.agent.llm.prefill import cache_argument
+from shop_r1.training.lora import is_adapted
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def _applicable(model: Any) -> bool:
         else "is_gradient_checkpointing"
     checkpointing = bool(getattr(model, flag, False))
     return (isinstance(model, PreTrainedModel) and not checkpointing
-            and not hasattr(model, "peft_config")
+            and not is_adapted(model)
             and hasattr(model, "base_model") and model.base_model is not model)
 
 

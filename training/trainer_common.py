@@ -190,9 +190,10 @@ def save_checkpoint(trainer: Any, settings: _Base, *, stage: str, source: Mappin
     from importlib.metadata import PackageNotFoundError, version
 
     out = Path(settings.out)
-    param_dtype = str(next(trainer.accelerator.unwrap_model(trainer.model).parameters()).dtype).removeprefix("torch.")
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    param_dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
     lora = None
-    if is_adapted(trainer.accelerator.unwrap_model(trainer.model)):
+    if is_adapted(model):
         lora = save_adapted(trainer, out)  # the adapter under adapter/, the merged model here
     else:
         trainer.save_model(str(out))
